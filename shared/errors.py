@@ -1,0 +1,45 @@
+"""The ``errorType`` names this runtime reports, and the shape of a Lambda error object.
+
+Both processes use them: the worker for init and handler failures it can describe itself, the supervisor for the
+faults the worker cannot report (it crashed, hung, grew too large or sent garbage).
+"""
+
+from __future__ import annotations
+
+import traceback
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorType(StrEnum):
+    # init, reported by the worker (names as awslambdaric uses them)
+    MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
+    IMPORT_MODULE = "Runtime.ImportModuleError"
+    HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
+    USER_CODE_SYNTAX = "Runtime.UserCodeSyntaxError"
+    # per invocation, reported by the worker
+    UNMARSHAL = "Runtime.UnmarshalError"
+    MARSHAL = "Runtime.MarshalError"
+    RESPONSE_SIZE_TOO_LARGE = "Runtime.ResponseSizeTooLarge"
+    # faults the supervisor observes
+    EXIT = "Runtime.ExitError"
+    TIMEOUT = "Runtime.Timeout"
+    OUT_OF_MEMORY = "Runtime.OutOfMemory"
+    INVALID_WORKER_MESSAGE = "Runtime.InvalidWorkerMessage"
+    INIT_TIMEOUT = "Runtime.InitTimeout"
+    CONFIGURATION = "Runtime.InvalidConfiguration"
+
+
+def error_object(error_type: str, message: str, stack_trace: list[str] | None = None) -> dict[str, Any]:
+    """A Lambda error object as the Runtime API's error endpoints take it."""
+    return {"errorMessage": message, "errorType": error_type, "stackTrace": stack_trace or []}
+
+
+def exception_error_object(error: BaseException, error_type: str | None = None, message: str | None = None) -> dict[str, Any]:
+    """Describe an exception the way awslambdaric does: the class name, ``str(error)`` and the formatted frames."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return error_object(
+        error_type or type(error).__name__,
+        str(error) if message is None else message,
+        traceback.format_list(frames),
+    )

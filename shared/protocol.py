@@ -1,0 +1,140 @@
+"""Length-prefixed frames between the supervisor and the worker.
+
+The worker runs untrusted code, so the supervisor must be able to read whatever arrives on the pipe without ever
+executing it, and without being made to allocate without bound. A frame is therefore plain data:
+
+    prefix  = MAGIC (4 bytes) | header length (uint32, big-endian) | payload length (uint32, big-endian)
+    header  = a UTF-8 JSON object with at least a string field "type"
+    payload = raw bytes (an event, a JSON result, a JSON error object)
+
+Both lengths are checked against the reader's limits as soon as the 12-byte prefix is in, before anything is
+buffered, so a lying length costs nothing. JSON is only ever parsed with ``json.loads``; nothing is unpickled or
+evaluated in either direction.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+MAGIC = b"LSF1"
+PREFIX = struct.Struct(">4sII")
+MAX_HEADER_BYTES = 64 * 1024
+
+#: Lambda's limit for a synchronous response payload (6 MB as Lambda counts it).
+LAMBDA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
+#: Default bound on a worker's payload: Lambda's response limit plus a margin for an error object's stack trace.
+DEFAULT_MAX_PAYLOAD_BYTES = LAMBDA_RESPONSE_LIMIT_BYTES + 256 * 1024
+
+
+class MessageType(StrEnum):
+    """The ``type`` of a frame header, by direction."""
+
+    # worker -> supervisor
+    READY = "ready"  # init done; header: {"pid"}
+    INIT_ERROR = "init_error"  # payload: a Lambda error object (JSON)
+    RESULT = "result"  # header: {"request_id"}; payload: the JSON-encoded handler result
+    ERROR = "error"  # header: {"request_id", "error_type", "fatal"}; payload: a Lambda error object (JSON)
+    # supervisor -> worker
+    INVOKE = "invoke"  # header: the invocation's metadata; payload: the raw event body
+
+
+class FrameError(Exception):
+    """The byte stream is not a valid sequence of frames; the sender cannot be trusted to go on."""
+
+
+class FrameTooLarge(FrameError):
+    """A frame announced a header or payload above the reader's limit."""
+
+    def __init__(self, part: str, size: int, limit: int) -> None:
+        super().__init__(f"{part} of {size} bytes exceeds the limit of {limit} bytes")
+        self.part = part
+        self.size = size
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One message: a small JSON header and opaque payload bytes."""
+
+    header: dict[str, Any]
+    payload: bytes = b""
+
+    @property
+    def type(self) -> str:
+        return str(self.header["type"])
+
+
+def encode_frame(header: dict[str, Any], payload: bytes = b"") -> bytes:
+    """Serialise one frame. Raises ValueError if the header is too large to be accepted by any reader."""
+    if not isinstance(header.get("type"), str):
+        raise ValueError("a frame header needs a string 'type'")
+    header_bytes = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(header_bytes) > MAX_HEADER_BYTES:
+        raise ValueError(f"frame header of {len(header_bytes)} bytes exceeds {MAX_HEADER_BYTES} bytes")
+    return PREFIX.pack(MAGIC, len(header_bytes), len(payload)) + header_bytes + payload
+
+
+@dataclass
+class FrameDecoder:
+    """Incremental, bounded decoder: feed it whatever ``os.read`` returned, get back the complete frames.
+
+    After it raises, the stream is out of sync for good and the decoder refuses further input.
+    """
+
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    max_header_bytes: int = MAX_HEADER_BYTES
+    _buffer: bytearray = field(default_factory=bytearray)
+    _failed: FrameError | None = None
+
+    def feed(self, data: bytes) -> list[Frame]:
+        if self._failed is not None:
+            raise self._failed
+        self._buffer += data
+        frames: list[Frame] = []
+        try:
+            while (frame := self._next_frame()) is not None:
+                frames.append(frame)
+        except FrameError as error:
+            self._failed = error
+            self._buffer.clear()
+            raise
+        return frames
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of an incomplete frame still waiting for the rest (nonzero at EOF means a truncated frame)."""
+        return len(self._buffer)
+
+    def _next_frame(self) -> Frame | None:
+        if len(self._buffer) < PREFIX.size:
+            return None
+        magic, header_len, payload_len = PREFIX.unpack_from(self._buffer)
+        if magic != MAGIC:
+            raise FrameError(f"bad frame prefix {bytes(self._buffer[:PREFIX.size])!r}")
+        if header_len > self.max_header_bytes:
+            raise FrameTooLarge("header", header_len, self.max_header_bytes)
+        if payload_len > self.max_payload_bytes:
+            raise FrameTooLarge("payload", payload_len, self.max_payload_bytes)
+        end = PREFIX.size + header_len + payload_len
+        if len(self._buffer) < end:
+            return None
+        header = _parse_header(bytes(self._buffer[PREFIX.size : PREFIX.size + header_len]))
+        payload = bytes(self._buffer[PREFIX.size + header_len : end])
+        del self._buffer[:end]
+        return Frame(header, payload)
+
+
+def _parse_header(raw: bytes) -> dict[str, Any]:
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FrameError(f"frame header is not UTF-8 JSON: {error}") from None
+    except RecursionError:
+        raise FrameError("frame header nests too deeply") from None
+    if not isinstance(header, dict) or not isinstance(header.get("type"), str):
+        raise FrameError("frame header must be a JSON object with a string 'type'")
+    return header

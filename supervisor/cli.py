@@ -1,0 +1,90 @@
+"""The ``lambda-supervisor`` command.
+
+``lambda-supervisor [run] [HANDLER]`` is the Lambda bootstrap (so an image's ``CMD ["app.handler"]`` works);
+``serve`` and ``demo`` run a function locally against the embedded Runtime API emulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from loguru import logger
+
+from lambda_supervisor.shared.errors import ErrorType, error_object
+
+from .config import SETTINGS, Config, ConfigError
+from .exit_codes import ExitCode
+from .logs import configure_logging
+from .runtime_api import RuntimeApiClient, RuntimeApiUnavailable
+
+COMMANDS = ("run", "serve", "demo")
+
+
+def _settings_help() -> str:
+    return "environment (wins over flags):\n" + "\n".join(
+        f"  {setting.variable:<40} default {setting.default_text()}" for setting in SETTINGS)
+
+
+def run_bootstrap(handler: str | None, task_root: str | None) -> int:
+    defaults = {name: value for name, value in (("_HANDLER", handler), ("LAMBDA_TASK_ROOT", task_root)) if value}
+    try:
+        config = Config.load(os.environ, defaults)
+    except ConfigError as error:
+        configure_logging()
+        logger.error(f"invalid configuration: {error}")
+        _report_config_error(str(error))
+        return ExitCode.CONFIG_ERROR
+    configure_logging(config.log_level)
+    from .loop import Supervisor  # imported late: a config error should not pay for it
+
+    api = RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s)
+    return Supervisor(config, api, os.environ).run()
+
+
+def _report_config_error(message: str) -> None:
+    """Tell Lambda why init failed, when at least the Runtime API address is usable."""
+    address = os.environ.get("AWS_LAMBDA_RUNTIME_API", "")
+    try:
+        Config.load({**os.environ, "_HANDLER": "x.y", "LAMBDA_TASK_ROOT": "/"}, {})
+    except ConfigError as error:
+        if "AWS_LAMBDA_RUNTIME_API" in str(error):
+            return
+    client = RuntimeApiClient(address, retry_seconds=2.0)
+    try:
+        client.post_init_error(error_object(ErrorType.CONFIGURATION, message))
+    except RuntimeApiUnavailable as problem:
+        logger.error(f"could not report the configuration error: {problem}")
+    finally:
+        client.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    command = arguments.pop(0) if arguments and arguments[0] in COMMANDS else "run"
+    parser = argparse.ArgumentParser(
+        prog=f"lambda-supervisor {command}", epilog=_settings_help(), formatter_class=argparse.RawTextHelpFormatter)
+    if command == "run":
+        parser.description = "Run as the Lambda bootstrap against $AWS_LAMBDA_RUNTIME_API."
+        parser.add_argument("handler", nargs="?", help="default for _HANDLER, e.g. app.handler")
+        parser.add_argument("--task-root", help="default for LAMBDA_TASK_ROOT")
+        options = parser.parse_args(arguments)
+        return run_bootstrap(options.handler, options.task_root)
+    from . import local  # the emulator is only needed for local runs
+
+    if command == "serve":
+        parser.description = "Serve a handler locally: curl the invoke endpoint as with AWS's emulator."
+        parser.add_argument("handler", help="e.g. app.handler")
+        parser.add_argument("--task-root", default=".", help="directory with the handler's code (default: .)")
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8080)
+        parser.add_argument("--timeout", type=float, default=float(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", 3)),
+                            help="function timeout in seconds (default: $AWS_LAMBDA_FUNCTION_TIMEOUT or 3)")
+        options = parser.parse_args(arguments)
+        return local.serve(options.handler, Path(options.task_root).resolve(), options.host, options.port,
+                           options.timeout)
+    parser.description = "Drive the bundled sample function through every fault on one runtime, and report."
+    parser.parse_args(arguments)
+    return local.demo()

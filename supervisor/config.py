@@ -1,0 +1,183 @@
+"""The supervisor's configuration: Lambda's own environment plus ``LAMBDA_SUPERVISOR_*`` settings.
+
+Every setting is declared once in :data:`SETTINGS` (variable, parser, default, meaning), which is what validation,
+``--help`` and the README's configuration table are built from. Command-line flags only supply defaults: the
+environment always wins, because on Lambda the environment is what the function's owner configured.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from lambda_supervisor.shared.protocol import DEFAULT_MAX_PAYLOAD_BYTES, LAMBDA_RESPONSE_LIMIT_BYTES
+
+#: Memory the supervisor keeps for itself (its interpreter, requests, psutil) out of the function's memory size.
+SUPERVISOR_RESERVE_MB = 48
+DEFAULT_MEMORY_SIZE_MB = 3008  # what AWS's runtime interface emulator assumes when no size is given
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be zero or a positive integer")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _runtime_api(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5}", text):
+        raise ValueError("must be host:port")
+    return text
+
+
+def _handler(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must name the handler, such as app.handler")
+    return text.strip()
+
+
+def _directory(text: str) -> Path:
+    path = Path(text).resolve()
+    if not path.is_dir():
+        raise ValueError(f"directory {str(path)!r} does not exist")
+    return path
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _default_max_rss_mb(values: Mapping[str, Any]) -> int:
+    memory = int(values["memory_size_mb"])
+    return max(memory - SUPERVISOR_RESERVE_MB, memory // 2)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configurable value: where it comes from, how it is checked, and what it means."""
+
+    field: str
+    variable: str
+    parse: Callable[[str], Any]
+    default: Any | Callable[[Mapping[str, Any]], Any]
+    meaning: str
+    required: bool = False
+
+    def default_text(self) -> str:
+        if self.required:
+            return "(required)"
+        if callable(self.default):
+            return "derived"
+        return str(self.default)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("runtime_api", "AWS_LAMBDA_RUNTIME_API", _runtime_api, None,
+            "host:port of the Runtime API (set by Lambda; by `serve` locally). Never passed to the worker.", True),
+    Setting("handler", "_HANDLER", _handler, None,
+            "The handler, `module.function` or `dir/module.function` (or the first argument, as in an image's CMD).",
+            True),
+    Setting("task_root", "LAMBDA_TASK_ROOT", _directory, ".", "Directory holding the user's code; first on sys.path."),
+    Setting("function_name", "AWS_LAMBDA_FUNCTION_NAME", str, "function", "Seen by handlers as context.function_name."),
+    Setting("function_version", "AWS_LAMBDA_FUNCTION_VERSION", str, "$LATEST", "context.function_version."),
+    Setting("memory_size_mb", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", _positive_int, DEFAULT_MEMORY_SIZE_MB,
+            "The function's memory size in MB; context.memory_limit_in_mb and the base of the RSS limit."),
+    Setting("log_group_name", "AWS_LAMBDA_LOG_GROUP_NAME", str, "", "context.log_group_name."),
+    Setting("log_stream_name", "AWS_LAMBDA_LOG_STREAM_NAME", str, "", "context.log_stream_name."),
+    Setting("max_rss_mb", "LAMBDA_SUPERVISOR_MAX_RSS_MB", _positive_int, _default_max_rss_mb,
+            "Hard memory limit: a worker (with its children) above this RSS is killed, the request fails with "
+            f"Runtime.OutOfMemory. Default: memory size minus {SUPERVISOR_RESERVE_MB} MB for the supervisor, "
+            "but at least half the memory size."),
+    Setting("max_invocations", "LAMBDA_SUPERVISOR_MAX_INVOCATIONS", _non_negative_int, 0,
+            "Recycle the worker after this many invocations, between two requests (0: never)."),
+    Setting("max_response_bytes", "LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES", _positive_int, LAMBDA_RESPONSE_LIMIT_BYTES,
+            "Largest response a handler may return; larger gives Runtime.ResponseSizeTooLarge."),
+    Setting("init_timeout_s", "LAMBDA_SUPERVISOR_INIT_TIMEOUT_S", _positive_float, 120.0,
+            "How long a worker may take to import the handler before init fails with Runtime.InitTimeout."),
+    Setting("memory_poll_ms", "LAMBDA_SUPERVISOR_MEMORY_POLL_MS", _positive_int, 20,
+            "How often a running invocation's RSS is checked against the hard limit."),
+    Setting("shutdown_grace_ms", "LAMBDA_SUPERVISOR_SHUTDOWN_GRACE_MS", _non_negative_int, 500,
+            "On SIGTERM, how long the worker may take to exit after it is forwarded the signal, before SIGKILL."),
+    Setting("api_retry_s", "LAMBDA_SUPERVISOR_API_RETRY_S", _positive_float, 10.0,
+            "How long transient Runtime API faults are retried (jittered backoff) before the supervisor exits."),
+    Setting("log_level", "LAMBDA_SUPERVISOR_LOG_LEVEL", _log_level, "INFO", "Level of the supervisor's own log lines."),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    runtime_api: str
+    handler: str
+    task_root: Path
+    function_name: str
+    function_version: str
+    memory_size_mb: int
+    log_group_name: str
+    log_stream_name: str
+    max_rss_mb: int
+    max_invocations: int
+    max_response_bytes: int
+    init_timeout_s: float
+    memory_poll_ms: int
+    shutdown_grace_ms: int
+    api_retry_s: float
+    log_level: str
+
+    @property
+    def max_rss_bytes(self) -> int:
+        return self.max_rss_mb * 1024 * 1024
+
+    @property
+    def max_frame_payload_bytes(self) -> int:
+        """What the supervisor accepts from the worker: the response limit plus room for an error object."""
+        return max(self.max_response_bytes, LAMBDA_RESPONSE_LIMIT_BYTES) + (
+            DEFAULT_MAX_PAYLOAD_BYTES - LAMBDA_RESPONSE_LIMIT_BYTES
+        )
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str], defaults: Mapping[str, str] | None = None) -> Config:
+        """Build the configuration; ``defaults`` (variable -> text, from CLI flags) apply where the environment is
+        silent. Raises ConfigError naming the first variable whose value is unusable."""
+        defaults = defaults or {}
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            text = environ.get(setting.variable) or defaults.get(setting.variable)
+            if text is None or text == "":
+                if setting.required:
+                    raise ConfigError(f"{setting.variable} is not set: {setting.meaning}")
+                default = setting.default
+                values[setting.field] = default(values) if callable(default) else (
+                    setting.parse(default) if isinstance(default, str) and setting.parse is not str else default
+                )
+                continue
+            try:
+                values[setting.field] = setting.parse(text)
+            except ValueError as error:
+                raise ConfigError(f"{setting.variable}={text!r} is invalid: {error}") from None
+        assert {f.name for f in fields(cls)} == set(values)
+        return cls(**values)

@@ -1,0 +1,109 @@
+"""What the emulator remembers about each invocation and each error the runtime posted."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+OutcomeKind = Literal["response", "error"]
+Post = tuple[OutcomeKind, "bytes | PostedError"]
+
+_PREVIEW_BYTES = 300
+
+
+def _preview(body: bytes) -> str:
+    shown = body[:_PREVIEW_BYTES]
+    more = f"... ({len(body)} bytes)" if len(body) > _PREVIEW_BYTES else ""
+    return f"{shown!r}{more}"
+
+
+@dataclass
+class PostedError:
+    """An error posted by the runtime: to ``/invocation/{id}/error`` or to ``/init/error``."""
+
+    body: bytes
+    error: dict[str, Any] | None  # the body parsed as a JSON object, None if it is not one
+    error_type_header: str | None  # Lambda-Runtime-Function-Error-Type
+
+    @classmethod
+    def parse(cls, body: bytes, error_type_header: str | None) -> PostedError:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        return cls(body, parsed if isinstance(parsed, dict) else None, error_type_header)
+
+    @property
+    def error_type(self) -> str | None:
+        value = (self.error or {}).get("errorType")
+        return value if isinstance(value, str) else None
+
+    @property
+    def error_message(self) -> str | None:
+        value = (self.error or {}).get("errorMessage")
+        return value if isinstance(value, str) else None
+
+    def describe(self) -> str:
+        return f"error (type header {self.error_type_header!r}) with body {_preview(self.body)}"
+
+
+@dataclass
+class InvocationRecord:
+    """One submitted invocation and everything the runtime posted for it."""
+
+    request_id: str
+    event: bytes
+    deadline_ms: int  # epoch milliseconds: submit time + function timeout
+    submitted_at: float  # time.monotonic() at submit
+    timeout_s: float
+    trace_id: str
+    client_context: str | None = None
+    cognito_identity: str | None = None
+    handed_out: bool = False  # returned by GET /next
+    # ("response", body) or ("error", PostedError), in arrival order, duplicates included.
+    posts: list[Post] = field(default_factory=list)
+    # Set when an init error answered this invocation instead of the runtime (posts then stays as the runtime left it).
+    init_error: PostedError | None = None
+
+    @property
+    def outcome(self) -> Post | None:
+        """The first post, or the init error that answered this invocation, or None while there is neither."""
+        if self.posts:
+            return self.posts[0]
+        if self.init_error is not None:
+            return ("error", self.init_error)
+        return None
+
+    @property
+    def outcome_kind(self) -> OutcomeKind | None:
+        outcome = self.outcome
+        return None if outcome is None else outcome[0]
+
+    @property
+    def response(self) -> bytes:
+        outcome = self.outcome
+        if outcome is None or outcome[0] != "response" or not isinstance(outcome[1], bytes):
+            raise AssertionError(f"expected a response for {self.request_id}, got {self.describe()}")
+        return outcome[1]
+
+    def json(self) -> Any:
+        return json.loads(self.response)
+
+    @property
+    def error(self) -> PostedError:
+        outcome = self.outcome
+        if outcome is None or not isinstance(outcome[1], PostedError):
+            raise AssertionError(f"expected an error for {self.request_id}, got {self.describe()}")
+        return outcome[1]
+
+    def describe(self) -> str:
+        """A human account of what happened to this invocation, for assertion messages."""
+        parts = [
+            body.describe() if isinstance(body, PostedError) else f"response {_preview(body)}" for _, body in self.posts
+        ]
+        if self.init_error is not None:
+            parts.insert(0, f"init {self.init_error.describe()}")
+        if not parts:
+            return "nothing posted yet" + ("" if self.handed_out else " (never handed out by /next)")
+        return "; then ".join(parts)

@@ -1,0 +1,462 @@
+"""A loopback HTTP emulator of the AWS Lambda Runtime API, plus the invoke endpoint of AWS's Runtime Interface Emulator.
+
+The runtime under test talks to ``/2018-06-01/runtime/...`` exactly as it would on Lambda; a person (curl) or a test
+submits invocations through ``POST /2015-03-31/functions/function/invocations`` or the Python API
+(:meth:`RuntimeApiEmulator.submit` / :meth:`RuntimeApiEmulator.invoke`) and reads back what the runtime posted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import socket
+import socketserver
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from email.message import Message
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
+
+from loguru import logger
+
+from .records import InvocationRecord, PostedError
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+_ALIVE_CHECK_S = 0.25  # how often a blocked /next checks that its client is still connected
+
+_RUNTIME_PREFIX = "/2018-06-01/runtime/"
+_NEXT_PATH = "/2018-06-01/runtime/invocation/next"
+_INIT_ERROR_PATH = "/2018-06-01/runtime/init/error"
+_POST_PATH = re.compile(r"^/2018-06-01/runtime/invocation/([^/]+)/(response|error)$")
+_FUNCTION_ARN = "arn:aws:lambda:us-east-1:012345678912:function:"
+_INVOKE_PATH = re.compile(r"^/2015-03-31/functions/[^/]+/invocations$")
+
+
+class Reply(NamedTuple):
+    status: HTTPStatus
+    body: bytes = b""
+    headers: Mapping[str, str] = {}
+    handed_out_id: str | None = None  # set on a /next reply: requeue this invocation if the reply cannot be sent
+
+
+def _json_reply(status: HTTPStatus, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Reply:
+    return Reply(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+
+
+def _error_reply(status: HTTPStatus, error_type: str, message: str, headers: Mapping[str, str] | None = None) -> Reply:
+    return _json_reply(status, {"errorType": error_type, "errorMessage": message}, headers)
+
+
+def _stopped_reply(headers: Mapping[str, str]) -> Reply:
+    return _error_reply(HTTPStatus.SERVICE_UNAVAILABLE, "Emulator.Stopped", "the emulator is stopping", headers)
+
+
+def _new_trace_id() -> str:
+    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
+
+
+class RuntimeApiEmulator:
+    """The emulator. Thread-safe: one lock, one condition that every waiter re-checks its predicate on."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        function_timeout_s: float = 3.0,
+        function_name: str = "function",
+        no_response_grace_s: float = 5.0,
+    ) -> None:
+        self.function_timeout_s = function_timeout_s
+        self.function_name = function_name
+        self.no_response_grace_s = no_response_grace_s
+        self._cond = threading.Condition()
+        self._records: dict[str, InvocationRecord] = {}  # insertion order is submit order
+        self._queue: deque[str] = deque()  # submitted, not yet handed out
+        self._init_errors: list[PostedError] = []
+        self._next_polls = 0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._host = host
+        self._server = _Server((host, port), _Handler, self)
+
+    # ----------------------------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> RuntimeApiEmulator:
+        with self._cond:
+            if self._closed or self._thread is not None:
+                raise RuntimeError("a RuntimeApiEmulator can be started once, and not after stop()")
+            # A short poll interval keeps stop() quick: serve_forever only notices shutdown() between polls.
+            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+            self._thread.start()
+        logger.debug("runtime API emulator listening on {}", self.address)
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()  # blocked /next and invoke requests answer and end
+            thread = self._thread
+        if thread is not None:
+            self._server.shutdown()
+            thread.join()
+        self._server.server_close()
+        self._server.close_connections()  # idle keep-alive connections stop waiting for their next request
+        logger.debug("runtime API emulator stopped")
+
+    def __enter__(self) -> RuntimeApiEmulator:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def address(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"{host}:{self._server.server_port}"
+
+    @property
+    def invoke_url(self) -> str:
+        return f"http://{self.address}/2015-03-31/functions/function/invocations"
+
+    # ------------------------------------------------------------------------------------------------ submitting
+
+    def submit(
+        self,
+        body: bytes | str | dict[str, Any] = b"",
+        *,
+        timeout_s: float | None = None,
+        trace_id: str | None = None,
+        client_context: str | None = None,
+        cognito_identity: str | None = None,
+    ) -> str:
+        """Queue an invocation for the runtime's next ``GET /next``; returns its request id."""
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        event = body.encode() if isinstance(body, str) else bytes(body)
+        timeout = self.function_timeout_s if timeout_s is None else timeout_s
+        record = InvocationRecord(
+            request_id=str(uuid.uuid4()),
+            event=event,
+            deadline_ms=int((time.time() + timeout) * 1000),
+            submitted_at=time.monotonic(),
+            timeout_s=timeout,
+            trace_id=trace_id or _new_trace_id(),
+            client_context=client_context,
+            cognito_identity=cognito_identity,
+        )
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the emulator is stopped")
+            self._records[record.request_id] = record
+            if self._init_errors:  # like Lambda after a failed init: the init error answers it
+                record.init_error = self._init_errors[0]
+            else:
+                self._queue.append(record.request_id)
+            self._cond.notify_all()
+        logger.debug("submitted invocation {} ({} bytes)", record.request_id, len(record.event))
+        return record.request_id
+
+    def wait_outcome(self, request_id: str, timeout: float = 30.0) -> InvocationRecord:
+        """Block until the runtime's first post for ``request_id`` (or an init error answering it)."""
+        with self._cond:
+            record = self._records[request_id]
+            if not self._cond.wait_for(lambda: record.outcome is not None, timeout):
+                raise TimeoutError(
+                    f"no outcome for invocation {request_id} within {timeout} s: {record.describe()}; "
+                    f"GET /next was called {self._next_polls} time(s)"
+                )
+            return record
+
+    def invoke(
+        self,
+        body: bytes | str | dict[str, Any] = b"",
+        *,
+        timeout_s: float | None = None,
+        trace_id: str | None = None,
+        client_context: str | None = None,
+        cognito_identity: str | None = None,
+        wait: float = 30.0,
+    ) -> InvocationRecord:
+        request_id = self.submit(
+            body,
+            timeout_s=timeout_s,
+            trace_id=trace_id,
+            client_context=client_context,
+            cognito_identity=cognito_identity,
+        )
+        return self.wait_outcome(request_id, wait)
+
+    # ------------------------------------------------------------------------------------------------- reading
+
+    def record(self, request_id: str) -> InvocationRecord:
+        with self._cond:
+            return self._records[request_id]
+
+    def records(self) -> list[InvocationRecord]:
+        with self._cond:
+            return list(self._records.values())
+
+    @property
+    def init_errors(self) -> list[PostedError]:
+        with self._cond:
+            return list(self._init_errors)
+
+    def wait_init_error(self, timeout: float = 30.0) -> PostedError:
+        with self._cond:
+            if not self._cond.wait_for(lambda: bool(self._init_errors), timeout):
+                raise TimeoutError(f"no init error was posted within {timeout} s")
+            return self._init_errors[0]
+
+    @property
+    def next_poll_count(self) -> int:
+        with self._cond:
+            return self._next_polls
+
+    def wait_next_polled(self, count: int = 1, timeout: float = 30.0) -> None:
+        """Block until ``GET /next`` has been called at least ``count`` times in all."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._next_polls >= count, timeout):
+                raise TimeoutError(f"GET /next was called {self._next_polls} time(s) within {timeout} s, not {count}")
+
+    # ------------------------------------------------------------------------------------- runtime-side requests
+
+    def _before_runtime_request(self, method: str, path: str, headers: Message[str, str]) -> Reply | None:
+        """Fault-injection hook, called before every runtime-side request is handled.
+
+        Return a :class:`Reply` to send it instead of the normal handling; None (the default) handles normally.
+        """
+        return None
+
+    def _runtime_request(
+        self, method: str, path: str, headers: Message[str, str], body: bytes, alive: Callable[[], bool]
+    ) -> Reply | None:
+        if method == "GET" and path == _NEXT_PATH:
+            return self._next_invocation(alive)
+        if method == "POST" and path == _INIT_ERROR_PATH:
+            return self._post_init_error(PostedError.parse(body, headers.get("Lambda-Runtime-Function-Error-Type")))
+        match = _POST_PATH.match(path) if method == "POST" else None
+        if match is None:
+            return _error_reply(HTTPStatus.NOT_FOUND, "NotFound", f"no runtime API route for {method} {path}")
+        request_id, kind = unquote(match[1]), match[2]
+        error_type = headers.get("Lambda-Runtime-Function-Error-Type")
+        posted = body if kind == "response" else PostedError.parse(body, error_type)
+        with self._cond:
+            record = self._records.get(request_id)
+            if record is None or not record.handed_out:
+                why = "unknown request id" if record is None else "request id not handed out by /next yet"
+                return _error_reply(HTTPStatus.BAD_REQUEST, "InvalidRequestID", f"{why}: {request_id}")
+            already = record.outcome is not None
+            record.posts.append(("response", posted) if isinstance(posted, bytes) else ("error", posted))
+            self._cond.notify_all()
+        logger.debug("runtime posted {} for {}{}", kind, request_id, " (duplicate)" if already else "")
+        if already:
+            return _error_reply(
+                HTTPStatus.BAD_REQUEST, "InvalidStateTransition", f"invocation {request_id} already has an outcome"
+            )
+        return _json_reply(HTTPStatus.ACCEPTED, {"status": "OK"})
+
+    def _next_invocation(self, alive: Callable[[], bool]) -> Reply | None:
+        with self._cond:
+            self._next_polls += 1
+            self._cond.notify_all()
+            while True:
+                if self._closed:
+                    return _stopped_reply({"Connection": "close"})
+                if not alive():
+                    logger.debug("a runtime left GET /next before it got an invocation")
+                    return None
+                if self._queue:
+                    record = self._records[self._queue.popleft()]
+                    record.handed_out = True
+                    break
+                self._cond.wait(_ALIVE_CHECK_S)
+        logger.debug("handing out invocation {}", record.request_id)
+        headers = {
+            "Content-Type": "application/json",
+            "Lambda-Runtime-Aws-Request-Id": record.request_id,
+            "Lambda-Runtime-Deadline-Ms": str(record.deadline_ms),
+            "Lambda-Runtime-Invoked-Function-Arn": _FUNCTION_ARN + self.function_name,
+            "Lambda-Runtime-Trace-Id": record.trace_id,
+        }
+        if record.client_context is not None:
+            headers["Lambda-Runtime-Client-Context"] = record.client_context
+        if record.cognito_identity is not None:
+            headers["Lambda-Runtime-Cognito-Identity"] = record.cognito_identity
+        return Reply(HTTPStatus.OK, record.event, headers, handed_out_id=record.request_id)
+
+    def _requeue(self, request_id: str) -> None:
+        """Put back an invocation whose /next reply could not be delivered, for the next poller."""
+        with self._cond:
+            record = self._records[request_id]
+            if record.outcome is None and not self._closed:
+                record.handed_out = False
+                self._queue.appendleft(request_id)
+                self._cond.notify_all()
+        logger.debug("requeued invocation {}: its /next reply could not be sent", request_id)
+
+    def _post_init_error(self, error: PostedError) -> Reply:
+        with self._cond:
+            self._init_errors.append(error)
+            for record in self._records.values():
+                if record.outcome is None and record.init_error is None:
+                    record.init_error = self._init_errors[0]
+            self._queue.clear()
+            self._cond.notify_all()
+        logger.debug("runtime posted an init error: {}", error.describe())
+        return _json_reply(HTTPStatus.ACCEPTED, {"status": "OK"})
+
+    # ------------------------------------------------------------------------------------------ invoke endpoint
+
+    def _invoke_request(self, headers: Message[str, str], body: bytes) -> Reply:
+        request_id = self.submit(
+            body, trace_id=headers.get("X-Amzn-Trace-Id"), client_context=headers.get("X-Amz-Client-Context")
+        )
+        id_header = {"X-Amzn-RequestId": request_id}
+        with self._cond:
+            record = self._records[request_id]
+            give_up_at = record.submitted_at + record.timeout_s + self.no_response_grace_s
+            while (outcome := record.outcome) is None and not self._closed:
+                remaining = give_up_at - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+        if outcome is None:
+            if self._closed:
+                return _stopped_reply(id_header)
+            message = f"the runtime posted no outcome for {request_id} by its deadline + {self.no_response_grace_s} s"
+            return _error_reply(HTTPStatus.GATEWAY_TIMEOUT, "Emulator.NoResponse", message, id_header)
+        posted = outcome[1]
+        if isinstance(posted, PostedError):
+            id_header["X-Amz-Function-Error"] = "Unhandled"
+            posted = posted.body
+        return Reply(HTTPStatus.OK, posted, {"Content-Type": "application/json", **id_header})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], emulator: RuntimeApiEmulator) -> None:
+        self.emulator = emulator
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind would resolve our host's FQDN (a DNS look-up); the name is not needed.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def track(self, sock: socket.socket, add: bool) -> None:
+        with self._connections_lock:
+            (self._connections.add if add else self._connections.discard)(sock)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.opt(exception=True).debug("emulator connection from {} failed", client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, add=True)
+
+    def finish(self) -> None:
+        self.server.track(self.connection, add=False)
+        super().finish()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("emulator {}: {}", self.address_string(), format % args)
+
+    def _dispatch(self) -> None:
+        emulator, method = self.server.emulator, self.command
+        body = self._read_body(required=method == "POST")
+        if body is None:
+            return
+        path = urlsplit(self.path).path
+        reply: Reply | None
+        if path.startswith(_RUNTIME_PREFIX):
+            reply = emulator._before_runtime_request(method, path, self.headers)
+            if reply is None:
+                reply = emulator._runtime_request(method, path, self.headers, body, self._client_connected)
+        elif method == "POST" and _INVOKE_PATH.match(path):
+            reply = emulator._invoke_request(self.headers, body)
+        else:
+            reply = _error_reply(HTTPStatus.NOT_FOUND, "NotFound", f"no route for {method} {path}")
+        if reply is None:  # the client went away
+            self.close_connection = True
+            return
+        try:
+            self._send(reply)
+        except OSError:
+            self.close_connection = True
+            if reply.handed_out_id is not None:
+                emulator._requeue(reply.handed_out_id)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+
+    def _read_body(self, *, required: bool) -> bytes | None:
+        """The request body, read fully by Content-Length; None once an error reply has been sent instead."""
+        length_header = self.headers.get("Content-Length")
+        if length_header is None and not required:
+            return b""
+        try:
+            length = int(length_header) if length_header is not None else -1
+        except ValueError:
+            length = -1
+        if length_header is None:
+            failure = HTTPStatus.LENGTH_REQUIRED, "LengthRequired", "Content-Length is required"
+        elif length < 0:
+            failure = HTTPStatus.BAD_REQUEST, "InvalidContentLength", f"bad Content-Length {length_header!r}"
+        elif length > MAX_BODY_BYTES:
+            failure = HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "RequestTooLarge", f"body over {MAX_BODY_BYTES} bytes"
+        else:
+            body = self.rfile.read(length)
+            if len(body) == length:
+                return body
+            self.close_connection = True  # the client hung up mid-body
+            return None
+        # The body is left unread, so this connection cannot carry another request.
+        self._send(_error_reply(*failure, {"Connection": "close"}))
+        return None
+
+    def _send(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    def _client_connected(self) -> bool:
+        """False once the client has closed its end (say, a runtime that was killed during its long poll)."""
+        try:
+            peeked: bytes = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            return peeked != b""
+        except BlockingIOError:
+            return True  # nothing to read: still connected
+        except OSError:
+            return False

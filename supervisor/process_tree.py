@@ -1,0 +1,86 @@
+"""Killing a worker together with everything it started, and leaving neither orphans nor zombies behind.
+
+A worker runs in its own session, so its process group normally holds all its descendants and one ``killpg``
+ends them. A handler may still move a child out of that group (``setsid``, double fork); to catch those, the
+supervisor makes itself a *child subreaper*: orphans of the worker's tree are re-parented to the supervisor instead
+of to init, where it can see them, kill them and reap them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+
+import psutil
+from loguru import logger
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (Linux only); returns whether it worked."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.Error:
+        return []
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a worker (the leader of its own process group) and all its descendants, wherever they moved."""
+    escaped = descendants(pid)
+    signal_group(pid, signal.SIGKILL)
+    for process in escaped:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+
+
+def kill_orphans(keep: set[int]) -> int:
+    """Kill and reap every child of this process not in ``keep``: descendants of dead workers adopted by us.
+
+    Returns how many were found.
+    """
+    try:
+        children = psutil.Process().children()
+    except psutil.Error:
+        return 0
+    strays = [child for child in children if child.pid not in keep]
+    for child in strays:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    for child in strays:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child.pid, 0)
+    if strays:
+        logger.info(f"killed orphaned worker descendants: pids={[child.pid for child in strays]}")
+    return len(strays)
+
+
+def reap_exited_orphans(keep: set[int]) -> None:
+    """Reap adopted orphans that have exited on their own, without touching (or reaping) the workers in ``keep``.
+
+    One ``waitid`` call when there is nothing to do, so it is cheap enough to run after every invocation.
+    """
+    while True:
+        try:
+            status = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        if status is None or status.si_pid in keep:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(status.si_pid, 0)

@@ -1,0 +1,159 @@
+"""Client of the Lambda Runtime API, over one keep-alive ``requests.Session``.
+
+Transient faults (connection refused or reset, timeouts on connect, 5xx) are retried with jittered exponential
+backoff for at most ``retry_seconds``; only after that is the Runtime API considered gone, which is the one reason
+the supervisor exits on its own. A 4xx on a response or error post is the Runtime API refusing that one post (an
+unknown or already-answered request, a payload too large): it is logged and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from loguru import logger
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+
+API_VERSION = "2018-06-01"
+CONNECT_TIMEOUT_S = 3.0
+POST_READ_TIMEOUT_S = 30.0
+#: Used when the Runtime API gives no usable deadline (it always does on Lambda): Lambda's maximum timeout.
+FALLBACK_TIMEOUT_MS = 900_000
+
+
+class TransientApiError(Exception):
+    """A fault worth retrying: the Runtime API answered 5xx (or an unexpected status for ``next``)."""
+
+
+class RuntimeApiUnavailable(Exception):
+    """The Runtime API stayed unreachable for the whole retry budget."""
+
+
+class MalformedInvocation(Exception):
+    """``next`` returned something that is not an invocation we can answer (no request id)."""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One event handed out by ``next``: its metadata and the raw, unparsed body."""
+
+    request_id: str
+    deadline_ms: int
+    invoked_function_arn: str
+    trace_id: str | None
+    client_context: str | None
+    cognito_identity: str | None
+    body: bytes
+    received_monotonic: float
+
+    def seconds_left(self) -> float:
+        return self.deadline_ms / 1000 - time.time()
+
+    def worker_header(self) -> dict[str, Any]:
+        """The metadata the worker needs to build ``context`` (the invoke frame's header)."""
+        return {
+            "type": "invoke",
+            "request_id": self.request_id,
+            "deadline_ms": self.deadline_ms,
+            "invoked_function_arn": self.invoked_function_arn,
+            "trace_id": self.trace_id,
+            "client_context": self.client_context,
+            "cognito_identity": self.cognito_identity,
+        }
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    name = getattr(state.fn, "__name__", "call")
+    logger.warning(f"runtime api fault, retrying: call={name} attempt={state.attempt_number} "
+                   f"wait_ms={wait * 1000:.0f} error={error!r}")
+
+
+class RuntimeApiClient:
+    def __init__(self, address: str, *, retry_seconds: float = 10.0, user_agent: str = "lambda-supervisor") -> None:
+        self.base_url = f"http://{address}/{API_VERSION}/runtime"
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = user_agent
+        self._retrying = Retrying(
+            stop=stop_after_delay(retry_seconds),
+            wait=wait_random_exponential(multiplier=0.02, max=1.0),
+            retry=retry_if_exception_type((requests.ConnectionError, requests.Timeout, TransientApiError)),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _call(self, function: Any, *args: Any) -> Any:
+        try:
+            return self._retrying(function, *args)
+        except (requests.ConnectionError, requests.Timeout, TransientApiError) as error:
+            raise RuntimeApiUnavailable(f"Runtime API at {self.base_url} unavailable: {error}") from error
+
+    # -- next ---------------------------------------------------------------------------------------------------
+
+    def next_invocation(self) -> Invocation:
+        """Long-poll for the next event (no read timeout: Lambda freezes us here between invocations)."""
+        response: requests.Response = self._call(self._get_next)
+        headers = response.headers
+        request_id = headers.get("Lambda-Runtime-Aws-Request-Id", "").strip()
+        if not request_id:
+            raise MalformedInvocation("next returned an event without Lambda-Runtime-Aws-Request-Id")
+        deadline_text = headers.get("Lambda-Runtime-Deadline-Ms", "")
+        try:
+            deadline_ms = int(deadline_text)
+        except ValueError:
+            logger.warning(f"invalid Lambda-Runtime-Deadline-Ms {deadline_text!r}: request_id={request_id}; "
+                           f"using {FALLBACK_TIMEOUT_MS} ms")
+            deadline_ms = int(time.time() * 1000) + FALLBACK_TIMEOUT_MS
+        return Invocation(
+            request_id=request_id,
+            deadline_ms=deadline_ms,
+            invoked_function_arn=headers.get("Lambda-Runtime-Invoked-Function-Arn", ""),
+            trace_id=headers.get("Lambda-Runtime-Trace-Id"),
+            client_context=headers.get("Lambda-Runtime-Client-Context"),
+            cognito_identity=headers.get("Lambda-Runtime-Cognito-Identity"),
+            body=response.content,
+            received_monotonic=time.monotonic(),
+        )
+
+    def _get_next(self) -> requests.Response:
+        response = self._session.get(f"{self.base_url}/invocation/next", timeout=(CONNECT_TIMEOUT_S, None))
+        if response.status_code != 200:
+            raise TransientApiError(f"next answered {response.status_code}: {response.text[:200]}")
+        return response
+
+    # -- posts --------------------------------------------------------------------------------------------------
+
+    def post_response(self, request_id: str, body: bytes) -> bool:
+        return bool(self._call(self._post, f"invocation/{request_id}/response", body, {}))
+
+    def post_error(self, request_id: str, error: dict[str, Any]) -> bool:
+        body = json.dumps({**error, "requestId": request_id}).encode("utf-8")
+        headers = {"Lambda-Runtime-Function-Error-Type": str(error.get("errorType", "Unhandled"))}
+        return bool(self._call(self._post, f"invocation/{request_id}/error", body, headers))
+
+    def post_init_error(self, error: dict[str, Any]) -> bool:
+        body = json.dumps(error).encode("utf-8")
+        headers = {"Lambda-Runtime-Function-Error-Type": str(error.get("errorType", "Unhandled"))}
+        return bool(self._call(self._post, "init/error", body, headers))
+
+    def _post(self, path: str, body: bytes, headers: dict[str, str]) -> bool:
+        response = self._session.post(
+            f"{self.base_url}/{path}",
+            data=body,
+            headers={"Content-Type": "application/json", **headers},
+            timeout=(CONNECT_TIMEOUT_S, POST_READ_TIMEOUT_S),
+        )
+        if response.status_code >= 500:
+            raise TransientApiError(f"POST {path} answered {response.status_code}: {response.text[:200]}")
+        if response.status_code >= 400:
+            logger.error(f"runtime api refused a post: path={path} status={response.status_code} "
+                         f"body={response.text[:200]!r}")
+            return False
+        return True

@@ -1,0 +1,445 @@
+"""One worker process as the supervisor sees it: start it, wait for it, hand it an event, judge what comes back.
+
+Every wait is one ``selectors`` loop over three things: the pipe from the worker (frames), the pipe to the worker
+(an event still being written, so a worker that stops reading cannot block us), and a pidfd that becomes readable
+the moment the worker exits. Deadlines, the memory limit and shutdown requests are checked on a short tick. So a
+crash is seen when it happens, a hang is killed at its deadline, and whatever the worker writes is decoded by a
+bounded frame decoder and never trusted further than that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import select
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import psutil
+
+from lambda_supervisor.shared.errors import ErrorType, error_object
+from lambda_supervisor.shared.protocol import Frame, FrameDecoder, FrameError, FrameTooLarge, MessageType, encode_frame
+
+from .config import Config
+from .process_tree import kill_tree, signal_group
+from .runtime_api import Invocation
+
+F_SETPIPE_SZ = 1031
+PIPE_SIZE = 1 << 20
+READ_CHUNK = 1 << 20
+#: After the worker's pipe hits EOF, how long to wait for its exit to show before calling it a closed pipe.
+EXIT_AFTER_EOF_S = 0.5
+
+
+class FaultReason(StrEnum):
+    """Why a worker had to be replaced (the ``reason`` of a respawn log line)."""
+
+    CRASH = "crash"
+    TIMEOUT = "timeout"
+    OUT_OF_MEMORY = "out-of-memory"
+    MEMORY_ERROR = "memory-error"
+    INVALID_MESSAGE = "invalid-message"
+    OVERSIZE_FRAME = "oversize-frame"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass
+class Outcome:
+    """What one invocation produced: a response or an error to post, and whether the worker must be replaced."""
+
+    response: bytes | None = None
+    error: dict[str, Any] | None = None
+    fault: FaultReason | None = None
+
+
+class WorkerInitFailed(Exception):
+    """The worker could not become ready; ``error`` is the object for ``/runtime/init/error``."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(f"{error['errorType']}: {error['errorMessage']}")
+        self.error = error
+
+
+class _WorkerGone(Exception):
+    """The worker's pipe closed or the worker exited."""
+
+
+class _DeadlineReached(Exception):
+    pass
+
+
+class _Abort(Exception):
+    """A tick decided to end the wait (memory limit, shutdown); carries the outcome to report."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.fault)
+        self.outcome = outcome
+
+
+def describe_wait_status(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit status {code}"
+
+
+def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
+    """The worker's environment: the Lambda environment minus the Runtime API address, plus resolved settings."""
+    env = {name: value for name, value in environ.items() if name != "AWS_LAMBDA_RUNTIME_API"}
+    env.update(
+        _HANDLER=config.handler,
+        LAMBDA_TASK_ROOT=str(config.task_root),
+        AWS_LAMBDA_FUNCTION_NAME=config.function_name,
+        AWS_LAMBDA_FUNCTION_VERSION=config.function_version,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(config.memory_size_mb),
+        AWS_LAMBDA_LOG_GROUP_NAME=config.log_group_name,
+        AWS_LAMBDA_LOG_STREAM_NAME=config.log_stream_name,
+        LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES=str(config.max_response_bytes),
+    )
+    return env
+
+
+def parse_worker_error(payload: bytes) -> dict[str, Any]:
+    """Validate an error object sent by the (untrusted) worker, keeping only the fields Lambda knows."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError) as error:
+        raise FrameError(f"error payload is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise FrameError("error payload is not a JSON object")
+    error_type, message, stack = data.get("errorType"), data.get("errorMessage"), data.get("stackTrace", [])
+    if not isinstance(error_type, str) or not error_type or not isinstance(message, str):
+        raise FrameError("error payload lacks a string errorType and errorMessage")
+    if not isinstance(stack, list) or not all(isinstance(line, str) for line in stack):
+        raise FrameError("error payload's stackTrace is not a list of strings")
+    return error_object(error_type[:256], message, stack)
+
+
+class WorkerProcess:
+    """A started worker. Not thread-safe: the supervisor's main loop is its only user."""
+
+    def __init__(self, process: subprocess.Popen[bytes], to_worker: int, from_worker: int, max_payload: int) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.started_monotonic = time.monotonic()
+        self.ready_seconds: float | None = None
+        self.invocations = 0
+        self.peak_rss_bytes = 0
+        self.exit_description: str | None = None
+        self._to_worker = to_worker
+        self._from_worker = from_worker
+        self._decoder = FrameDecoder(max_payload_bytes=max_payload)
+        self._frames: deque[Frame] = deque()
+        self._psutil = psutil.Process(self.pid)
+        self._pidfd = os.pidfd_open(self.pid)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(from_worker, selectors.EVENT_READ)
+        self._selector.register(self._pidfd, selectors.EVENT_READ)
+        self._exited = False
+        self._input_eof = False
+
+    # -- starting -----------------------------------------------------------------------------------------------
+
+    @classmethod
+    def spawn(cls, config: Config, environ: Mapping[str, str]) -> WorkerProcess:
+        """Start a fresh interpreter (no fork of this threaded process) in its own session, sharing only pipes."""
+        to_read, to_write = os.pipe()
+        from_read, from_write = os.pipe()
+        for fd in (to_write, from_read):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+        command = [
+            sys.executable, "-P", "-u", "-m", "lambda_supervisor.worker",
+            "--in-fd", str(to_read), "--out-fd", str(from_write), "--parent-pid", str(os.getpid()),
+        ]
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                env=worker_environment(config, environ),
+                cwd=config.task_root,
+                pass_fds=(to_read, from_write),
+                close_fds=True,
+                start_new_session=True,
+            )
+        finally:
+            os.close(to_read)
+            os.close(from_write)
+        os.set_blocking(to_write, False)
+        os.set_blocking(from_read, False)
+        return cls(process, to_write, from_read, config.max_frame_payload_bytes)
+
+    def wait_ready(self, timeout_s: float) -> float:
+        """Block until the worker has imported the handler; returns the seconds it took.
+
+        Raises WorkerInitFailed (after making sure the worker is gone) with the error object to report.
+        """
+        try:
+            frame = self._await_frame(b"", time.monotonic() + timeout_s)
+        except _WorkerGone:
+            if not self._reap_after_gone():
+                raise WorkerInitFailed(error_object(
+                    ErrorType.INVALID_WORKER_MESSAGE, "Worker closed its pipe during init")) from None
+            raise WorkerInitFailed(error_object(
+                ErrorType.EXIT, f"Runtime exited with error: {self.exit_description} (during init)")) from None
+        except _DeadlineReached:
+            self.kill()
+            raise WorkerInitFailed(error_object(
+                ErrorType.INIT_TIMEOUT, f"Init did not finish within {timeout_s:.2f} seconds")) from None
+        except FrameError as error:
+            self.kill()
+            raise WorkerInitFailed(error_object(
+                ErrorType.INVALID_WORKER_MESSAGE, f"Worker sent an invalid message during init: {error}")) from None
+        if frame.type == MessageType.READY:
+            self.ready_seconds = time.monotonic() - self.started_monotonic
+            return self.ready_seconds
+        self.kill()
+        if frame.type == MessageType.INIT_ERROR:
+            try:
+                raise WorkerInitFailed(parse_worker_error(frame.payload))
+            except FrameError as error:
+                raise WorkerInitFailed(error_object(ErrorType.INVALID_WORKER_MESSAGE, str(error))) from None
+        raise WorkerInitFailed(error_object(
+            ErrorType.INVALID_WORKER_MESSAGE, f"Worker sent {frame.type!r} instead of ready during init"))
+
+    # -- invoking -----------------------------------------------------------------------------------------------
+
+    def invoke(
+        self,
+        invocation: Invocation,
+        *,
+        max_rss_bytes: int,
+        max_response_bytes: int,
+        poll_s: float,
+        shutdown_requested: Callable[[], bool],
+        shutdown_grace_s: float,
+    ) -> Outcome:
+        """Run one invocation to its single outcome. On any outcome with a ``fault`` the worker is already dead."""
+        self.invocations += 1
+        request_id = invocation.request_id
+        deadline = time.monotonic() + invocation.seconds_left()
+        shutdown_started: list[float] = []
+
+        def tick() -> float | None:
+            """Between select calls: enforce the memory limit, begin a requested shutdown. Returns a new end time."""
+            rss = self.rss_bytes()
+            if rss > max_rss_bytes:
+                self.kill()
+                raise _Abort(Outcome(error=error_object(ErrorType.OUT_OF_MEMORY, (
+                    f"RequestId: {request_id} Error: worker exceeded the memory limit: RSS "
+                    f"{rss / 2**20:.1f} MB > {max_rss_bytes / 2**20:.0f} MB; killed")), fault=FaultReason.OUT_OF_MEMORY))
+            if not shutdown_started and shutdown_requested():
+                shutdown_started.append(time.monotonic())
+                signal_group(self.pid, signal.SIGTERM)
+                return min(deadline, time.monotonic() + shutdown_grace_s)
+            return None
+
+        frame_bytes = encode_frame(invocation.worker_header(), invocation.body)
+        try:
+            frame = self._await_frame(frame_bytes, deadline, tick=tick, tick_s=poll_s)
+        except _Abort as abort:
+            return abort.outcome
+        except _DeadlineReached:
+            self.kill()
+            if shutdown_started:
+                return Outcome(error=error_object(ErrorType.EXIT, (
+                    f"RequestId: {request_id} Error: Runtime exited with error: worker terminated because the "
+                    "runtime is shutting down")), fault=FaultReason.SHUTDOWN)
+            elapsed = time.monotonic() - invocation.received_monotonic
+            return Outcome(error=error_object(ErrorType.TIMEOUT, (
+                f"RequestId: {request_id} Error: Task timed out after {elapsed:.2f} seconds")),
+                fault=FaultReason.TIMEOUT)
+        except _WorkerGone:
+            if not self._reap_after_gone():
+                return self._protocol_violation(request_id, "it closed its pipe")
+            return Outcome(error=error_object(ErrorType.EXIT, (
+                f"RequestId: {request_id} Error: Runtime exited with error: {self.exit_description}")),
+                fault=FaultReason.CRASH)
+        except FrameTooLarge as error:
+            self.kill()
+            return Outcome(error=error_object(ErrorType.RESPONSE_SIZE_TOO_LARGE, (
+                f"Response payload size ({error.size} bytes) exceeded maximum allowed payload size "
+                f"({error.limit} bytes).")), fault=FaultReason.OVERSIZE_FRAME)
+        except FrameError as error:
+            return self._protocol_violation(request_id, str(error))
+        return self._judge_reply(frame, request_id, max_response_bytes)
+
+    def _judge_reply(self, frame: Frame, request_id: str, max_response_bytes: int) -> Outcome:
+        if frame.header.get("request_id") != request_id:
+            return self._protocol_violation(request_id, f"reply for request {frame.header.get('request_id')!r}")
+        if frame.type == MessageType.RESULT:
+            if len(frame.payload) > max_response_bytes:
+                return Outcome(error=error_object(ErrorType.RESPONSE_SIZE_TOO_LARGE, (
+                    f"Response payload size ({len(frame.payload)} bytes) exceeded maximum allowed payload size "
+                    f"({max_response_bytes} bytes).")))
+            return Outcome(response=frame.payload)
+        if frame.type == MessageType.ERROR:
+            try:
+                error = parse_worker_error(frame.payload)
+            except FrameError as problem:
+                return self._protocol_violation(request_id, str(problem))
+            return Outcome(error=error, fault=FaultReason.MEMORY_ERROR if frame.header.get("fatal") is True else None)
+        return self._protocol_violation(request_id, f"unexpected {frame.type!r} frame")
+
+    def _protocol_violation(self, request_id: str, detail: str) -> Outcome:
+        self.kill()
+        return Outcome(error=error_object(ErrorType.INVALID_WORKER_MESSAGE, (
+            f"RequestId: {request_id} Error: worker sent an invalid message ({detail}); worker replaced")),
+            fault=FaultReason.INVALID_MESSAGE)
+
+    # -- the one wait loop --------------------------------------------------------------------------------------
+
+    def _await_frame(
+        self,
+        outgoing: bytes,
+        until: float,
+        *,
+        tick: Callable[[], float | None] | None = None,
+        tick_s: float = 0.05,
+    ) -> Frame:
+        pending = memoryview(outgoing)
+        if pending:
+            self._selector.register(self._to_worker, selectors.EVENT_WRITE)
+        next_tick = time.monotonic() + tick_s
+        try:
+            while not self._frames:
+                now = time.monotonic()
+                if now >= until:
+                    raise _DeadlineReached
+                timeout = until - now if tick is None else min(until - now, max(next_tick - now, 0.0))
+                for key, _ in self._selector.select(timeout):
+                    if key.fd == self._to_worker:
+                        pending = self._write_some(pending)
+                    elif key.fd == self._from_worker:
+                        self._read_available()
+                    elif key.fd == self._pidfd:
+                        self._read_available()
+                        if not self._frames:
+                            raise _WorkerGone
+                if tick is not None and time.monotonic() >= next_tick:
+                    until = tick() or until
+                    next_tick = time.monotonic() + tick_s
+            return self._frames.popleft()
+        finally:
+            if pending:
+                self._selector.unregister(self._to_worker)
+
+    def _write_some(self, pending: memoryview) -> memoryview:
+        try:
+            written = os.write(self._to_worker, pending[:READ_CHUNK])
+        except BlockingIOError:
+            return pending
+        except BrokenPipeError:
+            raise _WorkerGone from None
+        rest = pending[written:]
+        if not rest:
+            self._selector.unregister(self._to_worker)
+        return rest
+
+    def _read_available(self) -> None:
+        """Read what is in the pipe now; EOF means the worker closed it or exited."""
+        while not self._input_eof:
+            try:
+                chunk = os.read(self._from_worker, READ_CHUNK)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self._input_eof = True
+                self._selector.unregister(self._from_worker)
+                break
+            self._frames.extend(self._decoder.feed(chunk))
+        if not self._frames:
+            raise _WorkerGone
+
+    # -- health -------------------------------------------------------------------------------------------------
+
+    def rss_bytes(self) -> int:
+        """RSS of the worker and all its descendants (a handler's children count against its limit)."""
+        try:
+            total = int(self._psutil.memory_info().rss)
+            for child in self._psutil.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    total += int(child.memory_info().rss)
+        except psutil.Error:
+            return 0
+        self.peak_rss_bytes = max(self.peak_rss_bytes, total)
+        return total
+
+    def own_rss_bytes(self) -> int:
+        """The worker's own RSS: one read of /proc, cheap enough to do after every invocation."""
+        try:
+            rss = int(self._psutil.memory_info().rss)
+        except psutil.Error:
+            return 0
+        self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
+        return rss
+
+    def has_exited(self) -> bool:
+        """Whether the worker died on its own since we last looked (e.g. right after sending its reply)."""
+        return self._exited or self._exit_seen(0)
+
+    def _exit_seen(self, timeout_s: float) -> bool:
+        poller = select.poll()
+        poller.register(self._pidfd, select.POLLIN)
+        return bool(poller.poll(max(timeout_s, 0) * 1000))
+
+    # -- ending -------------------------------------------------------------------------------------------------
+
+    def kill(self) -> None:
+        """SIGKILL the worker's whole tree and reap the worker. Idempotent."""
+        if self._exited:
+            return
+        kill_tree(self.pid)
+        self._reap()
+
+    def retire(self, grace_s: float) -> None:
+        """End a healthy worker between invocations: close its input so it exits on its own, then make sure."""
+        self._close_input()
+        self._wait_exit(grace_s)
+        self.kill()
+
+    def terminate(self, grace_s: float) -> None:
+        """Forward SIGTERM to the worker's group, give it ``grace_s`` to exit, then SIGKILL what is left."""
+        if not self._exited:
+            signal_group(self.pid, signal.SIGTERM)
+            self._wait_exit(grace_s)
+        self.kill()
+
+    def _close_input(self) -> None:
+        if self._to_worker >= 0:
+            os.close(self._to_worker)
+            self._to_worker = -1
+
+    def _wait_exit(self, timeout_s: float) -> bool:
+        return self._exited or self._exit_seen(timeout_s)
+
+    def _reap_after_gone(self) -> bool:
+        """After EOF or exit: reap the worker. True if it had exited on its own (a crash); False if it was alive
+        with its pipe closed and had to be killed."""
+        exited = self._wait_exit(EXIT_AFTER_EOF_S)
+        self.kill()
+        return exited
+
+    def _reap(self) -> None:
+        _, status, usage = os.wait4(self.pid, 0)
+        self._exited = True
+        self.process.returncode = os.waitstatus_to_exitcode(status)
+        self.exit_description = describe_wait_status(status)
+        self.peak_rss_bytes = max(self.peak_rss_bytes, usage.ru_maxrss * 1024)
+        self._selector.close()
+        os.close(self._pidfd)
+        os.close(self._from_worker)
+        self._close_input()

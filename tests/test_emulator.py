@@ -1,0 +1,273 @@
+"""The Runtime API emulator, driven over real loopback HTTP by a fake runtime running in threads."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+
+from lambda_supervisor.supervisor.emulator.server import MAX_BODY_BYTES, RuntimeApiEmulator
+
+TRACE_ID = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$")
+
+
+class FakeRuntime:
+    """What a custom runtime does, with one keep-alive session (no proxies from the environment)."""
+
+    def __init__(self, emulator: RuntimeApiEmulator) -> None:
+        self.base = f"http://{emulator.address}/2018-06-01/runtime"
+        self.session = requests.Session()
+        self.session.trust_env = False
+
+    def next(self) -> requests.Response:
+        return self.session.get(f"{self.base}/invocation/next", timeout=10)
+
+    def respond(self, request_id: str, body: bytes) -> requests.Response:
+        return self.session.post(f"{self.base}/invocation/{request_id}/response", data=body, timeout=10)
+
+    def fail(self, request_id: str, error: dict[str, Any], error_type: str = "Runtime.Handler") -> requests.Response:
+        headers = {"Lambda-Runtime-Function-Error-Type": error_type}
+        url = f"{self.base}/invocation/{request_id}/error"
+        return self.session.post(url, data=json.dumps(error), headers=headers, timeout=10)
+
+    def init_error(self, error: dict[str, Any]) -> requests.Response:
+        headers = {"Lambda-Runtime-Function-Error-Type": "Runtime.ImportModuleError"}
+        return self.session.post(f"{self.base}/init/error", data=json.dumps(error), headers=headers, timeout=10)
+
+
+@pytest.fixture
+def emulator() -> Iterator[RuntimeApiEmulator]:
+    with RuntimeApiEmulator(function_timeout_s=3.0, no_response_grace_s=0.5) as emu:
+        yield emu
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        yield executor
+
+
+def http_post(url: str, body: bytes = b"", headers: dict[str, str] | None = None) -> requests.Response:
+    with requests.Session() as session:
+        session.trust_env = False
+        return session.post(url, data=body, headers=headers, timeout=10)
+
+
+def serve_one(runtime: FakeRuntime, answer: Callable[[requests.Response], requests.Response]) -> requests.Response:
+    """One runtime turn: take the next invocation and answer it; returns the /next response."""
+    nxt = runtime.next()
+    assert nxt.status_code == 200
+    reply = answer(nxt)
+    assert reply.status_code == 202, reply.text
+    return nxt
+
+
+def test_next_then_response(emulator: RuntimeApiEmulator, pool: ThreadPoolExecutor) -> None:
+    runtime = FakeRuntime(emulator)
+    turn = pool.submit(serve_one, runtime, lambda n: runtime.respond(n.headers["Lambda-Runtime-Aws-Request-Id"], b"[1]"))
+    request_id = emulator.submit({"hello": "world"})
+    record = emulator.wait_outcome(request_id, timeout=5)
+    nxt = turn.result(timeout=5)
+    assert nxt.content == b'{"hello": "world"}'
+    assert nxt.headers["Lambda-Runtime-Aws-Request-Id"] == request_id
+    assert nxt.headers["Lambda-Runtime-Invoked-Function-Arn"] == "arn:aws:lambda:us-east-1:012345678912:function:function"
+    assert TRACE_ID.match(nxt.headers["Lambda-Runtime-Trace-Id"])
+    assert "Lambda-Runtime-Client-Context" not in nxt.headers
+    assert "Lambda-Runtime-Cognito-Identity" not in nxt.headers
+    assert record.handed_out and record.outcome_kind == "response"
+    assert record.posts == [("response", b"[1]")] and record.json() == [1]
+    assert emulator.records() == [record] and emulator.record(request_id) is record
+    with pytest.raises(AssertionError, match="expected an error"):
+        _ = record.error
+
+
+def test_next_then_error_records_body_and_header(emulator: RuntimeApiEmulator, pool: ThreadPoolExecutor) -> None:
+    runtime = FakeRuntime(emulator)
+    error = {"errorType": "ValueError", "errorMessage": "bad input", "stackTrace": []}
+    pool.submit(serve_one, runtime, lambda n: runtime.fail(n.headers["Lambda-Runtime-Aws-Request-Id"], error))
+    record = emulator.invoke("not json at all", wait=5)
+    assert record.event == b"not json at all"
+    assert record.outcome_kind == "error"
+    assert record.error.error == error and record.error.body == json.dumps(error).encode()
+    assert record.error.error_type == "ValueError" and record.error.error_message == "bad input"
+    assert record.error.error_type_header == "Runtime.Handler"
+    with pytest.raises(AssertionError, match="ValueError"):
+        _ = record.response
+
+
+def test_init_error_answers_waiting_and_later_invocations(emulator: RuntimeApiEmulator) -> None:
+    waiting = emulator.submit(b"{}")
+    error = {"errorType": "Runtime.ImportModuleError", "errorMessage": "No module named 'app'"}
+    assert FakeRuntime(emulator).init_error(error).status_code == 202
+    assert emulator.wait_init_error(timeout=5).error == error
+    assert emulator.wait_outcome(waiting, timeout=5).error.error_type == "Runtime.ImportModuleError"
+    later = http_post(emulator.invoke_url, b"{}")
+    assert later.status_code == 200
+    assert later.headers["X-Amz-Function-Error"] == "Unhandled"
+    assert later.json() == error
+    assert [e.error_type_header for e in emulator.init_errors] == ["Runtime.ImportModuleError"]
+    assert all(r.posts == [] and not r.handed_out for r in emulator.records())  # the runtime posted nothing for them
+    assert [r.request_id for r in emulator.records()] == [waiting, later.headers["X-Amzn-RequestId"]]
+
+
+def test_duplicate_post_is_recorded_and_rejected(emulator: RuntimeApiEmulator, pool: ThreadPoolExecutor) -> None:
+    runtime = FakeRuntime(emulator)
+    turn = pool.submit(serve_one, runtime, lambda n: runtime.respond(n.headers["Lambda-Runtime-Aws-Request-Id"], b"1"))
+    request_id = emulator.submit()
+    turn.result(timeout=5)
+    second = runtime.fail(request_id, {"errorType": "Late"})
+    third = runtime.respond(request_id, b"2")
+    assert second.status_code == third.status_code == 400
+    assert second.json()["errorType"] == third.json()["errorType"] == "InvalidStateTransition"
+    record = emulator.record(request_id)
+    assert [kind for kind, _ in record.posts] == ["response", "error", "response"]
+    assert record.outcome_kind == "response" and record.response == b"1"
+
+
+def test_unknown_ids_paths_and_bad_bodies(emulator: RuntimeApiEmulator) -> None:
+    runtime = FakeRuntime(emulator)
+    unknown = runtime.respond("no-such-id", b"x")
+    assert unknown.status_code == 400 and unknown.json()["errorType"] == "InvalidRequestID"
+    not_handed_out = runtime.respond(emulator.submit(), b"x")
+    assert not_handed_out.status_code == 400 and not_handed_out.json()["errorType"] == "InvalidRequestID"
+    assert all(r.posts == [] for r in emulator.records())
+    for method, path in [("GET", "/nope"), ("POST", "/2018-06-01/runtime/invocation/next"), ("PUT", "/x")]:
+        reply = runtime.session.request(method, f"http://{emulator.address}{path}", data=b"", timeout=10)
+        assert reply.status_code == 404 and reply.json()["errorType"] == "NotFound"
+
+    host, port = emulator.address.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    conn.putrequest("POST", "/2015-03-31/functions/function/invocations")
+    conn.endheaders()  # no Content-Length
+    assert conn.getresponse().status == 411
+    conn.close()
+    conn.putrequest("POST", "/2015-03-31/functions/function/invocations")
+    conn.putheader("Content-Length", str(MAX_BODY_BYTES + 1))
+    conn.endheaders()
+    too_large = conn.getresponse()
+    assert too_large.status == 413 and too_large.getheader("Connection") == "close"
+    conn.close()
+
+
+def test_keep_alive_and_large_bodies(emulator: RuntimeApiEmulator, pool: ThreadPoolExecutor) -> None:
+    big = bytes(range(256)) * (8 * 1024 * 1024 // 256)  # 8 MiB
+    host, port = emulator.address.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+
+    def runtime_turn() -> bytes:
+        conn.request("GET", "/2018-06-01/runtime/invocation/next")
+        nxt = conn.getresponse()
+        event, request_id = nxt.read(), nxt.getheader("Lambda-Runtime-Aws-Request-Id")
+        first_socket = conn.sock
+        conn.request("POST", f"/2018-06-01/runtime/invocation/{request_id}/response", body=event[::-1])
+        posted = conn.getresponse()
+        assert posted.status == 202 and json.loads(posted.read()) == {"status": "OK"}
+        assert conn.sock is first_socket  # the same connection carried both requests
+        return event
+
+    turn = pool.submit(runtime_turn)
+    record = emulator.invoke(big, wait=10)
+    assert turn.result(timeout=10) == big
+    assert record.response == big[::-1]
+    conn.close()
+
+
+def test_invoke_endpoint(emulator: RuntimeApiEmulator, pool: ThreadPoolExecutor) -> None:
+    runtime = FakeRuntime(emulator)
+
+    def two_turns() -> list[str]:
+        first = serve_one(runtime, lambda n: runtime.respond(n.headers["Lambda-Runtime-Aws-Request-Id"], n.content))
+        second = serve_one(
+            runtime, lambda n: runtime.fail(n.headers["Lambda-Runtime-Aws-Request-Id"], {"errorType": "Boom"})
+        )
+        return [first.headers["Lambda-Runtime-Aws-Request-Id"], second.headers["Lambda-Runtime-Aws-Request-Id"]]
+
+    turns = pool.submit(two_turns)
+    ok = http_post(emulator.invoke_url, b'{"n": 1}', {"X-Amz-Client-Context": "ctx", "X-Amzn-Trace-Id": "Root=1-a"})
+    assert ok.status_code == 200 and ok.content == b'{"n": 1}'
+    assert ok.headers["Content-Type"] == "application/json" and "X-Amz-Function-Error" not in ok.headers
+    failed = http_post(emulator.invoke_url)
+    assert failed.status_code == 200 and failed.json() == {"errorType": "Boom"}
+    assert failed.headers["X-Amz-Function-Error"] == "Unhandled"
+    assert turns.result(timeout=5) == [ok.headers["X-Amzn-RequestId"], failed.headers["X-Amzn-RequestId"]]
+    first = emulator.record(ok.headers["X-Amzn-RequestId"])
+    assert first.client_context == "ctx" and first.trace_id == "Root=1-a"
+    assert emulator.record(failed.headers["X-Amzn-RequestId"]).event == b""
+
+
+def test_no_response_is_504_and_a_late_post_is_still_recorded(pool: ThreadPoolExecutor) -> None:
+    with RuntimeApiEmulator(function_timeout_s=0.05, no_response_grace_s=0.05) as emu:
+        timed_out = http_post(emu.invoke_url, b"{}")
+        assert timed_out.status_code == 504
+        assert timed_out.json()["errorType"] == "Emulator.NoResponse"
+        request_id = timed_out.headers["X-Amzn-RequestId"]
+        assert emu.record(request_id).outcome_kind is None
+        with pytest.raises(TimeoutError, match="nothing posted yet"):
+            emu.wait_outcome(request_id, timeout=0.01)
+        runtime = FakeRuntime(emu)
+        serve_one(runtime, lambda n: runtime.respond(n.headers["Lambda-Runtime-Aws-Request-Id"], b"late"))
+        assert emu.wait_outcome(request_id, timeout=5).response == b"late"
+
+
+def test_stop_wakes_a_blocked_poller() -> None:
+    emu = RuntimeApiEmulator().start()
+    outcome: list[object] = []
+
+    def poll() -> None:
+        try:
+            outcome.append(FakeRuntime(emu).next().status_code)
+        except requests.ConnectionError as error:
+            outcome.append(error)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    emu.wait_next_polled(1, timeout=5)
+    assert emu.next_poll_count == 1
+    emu.stop()
+    emu.stop()  # idempotent
+    poller.join(timeout=5)
+    assert not poller.is_alive()
+    assert outcome and outcome[0] in (503, *[o for o in outcome if isinstance(o, Exception)])
+
+
+def test_a_runtime_that_left_its_long_poll_does_not_take_an_invocation(
+    emulator: RuntimeApiEmulator, pool: ThreadPoolExecutor
+) -> None:
+    host, port = emulator.address.split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as gone:
+        gone.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
+        emulator.wait_next_polled(1, timeout=5)
+    runtime = FakeRuntime(emulator)
+    turn = pool.submit(serve_one, runtime, lambda n: runtime.respond(n.headers["Lambda-Runtime-Aws-Request-Id"], b"ok"))
+    emulator.wait_next_polled(2, timeout=5)
+    assert emulator.invoke(b"{}", wait=5).response == b"ok"
+    turn.result(timeout=5)
+
+
+def test_deadline_and_pass_through_headers(emulator: RuntimeApiEmulator, pool: ThreadPoolExecutor) -> None:
+    runtime = FakeRuntime(emulator)
+    turn: Future[requests.Response] = pool.submit(
+        serve_one, runtime, lambda n: runtime.respond(n.headers["Lambda-Runtime-Aws-Request-Id"], b"{}")
+    )
+    before_ms = time.time() * 1000
+    request_id = emulator.submit(
+        b"{}", timeout_s=2.0, trace_id="Root=1-5e1b4151-5ac6c58f5c8e4a8a9b1d2e3f", client_context='{"c":1}',
+        cognito_identity='{"cognitoIdentityId":"id"}',
+    )
+    after_ms = time.time() * 1000
+    headers = turn.result(timeout=5).headers
+    deadline_ms = int(headers["Lambda-Runtime-Deadline-Ms"])
+    assert before_ms + 2000 - 1 <= deadline_ms <= after_ms + 2000 + 1
+    assert emulator.record(request_id).deadline_ms == deadline_ms
+    assert headers["Lambda-Runtime-Trace-Id"] == "Root=1-5e1b4151-5ac6c58f5c8e4a8a9b1d2e3f"
+    assert headers["Lambda-Runtime-Client-Context"] == '{"c":1}'
+    assert headers["Lambda-Runtime-Cognito-Identity"] == '{"cognitoIdentityId":"id"}'
