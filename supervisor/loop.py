@@ -144,6 +144,9 @@ class Supervisor:
             self._idle = False
 
     def _serve(self, invocation: Invocation) -> None:
+        assert self.worker is not None
+        if self.worker.has_exited():  # killed while idle (OOM killer, an operator): not this request's fault
+            self._replace_worker("died-while-idle", invocation.request_id, graceful=False)
         worker = self.worker
         assert worker is not None
         outcome = worker.invoke(

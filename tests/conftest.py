@@ -1,0 +1,146 @@
+"""Fixtures that run the real bootstrap process against a real emulator on loopback.
+
+Nothing of ours is mocked: each test gets a RuntimeApiEmulator on an ephemeral port and a
+``python -m lambda_supervisor.supervisor run`` process pointed at it, whose stdout goes to a log file the test can
+read. Teardown stops the runtime with SIGTERM (SIGKILL if it does not go) and the emulator.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from lambda_supervisor.supervisor.emulator.records import InvocationRecord
+from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
+
+TASK_ROOTS = Path(__file__).parent / "task_roots"
+FAULTS = TASK_ROOTS / "faults"
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without anything Lambda-ish that could leak in from the machine."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not (name.startswith(("AWS_", "LAMBDA_", "_HANDLER", "_X_AMZN")))
+    }
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll a cheap predicate until it holds; for state only visible from outside (a file, a process table)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def process_gone(pid: int) -> bool:
+    """True when pid has been reaped (a zombie nobody has reaped yet is not gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_DEAD
+    except psutil.NoSuchProcess:
+        return True
+
+
+def process_dead(pid: int) -> bool:
+    """True when pid no longer runs, reaped or not."""
+    try:
+        return psutil.Process(pid).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
+        return True
+
+
+@dataclass
+class Runtime:
+    emulator: RuntimeApiEmulator
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    _log_file: Any = field(repr=False, default=None)
+
+    def invoke(self, event: Any = b"", wait: float = 60.0, **kwargs: Any) -> InvocationRecord:
+        """Invoke and wait until the runtime is idle again (it has polled ``next`` once more), so that whatever it
+        does after posting (respawn, recycle, log lines) has happened when this returns."""
+        polls = self.emulator.next_poll_count
+        record = self.emulator.invoke(event, wait=wait, **kwargs)
+        self.emulator.wait_next_polled(polls + 1, timeout=wait)
+        assert len(record.posts) == 1, f"expected exactly one post, got {record.describe()}"
+        return record
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+        return self.process.returncode
+
+
+StartRuntime = Callable[..., Runtime]
+
+
+@pytest.fixture
+def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
+    started: list[Runtime] = []
+
+    def start(
+        handler: str = "faults.echo",
+        *,
+        task_root: Path = FAULTS,
+        timeout_s: float = 10.0,
+        env: dict[str, str] | None = None,
+        wait_ready: bool = True,
+    ) -> Runtime:
+        emulator = RuntimeApiEmulator(function_timeout_s=timeout_s, function_name="test-function").start()
+        environment = clean_environment()
+        environment.update(
+            AWS_LAMBDA_RUNTIME_API=emulator.address,
+            _HANDLER=handler,
+            LAMBDA_TASK_ROOT=str(task_root),
+            AWS_LAMBDA_FUNCTION_NAME="test-function",
+            AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024",
+            LAMBDA_SUPERVISOR_LOG_LEVEL="DEBUG",
+            LAMBDA_SUPERVISOR_API_RETRY_S="2",
+        )
+        environment.update(env or {})
+        log_path = tmp_path / f"runtime-{len(started)}.log"
+        log_file = log_path.open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lambda_supervisor.supervisor", "run"],
+            env=environment, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        runtime = Runtime(emulator, process, log_path, log_file)
+        started.append(runtime)
+        if wait_ready:
+            emulator.wait_next_polled(1, timeout=60)
+        return runtime
+
+    yield start
+    for runtime in started:
+        runtime.stop()
+        runtime.emulator.stop()

@@ -1,0 +1,5 @@
+RATIO = 1 / 0
+
+
+def handler(event, context):
+    return RATIO

@@ -1,0 +1,1 @@
+handler = "I am a string, not a function"

@@ -1,0 +1,1 @@
+NAME = "user shared package"

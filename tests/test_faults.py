@@ -1,0 +1,218 @@
+"""Every fault a handler can commit, end to end: the request gets one clear error, the instance lives on.
+
+Each test runs the real bootstrap process against the emulator; after each fault the next invocation must succeed
+on the same supervisor process.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import TASK_ROOTS, StartRuntime, process_dead, process_gone, wait_for
+
+
+def assert_recovers(runtime, old_pid: int | None = None) -> int:
+    """The next invocation succeeds on the same supervisor; returns the worker pid that served it."""
+    record = runtime.invoke({"after": "fault"})
+    assert record.outcome_kind == "response", record.describe()
+    new_pid = record.json()["pid"]
+    if old_pid is not None:
+        assert new_pid != old_pid, "the faulty worker should have been replaced"
+    assert runtime.alive(), "the supervisor must survive the fault"
+    return new_pid
+
+
+def test_success_returns_the_handler_result_with_a_full_context(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults.echo")
+    record = runtime.invoke({"number": 5}, trace_id="Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+                            cognito_identity='{"cognitoIdentityId": "id-1", "cognitoIdentityPoolId": "pool-1"}',
+                            client_context='{"custom": {"tenant": "t1"}}')
+    result = record.json()
+    assert result["event"] == {"number": 5}
+    assert result["request_id"] == record.request_id
+    assert result["function_name"] == "test-function"
+    assert result["memory_limit_in_mb"] == 1024
+    assert result["invoked_function_arn"].endswith(":function:test-function")
+    assert 0 < result["remaining_ms"] <= 10_000
+    assert result["trace_id"] == "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
+    assert result["identity"] == "id-1"
+    assert result["client_custom"] == {"tenant": "t1"}
+
+
+def test_empty_event_is_an_empty_object(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults.echo")
+    assert runtime.invoke(b"").json()["event"] == {}
+
+
+def test_handler_exception_is_reported_and_the_worker_stays_warm(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults.raise_error")
+    first = runtime.invoke({"detail": 42})
+    assert first.error.error_type == "ValueError"
+    assert first.error.error_type_header == "ValueError"
+    assert first.error.error_message == "bad value: 42"
+    assert first.error.error is not None and first.error.error["requestId"] == first.request_id
+    stack = first.error.error["stackTrace"]
+    assert stack and "faults.py" in stack[0], stack
+    assert not any("lambda_supervisor" in line for line in stack), "our own frames do not belong in the stack"
+    second = runtime.invoke({"detail": 43})
+    assert second.error.error_message == "bad value: 43"
+    assert runtime.alive()
+    assert "worker replaced" not in runtime.log()
+    assert runtime.log().count("worker ready") == 1, "an exception must not cost a respawn"
+
+
+@pytest.mark.parametrize(
+    ("handler", "message"),
+    [
+        ("faults.segfault", "signal SIGSEGV"),
+        ("faults.os_exit", "exit status 3"),
+        ("faults.sys_exit", "exit status 4"),
+    ],
+)
+def test_worker_death_is_an_exit_error_and_the_worker_is_respawned(
+    start_runtime: StartRuntime, handler: str, message: str
+) -> None:
+    runtime = start_runtime(handler)
+    record = runtime.invoke()
+    assert record.error.error_type == "Runtime.ExitError"
+    assert message in (record.error.error_message or "")
+    assert record.request_id in (record.error.error_message or "")
+    # the same handler crashes again on a fresh worker, and again the instance survives
+    assert runtime.invoke().error.error_type == "Runtime.ExitError"
+    assert runtime.alive()
+    log = runtime.log()
+    assert log.count("worker replaced: reason=crash") == 2
+    assert f"request_id={record.request_id}" in log
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGSEGV, signal.SIGTERM])
+def test_a_worker_killed_while_idle_costs_no_request(start_runtime: StartRuntime, signum: int) -> None:
+    runtime = start_runtime("faults.echo")
+    pid = runtime.invoke().json()["pid"]
+    psutil.Process(pid).send_signal(signum)
+    wait_for(lambda: process_dead(pid), what="the worker to die")
+    pid = assert_recovers(runtime, pid)
+    assert f"worker replaced: reason=died-while-idle" in runtime.log()
+
+
+def test_sigkill_from_outside_mid_invocation(start_runtime: StartRuntime, tmp_path: Path) -> None:
+    runtime = start_runtime("faults.block")
+    pid_file = tmp_path / "pid"
+    request_id = runtime.emulator.submit({"pid_file": str(pid_file)})
+    worker_pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), what="the handler to start"))
+    psutil.Process(worker_pid).kill()
+    record = runtime.emulator.wait_outcome(request_id, 30)
+    assert record.error.error_type == "Runtime.ExitError"
+    assert "signal SIGKILL" in (record.error.error_message or "")
+    assert len(record.posts) == 1
+    second_file = tmp_path / "pid2"
+    request_id = runtime.emulator.submit({"pid_file": str(second_file)})
+    new_pid = int(wait_for(lambda: second_file.exists() and second_file.read_text(), what="a new worker"))
+    assert new_pid != worker_pid and runtime.alive()
+
+
+def test_hang_past_the_deadline_is_killed_at_the_deadline(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults.hang", timeout_s=1.0)
+    record = runtime.invoke()
+    assert record.error.error_type == "Runtime.Timeout"
+    assert re.search(r"Task timed out after (0\.9\d|1\.\d\d) seconds", record.error.error_message or ""), record.describe()
+    log = runtime.log()
+    assert "worker replaced: reason=timeout" in log
+    killed = int(re.search(r"reason=timeout .*old_pid=(\d+)", log).group(1))  # type: ignore[union-attr]
+    assert process_gone(killed)
+    assert runtime.invoke().error.error_type == "Runtime.Timeout"  # a fresh worker, timed out again
+    assert runtime.alive()
+
+
+def test_memory_blowup_is_killed_at_the_rss_limit(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults.blow_memory", env={"LAMBDA_SUPERVISOR_MAX_RSS_MB": "150"})
+    record = runtime.invoke()
+    assert record.error.error_type == "Runtime.OutOfMemory"
+    assert "> 150 MB" in (record.error.error_message or "")
+    match = re.search(r"reason=out-of-memory .*peak_rss_mb=([\d.]+)", runtime.log())
+    assert match and float(match.group(1)) > 150
+    assert runtime.invoke().error.error_type == "Runtime.OutOfMemory"
+    assert runtime.alive()
+
+
+def test_memory_error_in_the_handler_is_reported_and_the_worker_replaced(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults.raise_memory_error")
+    record = runtime.invoke()
+    assert record.error.error_type == "MemoryError"
+    assert record.error.error_message == "pretend the heap ran out"
+    assert runtime.invoke().error.error_type == "MemoryError"
+    assert runtime.log().count("worker replaced: reason=memory-error") == 2
+
+
+def test_recycle_after_n_invocations_changes_the_pid_exactly_every_n(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults.pid", env={"LAMBDA_SUPERVISOR_MAX_INVOCATIONS": "3"})
+    pids = [runtime.invoke().json() for _ in range(9)]
+    assert pids[0] == pids[1] == pids[2]
+    assert pids[3] == pids[4] == pids[5]
+    assert pids[6] == pids[7] == pids[8]
+    assert len({pids[0], pids[3], pids[6]}) == 3
+    assert runtime.log().count("worker replaced: reason=recycle-max-invocations") == 3
+
+
+def test_invalid_json_event_is_an_unmarshal_error(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults.echo")
+    pid = runtime.invoke().json()["pid"]
+    record = runtime.invoke(b"{not json")
+    assert record.error.error_type == "Runtime.UnmarshalError"
+    assert "Unable to unmarshal input" in (record.error.error_message or "")
+    assert runtime.invoke().json()["pid"] == pid, "a bad event is not the worker's fault"
+
+
+def test_unserialisable_result_is_a_marshal_error(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults.unserialisable")
+    record = runtime.invoke()
+    assert record.error.error_type == "Runtime.MarshalError"
+    assert "set is not JSON serializable" in (record.error.error_message or "")
+
+
+def test_oversize_result_is_refused_and_the_worker_stays(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults.big_result")
+    first = runtime.invoke()
+    assert first.error.error_type == "Runtime.ResponseSizeTooLarge"
+    assert "exceeded maximum allowed payload size" in (first.error.error_message or "")
+    assert runtime.invoke().error.error_type == "Runtime.ResponseSizeTooLarge"
+    assert "worker replaced" not in runtime.log()
+
+
+@pytest.mark.parametrize(
+    ("handler", "error_type", "detail"),
+    [
+        ("faults.write_huge_frame", "Runtime.ResponseSizeTooLarge", "2147483648 bytes"),
+        ("faults.write_garbage", "Runtime.InvalidWorkerMessage", "bad frame prefix"),
+        ("faults.close_pipe", "Runtime.InvalidWorkerMessage", "closed its pipe"),
+    ],
+)
+def test_a_hostile_worker_is_killed_and_the_supervisor_stays_up(
+    start_runtime: StartRuntime, handler: str, error_type: str, detail: str
+) -> None:
+    runtime = start_runtime(handler)
+    record = runtime.invoke()
+    assert record.error.error_type == error_type
+    assert detail in (record.error.error_message or ""), record.describe()
+    assert runtime.invoke().error.error_type == error_type  # again, on a fresh worker
+    assert runtime.alive()
+    assert runtime.log().count("worker replaced") == 2
+
+
+def test_user_modules_named_like_ours_are_not_shadowed(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("app.handler", task_root=TASK_ROOTS / "shadowing")
+    assert runtime.invoke().json() == {
+        "shared": "user shared package",
+        "util": "user shared.util",
+        "worker": "user worker module",
+        "supervisor": "user supervisor module",
+    }
+
+
+def test_dir_slash_module_handler_form(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults/faults.pid", task_root=TASK_ROOTS)
+    assert isinstance(runtime.invoke().json(), int)
