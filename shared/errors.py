@@ -35,9 +35,20 @@ def error_object(error_type: str, message: str, stack_trace: list[str] | None = 
     return {"errorMessage": message, "errorType": error_type, "stackTrace": stack_trace or []}
 
 
-def exception_error_object(error: BaseException, error_type: str | None = None, message: str | None = None) -> dict[str, Any]:
-    """Describe an exception the way awslambdaric does: the class name, ``str(error)`` and the formatted frames."""
-    frames = traceback.extract_tb(error.__traceback__)
+def exception_error_object(
+    error: BaseException,
+    error_type: str | None = None,
+    message: str | None = None,
+    *,
+    hide_prefixes: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Describe an exception the way awslambdaric does: the class name, ``str(error)`` and the formatted frames.
+
+    Frames whose file name starts with one of ``hide_prefixes`` (the runtime's own code, importlib's machinery)
+    are left out: the user should see where *their* code failed.
+    """
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if not frame.filename.startswith(hide_prefixes)]
     return error_object(
         error_type or type(error).__name__,
         str(error) if message is None else message,

@@ -16,6 +16,8 @@ from typing import Any
 from lambda_supervisor.shared.errors import ErrorType, error_object, exception_error_object
 
 Handler = Callable[[Any, Any], Any]
+#: Frames of this loader and of importlib's machinery are noise in a user's init error.
+_HIDDEN_FRAMES = (str(Path(__file__).resolve()), str(Path(importlib.__file__).resolve()), "<frozen importlib")
 
 
 class InitFailure(Exception):
@@ -58,17 +60,19 @@ def load_handler(handler: str) -> Handler:
     except SyntaxError as error:
         raise InitFailure(
             exception_error_object(
-                error, ErrorType.USER_CODE_SYNTAX, f"Syntax error in module '{module_name}': {error}"
+                error, ErrorType.USER_CODE_SYNTAX, f"Syntax error in module '{module_name}': {error}",
+                hide_prefixes=_HIDDEN_FRAMES,
             )
         ) from None
     except ImportError as error:
         raise InitFailure(
             exception_error_object(
-                error, ErrorType.IMPORT_MODULE, f"Unable to import module '{module_name}': {error}"
+                error, ErrorType.IMPORT_MODULE, f"Unable to import module '{module_name}': {error}",
+                hide_prefixes=_HIDDEN_FRAMES,
             )
         ) from None
     except Exception as error:  # any other failure of the user's init code, reported under its own name
-        raise InitFailure(exception_error_object(error)) from None
+        raise InitFailure(exception_error_object(error, hide_prefixes=_HIDDEN_FRAMES)) from None
     function = getattr(module, function_name, None)
     if function is None:
         raise InitFailure(
