@@ -35,6 +35,11 @@ def error_object(error_type: str, message: str, stack_trace: list[str] | None = 
     return {"errorMessage": message, "errorType": error_type, "stackTrace": stack_trace or []}
 
 
+def response_size_message(size: int, limit: int) -> str:
+    """The message for a response over the payload limit, worded as Lambda words it."""
+    return f"Response payload size ({size} bytes) exceeded maximum allowed payload size ({limit} bytes)."
+
+
 def exception_error_object(
     error: BaseException,
     error_type: str | None = None,

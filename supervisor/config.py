@@ -181,3 +181,13 @@ class Config:
                 raise ConfigError(f"{setting.variable}={text!r} is invalid: {error}") from None
         assert {f.name for f in fields(cls)} == set(values)
         return cls(**values)
+
+
+def settings_table() -> str:
+    """The README's configuration table, in Markdown (tests check that the README carries exactly this)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for setting in SETTINGS:
+        default = setting.default_text()
+        shown = default if default in ("(required)", "derived") else f"`{default}`" if default else "(empty)"
+        rows.append(f"| `{setting.variable}` | {shown} | {setting.meaning} |")
+    return "\n".join(rows)

@@ -54,7 +54,11 @@ def serve(handler: str, task_root: Path, host: str, port: int, timeout_s: float)
         runtime = start_runtime(emulator, handler, task_root)
         print(f"lambda-supervisor: serving {handler} from {task_root}\n"
               f"  curl -d '{{}}' {emulator.invoke_url}", file=sys.stderr, flush=True)
-        watcher = threading.Thread(target=lambda: (runtime.wait(), stop.set()), daemon=True)
+        def stop_when_runtime_exits() -> None:
+            runtime.wait()
+            stop.set()
+
+        watcher = threading.Thread(target=stop_when_runtime_exits, daemon=True)
         watcher.start()
         stop.wait()
         if runtime.poll() is not None:

@@ -54,7 +54,8 @@ class Supervisor:
         except ShutdownRequested:
             return ExitCode.OK
         except WorkerInitFailed as failure:
-            logger.error(f"init failed: error_type={failure.error['errorType']} message={failure.error['errorMessage']!r}")
+            error = failure.error
+            logger.error(f"init failed: error_type={error['errorType']} message={error['errorMessage']!r}")
             self._post_init_error(failure.error)
             return ExitCode.INIT_FAILED
         except RuntimeApiUnavailable as error:
@@ -165,4 +166,5 @@ class Supervisor:
             logger.info(f"invocation failed: request_id={invocation.request_id} error_type={error['errorType']} "
                         f"fault={outcome.fault or 'none'}")
         if outcome.fault is not None and not self._shutdown_requested:
-            self._replace_worker(outcome.fault, invocation.request_id, graceful=outcome.fault == FaultReason.MEMORY_ERROR)
+            graceful = outcome.fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly
+            self._replace_worker(outcome.fault, invocation.request_id, graceful=graceful)

@@ -27,7 +27,7 @@ from typing import Any
 
 import psutil
 
-from lambda_supervisor.shared.errors import ErrorType, error_object
+from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
 from lambda_supervisor.shared.protocol import Frame, FrameDecoder, FrameError, FrameTooLarge, MessageType, encode_frame
 
 from .config import Config
@@ -60,6 +60,11 @@ class Outcome:
     response: bytes | None = None
     error: dict[str, Any] | None = None
     fault: FaultReason | None = None
+
+
+def failure(error_type: str, request_id: str, detail: str, fault: FaultReason | None = None) -> Outcome:
+    """An error outcome whose message names the request, in the form Lambda's own runtime errors take."""
+    return Outcome(error=error_object(error_type, f"RequestId: {request_id} Error: {detail}"), fault=fault)
 
 
 class WorkerInitFailed(Exception):
@@ -238,9 +243,9 @@ class WorkerProcess:
             rss = self.rss_bytes()
             if rss > max_rss_bytes:
                 self.kill()
-                raise _Abort(Outcome(error=error_object(ErrorType.OUT_OF_MEMORY, (
-                    f"RequestId: {request_id} Error: worker exceeded the memory limit: RSS "
-                    f"{rss / 2**20:.1f} MB > {max_rss_bytes / 2**20:.0f} MB; killed")), fault=FaultReason.OUT_OF_MEMORY))
+                detail = f"worker exceeded the memory limit: RSS {rss / 2**20:.1f} MB > {max_rss_bytes / 2**20:.0f} MB"
+                raise _Abort(failure(ErrorType.OUT_OF_MEMORY, request_id, f"{detail}; killed",
+                                     FaultReason.OUT_OF_MEMORY))
             if not shutdown_started and shutdown_requested():
                 shutdown_started.append(time.monotonic())
                 signal_group(self.pid, signal.SIGTERM)
@@ -255,24 +260,20 @@ class WorkerProcess:
         except _DeadlineReached:
             self.kill()
             if shutdown_started:
-                return Outcome(error=error_object(ErrorType.EXIT, (
-                    f"RequestId: {request_id} Error: Runtime exited with error: worker terminated because the "
-                    "runtime is shutting down")), fault=FaultReason.SHUTDOWN)
+                return failure(ErrorType.EXIT, request_id, "Runtime exited with error: worker terminated because "
+                               "the runtime is shutting down", FaultReason.SHUTDOWN)
             elapsed = time.monotonic() - invocation.received_monotonic
-            return Outcome(error=error_object(ErrorType.TIMEOUT, (
-                f"RequestId: {request_id} Error: Task timed out after {elapsed:.2f} seconds")),
-                fault=FaultReason.TIMEOUT)
+            return failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {elapsed:.2f} seconds",
+                           FaultReason.TIMEOUT)
         except _WorkerGone:
             if not self._reap_after_gone():
                 return self._protocol_violation(request_id, "it closed its pipe")
-            return Outcome(error=error_object(ErrorType.EXIT, (
-                f"RequestId: {request_id} Error: Runtime exited with error: {self.exit_description}")),
-                fault=FaultReason.CRASH)
+            return failure(ErrorType.EXIT, request_id, f"Runtime exited with error: {self.exit_description}",
+                           FaultReason.CRASH)
         except FrameTooLarge as error:
             self.kill()
-            return Outcome(error=error_object(ErrorType.RESPONSE_SIZE_TOO_LARGE, (
-                f"Response payload size ({error.size} bytes) exceeded maximum allowed payload size "
-                f"({error.limit} bytes).")), fault=FaultReason.OVERSIZE_FRAME)
+            message = response_size_message(error.size, error.limit)
+            return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id, message, FaultReason.OVERSIZE_FRAME)
         except FrameError as error:
             return self._protocol_violation(request_id, str(error))
         return self._judge_reply(frame, request_id, max_response_bytes)
@@ -282,23 +283,22 @@ class WorkerProcess:
             return self._protocol_violation(request_id, f"reply for request {frame.header.get('request_id')!r}")
         if frame.type == MessageType.RESULT:
             if len(frame.payload) > max_response_bytes:
-                return Outcome(error=error_object(ErrorType.RESPONSE_SIZE_TOO_LARGE, (
-                    f"Response payload size ({len(frame.payload)} bytes) exceeded maximum allowed payload size "
-                    f"({max_response_bytes} bytes).")))
+                return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id,
+                               response_size_message(len(frame.payload), max_response_bytes))
             return Outcome(response=frame.payload)
         if frame.type == MessageType.ERROR:
             try:
                 error = parse_worker_error(frame.payload)
             except FrameError as problem:
                 return self._protocol_violation(request_id, str(problem))
-            return Outcome(error=error, fault=FaultReason.MEMORY_ERROR if frame.header.get("fatal") is True else None)
+            fatal = frame.header.get("fatal") is True
+            return Outcome(error=error, fault=FaultReason.MEMORY_ERROR if fatal else None)
         return self._protocol_violation(request_id, f"unexpected {frame.type!r} frame")
 
     def _protocol_violation(self, request_id: str, detail: str) -> Outcome:
         self.kill()
-        return Outcome(error=error_object(ErrorType.INVALID_WORKER_MESSAGE, (
-            f"RequestId: {request_id} Error: worker sent an invalid message ({detail}); worker replaced")),
-            fault=FaultReason.INVALID_MESSAGE)
+        return failure(ErrorType.INVALID_WORKER_MESSAGE, request_id,
+                       f"worker sent an invalid message ({detail}); worker replaced", FaultReason.INVALID_MESSAGE)
 
     # -- the one wait loop --------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from conftest import TASK_ROOTS, StartRuntime, process_dead, process_gone, wait_for
 
 
@@ -96,7 +97,7 @@ def test_a_worker_killed_while_idle_costs_no_request(start_runtime: StartRuntime
     psutil.Process(pid).send_signal(signum)
     wait_for(lambda: process_dead(pid), what="the worker to die")
     pid = assert_recovers(runtime, pid)
-    assert f"worker replaced: reason=died-while-idle" in runtime.log()
+    assert "worker replaced: reason=died-while-idle" in runtime.log()
 
 
 def test_sigkill_from_outside_mid_invocation(start_runtime: StartRuntime, tmp_path: Path) -> None:
@@ -119,7 +120,8 @@ def test_hang_past_the_deadline_is_killed_at_the_deadline(start_runtime: StartRu
     runtime = start_runtime("faults.hang", timeout_s=1.0)
     record = runtime.invoke()
     assert record.error.error_type == "Runtime.Timeout"
-    assert re.search(r"Task timed out after (0\.9\d|1\.\d\d) seconds", record.error.error_message or ""), record.describe()
+    message = record.error.error_message or ""
+    assert re.search(r"Task timed out after (0\.9\d|1\.\d\d) seconds", message), record.describe()
     log = runtime.log()
     assert "worker replaced: reason=timeout" in log
     killed = int(re.search(r"reason=timeout .*old_pid=(\d+)", log).group(1))  # type: ignore[union-attr]

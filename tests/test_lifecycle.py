@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
-from conftest import FAULTS, TASK_ROOTS, StartRuntime, clean_environment, process_gone, wait_for
 
+from conftest import FAULTS, TASK_ROOTS, StartRuntime, clean_environment, process_gone, wait_for
 from lambda_supervisor.supervisor.exit_codes import ExitCode
 
 INIT_ERRORS = TASK_ROOTS / "init_errors"

@@ -14,7 +14,7 @@ import os
 from decimal import Decimal
 from typing import Any
 
-from lambda_supervisor.shared.errors import ErrorType, error_object, exception_error_object
+from lambda_supervisor.shared.errors import ErrorType, error_object, exception_error_object, response_size_message
 from lambda_supervisor.shared.protocol import MessageType, encode_frame
 
 from .context import FunctionInfo, LambdaContext
@@ -121,9 +121,6 @@ def run_invocation(
     except (TypeError, ValueError, RecursionError) as error:
         return error_frame(request_id, error_object(ErrorType.MARSHAL, f"Unable to marshal response: {error}"))
     if len(payload) > max_response_bytes:
-        message = (
-            f"Response payload size ({len(payload)} bytes) exceeded maximum allowed payload size "
-            f"({max_response_bytes} bytes)."
-        )
+        message = response_size_message(len(payload), max_response_bytes)
         return error_frame(request_id, error_object(ErrorType.RESPONSE_SIZE_TOO_LARGE, message))
     return encode_frame({"type": MessageType.RESULT, "request_id": request_id}, payload)

@@ -7,11 +7,12 @@ Send {"action": "..."} with one of: ok (default), raise, segfault, exit, hang, m
 import ctypes
 import os
 import time
+from typing import Any
 
 WARM_SINCE = time.time()
 
 
-def handler(event, context):
+def handler(event: Any, context: Any) -> dict[str, Any]:
     action = event.get("action", "ok") if isinstance(event, dict) else "ok"
     if action == "raise":
         raise ValueError("the handler raised, as asked")
