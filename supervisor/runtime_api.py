@@ -77,6 +77,8 @@ class RuntimeApiClient:
     def __init__(self, address: str, *, retry_seconds: float = 10.0, user_agent: str = "lambda-supervisor") -> None:
         self.base_url = f"http://{address}/{API_VERSION}/runtime"
         self._session = requests.Session()
+        # The Runtime API is on the sandbox's loopback: a user's HTTP(S)_PROXY must never route our calls.
+        self._session.trust_env = False
         self._session.headers["User-Agent"] = user_agent
         self._retrying = Retrying(
             stop=stop_after_delay(retry_seconds),

@@ -73,13 +73,17 @@ def serve_one(runtime: FakeRuntime, answer: Callable[[requests.Response], reques
 
 def test_next_then_response(emulator: RuntimeApiEmulator, pool: ThreadPoolExecutor) -> None:
     runtime = FakeRuntime(emulator)
-    turn = pool.submit(serve_one, runtime, lambda n: runtime.respond(n.headers["Lambda-Runtime-Aws-Request-Id"], b"[1]"))
+    turn = pool.submit(
+        serve_one, runtime, lambda n: runtime.respond(n.headers["Lambda-Runtime-Aws-Request-Id"], b"[1]")
+    )
     request_id = emulator.submit({"hello": "world"})
     record = emulator.wait_outcome(request_id, timeout=5)
     nxt = turn.result(timeout=5)
     assert nxt.content == b'{"hello": "world"}'
     assert nxt.headers["Lambda-Runtime-Aws-Request-Id"] == request_id
-    assert nxt.headers["Lambda-Runtime-Invoked-Function-Arn"] == "arn:aws:lambda:us-east-1:012345678912:function:function"
+    assert (
+        nxt.headers["Lambda-Runtime-Invoked-Function-Arn"] == "arn:aws:lambda:us-east-1:012345678912:function:function"
+    )
     assert TRACE_ID.match(nxt.headers["Lambda-Runtime-Trace-Id"])
     assert "Lambda-Runtime-Client-Context" not in nxt.headers
     assert "Lambda-Runtime-Cognito-Identity" not in nxt.headers
@@ -236,7 +240,7 @@ def test_stop_wakes_a_blocked_poller() -> None:
     emu.stop()  # idempotent
     poller.join(timeout=5)
     assert not poller.is_alive()
-    assert outcome and outcome[0] in (503, *[o for o in outcome if isinstance(o, Exception)])
+    assert outcome == [503] or isinstance(outcome[0], requests.ConnectionError)
 
 
 def test_a_runtime_that_left_its_long_poll_does_not_take_an_invocation(
@@ -260,7 +264,10 @@ def test_deadline_and_pass_through_headers(emulator: RuntimeApiEmulator, pool: T
     )
     before_ms = time.time() * 1000
     request_id = emulator.submit(
-        b"{}", timeout_s=2.0, trace_id="Root=1-5e1b4151-5ac6c58f5c8e4a8a9b1d2e3f", client_context='{"c":1}',
+        b"{}",
+        timeout_s=2.0,
+        trace_id="Root=1-5e1b4151-5ac6c58f5c8e4a8a9b1d2e3f",
+        client_context='{"c":1}',
         cognito_identity='{"cognitoIdentityId":"id"}',
     )
     after_ms = time.time() * 1000

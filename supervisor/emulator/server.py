@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +31,7 @@ from .records import InvocationRecord, PostedError
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _ALIVE_CHECK_S = 0.25  # how often a blocked /next checks that its client is still connected
+_STOP_DRAIN_S = 2.0  # how long stop() lets requests in hand finish their replies
 
 _RUNTIME_PREFIX = "/2018-06-01/runtime/"
 _NEXT_PATH = "/2018-06-01/runtime/invocation/next"
@@ -111,7 +112,7 @@ class RuntimeApiEmulator:
             self._server.shutdown()
             thread.join()
         self._server.server_close()
-        self._server.close_connections()  # idle keep-alive connections stop waiting for their next request
+        self._server.close_connections()
         logger.debug("runtime API emulator stopped")
 
     def __enter__(self) -> RuntimeApiEmulator:
@@ -321,9 +322,12 @@ class RuntimeApiEmulator:
     # ------------------------------------------------------------------------------------------ invoke endpoint
 
     def _invoke_request(self, headers: Message[str, str], body: bytes) -> Reply:
-        request_id = self.submit(
-            body, trace_id=headers.get("X-Amzn-Trace-Id"), client_context=headers.get("X-Amz-Client-Context")
-        )
+        try:
+            request_id = self.submit(
+                body, trace_id=headers.get("X-Amzn-Trace-Id"), client_context=headers.get("X-Amz-Client-Context")
+            )
+        except RuntimeError:  # stopped
+            return _stopped_reply({})
         id_header = {"X-Amzn-RequestId": request_id}
         with self._cond:
             record = self._records[request_id]
@@ -353,7 +357,8 @@ class _Server(ThreadingHTTPServer):
         self.emulator = emulator
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
+        self._busy = 0  # requests being handled
+        self._connections_cond = threading.Condition()
         super().__init__(address, handler)
 
     def server_bind(self) -> None:
@@ -362,11 +367,24 @@ class _Server(ThreadingHTTPServer):
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def track(self, sock: socket.socket, add: bool) -> None:
-        with self._connections_lock:
+        with self._connections_cond:
             (self._connections.add if add else self._connections.discard)(sock)
 
+    @contextlib.contextmanager
+    def handling(self) -> Iterator[None]:
+        with self._connections_cond:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._connections_cond:
+                self._busy -= 1
+                self._connections_cond.notify_all()
+
     def close_connections(self) -> None:
-        with self._connections_lock:
+        """Let the requests in hand send their replies, then end the connections idling between requests."""
+        with self._connections_cond:
+            self._connections_cond.wait_for(lambda: self._busy == 0, _STOP_DRAIN_S)
             connections = list(self._connections)
         for sock in connections:
             with contextlib.suppress(OSError):
@@ -392,7 +410,12 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("emulator {}: {}", self.address_string(), format % args)
 
     def _dispatch(self) -> None:
-        emulator, method = self.server.emulator, self.command
+        with self.server.handling():
+            self._handle(self.server.emulator, self.command)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+
+    def _handle(self, emulator: RuntimeApiEmulator, method: str) -> None:
         body = self._read_body(required=method == "POST")
         if body is None:
             return
@@ -415,8 +438,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             if reply.handed_out_id is not None:
                 emulator._requeue(reply.handed_out_id)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
 
     def _read_body(self, *, required: bool) -> bytes | None:
         """The request body, read fully by Content-Length; None once an error reply has been sent instead."""
