@@ -13,11 +13,10 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
-from loguru import logger
-
 from lambda_supervisor.shared.errors import error_object
 
 from .config import Config
+from .events import emit
 from .exit_codes import ExitCode
 from .process_tree import become_subreaper, kill_orphans, reap_exited_orphans
 from .runtime_api import Invocation, MalformedInvocation, RuntimeApiClient, RuntimeApiUnavailable
@@ -42,7 +41,7 @@ class Supervisor:
     def run(self) -> ExitCode:
         self._install_signal_handlers()
         if not become_subreaper():
-            logger.warning("could not become a child subreaper; escaped worker descendants go to init")
+            emit("no_subreaper", "could not become a child subreaper; escaped descendants go to init", level="WARNING")
         try:
             self.worker = self._start_worker()
             while not self._shutdown_requested:
@@ -55,20 +54,21 @@ class Supervisor:
             return ExitCode.OK
         except WorkerInitFailed as failure:
             error = failure.error
-            logger.error(f"init failed: error_type={error['errorType']} message={error['errorMessage']!r}")
+            emit("init_failed", "init failed", level="ERROR", error_type=error["errorType"],
+                 message=error["errorMessage"])
             self._post_init_error(failure.error)
             return ExitCode.INIT_FAILED
         except RuntimeApiUnavailable as error:
-            logger.error(f"runtime api gone, exiting: {error}")
+            emit("runtime_api_gone", "runtime api gone, exiting", level="ERROR", error=str(error))
             return ExitCode.RUNTIME_API_GONE
         finally:
             self._stop_worker()
             self.api.close()
-            logger.info("supervisor stopped")
+            emit("supervisor_stopped", "supervisor stopped")
 
     def _install_signal_handlers(self) -> None:
         def request_shutdown(signum: int, _frame: FrameType | None) -> None:
-            logger.info(f"shutdown requested: signal={signal.Signals(signum).name}")
+            emit("shutdown_requested", "shutdown requested", signal=signal.Signals(signum).name)
             self._shutdown_requested = True
             # Lambda only stops a sandbox between invocations, so while idle in `next` there is nothing to lose.
             if self._idle:
@@ -80,22 +80,22 @@ class Supervisor:
     def _stop_worker(self) -> None:
         if self.worker is not None:
             self.worker.terminate(self.config.shutdown_grace_ms / 1000)
-            logger.info(f"worker stopped: pid={self.worker.pid} exit={self.worker.exit_description!r} "
-                        f"served={self.worker.invocations}")
+            emit("worker_stopped", "worker stopped", pid=self.worker.pid, exit=self.worker.exit_description,
+                 served=self.worker.invocations)
         kill_orphans(keep=set())
 
     def _post_init_error(self, error: dict[str, Any]) -> None:
         try:
             self.api.post_init_error(error)
         except RuntimeApiUnavailable as problem:
-            logger.error(f"could not report the init error: {problem}")
+            emit("init_error_unreported", "could not report the init error", level="ERROR", error=str(problem))
 
     # -- workers ------------------------------------------------------------------------------------------------
 
     def _start_worker(self) -> WorkerProcess:
         worker = WorkerProcess.spawn(self.config, self.environ)
         init_s = worker.wait_ready(self.config.init_timeout_s)
-        logger.info(f"worker ready: pid={worker.pid} init_ms={init_s * 1000:.1f}")
+        emit("worker_ready", "worker ready", pid=worker.pid, init_ms=init_s * 1000)
         return worker
 
     def _replace_worker(self, reason: str, request_id: str, *, graceful: bool) -> None:
@@ -110,11 +110,9 @@ class Supervisor:
         kill_orphans(keep=set())
         started = time.monotonic()
         self.worker = self._start_worker()
-        logger.info(
-            f"worker replaced: reason={reason} request_id={request_id} exit={old.exit_description!r} "
-            f"served={old.invocations} peak_rss_mb={old.peak_rss_bytes / 2**20:.1f} old_pid={old.pid} "
-            f"new_pid={self.worker.pid} ready_ms={(time.monotonic() - started) * 1000:.1f}"
-        )
+        emit("worker_replaced", "worker replaced", reason=reason, request_id=request_id,
+             exit=old.exit_description, served=old.invocations, peak_rss_mb=old.peak_rss_bytes / 2**20,
+             old_pid=old.pid, new_pid=self.worker.pid, ready_ms=(time.monotonic() - started) * 1000)
 
     def _keep_worker_healthy(self, request_id: str) -> None:
         """Between invocations: replace a worker that died after replying, or one due for recycling."""
@@ -139,7 +137,7 @@ class Supervisor:
                 raise ShutdownRequested
             return self.api.next_invocation()
         except MalformedInvocation as error:
-            logger.error(f"skipping a malformed invocation: {error}")
+            emit("malformed_invocation", "skipping a malformed invocation", level="ERROR", error=str(error))
             return None
         finally:
             self._idle = False
@@ -163,8 +161,8 @@ class Supervisor:
         else:
             error = outcome.error or error_object("Runtime.Unknown", "the worker gave no outcome")
             self.api.post_error(invocation.request_id, error)
-            logger.info(f"invocation failed: request_id={invocation.request_id} error_type={error['errorType']} "
-                        f"fault={outcome.fault or 'none'}")
+            emit("invocation_failed", "invocation failed", request_id=invocation.request_id,
+                 error_type=error["errorType"], fault=outcome.fault or "none")
         if outcome.fault is not None and not self._shutdown_requested:
             graceful = outcome.fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly
             self._replace_worker(outcome.fault, invocation.request_id, graceful=graceful)

@@ -1,0 +1,25 @@
+"""Supervisor lifecycle events: one call per thing that happened, rendered as one log line.
+
+The main loop says *what* happened (``emit("worker_replaced", "worker replaced", reason=..., ...)``); this module
+decides how it is shown. Every event keeps its fields structured (bound on the loguru record as ``event`` and
+``fields``), so a JSON log format or metrics can use them without parsing text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loguru import logger
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    text = str(value)
+    return repr(text) if (" " in text or not text) else text
+
+
+def emit(event: str, message: str, /, *, level: str = "INFO", **fields: Any) -> None:
+    """Log one lifecycle event: ``message: key=value ...`` in text, with ``event`` and ``fields`` bound."""
+    text = message + (": " + " ".join(f"{key}={_render(value)}" for key, value in fields.items()) if fields else "")
+    logger.bind(event=event, fields=fields).log(level, text)
