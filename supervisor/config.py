@@ -72,6 +72,23 @@ def _log_level(text: str) -> str:
     return level
 
 
+RESPAWN_STRATEGIES = ("fresh", "spare", "fork")
+
+
+def _respawn_strategy(text: str) -> str:
+    strategy = text.strip().lower()
+    if strategy not in RESPAWN_STRATEGIES:
+        raise ValueError(f"must be one of {', '.join(RESPAWN_STRATEGIES)}")
+    return strategy
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be zero or a positive number")
+    return value
+
+
 def _default_max_rss_mb(values: Mapping[str, Any]) -> int:
     memory = int(values["memory_size_mb"])
     return max(memory - SUPERVISOR_RESERVE_MB, memory // 2)
@@ -113,8 +130,25 @@ SETTINGS: tuple[Setting, ...] = (
             "Hard memory limit: a worker (with its children) above this RSS is killed, the request fails with "
             f"Runtime.OutOfMemory. Default: memory size minus {SUPERVISOR_RESERVE_MB} MB for the supervisor, "
             "but at least half the memory size."),
+    Setting("respawn", "LAMBDA_SUPERVISOR_RESPAWN", _respawn_strategy, "fresh",
+            "How a replacement worker is made: `fresh` (new interpreter, user init re-run), `spare` (a standby "
+            "worker, initialised ahead, is promoted at once), `fork` (a template that ran user init once forks "
+            "workers, copy-on-write). See 'Respawn strategies'."),
     Setting("max_invocations", "LAMBDA_SUPERVISOR_MAX_INVOCATIONS", _non_negative_int, 0,
             "Recycle the worker after this many invocations, between two requests (0: never)."),
+    Setting("max_invocations_jitter", "LAMBDA_SUPERVISOR_MAX_INVOCATIONS_JITTER", _non_negative_int, 0,
+            "Add a random 0..N to each worker's invocation limit, so workers do not all recycle at once."),
+    Setting("recycle_rss_mb", "LAMBDA_SUPERVISOR_RECYCLE_RSS_MB", _non_negative_int, 0,
+            "Soft memory limit: a worker whose RSS is above this after an invocation is recycled before the next "
+            "(0: off). Unlike the hard limit, no request fails."),
+    Setting("max_worker_age_s", "LAMBDA_SUPERVISOR_MAX_WORKER_AGE_S", _non_negative_float, 0.0,
+            "Recycle a worker older than this many seconds, between two requests (0: never)."),
+    Setting("soft_timeout_ms", "LAMBDA_SUPERVISOR_SOFT_TIMEOUT_MS", _non_negative_int, 0,
+            "This long before the deadline, raise SoftTimeoutError (a TimeoutError) inside the handler so it can "
+            "clean up; the hard kill at the deadline stays (0: off). Uses SIGALRM in the worker."),
+    Setting("respawn_attempts", "LAMBDA_SUPERVISOR_RESPAWN_ATTEMPTS", _positive_int, 5,
+            "After a fault, how many times a replacement worker that fails init is retried (with jittered "
+            "exponential backoff) before the init error is reported and the runtime exits."),
     Setting("max_response_bytes", "LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES", _positive_int, LAMBDA_RESPONSE_LIMIT_BYTES,
             "Largest response a handler may return; larger gives Runtime.ResponseSizeTooLarge."),
     Setting("init_timeout_s", "LAMBDA_SUPERVISOR_INIT_TIMEOUT_S", _positive_float, 120.0,
@@ -140,7 +174,13 @@ class Config:
     log_group_name: str
     log_stream_name: str
     max_rss_mb: int
+    respawn: str
     max_invocations: int
+    max_invocations_jitter: int
+    recycle_rss_mb: int
+    max_worker_age_s: float
+    soft_timeout_ms: int
+    respawn_attempts: int
     max_response_bytes: int
     init_timeout_s: float
     memory_poll_ms: int

@@ -7,11 +7,14 @@ asking for the next event, so a respawn costs no request its answer.
 
 from __future__ import annotations
 
+import random
 import signal
 import time
 from collections.abc import Mapping
 from types import FrameType
 from typing import Any
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from lambda_supervisor.shared.errors import error_object
 
@@ -19,8 +22,16 @@ from .config import Config
 from .events import emit
 from .exit_codes import ExitCode
 from .process_tree import become_subreaper, kill_orphans, reap_exited_orphans
+from .respawn import make_factory
 from .runtime_api import Invocation, MalformedInvocation, RuntimeApiClient, RuntimeApiUnavailable
 from .worker_process import FaultReason, WorkerInitFailed, WorkerProcess
+
+
+def _log_respawn_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    wait = state.next_action.sleep if state.next_action is not None else 0.0
+    emit("respawn_failed", "replacement worker failed init; backing off", level="WARNING",
+         attempt=state.attempt_number, wait_ms=wait * 1000, error=str(error))
 
 
 class ShutdownRequested(BaseException):
@@ -33,6 +44,8 @@ class Supervisor:
         self.api = api
         self.environ = dict(environ)
         self.worker: WorkerProcess | None = None
+        self.factory = make_factory(config, self.environ)
+        self._invocation_limit = 0
         self._shutdown_requested = False
         self._idle = False
 
@@ -78,6 +91,7 @@ class Supervisor:
         signal.signal(signal.SIGINT, request_shutdown)
 
     def _stop_worker(self) -> None:
+        self.factory.close(self.config.shutdown_grace_ms / 1000)
         if self.worker is not None:
             self.worker.terminate(self.config.shutdown_grace_ms / 1000)
             emit("worker_stopped", "worker stopped", pid=self.worker.pid, exit=self.worker.exit_description,
@@ -92,14 +106,32 @@ class Supervisor:
 
     # -- workers ------------------------------------------------------------------------------------------------
 
-    def _start_worker(self) -> WorkerProcess:
-        worker = WorkerProcess.spawn(self.config, self.environ)
-        init_s = worker.wait_ready(self.config.init_timeout_s)
-        emit("worker_ready", "worker ready", pid=worker.pid, init_ms=init_s * 1000)
+    def _adopt(self, worker: WorkerProcess) -> WorkerProcess:
+        """Give a new worker its own recycling threshold (jittered, so workers do not all recycle together)."""
+        jitter = self.config.max_invocations_jitter
+        self._invocation_limit = self.config.max_invocations + (random.randint(0, jitter) if jitter else 0)
         return worker
 
+    def _start_worker(self) -> WorkerProcess:
+        worker = self._adopt(self.factory.start())
+        emit("worker_ready", "worker ready", pid=worker.pid, strategy=self.factory.strategy,
+             init_ms=(worker.ready_seconds or 0.0) * 1000)
+        return worker
+
+    def _replacement(self) -> WorkerProcess:
+        """A ready worker from the strategy; a replacement that fails init is retried with jittered exponential
+        backoff, so a crash loop is contained and reported rather than spun."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.config.respawn_attempts),
+            wait=wait_exponential_jitter(initial=0.1, max=5.0),
+            retry=retry_if_exception_type(WorkerInitFailed),
+            before_sleep=_log_respawn_retry,
+            reraise=True,
+        )
+        return self._adopt(retrying(self.factory.replace))
+
     def _replace_worker(self, reason: str, request_id: str, *, graceful: bool) -> None:
-        """Retire or bury the current worker, then start and await a fresh one; log it all as one line."""
+        """Retire or bury the current worker, then put a ready one in its place; log it all as one line."""
         old = self.worker
         assert old is not None
         if graceful:
@@ -107,26 +139,40 @@ class Supervisor:
         else:
             old.kill()
         self.worker = None
-        kill_orphans(keep=set())
+        kill_orphans(keep=self.factory.helper_pids())
         started = time.monotonic()
-        self.worker = self._start_worker()
+        self.worker = self._replacement()
         emit("worker_replaced", "worker replaced", reason=reason, request_id=request_id,
              exit=old.exit_description, served=old.invocations, peak_rss_mb=old.peak_rss_bytes / 2**20,
-             old_pid=old.pid, new_pid=self.worker.pid, ready_ms=(time.monotonic() - started) * 1000)
+             old_pid=old.pid, new_pid=self.worker.pid, strategy=self.factory.strategy,
+             ready_ms=(time.monotonic() - started) * 1000)
+
+    def _recycle_reason(self, worker: WorkerProcess) -> str | None:
+        """Why a healthy worker should be retired now, between two requests (gunicorn/uWSGI/Celery policies)."""
+        config = self.config
+        if config.max_invocations and worker.invocations >= self._invocation_limit:
+            return "recycle-max-invocations"
+        if config.max_worker_age_s and time.monotonic() - worker.started_monotonic >= config.max_worker_age_s:
+            return "recycle-max-age"
+        rss = worker.own_rss_bytes()
+        if rss > config.max_rss_bytes:
+            return "recycle-rss-over-limit"
+        if config.recycle_rss_mb and rss > config.recycle_rss_mb * 2**20:
+            return "recycle-rss-soft-limit"
+        return None
 
     def _keep_worker_healthy(self, request_id: str) -> None:
-        """Between invocations: replace a worker that died after replying, or one due for recycling."""
+        """Between invocations: replace a worker that died after replying or is due for recycling."""
         worker = self.worker
         assert worker is not None
         if self._shutdown_requested:
             return
-        reap_exited_orphans(keep={worker.pid})
+        reap_exited_orphans(keep={worker.pid} | self.factory.helper_pids())
         if worker.has_exited():
             self._replace_worker(FaultReason.CRASH, request_id, graceful=False)
-        elif 0 < self.config.max_invocations <= worker.invocations:
-            self._replace_worker("recycle-max-invocations", request_id, graceful=True)
-        elif worker.own_rss_bytes() > self.config.max_rss_bytes:
-            self._replace_worker("recycle-rss-over-limit", request_id, graceful=True)
+        elif (reason := self._recycle_reason(worker)) is not None:
+            self._replace_worker(reason, request_id, graceful=True)
+        self.factory.maintain()
 
     # -- invocations --------------------------------------------------------------------------------------------
 
@@ -152,6 +198,7 @@ class Supervisor:
             invocation,
             max_rss_bytes=self.config.max_rss_bytes,
             max_response_bytes=self.config.max_response_bytes,
+            soft_timeout_ms=self.config.soft_timeout_ms,
             poll_s=self.config.memory_poll_ms / 1000,
             shutdown_requested=lambda: self._shutdown_requested,
             shutdown_grace_s=self.config.shutdown_grace_ms / 1000,

@@ -52,9 +52,10 @@ class Invocation:
     def seconds_left(self) -> float:
         return self.deadline_ms / 1000 - time.time()
 
-    def worker_header(self) -> dict[str, Any]:
+    def worker_header(self, soft_timeout_ms: int = 0) -> dict[str, Any]:
         """The metadata the worker needs to build ``context`` (the invoke frame's header)."""
         return {
+            "soft_deadline_ms": self.deadline_ms - soft_timeout_ms if soft_timeout_ms else None,
             "type": "invoke",
             "request_id": self.request_id,
             "deadline_ms": self.deadline_ms,

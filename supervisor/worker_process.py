@@ -136,9 +136,13 @@ def parse_worker_error(payload: bytes) -> dict[str, Any]:
 class WorkerProcess:
     """A started worker. Not thread-safe: the supervisor's main loop is its only user."""
 
-    def __init__(self, process: subprocess.Popen[bytes], to_worker: int, from_worker: int, max_payload: int) -> None:
+    def __init__(self, pid: int, to_worker: int, from_worker: int, max_payload: int,
+                 process: subprocess.Popen[bytes] | None = None) -> None:
+        """Take charge of a started worker: ``pid`` must be (or be about to become) a child of this process, and
+        the two descriptors are the supervisor's ends of its pipes. ``process`` is kept for workers we spawned, so
+        that ``subprocess`` never reaps them behind our back."""
         self.process = process
-        self.pid = process.pid
+        self.pid = pid
         self.started_monotonic = time.monotonic()
         self.ready_seconds: float | None = None
         self.invocations = 0
@@ -159,33 +163,50 @@ class WorkerProcess:
     # -- starting -----------------------------------------------------------------------------------------------
 
     @classmethod
-    def spawn(cls, config: Config, environ: Mapping[str, str]) -> WorkerProcess:
-        """Start a fresh interpreter (no fork of this threaded process) in its own session, sharing only pipes."""
-        to_read, to_write = os.pipe()
-        from_read, from_write = os.pipe()
-        for fd in (to_write, from_read):
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+    def spawn(cls, config: Config, environ: Mapping[str, str], template_control_fd: int | None = None
+              ) -> WorkerProcess:
+        """Start a fresh interpreter (no fork of this threaded process) in its own session, sharing only pipes
+        (and, for the fork template, the control socket ``template_control_fd``)."""
+        (to_read, to_write), (from_read, from_write) = cls.make_pipes()
         command = [
             sys.executable, "-P", "-u", "-m", "lambda_supervisor.worker",
             "--in-fd", str(to_read), "--out-fd", str(from_write), "--parent-pid", str(os.getpid()),
         ]
+        shared_fds: tuple[int, ...] = (to_read, from_write)
+        if template_control_fd is not None:
+            command += ["--template-control-fd", str(template_control_fd)]
+            shared_fds += (template_control_fd,)
         try:
             process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
                 env=worker_environment(config, environ),
                 cwd=config.task_root,
-                pass_fds=(to_read, from_write),
+                pass_fds=shared_fds,
                 close_fds=True,
                 start_new_session=True,
             )
         finally:
             os.close(to_read)
             os.close(from_write)
+        return cls.adopt(process.pid, to_write, from_read, config, process)
+
+    @classmethod
+    def adopt(cls, pid: int, to_write: int, from_read: int, config: Config,
+              process: subprocess.Popen[bytes] | None = None) -> WorkerProcess:
         os.set_blocking(to_write, False)
         os.set_blocking(from_read, False)
-        return cls(process, to_write, from_read, config.max_frame_payload_bytes)
+        return cls(pid, to_write, from_read, config.max_frame_payload_bytes, process)
+
+    @staticmethod
+    def make_pipes() -> tuple[tuple[int, int], tuple[int, int]]:
+        """(to_read, to_write), (from_read, from_write), with large buffers so a 1 MiB event is one write."""
+        to_read, to_write = os.pipe()
+        from_read, from_write = os.pipe()
+        for fd in (to_write, from_read):
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+        return (to_read, to_write), (from_read, from_write)
 
     def wait_ready(self, timeout_s: float) -> float:
         """Block until the worker has imported the handler; returns the seconds it took.
@@ -228,6 +249,7 @@ class WorkerProcess:
         *,
         max_rss_bytes: int,
         max_response_bytes: int,
+        soft_timeout_ms: int = 0,
         poll_s: float,
         shutdown_requested: Callable[[], bool],
         shutdown_grace_s: float,
@@ -252,7 +274,7 @@ class WorkerProcess:
                 return min(deadline, time.monotonic() + shutdown_grace_s)
             return None
 
-        frame_bytes = encode_frame(invocation.worker_header(), invocation.body)
+        frame_bytes = encode_frame(invocation.worker_header(soft_timeout_ms), invocation.body)
         try:
             frame = self._await_frame(frame_bytes, deadline, tick=tick, tick_s=poll_s)
         except _Abort as abort:
@@ -436,7 +458,8 @@ class WorkerProcess:
     def _reap(self) -> None:
         _, status, usage = os.wait4(self.pid, 0)
         self._exited = True
-        self.process.returncode = os.waitstatus_to_exitcode(status)
+        if self.process is not None:
+            self.process.returncode = os.waitstatus_to_exitcode(status)
         self.exit_description = describe_wait_status(status)
         self.peak_rss_bytes = max(self.peak_rss_bytes, usage.ru_maxrss * 1024)
         self._selector.close()

@@ -127,6 +127,9 @@ def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
             LAMBDA_SUPERVISOR_LOG_LEVEL="DEBUG",
             LAMBDA_SUPERVISOR_API_RETRY_S="2",
         )
+        # the whole suite can be run under another respawn strategy: TEST_RESPAWN_STRATEGY=fork pytest
+        if os.environ.get("TEST_RESPAWN_STRATEGY"):
+            environment["LAMBDA_SUPERVISOR_RESPAWN"] = os.environ["TEST_RESPAWN_STRATEGY"]
         environment.update(env or {})
         log_path = tmp_path / f"runtime-{len(started)}.log"
         log_file = log_path.open("wb")

@@ -14,11 +14,13 @@ import signal
 from collections import deque
 from pathlib import Path
 
+from lambda_supervisor.shared.errors import exception_error_object
 from lambda_supervisor.shared.protocol import Frame, FrameDecoder, MessageType, encode_frame
 
+from . import soft_timeout
 from .context import FunctionInfo
-from .handler_loader import InitFailure, load_handler, put_task_root_first
-from .invocation import bounded_error_payload, run_invocation
+from .handler_loader import Handler, InitFailure, load_handler, put_task_root_first
+from .invocation import bounded_error_payload, error_frame, run_invocation
 
 #: Events come from the (trusted) supervisor; the bound only guards against a broken pipe stream.
 MAX_EVENT_BYTES = 64 * 1024 * 1024
@@ -49,6 +51,13 @@ class Channel:
         self._decoder = FrameDecoder(max_payload_bytes=MAX_EVENT_BYTES)
         self._pending: deque[Frame] = deque()
 
+    def close(self) -> None:
+        os.close(self._in_fd)
+        os.close(self._out_fd)
+
+    def announce_ready(self) -> None:
+        self.send(encode_frame({"type": MessageType.READY, "pid": os.getpid()}))
+
     def send(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
@@ -70,26 +79,66 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--in-fd", type=int, required=True)
     parser.add_argument("--out-fd", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
+    parser.add_argument("--template-control-fd", type=int,
+                        help="run as the fork template, taking fork requests on this socket")
     return parser.parse_args(argv)
+
+
+class UserFunction:
+    """The user's handler after init, with what every invocation needs; shared by workers and the fork template."""
+
+    def __init__(self, handler: Handler, environ: dict[str, str]) -> None:
+        self.handler = handler
+        self.function = FunctionInfo.from_environ(environ)
+        self.max_response_bytes = int(environ.get("LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES")
+                                      or DEFAULT_MAX_RESPONSE_BYTES)
+
+    @classmethod
+    def initialise(cls) -> UserFunction:
+        """Run the user's init (import the handler's module); raises InitFailure."""
+        environ = dict(os.environ)
+        put_task_root_first(Path(environ.get("LAMBDA_TASK_ROOT") or os.getcwd()))
+        return cls(load_handler(environ.get("_HANDLER", "")), environ)
+
+    def invoke(self, frame: Frame) -> bytes:
+        """One invocation, under its soft timeout if the supervisor set one; always one reply frame."""
+        reply: bytes | None = None
+        try:
+            soft_timeout.arm(frame.header.get("soft_deadline_ms"))
+            reply = run_invocation(self.handler, self.function, frame.header, frame.payload,
+                                   max_response_bytes=self.max_response_bytes)
+            soft_timeout.disarm()
+        except soft_timeout.SoftTimeoutError as error:  # fired outside the handler's own try (encoding its result)
+            soft_timeout.disarm()
+            if reply is None:
+                reply = error_frame(str(frame.header["request_id"]), exception_error_object(error))
+        return reply
+
+
+def serve(channel: Channel, function: UserFunction) -> int:
+    """Announce readiness, then answer invoke frames until the supervisor closes the pipe."""
+    channel.announce_ready()
+    while (frame := channel.receive()) is not None:
+        if frame.type == MessageType.INVOKE:
+            channel.send(function.invoke(frame))
+    return 0
+
+
+def report_init_failure(channel: Channel, failure: InitFailure) -> int:
+    channel.send(encode_frame({"type": MessageType.INIT_ERROR}, bounded_error_payload(failure.error)))
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = _parse_arguments(argv)
     die_with_parent(arguments.parent_pid)
     channel = Channel(arguments.in_fd, arguments.out_fd)
-    environ = dict(os.environ)
-    put_task_root_first(Path(environ.get("LAMBDA_TASK_ROOT") or os.getcwd()))
-    max_response_bytes = int(environ.get("LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES") or DEFAULT_MAX_RESPONSE_BYTES)
-    function = FunctionInfo.from_environ(environ)
+    if arguments.template_control_fd is not None:
+        from .template import run_template
+
+        return run_template(channel, arguments.template_control_fd, arguments.parent_pid)
     try:
-        handler = load_handler(environ.get("_HANDLER", ""))
+        function = UserFunction.initialise()
     except InitFailure as failure:
-        channel.send(encode_frame({"type": MessageType.INIT_ERROR}, bounded_error_payload(failure.error)))
-        return 1
-    channel.send(encode_frame({"type": MessageType.READY, "pid": os.getpid()}))
-    while (frame := channel.receive()) is not None:
-        if frame.type != MessageType.INVOKE:
-            continue
-        channel.send(run_invocation(handler, function, frame.header, frame.payload,
-                                    max_response_bytes=max_response_bytes))
-    return 0
+        return report_init_failure(channel, failure)
+    return serve(channel, function)

@@ -1,0 +1,217 @@
+"""Where workers come from: the respawn strategies ``fresh``, ``spare`` and ``fork``.
+
+A fault should cost one request, not a cold start. The strategies trade memory for recovery time:
+
+- ``fresh``: a new interpreter runs the user's init again. Nothing is shared and nothing kept in reserve; a
+  replacement takes interpreter start-up plus the user's init.
+- ``spare``: one standby worker is always initialised ahead of need. A replacement is a promotion (the standby's
+  READY frame is already waiting in its pipe) and a new standby starts in the background, overlapping the next
+  invocations. Costs the memory of a second initialised worker.
+- ``fork``: a template process ran the user's init once and forks workers on request (copy-on-write), like
+  gunicorn's ``preload_app``. A replacement costs a fork; but whatever the init opened is shared by all workers.
+
+Every strategy hands the loop a worker that is ready, or raises WorkerInitFailed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Mapping
+
+import psutil
+
+from lambda_supervisor.shared.errors import ErrorType, error_object
+
+from .config import Config
+from .events import emit
+from .worker_process import WorkerInitFailed, WorkerProcess
+
+MAX_TEMPLATE_REPLY_BYTES = 4096
+
+
+class WorkerFactory:
+    """The ``fresh`` strategy, and the interface of all of them."""
+
+    strategy = "fresh"
+
+    def __init__(self, config: Config, environ: Mapping[str, str]) -> None:
+        self.config = config
+        self.environ = environ
+
+    def _spawn_ready(self) -> WorkerProcess:
+        worker = WorkerProcess.spawn(self.config, self.environ)
+        worker.wait_ready(self.config.init_timeout_s)
+        return worker
+
+    def start(self) -> WorkerProcess:
+        """The first worker, at cold start (its init failure is the function's init failure)."""
+        return self._spawn_ready()
+
+    def replace(self) -> WorkerProcess:
+        """A ready worker to take over from one that died or was retired."""
+        return self._spawn_ready()
+
+    def maintain(self) -> None:
+        """Between invocations: repair whatever the strategy keeps in reserve."""
+
+    def helper_pids(self) -> set[int]:
+        """Our children that are not the active worker but must be left alive (a standby, the template)."""
+        return set()
+
+    def close(self, grace_s: float) -> None:
+        """Stop whatever the strategy keeps in reserve."""
+
+
+class SpareFactory(WorkerFactory):
+    strategy = "spare"
+
+    def __init__(self, config: Config, environ: Mapping[str, str]) -> None:
+        super().__init__(config, environ)
+        self._spare: WorkerProcess | None = None
+
+    def start(self) -> WorkerProcess:
+        active = WorkerProcess.spawn(self.config, self.environ)
+        self._spare = WorkerProcess.spawn(self.config, self.environ)  # initialises alongside the first one
+        try:
+            active.wait_ready(self.config.init_timeout_s)
+        except WorkerInitFailed:
+            self.close(0)
+            raise
+        return active
+
+    def replace(self) -> WorkerProcess:
+        promoted, self._spare = self._spare, None
+        if promoted is None or promoted.has_exited():
+            if promoted is not None:
+                promoted.kill()
+            promoted = WorkerProcess.spawn(self.config, self.environ)
+        try:
+            promoted.wait_ready(self.config.init_timeout_s)  # instant when the standby is already initialised
+        finally:
+            self._spare = WorkerProcess.spawn(self.config, self.environ)
+        return promoted
+
+    def maintain(self) -> None:
+        if self._spare is not None and self._spare.has_exited():
+            self._spare.kill()
+            emit("spare_lost", "standby worker died; starting another", level="WARNING", pid=self._spare.pid,
+                 exit=self._spare.exit_description)
+            self._spare = WorkerProcess.spawn(self.config, self.environ)
+
+    def helper_pids(self) -> set[int]:
+        return {self._spare.pid} if self._spare is not None else set()
+
+    def close(self, grace_s: float) -> None:
+        if self._spare is not None:
+            self._spare.terminate(grace_s)
+            self._spare = None
+
+
+class TemplateGone(Exception):
+    """The fork template exited or broke its protocol."""
+
+
+class ForkFactory(WorkerFactory):
+    strategy = "fork"
+
+    def __init__(self, config: Config, environ: Mapping[str, str]) -> None:
+        super().__init__(config, environ)
+        self._template: WorkerProcess | None = None
+        self._control: socket.socket | None = None
+
+    def _start_template(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            template = WorkerProcess.spawn(self.config, self.environ, template_control_fd=theirs.fileno())
+        finally:
+            theirs.close()
+        self._template, self._control = template, ours
+        try:
+            template.wait_ready(self.config.init_timeout_s)
+        except WorkerInitFailed:
+            self._drop_template()
+            raise
+
+    def _drop_template(self, grace_s: float = 0.0) -> None:
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._template is not None:
+            self._template.terminate(grace_s)
+            self._template = None
+
+    def _fork(self) -> WorkerProcess:
+        assert self._control is not None
+        (to_read, to_write), (from_read, from_write) = WorkerProcess.make_pipes()
+        try:
+            try:
+                socket.send_fds(self._control, [b'{"type": "fork"}'], [to_read, from_write])
+                self._control.settimeout(self.config.init_timeout_s)
+                reply = self._control.recv(MAX_TEMPLATE_REPLY_BYTES)
+            except OSError as error:
+                raise TemplateGone(f"fork request failed: {error}") from None
+        finally:
+            os.close(to_read)
+            os.close(from_write)
+        pid = self._forked_pid(reply)
+        if pid is None:
+            os.close(to_write)
+            os.close(from_read)
+            raise TemplateGone(f"unusable reply from the template: {reply[:200]!r}")
+        worker = WorkerProcess.adopt(pid, to_write, from_read, self.config)
+        worker.wait_ready(self.config.init_timeout_s)
+        if psutil.Process(pid).ppid() != os.getpid():  # READY is only sent once adopted; anything else is a lie
+            worker.kill()
+            raise WorkerInitFailed(error_object(ErrorType.INVALID_WORKER_MESSAGE,
+                                                f"forked worker {pid} is not a child of the supervisor"))
+        return worker
+
+    @staticmethod
+    def _forked_pid(reply: bytes) -> int | None:
+        with contextlib.suppress(ValueError, AttributeError):
+            message = json.loads(reply)
+            pid = message.get("pid")
+            if message.get("type") == "forked" and isinstance(pid, int) and pid > 1:
+                return pid
+        return None
+
+    def start(self) -> WorkerProcess:
+        self._start_template()
+        return self.replace()
+
+    def replace(self) -> WorkerProcess:
+        if self._template is None or self._template.has_exited():
+            if self._template is not None:
+                emit("template_lost", "fork template died; starting another", level="WARNING",
+                     pid=self._template.pid)
+            self._drop_template()
+            self._start_template()
+        try:
+            return self._fork()
+        except TemplateGone as error:
+            emit("template_broken", "fork template failed; starting another", level="WARNING", error=str(error))
+        self._drop_template()
+        self._start_template()
+        try:
+            return self._fork()
+        except TemplateGone as error:
+            self._drop_template()
+            raise WorkerInitFailed(error_object(ErrorType.EXIT, f"the fork template failed twice: {error}")) from None
+
+    def maintain(self) -> None:
+        if self._template is not None and self._template.has_exited():
+            self._drop_template()  # restarted on the next replace(), when it is needed
+
+    def helper_pids(self) -> set[int]:
+        return {self._template.pid} if self._template is not None else set()
+
+    def close(self, grace_s: float) -> None:
+        self._drop_template(grace_s)
+
+
+def make_factory(config: Config, environ: Mapping[str, str]) -> WorkerFactory:
+    factories: dict[str, type[WorkerFactory]] = {"fresh": WorkerFactory, "spare": SpareFactory, "fork": ForkFactory}
+    return factories[config.respawn](config, environ)

@@ -1,0 +1,100 @@
+"""The fork template: run the user's init once, then fork ready-made workers on the supervisor's request.
+
+This is the ``fork`` respawn strategy (gunicorn's ``preload_app``, applied to recovery): a replacement worker
+costs a ``fork()``, not an interpreter start plus the user's imports. The template never runs a handler itself.
+
+A worker is made by a double fork. The template forks an intermediate process, which forks the worker and exits
+at once; the orphaned worker is then adopted by the supervisor (a child subreaper), so the supervisor can wait for
+it, read its exit status and kill its process group exactly as for a worker it started itself.
+
+Caveats users must know (the README repeats them): anything the user's init opened (sockets, database
+connections, files) is shared by every forked worker; threads started at import do not exist in the workers; and
+a forked worker ends with ``os._exit``, so ``atexit`` handlers do not run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+
+from .handler_loader import InitFailure
+from .main import Channel, UserFunction, die_with_parent, report_init_failure, serve
+
+#: How long a new worker waits to be adopted by the supervisor after the intermediate exits (it takes microseconds).
+ADOPTION_TIMEOUT_S = 5.0
+MAX_REQUEST_BYTES = 4096
+
+
+def _exit_code(error: SystemExit) -> int:
+    if error.code is None:
+        return 0
+    if isinstance(error.code, int):
+        return error.code
+    print(error.code, file=sys.stderr)
+    return 1
+
+
+def _become_worker(template: Channel, control: socket.socket, function: UserFunction, in_fd: int, out_fd: int,
+                   supervisor_pid: int) -> None:
+    """In the grandchild: drop the template's descriptors (fork copies them all, close-on-exec or not), leave its
+    session, wait for adoption, then serve. Never returns."""
+    code = 1
+    try:
+        control.close()
+        template.close()
+        os.setsid()
+        deadline = time.monotonic() + ADOPTION_TIMEOUT_S
+        while os.getppid() != supervisor_pid:
+            if time.monotonic() > deadline:
+                os._exit(70)
+            time.sleep(0.0002)
+        die_with_parent(supervisor_pid)
+        code = serve(Channel(in_fd, out_fd), function)
+    except SystemExit as error:  # sys.exit() in a handler ends this worker with that status, as in a fresh one
+        code = _exit_code(error)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _fork_worker(template: Channel, control: socket.socket, function: UserFunction, in_fd: int, out_fd: int,
+                 supervisor_pid: int) -> None:
+    intermediate = os.fork()
+    if intermediate == 0:
+        try:
+            worker = os.fork()
+            if worker == 0:
+                _become_worker(template, control, function, in_fd, out_fd, supervisor_pid)
+            control.send(json.dumps({"type": "forked", "pid": worker}).encode())
+        except BaseException as error:
+            control.send(json.dumps({"type": "fork_failed", "error": repr(error)}).encode())
+        finally:
+            os._exit(0)
+    os.waitpid(intermediate, 0)
+
+
+def run_template(channel: Channel, control_fd: int, supervisor_pid: int) -> int:
+    """Init once, report ready on ``channel`` as any worker does, then fork workers until the control socket
+    closes. Each request is one SEQPACKET message carrying the new worker's two pipe ends."""
+    control = socket.socket(fileno=control_fd)
+    control.set_inheritable(False)
+    try:
+        function = UserFunction.initialise()
+    except InitFailure as failure:
+        return report_init_failure(channel, failure)
+    channel.announce_ready()
+    while True:
+        message, fds, _flags, _address = socket.recv_fds(control, MAX_REQUEST_BYTES, 2)
+        if not message:
+            return 0
+        try:
+            if json.loads(message).get("type") == "fork" and len(fds) == 2:
+                _fork_worker(channel, control, function, fds[0], fds[1], supervisor_pid)
+        finally:
+            for fd in fds:
+                os.close(fd)
