@@ -54,8 +54,9 @@ def exception_error_object(
     """
     frames = [frame for frame in traceback.extract_tb(error.__traceback__)
               if not frame.filename.startswith(hide_prefixes)]
-    return error_object(
-        error_type or type(error).__name__,
-        str(error) if message is None else message,
-        traceback.format_list(frames),
-    )
+    if message is None:
+        try:
+            message = str(error)
+        except Exception:  # an exception whose __str__ itself raises
+            message = f"<unprintable {type(error).__name__}>"
+    return error_object(error_type or type(error).__name__, message, traceback.format_list(frames))

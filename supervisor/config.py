@@ -91,7 +91,7 @@ def _non_negative_float(text: str) -> float:
 
 def _default_max_rss_mb(values: Mapping[str, Any]) -> int:
     memory = int(values["memory_size_mb"])
-    return max(memory - SUPERVISOR_RESERVE_MB, memory // 2)
+    return max(memory - SUPERVISOR_RESERVE_MB, memory // 2, 1)  # never 0, which an explicit value may not be
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ TRACE_ID_VARIABLE = "_X_AMZN_TRACE_ID"
 #: An error object is cut down to this size so that it always fits in a frame the supervisor accepts.
 MAX_ERROR_BYTES = 128 * 1024
 MAX_STACK_FRAMES = 64
+MAX_STACK_LINE_CHARS = 2048
 
 
 class _EventDecodeError(Exception):
@@ -50,17 +51,30 @@ def encode_result(result: Any) -> bytes:
     return json.dumps(result, default=_json_default, ensure_ascii=False).encode("utf-8")
 
 
+def _dump_error(error: dict[str, Any]) -> bytes:
+    # "replace": a lone surrogate (legal in a Python str, e.g. in a message) must not make the error unencodable
+    return json.dumps(error, ensure_ascii=False, default=str).encode("utf-8", "replace")
+
+
 def bounded_error_payload(error: dict[str, Any]) -> bytes:
-    """Serialise an error object, trimming the stack and then the message until it fits ``MAX_ERROR_BYTES``."""
+    """Serialise an error object, trimming the stack and then the message until it fits ``MAX_ERROR_BYTES``.
+
+    The result is always complete JSON: characters can take up to 6 bytes once encoded (a control character
+    becomes ``\\uXXXX``), so the message is cut by characters until the bytes fit, never the bytes themselves."""
     error = dict(error)
     error["stackTrace"] = [str(line) for line in error.get("stackTrace", [])][-MAX_STACK_FRAMES:]
-    payload = json.dumps(error, ensure_ascii=False, default=str).encode("utf-8")
+    payload = _dump_error(error)
     if len(payload) <= MAX_ERROR_BYTES:
         return payload
-    error["stackTrace"] = error["stackTrace"][-8:]
+    error["stackTrace"] = [line[:MAX_STACK_LINE_CHARS] for line in error["stackTrace"][-8:]]
     message = str(error.get("errorMessage", ""))
-    error["errorMessage"] = message[: MAX_ERROR_BYTES // 4] + f"... [{len(message)} characters, truncated]"
-    return json.dumps(error, ensure_ascii=False, default=str).encode("utf-8")[:MAX_ERROR_BYTES]
+    keep = MAX_ERROR_BYTES // 4
+    while True:
+        error["errorMessage"] = message[:keep] + f"... [{len(message)} characters, truncated]"
+        payload = _dump_error(error)
+        if len(payload) <= MAX_ERROR_BYTES or keep == 0:
+            return payload
+        keep //= 2
 
 
 def error_frame(request_id: str, error: dict[str, Any], *, fatal: bool = False) -> bytes:
