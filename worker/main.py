@@ -18,7 +18,8 @@ from lambda_supervisor.shared.protocol import Frame, FrameDecoder, MessageType, 
 
 from .context import FunctionInfo
 from .handler_loader import InitFailure, load_handler, put_task_root_first
-from .invocation import bounded_error_payload, run_invocation
+from .invocation import Invoker, bounded_error_payload
+from .settings import read_decode_base64, resolve_options
 
 #: Events come from the (trusted) supervisor; the bound only guards against a broken pipe stream.
 MAX_EVENT_BYTES = 64 * 1024 * 1024
@@ -82,14 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     max_response_bytes = int(environ.get("LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES") or DEFAULT_MAX_RESPONSE_BYTES)
     function = FunctionInfo.from_environ(environ)
     try:
+        decode_base64 = read_decode_base64(environ)  # a bad setting is reported before any user code runs
         handler = load_handler(environ.get("_HANDLER", ""))
+        options = resolve_options(environ, decode_base64, handler)
     except InitFailure as failure:
         channel.send(encode_frame({"type": MessageType.INIT_ERROR}, bounded_error_payload(failure.error)))
         return 1
+    invoker = Invoker(handler, function, max_response_bytes, options)
     channel.send(encode_frame({"type": MessageType.READY, "pid": os.getpid()}))
     while (frame := channel.receive()) is not None:
         if frame.type != MessageType.INVOKE:
             continue
-        channel.send(run_invocation(handler, function, frame.header, frame.payload,
-                                    max_response_bytes=max_response_bytes))
+        channel.send(invoker(frame.header, frame.payload))
     return 0
