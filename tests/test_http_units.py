@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from lambda_supervisor.worker.http_shaping import internal_error_response, rende
 from lambda_supervisor.worker.registration import HandlerOptions, lambda_handler, registered_options
 from lambda_supervisor.worker.request_body import decode_base64_body
 from lambda_supervisor.worker.serialisers import ResolveError, identity, resolve_callable
-from lambda_supervisor.worker.settings import parse_bool, read_decode_base64, resolve_options
+from lambda_supervisor.worker.settings import parse_bool, read_decode_base64, resolve_options, worker_settings_table
 
 
 def test_http_response_body_types() -> None:
@@ -126,3 +127,11 @@ def test_environment_options_win_over_registered_ones() -> None:
     assert resolve_options({}, None, lambda event, context: None) == HandlerOptions(None, None, True)
 
 
+
+
+def test_readme_documents_event_sources_and_the_worker_settings() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "## Event sources and HTTP" in readme
+    assert worker_settings_table() in readme
+    for source in EventSource:
+        assert f'`"{source}"`' in readme, source

@@ -31,14 +31,17 @@ class WorkerSetting:
     meaning: str
 
 
-#: For the README (tests check that it documents each of them).
+#: What the README documents (see worker_settings_table).
 WORKER_SETTINGS = (
-    WorkerSetting(DECODE_BASE64, "true", "Decode base64 request bodies of HTTP events before the handler sees them "
+    WorkerSetting(DECODE_BASE64, "`true`",
+                  "Decode base64 request bodies of HTTP events before the handler sees them "
                   "(true/false, 1/0, yes/no)."),
-    WorkerSetting(DESERIALISER, "JSON", "Dotted path of a function turning the event text into the handler's event, "
-                  "or `identity` for the raw text."),
-    WorkerSetting(SERIALISER, "JSON", "Dotted path of a function turning the handler's result into the response "
-                  "text or bytes, or `identity` to post a returned str/bytes as is."),
+    WorkerSetting(DESERIALISER, "JSON (`json.loads`)",
+                  "Dotted path of a function turning the event text into the handler's event, or `identity` for the "
+                  "raw text."),
+    WorkerSetting(SERIALISER, "JSON (`json.dumps`)",
+                  "Dotted path of a function turning the handler's result into the response text or bytes, or "
+                  "`identity` to post a returned str/bytes as is."),
 )
 
 
@@ -81,3 +84,10 @@ def resolve_options(environ: Mapping[str, str], decode_base64: bool | None, hand
         deserialiser=resolved.get(DESERIALISER) or registered.deserialiser,
         decode_base64=True if decode is None else decode,
     )
+
+
+def worker_settings_table() -> str:
+    """The README's table of these settings, in Markdown (a test checks that the README carries exactly this)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{setting.variable}` | {setting.default} | {setting.meaning} |" for setting in WORKER_SETTINGS]
+    return "\n".join(rows)
