@@ -39,3 +39,23 @@ def test_an_oversized_proxy_response_is_still_refused() -> None:
     header, payload = _invoke(invoker, (EVENTS / "apigateway-rest.json").read_bytes())
     assert header["type"] == "error" and header["error_type"] == "Runtime.ResponseSizeTooLarge"
     assert "exceeded maximum allowed payload size" in json.loads(payload)["errorMessage"]
+
+
+def test_a_decorated_async_handler_and_a_sync_wrapper_returning_a_coroutine() -> None:
+    from lambda_supervisor.worker.registration import lambda_handler
+
+    @lambda_handler(decode_base64=True)
+    async def decorated(event: Any, context: Any) -> Any:
+        return {"source": context.event_source}
+
+    def wrapper(event: Any, context: Any) -> Any:
+        return decorated(event, context)
+
+    function = FunctionInfo("f", "$LATEST", 128, "", "")
+    http_event = (EVENTS / "function-url.json").read_bytes()
+    for handler in (decorated, wrapper):
+        invoker = Invoker(handler, function, 6 * 1024 * 1024)
+        header, payload = _invoke(invoker, http_event)
+        assert header["type"] == "result", payload
+        assert json.loads(json.loads(payload)["body"]) == {"source": "function-url"}
+        assert json.loads(_invoke(invoker, b"{}")[1]) == {"source": "direct"}
