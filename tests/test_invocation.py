@@ -1,4 +1,4 @@
-"""run_invocation in-process: every outcome of a call is exactly one reply frame, decoded as the supervisor would."""
+"""The Invoker in-process: every outcome of a call is exactly one reply frame, decoded as the supervisor would."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from lambda_supervisor.worker.invocation import (
     MAX_ERROR_BYTES,
     MAX_STACK_FRAMES,
     TRACE_ID_VARIABLE,
+    Invoker,
     bounded_error_payload,
     decode_event,
     encode_result,
-    run_invocation,
 )
 
 FUNCTION = FunctionInfo(
@@ -47,7 +47,7 @@ def invoke(handler: Any, body: bytes = b"", *, max_response_bytes: int = 6 * ONE
         "type": "invoke", "request_id": "req-1", "deadline_ms": now_ms() + 60_000, "invoked_function_arn": ARN,
     }
     header.update(fields)
-    data = run_invocation(handler, FUNCTION, header, body, max_response_bytes=max_response_bytes)
+    data = Invoker(handler, FUNCTION, max_response_bytes)(header, body)
     assert isinstance(data, bytes)
     decoder = FrameDecoder(max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES)
     frames = decoder.feed(data)
@@ -175,7 +175,7 @@ def test_a_handler_exception_is_reported_by_class_message_and_stack() -> None:
     assert error["errorMessage"] == "order 17 has no items"
     stack = error["stackTrace"]
     assert len(stack) == 2
-    # the first entry is the handler's own frame, not run_invocation's
+    # the first entry is the handler's own frame, not the invoker's
     assert stack[0].startswith(f'  File "{__file__}"')
     assert "in failing_handler" in stack[0]
     assert "in _validate" in stack[1]
@@ -215,7 +215,7 @@ def test_system_exit_is_not_swallowed() -> None:
         raise SystemExit(3)
 
     with pytest.raises(SystemExit):
-        run_invocation(exits, FUNCTION, {"request_id": "r", "deadline_ms": now_ms()}, b"", max_response_bytes=100)
+        Invoker(exits, FUNCTION, 100)({"request_id": "r", "deadline_ms": now_ms()}, b"")
 
 
 def test_an_exception_whose_str_raises() -> None:

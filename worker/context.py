@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .event_source import EventSource
+
 
 @dataclass(frozen=True)
 class FunctionInfo:
@@ -85,6 +87,7 @@ class LambdaContext:
         invoked_function_arn: str,
         client_context: str | None = None,
         cognito_identity: str | None = None,
+        event_source: EventSource = EventSource.DIRECT,
     ) -> None:
         self.aws_request_id = aws_request_id
         self.function_name = function.function_name
@@ -93,6 +96,8 @@ class LambdaContext:
         self.log_group_name = function.log_group_name
         self.log_stream_name = function.log_stream_name
         self.invoked_function_arn = invoked_function_arn
+        #: Which service sent the event (a str enum: "direct", "apigateway-rest", "sqs", ...); see event_source.py.
+        self.event_source = event_source
         self._deadline_ms = deadline_ms
         identity = _json_object(cognito_identity)
         self.identity: CognitoIdentity | None = CognitoIdentity(identity) if identity is not None else None
@@ -105,5 +110,6 @@ class LambdaContext:
     def __repr__(self) -> str:
         return (
             f"LambdaContext(aws_request_id={self.aws_request_id!r}, function_name={self.function_name!r}, "
-            f"function_version={self.function_version!r}, invoked_function_arn={self.invoked_function_arn!r})"
+            f"function_version={self.function_version!r}, invoked_function_arn={self.invoked_function_arn!r}, "
+            f"event_source={str(self.event_source)!r})"
         )

@@ -5,34 +5,64 @@ an undecodable event, an exception, an unserialisable or oversized result. A ``M
 exception but marked ``fatal``, so the supervisor replaces this worker rather than trust a heap that just ran out.
 ``SystemExit`` and ``KeyboardInterrupt`` are deliberately not caught: a handler that exits the process ends this
 worker, as it would end Lambda's own runtime, and the supervisor reports ``Runtime.ExitError``.
+
+Events from HTTP sources (API Gateway, function URLs, ALBs) take a second path: their caller wants a proxy
+response, so results are shaped into one, ``HTTPError`` becomes its status and any other exception a bare 500
+(the stack goes to stderr, not to the client). Only the event's classification costs the plain path anything.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import os
-from decimal import Decimal
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, exception_error_object, response_size_message
 from lambda_supervisor.shared.protocol import MessageType, encode_frame
 
+from .async_runner import AsyncRunner, is_async_handler
 from .context import FunctionInfo, LambdaContext
+from .event_source import HTTP_SOURCES, EventSource, classify
 from .handler_loader import Handler
+from .http import HTTPError
+from .http_shaping import http_error_response, internal_error_response, shape_result
+from .registration import HandlerOptions
+from .request_body import decode_base64_body
+from .serialisers import Deserialiser, Serialiser, to_json
 
 TRACE_ID_VARIABLE = "_X_AMZN_TRACE_ID"
 #: An error object is cut down to this size so that it always fits in a frame the supervisor accepts.
 MAX_ERROR_BYTES = 128 * 1024
 MAX_STACK_FRAMES = 64
 MAX_STACK_LINE_CHARS = 2048
+#: Frames of this runtime and of asyncio's loop are noise in the stack of a handler's exception.
+_HIDDEN_FRAMES = (str(Path(__file__).resolve().parent) + os.sep, str(Path(asyncio.__file__).resolve().parent) + os.sep)
+#: What the default JSON codec raises for a value it cannot encode.
+_ENCODE_ERRORS = (TypeError, ValueError, RecursionError)
 
 
 class _EventDecodeError(Exception):
     pass
 
 
-def decode_event(body: bytes) -> Any:
-    """The event as Python data: an empty body is ``{}``, as in Lambda's runtime."""
+class _EncodeError(Exception):
+    pass
+
+
+def decode_event(body: bytes, deserialiser: Deserialiser | None = None) -> Any:
+    """The event as Python data: an empty body is ``{}``, as in Lambda's runtime; a custom deserialiser gets the
+    body as text (empty included) and returns whatever the handler should receive."""
+    if deserialiser is not None:
+        try:
+            return deserialiser(body.decode("utf-8"))
+        except Exception as error:  # user code: whatever it raises means it could not read this event
+            raise _EventDecodeError(f"Unable to unmarshal input: {type(error).__name__}: {error}") from None
     if not body.strip():
         return {}
     try:
@@ -41,14 +71,23 @@ def decode_event(body: bytes) -> Any:
         raise _EventDecodeError(f"Unable to unmarshal input: {error}") from None
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def encode_result(result: Any) -> bytes:
-    return json.dumps(result, default=_json_default, ensure_ascii=False).encode("utf-8")
+def encode_result(result: Any, serialiser: Serialiser | None = None) -> bytes:
+    """The response body; raises _EncodeError with the message for ``Runtime.MarshalError``."""
+    if serialiser is None:
+        try:
+            return to_json(result).encode("utf-8")
+        except _ENCODE_ERRORS as error:
+            raise _EncodeError(f"Unable to marshal response: {error}") from None
+    try:
+        payload = serialiser(result)
+    except Exception as error:  # user code
+        raise _EncodeError(f"Unable to marshal response: {type(error).__name__}: {error}") from None
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return bytes(payload)
+    raise _EncodeError(f"Unable to marshal response: the serialiser returned {type(payload).__name__}, "
+                       "not str or bytes")
 
 
 def _dump_error(error: dict[str, Any]) -> bytes:
@@ -82,15 +121,21 @@ def error_frame(request_id: str, error: dict[str, Any], *, fatal: bool = False) 
     return encode_frame(header, bounded_error_payload(error))
 
 
-def _describe_handler_exception(error: Exception) -> dict[str, Any]:
-    """The error object for an exception from the handler, without this runtime's own frame in the stack."""
+def _describe_handler_exception(error: BaseException) -> dict[str, Any]:
+    """The error object for an exception from the handler, without this runtime's own frames in the stack."""
     try:
         message = str(error)
     except Exception:  # an exception whose __str__ itself raises
         message = f"<unprintable {type(error).__name__}>"
-    if error.__traceback__ is not None:
-        error = error.with_traceback(error.__traceback__.tb_next)
-    return exception_error_object(error, message=message)
+    return exception_error_object(error, message=message, hide_prefixes=_HIDDEN_FRAMES)
+
+
+def _log_http_failure(request_id: str, source: EventSource, error: BaseException) -> None:
+    """The stack of an exception answered with a bare 500: the client must not see it, the function's log must."""
+    lines = traceback.format_exception(error)
+    sys.stderr.write(f"[ERROR] RequestId: {request_id} {source} request answered 500: "
+                     f"{type(error).__name__}: {error}\n{''.join(lines)}")
+    sys.stderr.flush()
 
 
 def _set_trace_id(trace_id: str | None) -> None:
@@ -101,40 +146,82 @@ def _set_trace_id(trace_id: str | None) -> None:
         os.environ.pop(TRACE_ID_VARIABLE, None)
 
 
-def run_invocation(
-    handler: Handler,
-    function: FunctionInfo,
-    header: dict[str, Any],
-    body: bytes,
-    *,
-    max_response_bytes: int,
-) -> bytes:
-    """Call the handler for one ``invoke`` frame and return the encoded reply frame."""
-    request_id = str(header["request_id"])
-    _set_trace_id(header.get("trace_id"))
-    context = LambdaContext(
-        function,
-        aws_request_id=request_id,
-        deadline_ms=int(header["deadline_ms"]),
-        invoked_function_arn=str(header.get("invoked_function_arn") or ""),
-        client_context=header.get("client_context"),
-        cognito_identity=header.get("cognito_identity"),
-    )
-    try:
-        event = decode_event(body)
-    except _EventDecodeError as error:
-        return error_frame(request_id, error_object(ErrorType.UNMARSHAL, str(error)))
-    try:
-        result = handler(event, context)
-    except MemoryError as error:
-        return error_frame(request_id, _describe_handler_exception(error), fatal=True)
-    except Exception as error:
-        return error_frame(request_id, _describe_handler_exception(error))
-    try:
-        payload = encode_result(result)
-    except (TypeError, ValueError, RecursionError) as error:
-        return error_frame(request_id, error_object(ErrorType.MARSHAL, f"Unable to marshal response: {error}"))
-    if len(payload) > max_response_bytes:
-        message = response_size_message(len(payload), max_response_bytes)
-        return error_frame(request_id, error_object(ErrorType.RESPONSE_SIZE_TOO_LARGE, message))
-    return encode_frame({"type": MessageType.RESULT, "request_id": request_id}, payload)
+@dataclass
+class Invoker:
+    """The handler with its options, ready to run invoke frames; built once at init."""
+
+    handler: Handler
+    function: FunctionInfo
+    max_response_bytes: int
+    options: HandlerOptions = field(default_factory=HandlerOptions)
+    runner: AsyncRunner = field(default_factory=AsyncRunner)
+
+    def __post_init__(self) -> None:
+        self._is_async = is_async_handler(self.handler)
+        if self._is_async:
+            self.runner.loop  # noqa: B018 - create the loop at init, not during the first (billed) call
+
+    def __call__(self, header: dict[str, Any], body: bytes) -> bytes:
+        """Call the handler for one ``invoke`` frame and return the encoded reply frame."""
+        request_id = str(header["request_id"])
+        _set_trace_id(header.get("trace_id"))
+        try:
+            event = decode_event(body, self.options.deserialiser)
+        except _EventDecodeError as error:
+            return error_frame(request_id, error_object(ErrorType.UNMARSHAL, str(error)))
+        source = classify(event)
+        context = LambdaContext(
+            self.function,
+            aws_request_id=request_id,
+            deadline_ms=int(header["deadline_ms"]),
+            invoked_function_arn=str(header.get("invoked_function_arn") or ""),
+            client_context=header.get("client_context"),
+            cognito_identity=header.get("cognito_identity"),
+            event_source=source,
+        )
+        if source in HTTP_SOURCES:
+            return self._run_http(request_id, source, event, context)
+        try:
+            result = self._call(event, context)
+        except MemoryError as error:
+            return error_frame(request_id, _describe_handler_exception(error), fatal=True)
+        except Exception as error:
+            return error_frame(request_id, _describe_handler_exception(error))
+        try:
+            payload = encode_result(result, self.options.serialiser)
+        except _EncodeError as error:
+            return error_frame(request_id, error_object(ErrorType.MARSHAL, str(error)))
+        return self._result_frame(request_id, payload)
+
+    def _call(self, event: Any, context: LambdaContext) -> Any:
+        if self._is_async:
+            return self.runner.run(self.handler(event, context))
+        result = self.handler(event, context)
+        if inspect.iscoroutine(result):  # a sync wrapper around an async function
+            return self.runner.run(result)
+        return result
+
+    def _run_http(self, request_id: str, source: EventSource, event: dict[str, Any], context: LambdaContext) -> bytes:
+        """The HTTP path: whatever the handler does, its caller gets a proxy response (or, for a MemoryError, the
+        worker is replaced and Lambda's error stands, as for any event)."""
+        if self.options.decode_base64:
+            decode_base64_body(event)
+        serialiser = self.options.serialiser
+        try:
+            result = self._call(event, context)
+            # A custom serialiser owns the response: it gets the handler's result unshaped.
+            payload = encode_result(result if serialiser else shape_result(result, source, event), serialiser)
+        except MemoryError as error:
+            return error_frame(request_id, _describe_handler_exception(error), fatal=True)
+        except HTTPError as error:
+            payload = to_json(http_error_response(error, source, event)).encode("utf-8")
+        except Exception as error:  # the handler's, or its result's encoding (_EncodeError)
+            _log_http_failure(request_id, source, error)
+            payload = to_json(internal_error_response(source, event)).encode("utf-8")
+        return self._result_frame(request_id, payload)
+
+    def _result_frame(self, request_id: str, payload: bytes) -> bytes:
+        if len(payload) > self.max_response_bytes:
+            message = response_size_message(len(payload), self.max_response_bytes)
+            return error_frame(request_id, error_object(ErrorType.RESPONSE_SIZE_TOO_LARGE, message))
+        return encode_frame({"type": MessageType.RESULT, "request_id": request_id}, payload)

@@ -19,8 +19,9 @@ from lambda_supervisor.shared.protocol import Frame, FrameDecoder, MessageType, 
 
 from . import soft_timeout
 from .context import FunctionInfo
-from .handler_loader import Handler, InitFailure, load_handler, put_task_root_first
-from .invocation import bounded_error_payload, error_frame, run_invocation
+from .handler_loader import InitFailure, load_handler, put_task_root_first
+from .invocation import Invoker, bounded_error_payload, error_frame
+from .settings import read_decode_base64, resolve_options
 
 #: Events come from the (trusted) supervisor; the bound only guards against a broken pipe stream.
 MAX_EVENT_BYTES = 64 * 1024 * 1024
@@ -85,28 +86,28 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 class UserFunction:
-    """The user's handler after init, with what every invocation needs; shared by workers and the fork template."""
+    """The user's handler after init, ready to invoke; shared by workers and the fork template."""
 
-    def __init__(self, handler: Handler, environ: dict[str, str]) -> None:
-        self.handler = handler
-        self.function = FunctionInfo.from_environ(environ)
-        self.max_response_bytes = int(environ.get("LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES")
-                                      or DEFAULT_MAX_RESPONSE_BYTES)
+    def __init__(self, invoker: Invoker) -> None:
+        self.invoker = invoker
 
     @classmethod
     def initialise(cls) -> UserFunction:
         """Run the user's init (import the handler's module); raises InitFailure."""
         environ = dict(os.environ)
         put_task_root_first(Path(environ.get("LAMBDA_TASK_ROOT") or os.getcwd()))
-        return cls(load_handler(environ.get("_HANDLER", "")), environ)
+        max_response_bytes = int(environ.get("LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES") or DEFAULT_MAX_RESPONSE_BYTES)
+        decode_base64 = read_decode_base64(environ)  # a bad setting is reported before any user code runs
+        handler = load_handler(environ.get("_HANDLER", ""))
+        options = resolve_options(environ, decode_base64, handler)
+        return cls(Invoker(handler, FunctionInfo.from_environ(environ), max_response_bytes, options))
 
     def invoke(self, frame: Frame) -> bytes:
         """One invocation, under its soft timeout if the supervisor set one; always one reply frame."""
         reply: bytes | None = None
         try:
             soft_timeout.arm(frame.header.get("soft_deadline_ms"))
-            reply = run_invocation(self.handler, self.function, frame.header, frame.payload,
-                                   max_response_bytes=self.max_response_bytes)
+            reply = self.invoker(frame.header, frame.payload)
             soft_timeout.disarm()
         except soft_timeout.SoftTimeoutError as error:  # fired outside the handler's own try (encoding its result)
             soft_timeout.disarm()

@@ -46,6 +46,7 @@ def _become_worker(template: Channel, control: socket.socket, function: UserFunc
     try:
         control.close()
         template.close()
+        function.invoker.runner.after_fork()
         os.setsid()
         deadline = time.monotonic() + ADOPTION_TIMEOUT_S
         while os.getppid() != supervisor_pid:

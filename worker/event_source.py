@@ -1,0 +1,65 @@
+"""Tell which AWS service sent an event, from its shape alone.
+
+Lambda does not say who invoked a function, so the runtime looks at the event: HTTP front doors get proxy
+responses (see :mod:`.http_shaping`), everything else gets the handler's result as is. This runs on every
+invocation, so it is a handful of dict lookups and never walks the event.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class EventSource(StrEnum):
+    """The kind of event, as handlers see it in ``context.event_source``."""
+
+    DIRECT = "direct"
+    APIGATEWAY_REST = "apigateway-rest"
+    APIGATEWAY_HTTP = "apigateway-http"
+    FUNCTION_URL = "function-url"
+    ALB = "alb"
+    EVENTBRIDGE = "eventbridge"
+    SNS = "sns"
+    SQS = "sqs"
+    S3 = "s3"
+
+
+#: Sources whose caller expects a proxy response (statusCode, headers, body, isBase64Encoded).
+HTTP_SOURCES = frozenset(
+    {EventSource.APIGATEWAY_REST, EventSource.APIGATEWAY_HTTP, EventSource.FUNCTION_URL, EventSource.ALB}
+)
+
+#: ``eventSource`` of the first record in ``Records`` (SNS spells the key ``EventSource``).
+_RECORD_SOURCES = {"aws:sqs": EventSource.SQS, "aws:s3": EventSource.S3, "aws:sns": EventSource.SNS}
+
+
+def classify(event: Any) -> EventSource:
+    """The source of ``event``; anything not recognised (including non-objects) is a direct invocation."""
+    if not isinstance(event, dict):
+        return EventSource.DIRECT
+    request_context = event.get("requestContext")
+    if isinstance(request_context, dict):
+        return _classify_http(event, request_context)
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        first = records[0]
+        name = first.get("eventSource") or first.get("EventSource")
+        return _RECORD_SOURCES.get(name, EventSource.DIRECT) if isinstance(name, str) else EventSource.DIRECT
+    if "detail-type" in event and "source" in event:
+        return EventSource.EVENTBRIDGE
+    return EventSource.DIRECT
+
+
+def _classify_http(event: dict[str, Any], request_context: dict[str, Any]) -> EventSource:
+    if "elb" in request_context:
+        return EventSource.ALB
+    if event.get("version") == "2.0":
+        # Function URLs use HTTP API's payload format 2.0; only their domain tells them apart.
+        domain = request_context.get("domainName")
+        if isinstance(domain, str) and ".lambda-url." in domain:
+            return EventSource.FUNCTION_URL
+        return EventSource.APIGATEWAY_HTTP
+    if "httpMethod" in event:  # REST APIs, and HTTP APIs using payload format 1.0 (the same shape)
+        return EventSource.APIGATEWAY_REST
+    return EventSource.DIRECT
