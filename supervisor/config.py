@@ -47,8 +47,9 @@ def _positive_float(text: str) -> float:
 
 
 def _runtime_api(text: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:]+\]:\d{1,5}", text):
-        raise ValueError("must be host:port")
+    match = re.fullmatch(r"(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):([0-9]{1,5})", text)
+    if match is None or not 0 < int(match.group(1)) < 65536:
+        raise ValueError("must be host:port, with a port from 1 to 65535")
     return text
 
 

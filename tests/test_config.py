@@ -264,3 +264,9 @@ def test_any_text_for_a_numeric_setting_parses_or_is_a_config_error(setting: Set
         if setting.parse is config_module._positive_float:
             assert value > 0
     assert config.max_rss_mb > 0
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:99999", "127.0.0.1:0", "localhost:\u0661\u0662", "127.0.0.1"])
+def test_runtime_api_port_must_be_an_ascii_port_number(address: str) -> None:
+    with pytest.raises(ConfigError, match="AWS_LAMBDA_RUNTIME_API"):
+        Config.load({"AWS_LAMBDA_RUNTIME_API": address, "_HANDLER": "app.handler"})
