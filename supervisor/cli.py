@@ -33,11 +33,11 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
     try:
         config = Config.load(os.environ, defaults)
     except ConfigError as error:
-        configure_logging()
+        configure_logging(log_format=os.environ.get("AWS_LAMBDA_LOG_FORMAT", "Text"))
         logger.error(f"invalid configuration: {error}")
         _report_config_error(str(error))
         return ExitCode.CONFIG_ERROR
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
     from .loop import Supervisor  # imported late: a config error should not pay for it
 
     api = RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s)

@@ -19,6 +19,7 @@ from lambda_supervisor.shared.protocol import Frame, FrameDecoder, MessageType, 
 from .context import FunctionInfo
 from .handler_loader import InitFailure, load_handler, put_task_root_first
 from .invocation import bounded_error_payload, run_invocation
+from .output import install as install_output
 
 #: Events come from the (trusted) supervisor; the bound only guards against a broken pipe stream.
 MAX_EVENT_BYTES = 64 * 1024 * 1024
@@ -78,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent(arguments.parent_pid)
     channel = Channel(arguments.in_fd, arguments.out_fd)
     environ = dict(os.environ)
+    output = install_output(environ.get("AWS_LAMBDA_LOG_FORMAT", "Text"), environ.get("AWS_LAMBDA_LOG_LEVEL", ""))
     put_task_root_first(Path(environ.get("LAMBDA_TASK_ROOT") or os.getcwd()))
     max_response_bytes = int(environ.get("LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES") or DEFAULT_MAX_RESPONSE_BYTES)
     function = FunctionInfo.from_environ(environ)
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     while (frame := channel.receive()) is not None:
         if frame.type != MessageType.INVOKE:
             continue
-        channel.send(run_invocation(handler, function, frame.header, frame.payload,
-                                    max_response_bytes=max_response_bytes))
+        output.request_id = str(frame.header.get("request_id"))  # tags what the handler writes
+        reply = run_invocation(handler, function, frame.header, frame.payload, max_response_bytes=max_response_bytes)
+        output.request_id = None
+        channel.send(reply)
     return 0
