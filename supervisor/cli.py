@@ -39,6 +39,9 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
         return ExitCode.CONFIG_ERROR
     configure_logging(config.log_level, config.log_format)
     from .loop import Supervisor  # imported late: a config error should not pay for it
+    from .metrics import configure_metrics
+
+    configure_metrics(config)
 
     api = RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s)
     return Supervisor(config, api, os.environ).run()

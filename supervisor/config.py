@@ -93,6 +93,21 @@ def _lambda_log_level(text: str) -> str:
     return level
 
 
+def _switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise ValueError("must be on or off")
+
+
+def _namespace(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._/#:\- ]{1,255}", text) or not text.strip():
+        raise ValueError("must be 1 to 255 letters, digits, spaces or . - _ / # :")
+    return text
+
+
 def _default_max_rss_mb(values: Mapping[str, Any]) -> int:
     memory = int(values["memory_size_mb"])
     return max(memory - SUPERVISOR_RESERVE_MB, memory // 2)
@@ -152,6 +167,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Level of the handler's `logging` records: TRACE, DEBUG, INFO, WARN, ERROR or FATAL. Unset: INFO in "
             "JSON format; in Text format the root logger keeps Python's default (WARNING), as on Lambda."),
     Setting("log_level", "LAMBDA_SUPERVISOR_LOG_LEVEL", _log_level, "INFO", "Level of the supervisor's own log lines."),
+    Setting("metrics", "LAMBDA_SUPERVISOR_METRICS", _switch, "on",
+            "`off` stops the CloudWatch Embedded Metric Format lines (restarts, invocations, faults, time to ready)."),
+    Setting("metrics_namespace", "LAMBDA_SUPERVISOR_METRICS_NAMESPACE", _namespace, "LambdaSupervisor",
+            "CloudWatch namespace of those metrics."),
 )
 
 
@@ -175,6 +194,8 @@ class Config:
     log_format: str
     app_log_level: str
     log_level: str
+    metrics: bool
+    metrics_namespace: str
 
     @property
     def max_rss_bytes(self) -> int:
