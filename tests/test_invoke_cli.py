@@ -77,3 +77,24 @@ def test_invoke_needs_exactly_one_target(tmp_path: Path) -> None:
     events.write_text("{}")
     result = run_cli("--events", str(events))
     assert result.returncode == 2 and "give either HANDLER" in result.stderr
+
+
+def test_the_progress_line_overwrites_itself_on_a_terminal_only() -> None:
+    import io
+
+    from lambda_supervisor.supervisor.invoke import Progress, Result
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    progress = Progress(4, terminal)
+    progress.update(Result(1, "ok", 3.0, "", True))
+    progress.update(Result(2, "ValueError", 4.0, "", True))
+    progress.clear()
+    shown = terminal.getvalue()
+    assert shown.startswith("\r[") and "2/4  ok 1  failed 1  last 4.0 ms" in shown and shown.endswith("\r\033[K")
+    pipe = io.StringIO()
+    Progress(4, pipe).update(Result(1, "ok", 3.0, "", True))
+    assert pipe.getvalue() == ""
