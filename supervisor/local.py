@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -96,7 +96,7 @@ def invoke_embedded(handler: str, task_root: Path, events: list[bytes], count: i
     return 1 if died or not all(result.answered for result in results) else 0
 
 
-def _wait_until(condition: Any, timeout_s: float) -> bool:
+def _wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
     """For a condition on another process: poll briefly until it holds or ``timeout_s`` passes."""
     end = time.monotonic() + timeout_s
     while not condition():

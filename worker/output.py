@@ -100,6 +100,7 @@ class LogStream(io.TextIOBase):
         size = len(text)
         if self._line_open and text.startswith("\n"):  # the end of a line we already wrote out
             text = text[1:]
+            self._line_open = False
         if text:
             self._line_open = not text.endswith("\n")
             self._output.event(self._level, text[:-1] if not self._line_open else text, self._name)
