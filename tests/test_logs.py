@@ -156,3 +156,12 @@ def test_the_report_line_in_text(start_runtime: StartRuntime) -> None:
     record = crash.invoke()
     assert re.search(rf"REPORT RequestId: {record.request_id}\t.*\tOutcome: Runtime.ExitError\tFault: crash$",
                      crash.log(), re.MULTILINE)
+
+
+@pytest.mark.parametrize(("variable", "value"), [("AWS_LAMBDA_LOG_FORMAT", "xml"), ("AWS_LAMBDA_LOG_LEVEL", "LOUD")])
+def test_an_invalid_log_setting_is_a_configuration_error(start_runtime: StartRuntime, variable: str,
+                                                         value: str) -> None:
+    runtime = start_runtime(env={variable: value}, wait_ready=False)
+    posted = runtime.emulator.wait_init_error(60)
+    assert posted.error_type == "Runtime.InvalidConfiguration"
+    assert variable in (posted.error_message or "")

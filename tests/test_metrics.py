@@ -111,3 +111,12 @@ def test_an_init_failure_is_counted(start_runtime: StartRuntime) -> None:
     runtime.wait_exit()
     [document] = by_metric(emf_documents(runtime.log()), "InitFailures")
     assert document["InitFailures"] == 1 and document["ErrorType"] == "Runtime.HandlerNotFound"
+
+
+def test_metrics_do_not_depend_on_the_log_level(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults.os_exit", env={"LAMBDA_SUPERVISOR_LOG_LEVEL": "ERROR"})
+    runtime.invoke()
+    log = runtime.log()
+    assert "REPORT RequestId" not in log and "worker replaced" not in log
+    documents = emf_documents(log)
+    assert len(by_metric(documents, "Invocations")) == 1 and len(by_metric(documents, "Restarts")) == 1
