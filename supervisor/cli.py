@@ -1,7 +1,8 @@
 """The ``lambda-supervisor`` command.
 
 ``lambda-supervisor [run] [HANDLER]`` is the Lambda bootstrap (so an image's ``CMD ["app.handler"]`` works);
-``serve`` and ``demo`` run a function locally against the embedded Runtime API emulator.
+``serve`` and ``demo`` run a function locally against the embedded Runtime API emulator; ``invoke`` sends a file
+of events to a function (``serve``'s endpoint, or one it starts) and summarises the outcomes.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from loguru import logger
@@ -20,7 +22,7 @@ from .exit_codes import ExitCode
 from .logs import configure_logging
 from .runtime_api import RuntimeApiClient, RuntimeApiUnavailable
 
-COMMANDS = ("run", "serve", "demo")
+COMMANDS = ("run", "serve", "demo", "invoke")
 
 
 def _settings_help() -> str:
@@ -33,12 +35,15 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
     try:
         config = Config.load(os.environ, defaults)
     except ConfigError as error:
-        configure_logging()
+        configure_logging(log_format=os.environ.get("AWS_LAMBDA_LOG_FORMAT", "Text"))
         logger.error(f"invalid configuration: {error}")
         _report_config_error(str(error))
         return ExitCode.CONFIG_ERROR
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.log_format)
     from .loop import Supervisor  # imported late: a config error should not pay for it
+    from .metrics import configure_metrics
+
+    configure_metrics(config)
 
     api = RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s)
     return Supervisor(config, api, os.environ).run()
@@ -59,6 +64,41 @@ def _report_config_error(message: str) -> None:
         logger.error(f"could not report the configuration error: {problem}")
     finally:
         client.close()
+
+
+def _invoke(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
+    from . import invoke, local
+
+    parser.description = ("Send the events in a file (a JSON array, one JSON document, or JSON lines) one by one "
+                          "to HANDLER on a runtime started here, or to a running endpoint (--url); print each "
+                          "result and a summary: counts by outcome, latency p50/p99, worker restarts. Exits 1 if "
+                          "an event got no answer or the runtime started here died, else 0 (function errors "
+                          "included).")
+    parser.add_argument("handler", nargs="?", help="e.g. app.handler (omit with --url)")
+    parser.add_argument("--events", required=True, type=Path, help="the events file")
+    parser.add_argument("--task-root", default=".", help="directory with the handler's code (default: .)")
+    parser.add_argument("--url", help="invoke endpoint of a running serve / emulator / container")
+    parser.add_argument("-n", "--count", type=int, help="send this many events, cycling through the file")
+    parser.add_argument("--timeout", type=float, default=float(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", 3)),
+                        help="function timeout in seconds (default: $AWS_LAMBDA_FUNCTION_TIMEOUT or 3)")
+    parser.add_argument("--runtime-log", type=Path, help="where the embedded runtime's log goes (default: a temp file)")
+    options = parser.parse_args(arguments)
+    if (options.url is None) == (options.handler is None):
+        parser.error("give either HANDLER (to start a runtime here) or --url (to use a running one)")
+    try:
+        events = invoke.load_events(options.events)
+    except invoke.EventFileError as error:
+        parser.error(str(error))
+    count = options.count or len(events)
+    if count <= 0:
+        parser.error("--count must be positive")
+    if options.url is not None:
+        started = time.monotonic()
+        results = invoke.send_all(options.url, events, count, options.timeout + 30)
+        invoke.summarize(results, time.monotonic() - started, None, sys.stdout)
+        return 0 if all(result.answered for result in results) else 1
+    return local.invoke_embedded(options.handler, Path(options.task_root).resolve(), events, count, options.timeout,
+                                 options.runtime_log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         options = parser.parse_args(arguments)
         return local.serve(options.handler, Path(options.task_root).resolve(), options.host, options.port,
                            options.timeout)
+    if command == "invoke":
+        return _invoke(parser, arguments)
     parser.description = "Drive the bundled sample function through every fault on one runtime, and report."
     parser.parse_args(arguments)
     return local.demo()

@@ -19,6 +19,10 @@ from lambda_supervisor.shared.protocol import DEFAULT_MAX_PAYLOAD_BYTES, LAMBDA_
 SUPERVISOR_RESERVE_MB = 48
 DEFAULT_MEMORY_SIZE_MB = 3008  # what AWS's runtime interface emulator assumes when no size is given
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+#: Lambda's advanced logging controls: the log formats and the application log levels it sets.
+LOG_FORMATS = ("Text", "JSON")
+LAMBDA_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+_LOG_LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 
 
 class ConfigError(ValueError):
@@ -88,6 +92,38 @@ def _non_negative_float(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise ValueError("must be zero or a positive number")
     return value
+
+
+def _log_format(text: str) -> str:
+    for name in LOG_FORMATS:
+        if text.strip().lower() == name.lower():
+            return name
+    raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+
+
+def _lambda_log_level(text: str) -> str:
+    level = text.strip().upper()
+    if not level:
+        return ""
+    level = _LOG_LEVEL_ALIASES.get(level, level)
+    if level not in LAMBDA_LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LAMBDA_LOG_LEVELS)}")
+    return level
+
+
+def _switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise ValueError("must be on or off")
+
+
+def _namespace(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9._/#:\- ]{1,255}", text) or not text.strip():
+        raise ValueError("must be 1 to 255 letters, digits, spaces or . - _ / # :")
+    return text
 
 
 def _default_max_rss_mb(values: Mapping[str, Any]) -> int:
@@ -160,7 +196,16 @@ SETTINGS: tuple[Setting, ...] = (
             "On SIGTERM, how long the worker may take to exit after it is forwarded the signal, before SIGKILL."),
     Setting("api_retry_s", "LAMBDA_SUPERVISOR_API_RETRY_S", _positive_float, 10.0,
             "How long transient Runtime API faults are retried (jittered backoff) before the supervisor exits."),
+    Setting("log_format", "AWS_LAMBDA_LOG_FORMAT", _log_format, "Text",
+            "`Text` or `JSON` (Lambda's log format setting), for the handler's output and the supervisor's lines."),
+    Setting("app_log_level", "AWS_LAMBDA_LOG_LEVEL", _lambda_log_level, "",
+            "Level of the handler's `logging` records: TRACE, DEBUG, INFO, WARN, ERROR or FATAL. Unset: INFO in "
+            "JSON format; in Text format the root logger keeps Python's default (WARNING), as on Lambda."),
     Setting("log_level", "LAMBDA_SUPERVISOR_LOG_LEVEL", _log_level, "INFO", "Level of the supervisor's own log lines."),
+    Setting("metrics", "LAMBDA_SUPERVISOR_METRICS", _switch, "on",
+            "`off` stops the CloudWatch Embedded Metric Format lines (restarts, invocations, faults, time to ready)."),
+    Setting("metrics_namespace", "LAMBDA_SUPERVISOR_METRICS_NAMESPACE", _namespace, "LambdaSupervisor",
+            "CloudWatch namespace of those metrics."),
 )
 
 
@@ -187,7 +232,11 @@ class Config:
     memory_poll_ms: int
     shutdown_grace_ms: int
     api_retry_s: float
+    log_format: str
+    app_log_level: str
     log_level: str
+    metrics: bool
+    metrics_namespace: str
 
     @property
     def max_rss_bytes(self) -> int:

@@ -2,14 +2,19 @@
 
 The main loop says *what* happened (``emit("worker_replaced", "worker replaced", reason=..., ...)``); this module
 decides how it is shown. Every event keeps its fields structured (bound on the loguru record as ``event`` and
-``fields``), so a JSON log format or metrics can use them without parsing text.
+``fields``), so the JSON log format can show them as data, and each event is offered to the metrics recorder
+(:mod:`.metrics`), which turns the ones it knows into CloudWatch Embedded Metric Format lines.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from loguru import logger
+
+#: Called with every event and its fields (set by :func:`.metrics.configure_metrics`); None: no metrics.
+observer: Callable[[str, Mapping[str, Any]], None] | None = None
 
 
 def _render(value: Any) -> str:
@@ -22,4 +27,11 @@ def _render(value: Any) -> str:
 def emit(event: str, message: str, /, *, level: str = "INFO", **fields: Any) -> None:
     """Log one lifecycle event: ``message: key=value ...`` in text, with ``event`` and ``fields`` bound."""
     text = message + (": " + " ".join(f"{key}={_render(value)}" for key, value in fields.items()) if fields else "")
-    logger.bind(event=event, fields=fields).log(level, text)
+    emit_line(event, text, level=level, **fields)
+
+
+def emit_line(event: str, line: str, /, *, level: str = "INFO", **fields: Any) -> None:
+    """Log one lifecycle event whose text the caller has already written (such as the REPORT line)."""
+    logger.bind(event=event, fields=fields).log(level, line)
+    if observer is not None:
+        observer(event, fields)

@@ -11,10 +11,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from .emulator.server import RuntimeApiEmulator
 from .logs import configure_logging
@@ -23,14 +26,16 @@ DEMO_TASK_ROOT = Path(__file__).resolve().parent / "demo_app"
 
 
 def start_runtime(emulator: RuntimeApiEmulator, handler: str, task_root: Path,
-                  extra_env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start the bootstrap against ``emulator``, the way Lambda starts it: the handler as its argument."""
+                  extra_env: Mapping[str, str] | None = None, output: IO[Any] | None = None) -> subprocess.Popen[bytes]:
+    """Start the bootstrap against ``emulator``, the way Lambda starts it: the handler as its argument. Its output
+    goes to ``output`` (default: ours)."""
     env = dict(os.environ)
     env.update(extra_env or {})
     env["AWS_LAMBDA_RUNTIME_API"] = emulator.address
     env.setdefault("AWS_LAMBDA_FUNCTION_NAME", emulator.function_name)
     command = [sys.executable, "-m", "lambda_supervisor.supervisor", "run", handler, "--task-root", str(task_root)]
-    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=output,
+                            stderr=subprocess.STDOUT if output is not None else None)
 
 
 def stop_runtime(runtime: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
@@ -64,6 +69,41 @@ def serve(handler: str, task_root: Path, host: str, port: int, timeout_s: float)
         if runtime.poll() is not None:
             print(f"lambda-supervisor: the runtime exited with status {runtime.returncode}", file=sys.stderr)
         return stop_runtime(runtime)
+
+
+def invoke_embedded(handler: str, task_root: Path, events: list[bytes], count: int, timeout_s: float,
+                    log_path: Path | None) -> int:
+    """``invoke`` without ``--url``: an emulator and a runtime of our own; the runtime's log goes to a file."""
+    from .invoke import restarts_in_log, send_all, summarize
+
+    configure_logging("WARNING")
+    if log_path is None:
+        log_path = Path(tempfile.mkstemp(prefix="lambda-supervisor-", suffix=".log")[1])
+    with RuntimeApiEmulator(function_timeout_s=timeout_s) as emulator, log_path.open("wb") as log:
+        runtime = start_runtime(emulator, handler, task_root, output=log)
+        try:
+            _wait_until(lambda: emulator.next_poll_count >= 1 or runtime.poll() is not None, 120)
+            started = time.monotonic()
+            results = send_all(emulator.invoke_url, events, count, timeout_s + emulator.no_response_grace_s + 5)
+            elapsed = time.monotonic() - started
+            # let the runtime finish what follows the last answer (a respawn) before reading its log
+            _wait_until(lambda: emulator.next_poll_count > count or runtime.poll() is not None, 60)
+            died = runtime.poll() is not None
+        finally:
+            stop_runtime(runtime)
+    summarize(results, elapsed, restarts_in_log(log_path.read_bytes().decode(errors="replace")), sys.stdout)
+    print(f"runtime log: {log_path}" + ("  (the runtime exited early!)" if died else ""))
+    return 1 if died or not all(result.answered for result in results) else 0
+
+
+def _wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
+    """For a condition on another process: poll briefly until it holds or ``timeout_s`` passes."""
+    end = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from .config import Config
 from .events import emit
 from .exit_codes import ExitCode
 from .process_tree import become_subreaper, kill_orphans, reap_exited_orphans
+from .report import report_invocation
 from .respawn import make_factory
 from .runtime_api import Invocation, MalformedInvocation, RuntimeApiClient, RuntimeApiUnavailable
 from .worker_process import FaultReason, WorkerInitFailed, WorkerProcess
@@ -203,6 +204,7 @@ class Supervisor:
             shutdown_requested=lambda: self._shutdown_requested,
             shutdown_grace_s=self.config.shutdown_grace_ms / 1000,
         )
+        finished = time.monotonic()
         if outcome.response is not None:
             self.api.post_response(invocation.request_id, outcome.response)
         else:
@@ -210,6 +212,7 @@ class Supervisor:
             self.api.post_error(invocation.request_id, error)
             emit("invocation_failed", "invocation failed", request_id=invocation.request_id,
                  error_type=error["errorType"], fault=outcome.fault or "none")
+        report_invocation(invocation, worker, outcome, finished)
         if outcome.fault is not None and not self._shutdown_requested:
             graceful = outcome.fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly
             self._replace_worker(outcome.fault, invocation.request_id, graceful=graceful)

@@ -113,6 +113,8 @@ def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, 
         AWS_LAMBDA_LOG_GROUP_NAME=config.log_group_name,
         AWS_LAMBDA_LOG_STREAM_NAME=config.log_stream_name,
         LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES=str(config.max_response_bytes),
+        AWS_LAMBDA_LOG_FORMAT=config.log_format,
+        AWS_LAMBDA_LOG_LEVEL=config.app_log_level,
     )
     return env
 

@@ -80,7 +80,8 @@ class Runtime:
         return record
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """The runtime's output as written: a "\r" inside a line stays (no universal-newline translation)."""
+        return self.log_path.read_bytes().decode(errors="replace")
 
     def alive(self) -> bool:
         return self.process.poll() is None

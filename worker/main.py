@@ -21,6 +21,8 @@ from . import soft_timeout
 from .context import FunctionInfo
 from .handler_loader import InitFailure, load_handler, put_task_root_first
 from .invocation import Invoker, bounded_error_payload, error_frame
+from .output import HandlerOutput
+from .output import install as install_output
 from .settings import read_decode_base64, resolve_options
 
 #: Events come from the (trusted) supervisor; the bound only guards against a broken pipe stream.
@@ -88,23 +90,27 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 class UserFunction:
     """The user's handler after init, ready to invoke; shared by workers and the fork template."""
 
-    def __init__(self, invoker: Invoker) -> None:
+    def __init__(self, invoker: Invoker, output: HandlerOutput) -> None:
         self.invoker = invoker
+        self.output = output
 
     @classmethod
-    def initialise(cls) -> UserFunction:
-        """Run the user's init (import the handler's module); raises InitFailure."""
+    def initialise(cls, output: HandlerOutput) -> UserFunction:
+        """Run the user's init (import the handler's module); raises InitFailure. ``output`` is where the
+        handler's prints and logs go, tagged with the request in progress."""
         environ = dict(os.environ)
         put_task_root_first(Path(environ.get("LAMBDA_TASK_ROOT") or os.getcwd()))
         max_response_bytes = int(environ.get("LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES") or DEFAULT_MAX_RESPONSE_BYTES)
         decode_base64 = read_decode_base64(environ)  # a bad setting is reported before any user code runs
         handler = load_handler(environ.get("_HANDLER", ""))
         options = resolve_options(environ, decode_base64, handler)
-        return cls(Invoker(handler, FunctionInfo.from_environ(environ), max_response_bytes, options))
+        return cls(Invoker(handler, FunctionInfo.from_environ(environ), max_response_bytes, options), output)
 
     def invoke(self, frame: Frame) -> bytes:
         """One invocation, under its soft timeout if the supervisor set one; always one reply frame."""
         reply: bytes | None = None
+        request_id = str(frame.header["request_id"])
+        self.output.request_id = request_id  # tags what the handler writes
         try:
             soft_timeout.arm(frame.header.get("soft_deadline_ms"))
             reply = self.invoker(frame.header, frame.payload)
@@ -112,7 +118,9 @@ class UserFunction:
         except soft_timeout.SoftTimeoutError as error:  # fired outside the handler's own try (encoding its result)
             soft_timeout.disarm()
             if reply is None:
-                reply = error_frame(str(frame.header["request_id"]), exception_error_object(error))
+                reply = error_frame(request_id, exception_error_object(error))
+        finally:
+            self.output.request_id = None
         return reply
 
 
@@ -134,12 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     arguments = _parse_arguments(argv)
     die_with_parent(arguments.parent_pid)
     channel = Channel(arguments.in_fd, arguments.out_fd)
+    environ = dict(os.environ)
+    output = install_output(environ.get("AWS_LAMBDA_LOG_FORMAT", "Text"), environ.get("AWS_LAMBDA_LOG_LEVEL", ""))
     if arguments.template_control_fd is not None:
         from .template import run_template
 
-        return run_template(channel, arguments.template_control_fd, arguments.parent_pid)
+        return run_template(channel, arguments.template_control_fd, arguments.parent_pid, output)
     try:
-        function = UserFunction.initialise()
+        function = UserFunction.initialise(output)
     except InitFailure as failure:
         return report_init_failure(channel, failure)
     return serve(channel, function)

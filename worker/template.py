@@ -23,6 +23,7 @@ import traceback
 
 from .handler_loader import InitFailure
 from .main import Channel, UserFunction, die_with_parent, report_init_failure, serve
+from .output import HandlerOutput
 
 #: How long a new worker waits to be adopted by the supervisor after the intermediate exits (it takes microseconds).
 ADOPTION_TIMEOUT_S = 5.0
@@ -79,13 +80,13 @@ def _fork_worker(template: Channel, control: socket.socket, function: UserFuncti
     os.waitpid(intermediate, 0)
 
 
-def run_template(channel: Channel, control_fd: int, supervisor_pid: int) -> int:
+def run_template(channel: Channel, control_fd: int, supervisor_pid: int, output: HandlerOutput) -> int:
     """Init once, report ready on ``channel`` as any worker does, then fork workers until the control socket
     closes. Each request is one SEQPACKET message carrying the new worker's two pipe ends."""
     control = socket.socket(fileno=control_fd)
     control.set_inheritable(False)
     try:
-        function = UserFunction.initialise()
+        function = UserFunction.initialise(output)
     except InitFailure as failure:
         return report_init_failure(channel, failure)
     channel.announce_ready()

@@ -1,0 +1,33 @@
+"""The REPORT line: one summary per invocation, in the spirit of Lambda's own.
+
+    REPORT RequestId: 8f5…  Duration: 12.34 ms  Worker PID: 4242  Max RSS: 61.2 MB  Outcome: success
+
+fields separated by tabs as Lambda separates them; ``Outcome`` is ``success`` or the posted ``errorType``, and a
+``Fault`` field names the reason when the worker has to be replaced. The line is an ``invocation`` event, so the
+JSON log format carries the same values as fields and the metrics recorder counts it.
+"""
+
+from __future__ import annotations
+
+from .events import emit_line
+from .runtime_api import Invocation
+from .worker_process import Outcome, WorkerProcess
+
+
+def report_invocation(invocation: Invocation, worker: WorkerProcess, outcome: Outcome, finished: float) -> None:
+    """Emit the REPORT line for an invocation whose outcome has been posted. Duration runs from the event's arrival
+    to its outcome (``finished``, a ``time.monotonic()``), not counting the post."""
+    duration_ms = (finished - invocation.received_monotonic) * 1000
+    if outcome.fault is None:
+        worker.own_rss_bytes()  # one /proc read; a short invocation may have ended before the first memory poll
+    max_rss_mb = worker.peak_rss_bytes / 2**20
+    if outcome.response is not None:
+        result = "success"
+    else:
+        result = str((outcome.error or {}).get("errorType") or "Runtime.Unknown")
+    fault = str(outcome.fault) if outcome.fault is not None else None
+    line = (f"REPORT RequestId: {invocation.request_id}\tDuration: {duration_ms:.2f} ms\tWorker PID: {worker.pid}\t"
+            f"Max RSS: {max_rss_mb:.1f} MB\tOutcome: {result}" + (f"\tFault: {fault}" if fault else ""))
+    emit_line("invocation", line, request_id=invocation.request_id, duration_ms=round(duration_ms, 3),
+              worker_pid=worker.pid, max_rss_mb=round(max_rss_mb, 1), outcome=result, fault=fault,
+              served=worker.invocations)

@@ -1,0 +1,167 @@
+"""What a handler's output and the supervisor's lifecycle look like in the log, in Text and in JSON format."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from conftest import TASK_ROOTS, StartRuntime
+
+LOGS = TASK_ROOTS / "logs"
+TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+
+
+def lines(log: str) -> list[str]:
+    """Log events as CloudWatch would split them: on "\\n" only (a "\\r" stays inside its event)."""
+    return [line for line in log.split("\n") if line]
+
+
+def tagged(log: str, request_id: str) -> list[tuple[str, str]]:
+    """(level, message) of the Text lines tagged with ``request_id``."""
+    found = []
+    for line in lines(log):
+        parts = line.split("\t", 3)
+        if len(parts) == 4 and parts[1] == request_id:
+            assert re.fullmatch(TIMESTAMP, parts[0]), line
+            found.append((parts[2], parts[3]))
+    return found
+
+
+def json_lines(log: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in lines(log) if line.startswith("{")]
+
+
+def test_text_handler_output_is_tagged_with_the_request_id(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("logs.talk", task_root=LOGS)
+    record = runtime.invoke({"n": 1})
+    assert record.json() == "done"
+    events = tagged(runtime.log(), record.request_id)
+    assert ("INFO", "hello from print 1") in events
+    assert ("INFO", "two+parts") in events, "one print call is one event"
+    assert ("INFO", "no newline") in events and ("INFO", "") not in events
+    assert ("ERROR", "to stderr") in events
+    assert ("INFO", "raw bytes") in events
+    assert ("WARNING", "warning record 7") in events
+    assert not any("debug record" in message or "info record" in message for _, message in events), \
+        "in Text format the root logger keeps Python's default level, WARNING, as on Lambda"
+    assert ("INFO", "line one\rline two") in events, "a multi-line message is one event, newlines as \\r"
+    logged = [message for level, message in events if message.startswith("with a traceback")]
+    assert len(logged) == 1 and "\rTraceback (most recent call last):\r" in logged[0]
+    assert logged[0].endswith("KeyError: 'missing'")
+    printed = [message for level, message in events if level == "ERROR" and message.startswith("Traceback")]
+    assert len(printed) == 1, "traceback.print_exc() is one event"
+    assert re.search(rf"^{TIMESTAMP}\t\tINFO\tprinted during init$", runtime.log(), re.MULTILINE), \
+        "output outside an invocation has an empty request id"
+
+
+@pytest.mark.parametrize(
+    ("handler", "words", "exit"),
+    [
+        ("logs.print_then_exit", "last words before os._exit", "exit status 5"),
+        ("logs.print_then_segfault", "last words before the segfault", "signal SIGSEGV"),
+    ],
+)
+def test_nothing_printed_is_lost_when_the_worker_dies_right_after(
+    start_runtime: StartRuntime, handler: str, words: str, exit: str
+) -> None:
+    runtime = start_runtime(handler, task_root=LOGS)
+    record = runtime.invoke()
+    assert record.error.error_type == "Runtime.ExitError"
+    assert exit in (record.error.error_message or "")
+    assert ("INFO", words) in tagged(runtime.log(), record.request_id)
+
+
+def test_a_segfault_leaves_the_python_stack_in_the_log(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("logs.print_then_segfault", task_root=LOGS)
+    runtime.invoke()
+    log = runtime.log()
+    assert "Fatal Python error: Segmentation fault" in log
+    assert 'logs.py", line' in log and "in print_then_segfault" in log
+
+
+def test_output_from_c_code_and_child_processes_is_not_lost(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("logs.c_printf_then_exit", task_root=LOGS)
+    assert runtime.invoke().error.error_type == "Runtime.ExitError"
+    assert "printf from C\n" in runtime.log(), "C stdio is unbuffered in the worker: it survives os._exit"
+    runtime = start_runtime("logs.child_process", task_root=LOGS)
+    assert runtime.invoke().json() == "ok"
+    assert "from a child process\n" in runtime.log()
+
+
+def test_the_application_log_level_filters_logging_records(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("logs.talk", task_root=LOGS, env={"AWS_LAMBDA_LOG_LEVEL": "DEBUG"})
+    record = runtime.invoke({"n": 2})
+    events = tagged(runtime.log(), record.request_id)
+    assert ("DEBUG", "debug record") in events and ("INFO", "info record") in events
+    runtime = start_runtime("logs.talk", task_root=LOGS, env={"AWS_LAMBDA_LOG_LEVEL": "ERROR"})
+    record = runtime.invoke({"n": 3})
+    events = tagged(runtime.log(), record.request_id)
+    assert not any("record" in message and level != "ERROR" for level, message in events)
+    assert ("INFO", "hello from print 3") in events, "print is never filtered"
+
+
+def test_json_format_for_handler_output_and_supervisor_events(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("logs.talk", task_root=LOGS, env={"AWS_LAMBDA_LOG_FORMAT": "JSON"})
+    record = runtime.invoke({"n": 4})
+    objects = json_lines(runtime.log())
+    application = [o for o in objects if "_aws" not in o and o.get("logger") != "lambda-supervisor"]
+    for entry in application:
+        assert {"timestamp", "level", "message", "logger"} <= set(entry), entry
+        assert re.fullmatch(TIMESTAMP, entry["timestamp"])
+    mine = {(o["logger"], o["level"], o["message"]) for o in application if o.get("requestId") == record.request_id}
+    assert ("stdout", "INFO", "hello from print 4") in mine
+    assert ("stdout", "INFO", "line one\nline two") in mine
+    assert ("stderr", "ERROR", "to stderr") in mine
+    assert ("app", "INFO", "info record") in mine, "JSON format defaults the application level to INFO"
+    assert not any(message == "debug record" for _, _, message in mine)
+    warning = next(o for o in application if o["message"] == "warning record 7")
+    assert warning["tenant"] == "t1", "extra fields of a logging record are kept"
+    failure = next(o for o in application if o["message"] == "with a traceback")
+    assert failure["errorType"] == "KeyError" and failure["stackTrace"]
+    assert any(o["message"] == "printed during init" and "requestId" not in o for o in application)
+
+    supervisor = [o for o in objects if o.get("logger") == "lambda-supervisor"]
+    ready = next(o for o in supervisor if o.get("event") == "worker_ready")
+    assert ready["fields"]["pid"] > 0 and ready["fields"]["init_ms"] > 0 and ready["fields"]["strategy"] == "fresh"
+    report = next(o for o in supervisor if o.get("event") == "invocation")
+    assert report["requestId"] == record.request_id
+    assert report["message"].startswith(f"REPORT RequestId: {record.request_id}\tDuration: ")
+    assert report["fields"]["outcome"] == "success" and report["fields"]["fault"] is None
+    assert report["fields"]["duration_ms"] > 0 and report["fields"]["max_rss_mb"] > 0
+
+
+def test_json_fault_lines_carry_their_fields(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("logs.print_then_segfault", task_root=LOGS, env={"AWS_LAMBDA_LOG_FORMAT": "JSON"})
+    record = runtime.invoke()
+    objects = json_lines(runtime.log())
+    replaced = next(o for o in objects if o.get("event") == "worker_replaced")
+    assert replaced["requestId"] == record.request_id
+    fields = replaced["fields"]
+    assert fields["reason"] == "crash" and fields["exit"] == "signal SIGSEGV" and fields["served"] == 1
+    assert fields["peak_rss_mb"] > 0 and fields["ready_ms"] > 0 and fields["new_pid"] != fields["old_pid"]
+
+
+def test_the_report_line_in_text(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("logs.fail", task_root=LOGS)
+    record = runtime.invoke()
+    pattern = (rf"\tINFO\tlambda-supervisor\tREPORT RequestId: {record.request_id}\tDuration: [\d.]+ ms\t"
+               r"Worker PID: (\d+)\tMax RSS: ([\d.]+) MB\tOutcome: RuntimeError$")
+    match = re.search(pattern, runtime.log(), re.MULTILINE)
+    assert match, runtime.log()
+    assert float(match.group(2)) > 1
+    crash = start_runtime("logs.print_then_exit", task_root=LOGS)
+    record = crash.invoke()
+    assert re.search(rf"REPORT RequestId: {record.request_id}\t.*\tOutcome: Runtime.ExitError\tFault: crash$",
+                     crash.log(), re.MULTILINE)
+
+
+@pytest.mark.parametrize(("variable", "value"), [("AWS_LAMBDA_LOG_FORMAT", "xml"), ("AWS_LAMBDA_LOG_LEVEL", "LOUD")])
+def test_an_invalid_log_setting_is_a_configuration_error(start_runtime: StartRuntime, variable: str,
+                                                         value: str) -> None:
+    runtime = start_runtime(env={variable: value}, wait_ready=False)
+    posted = runtime.emulator.wait_init_error(60)
+    assert posted.error_type == "Runtime.InvalidConfiguration"
+    assert variable in (posted.error_message or "")

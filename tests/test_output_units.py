@@ -1,0 +1,108 @@
+"""Unit tests of the log line formats and of the worker's output streams, on a pipe instead of stdout."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from lambda_supervisor.shared.logline import json_line, one_line, text_line, timestamp
+from lambda_supervisor.worker import output
+from lambda_supervisor.worker.output import HandlerOutput, LambdaLogHandler, LogStream
+
+
+def test_timestamps_and_one_line_messages() -> None:
+    assert timestamp(0.25) == "1970-01-01T00:00:00.250Z"
+    assert one_line("a\nb\r\nc\n") == "a\rb\rc"
+    assert one_line("plain") == "plain"
+    assert text_line(0.0, "rid", "INFO", "x\ny\n") == "1970-01-01T00:00:00.000Z\trid\tINFO\tx\ry\n"
+    assert text_line(0.0, None, "INFO", "x") == "1970-01-01T00:00:00.000Z\t\tINFO\tx\n"
+    record = json.loads(json_line(0.0, None, "INFO", "m", "app", {"level": "ignored", "k": 1}))
+    assert record == {"timestamp": "1970-01-01T00:00:00.000Z", "level": "INFO", "message": "m", "logger": "app",
+                      "k": 1}
+
+
+class Pipe:
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+
+    def events(self) -> list[str]:
+        try:
+            data = os.read(self.read_fd, 1 << 20)
+        except BlockingIOError:
+            return []
+        return data.decode().split("\n")[:-1]
+
+
+@pytest.fixture
+def pipe() -> Iterator[Pipe]:
+    made = Pipe()
+    yield made
+    os.close(made.read_fd)
+    os.close(made.write_fd)
+
+
+def messages(pipe: Pipe) -> list[str]:
+    return [line.split("\t", 3)[3] for line in pipe.events()]
+
+
+def test_each_write_is_one_event_and_a_lone_newline_closes_the_line(pipe: Pipe) -> None:
+    sink = HandlerOutput("Text", pipe.write_fd)
+    stream = LogStream(sink, "INFO", "stdout", 1)
+    stream.write("partial")
+    stream.write("\n")
+    stream.write("\n")  # a deliberate blank line
+    stream.write("two\nlines\n")
+    stream.buffer.write(b"bytes \xff\n")
+    assert messages(pipe) == ["partial", "", "two\rlines", "bytes \\xff"]
+    assert stream.fileno() == 1 and not stream.isatty()
+
+
+def test_print_is_one_write_and_other_files_keep_the_builtin(pipe: Pipe, monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = HandlerOutput("Text", pipe.write_fd)
+    sink.request_id = "rid-1"
+    monkeypatch.setattr("sys.stdout", LogStream(sink, "INFO", "stdout", 1))
+    output._print("a", 1, None, sep=None, end=None)
+    output._print("x", "y", sep="-", end="!\n")
+    elsewhere = io.StringIO()
+    output._print("kept", file=elsewhere)
+    events = pipe.events()
+    assert [line.split("\t")[1:] for line in events] == [["rid-1", "INFO", "a 1 None"], ["rid-1", "INFO", "x-y!"]]
+    assert elsewhere.getvalue() == "kept\n"
+
+
+def test_print_exception_is_one_event(pipe: Pipe, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stderr", LogStream(HandlerOutput("Text", pipe.write_fd), "ERROR", "stderr", 2))
+    try:
+        raise ValueError("nope")
+    except ValueError as error:
+        output._print_exception(error)
+        output._print_exception(type(error), error, error.__traceback__, limit=1)
+    [first, second] = messages(pipe)
+    assert first.startswith("Traceback (most recent call last):\r") and first.endswith("ValueError: nope")
+    assert second == first
+
+
+def test_json_records_from_logging(pipe: Pipe) -> None:
+    sink = HandlerOutput("JSON", pipe.write_fd)
+    sink.request_id = "rid-2"
+    log = logging.getLogger("unit.json")
+    log.propagate = False
+    log.addHandler(LambdaLogHandler(sink))
+    try:
+        log.warning("hello %s", "there", extra={"order": 7})
+        try:
+            {}["k"]
+        except KeyError:
+            log.exception("failed")
+    finally:
+        log.handlers.clear()
+    first, second = (json.loads(line) for line in pipe.events())
+    assert first["message"] == "hello there" and first["level"] == "WARNING" and first["logger"] == "unit.json"
+    assert first["requestId"] == "rid-2" and first["order"] == 7
+    assert second["errorType"] == "KeyError" and second["errorMessage"] == "'k'" and second["stackTrace"]
