@@ -155,7 +155,7 @@ class Supervisor:
             return "recycle-max-invocations"
         if config.max_worker_age_s and time.monotonic() - worker.started_monotonic >= config.max_worker_age_s:
             return "recycle-max-age"
-        rss = worker.own_rss_bytes()
+        rss = worker.last_rss_bytes  # read when the worker answered
         if rss > config.max_rss_bytes:
             return "recycle-rss-over-limit"
         if config.recycle_rss_mb and rss > config.recycle_rss_mb * 2**20:

@@ -18,8 +18,6 @@ def report_invocation(invocation: Invocation, worker: WorkerProcess, outcome: Ou
     """Emit the REPORT line for an invocation whose outcome has been posted. Duration runs from the event's arrival
     to its outcome (``finished``, a ``time.monotonic()``), not counting the post."""
     duration_ms = (finished - invocation.received_monotonic) * 1000
-    if outcome.fault is None:
-        worker.own_rss_bytes()  # one /proc read; a short invocation may have ended before the first memory poll
     max_rss_mb = worker.peak_rss_bytes / 2**20
     if outcome.response is not None:
         result = "success"

@@ -149,6 +149,7 @@ class WorkerProcess:
         self.ready_seconds: float | None = None
         self.invocations = 0
         self.peak_rss_bytes = 0
+        self.last_rss_bytes = 0
         self.exit_description: str | None = None
         self._to_worker = to_worker
         self._from_worker = from_worker
@@ -300,6 +301,7 @@ class WorkerProcess:
             return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id, message, FaultReason.OVERSIZE_FRAME)
         except FrameError as error:
             return self._protocol_violation(request_id, str(error))
+        self.own_rss_bytes()  # the worker answered and lives: one /proc read serves the REPORT line and recycling
         return self._judge_reply(frame, request_id, max_response_bytes)
 
     def _judge_reply(self, frame: Frame, request_id: str, max_response_bytes: int) -> Outcome:
@@ -403,13 +405,14 @@ class WorkerProcess:
         return total
 
     def own_rss_bytes(self) -> int:
-        """The worker's own RSS: one read of /proc, cheap enough to do after every invocation."""
+        """The worker's own RSS: one read of /proc, cheap enough to do after every invocation. Kept as
+        ``last_rss_bytes``."""
         try:
-            rss = int(self._psutil.memory_info().rss)
+            self.last_rss_bytes = int(self._psutil.memory_info().rss)
         except psutil.Error:
             return 0
-        self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
-        return rss
+        self.peak_rss_bytes = max(self.peak_rss_bytes, self.last_rss_bytes)
+        return self.last_rss_bytes
 
     def has_exited(self) -> bool:
         """Whether the worker died on its own since we last looked (e.g. right after sending its reply)."""
