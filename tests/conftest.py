@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 import psutil
 import pytest
+import requests
 
 from lambda_supervisor.supervisor.emulator.records import InvocationRecord
 from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
@@ -45,6 +47,25 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "c
             return value
         time.sleep(0.01)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for servers that need a fixed port, like `serve`)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def post_when_listening(url: str, body: bytes, timeout: float = 60.0) -> requests.Response:
+    """POST once a server that is still starting accepts connections."""
+
+    def answered() -> requests.Response | None:
+        try:
+            return requests.post(url, data=body, timeout=30)
+        except requests.ConnectionError:
+            return None
+
+    return wait_for(answered, timeout, f"{url} to answer")  # type: ignore[no-any-return]
 
 
 def process_gone(pid: int) -> bool:

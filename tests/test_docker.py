@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import wait_for
+from conftest import free_port, post_when_listening
 from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,23 +148,16 @@ def test_the_bootstrap_runs_the_function_as_lambda_starts_the_image(
 
 
 def test_the_bootstrap_serves_the_invoke_endpoint_when_run_locally(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log = (tmp_path / "local.log").open("wb")
     process = subprocess.Popen([str(DOCKER / "bootstrap"), "app.handler"], cwd=APP,
                                env=lambda_environment(LAMBDA_SUPERVISOR_LOCAL_PORT=str(port)),
                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
 
-    def answered() -> requests.Response | None:
-        try:
-            return requests.post(url, data=b'{"action": "raise"}', timeout=30)
-        except requests.ConnectionError:
-            return None
 
     try:
-        response = wait_for(answered, 60, "the local endpoint to answer")
+        response = post_when_listening(url, b'{"action": "raise"}')
         assert response.headers.get("X-Amz-Function-Error") == "Unhandled"
         assert response.json()["errorType"] == "ValueError"
         assert requests.post(url, data=b"{}", timeout=30).json()["action"] == "ok"

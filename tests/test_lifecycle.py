@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,16 @@ import psutil
 import pytest
 import requests
 
-from conftest import FAULTS, TASK_ROOTS, StartRuntime, clean_environment, process_gone, wait_for
+from conftest import (
+    FAULTS,
+    TASK_ROOTS,
+    StartRuntime,
+    clean_environment,
+    free_port,
+    post_when_listening,
+    process_gone,
+    wait_for,
+)
 from lambda_supervisor.supervisor.exit_codes import ExitCode
 
 INIT_ERRORS = TASK_ROOTS / "init_errors"
@@ -122,14 +130,8 @@ def test_a_dead_runtime_api_makes_the_supervisor_exit_after_retrying(start_runti
     assert "runtime api gone, exiting" in log
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_serve_answers_the_aws_invoke_endpoint(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "lambda_supervisor.supervisor", "serve", "faults.echo",
@@ -138,14 +140,9 @@ def test_serve_answers_the_aws_invoke_endpoint(tmp_path: Path) -> None:
     )
     url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
 
-    def answered() -> requests.Response | None:
-        try:
-            return requests.post(url, data=b'{"number": 5}', timeout=30)
-        except requests.ConnectionError:
-            return None
 
     try:
-        response = wait_for(answered, 60, "serve to answer")
+        response = post_when_listening(url, b'{"number": 5}')
         assert response.status_code == 200
         assert response.json()["event"] == {"number": 5}
         bad = requests.post(url, data=b"{oops", timeout=30)
