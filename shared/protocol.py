@@ -15,12 +15,15 @@ evaluated in either direction.
 from __future__ import annotations
 
 import json
+import signal
 import struct
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 MAGIC = b"LSF1"
+#: Sent by the supervisor to a worker it is about to kill at the deadline: the worker dumps its threads' stacks.
+STACK_DUMP_SIGNAL = signal.SIGUSR2
 PREFIX = struct.Struct(">4sII")
 MAX_HEADER_BYTES = 64 * 1024
 

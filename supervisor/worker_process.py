@@ -28,7 +28,15 @@ from typing import Any
 import psutil
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
-from lambda_supervisor.shared.protocol import Frame, FrameDecoder, FrameError, FrameTooLarge, MessageType, encode_frame
+from lambda_supervisor.shared.protocol import (
+    STACK_DUMP_SIGNAL,
+    Frame,
+    FrameDecoder,
+    FrameError,
+    FrameTooLarge,
+    MessageType,
+    encode_frame,
+)
 
 from .config import Config
 from .process_tree import kill_tree, signal_group
@@ -37,6 +45,8 @@ from .runtime_api import Invocation
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1 << 20
 READ_CHUNK = 1 << 20
+#: At the deadline, how long a hung worker gets to write its stack dump before SIGKILL.
+STACK_DUMP_WAIT_S = 0.005
 #: After the worker's pipe hits EOF, how long to wait for its exit to show before calling it a closed pipe.
 EXIT_AFTER_EOF_S = 0.5
 
@@ -283,7 +293,7 @@ class WorkerProcess:
         except _Abort as abort:
             return abort.outcome
         except _DeadlineReached:
-            self.kill()
+            self._dump_stacks_then_kill()
             if shutdown_started:
                 return failure(ErrorType.EXIT, request_id, "Runtime exited with error: worker terminated because "
                                "the runtime is shutting down", FaultReason.SHUTDOWN)
@@ -431,6 +441,13 @@ class WorkerProcess:
             return
         kill_tree(self.pid)
         self._reap()
+
+    def _dump_stacks_then_kill(self) -> None:
+        """Let a hung worker show where it hung (faulthandler, in the log), then kill it: a few ms, not more."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, STACK_DUMP_SIGNAL)
+            self._exit_seen(STACK_DUMP_WAIT_S)
+        self.kill()
 
     def retire(self, grace_s: float) -> None:
         """End a healthy worker between invocations: close its input so it exits on its own, then make sure."""

@@ -126,6 +126,7 @@ def test_hang_past_the_deadline_is_killed_at_the_deadline(start_runtime: StartRu
     assert "worker replaced: reason=timeout" in log
     killed = int(re.search(r"reason=timeout .*old_pid=(\d+)", log).group(1))  # type: ignore[union-attr]
     assert process_gone(killed)
+    assert 'in hang' in log and "faults.py" in log, "the hung worker's stack is dumped before the kill"
     assert runtime.invoke().error.error_type == "Runtime.Timeout"  # a fresh worker, timed out again
     assert runtime.alive()
 

@@ -23,6 +23,7 @@ import traceback
 from typing import Any
 
 from lambda_supervisor.shared.logline import JSON, json_line, text_line
+from lambda_supervisor.shared.protocol import STACK_DUMP_SIGNAL
 
 #: Lambda's application log levels, as ``logging`` levels (TRACE is below DEBUG).
 LEVELS = {"TRACE": 5, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
@@ -199,6 +200,8 @@ def install(log_format: str, log_level: str) -> HandlerOutput:
     """Route the handler's output through :class:`HandlerOutput`; returns it, to set ``request_id`` on."""
     output = HandlerOutput(log_format)
     faulthandler.enable(file=2, all_threads=True)  # a segfault leaves the Python stack in the log (untagged)
+    # and so does a hang: the supervisor sends this signal just before it kills a worker at the deadline
+    faulthandler.register(STACK_DUMP_SIGNAL, file=2, all_threads=True)
     _unbuffer_c_stdout()
     sys.stdout = LogStream(output, "INFO", "stdout", 1)
     sys.stderr = LogStream(output, "ERROR", "stderr", 2)
