@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lambda_supervisor.shared.protocol import DEFAULT_MAX_PAYLOAD_BYTES, LAMBDA_RESPONSE_LIMIT_BYTES
+from lambda_supervisor.shared.rlimits import RLimit, parse_rlimits
 
 #: Memory the supervisor keeps for itself (its interpreter, requests, psutil) out of the function's memory size.
 SUPERVISOR_RESERVE_MB = 48
@@ -125,6 +126,11 @@ SETTINGS: tuple[Setting, ...] = (
             "On SIGTERM, how long the worker may take to exit after it is forwarded the signal, before SIGKILL."),
     Setting("api_retry_s", "LAMBDA_SUPERVISOR_API_RETRY_S", _positive_float, 10.0,
             "How long transient Runtime API faults are retried (jittered backoff) before the supervisor exits."),
+    Setting("rlimits", "LAMBDA_SUPERVISOR_RLIMITS", parse_rlimits, "",
+            "Resource limits the worker sets on itself before importing your code, e.g. "
+            "`NOFILE=256,NPROC=64,CORE=0,CPU=30`: `NAME=N` or `NAME=SOFT:HARD` (or `unlimited`) for AS, CORE, CPU, "
+            "DATA, FSIZE, MEMLOCK, NOFILE, NPROC, STACK. `CPU=N` is N CPU seconds per invocation; a handler over it "
+            "is ended by SIGXCPU (Runtime.ExitError). Children inherit the limits."),
     Setting("log_level", "LAMBDA_SUPERVISOR_LOG_LEVEL", _log_level, "INFO", "Level of the supervisor's own log lines."),
 )
 
@@ -146,6 +152,7 @@ class Config:
     memory_poll_ms: int
     shutdown_grace_ms: int
     api_retry_s: float
+    rlimits: tuple[RLimit, ...]
     log_level: str
 
     @property

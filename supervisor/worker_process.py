@@ -29,6 +29,7 @@ import psutil
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
 from lambda_supervisor.shared.protocol import Frame, FrameDecoder, FrameError, FrameTooLarge, MessageType, encode_frame
+from lambda_supervisor.shared.rlimits import format_rlimits
 
 from .config import Config
 from .process_tree import kill_tree, signal_group
@@ -113,6 +114,7 @@ def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, 
         AWS_LAMBDA_LOG_GROUP_NAME=config.log_group_name,
         AWS_LAMBDA_LOG_STREAM_NAME=config.log_stream_name,
         LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES=str(config.max_response_bytes),
+        LAMBDA_SUPERVISOR_RLIMITS=format_rlimits(config.rlimits),
     )
     return env
 

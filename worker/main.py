@@ -14,7 +14,9 @@ import signal
 from collections import deque
 from pathlib import Path
 
+from lambda_supervisor.shared.errors import ErrorType, error_object
 from lambda_supervisor.shared.protocol import Frame, FrameDecoder, MessageType, encode_frame
+from lambda_supervisor.shared.rlimits import apply_rlimits, arm_cpu_limit, parse_rlimits
 
 from .context import FunctionInfo
 from .handler_loader import InitFailure, load_handler, put_task_root_first
@@ -78,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent(arguments.parent_pid)
     channel = Channel(arguments.in_fd, arguments.out_fd)
     environ = dict(os.environ)
+    try:  # before any user code runs, so that it runs under them
+        limits = parse_rlimits(environ.get("LAMBDA_SUPERVISOR_RLIMITS", ""))
+        apply_rlimits(limits)
+    except (OSError, ValueError) as error:
+        problem = error_object(ErrorType.CONFIGURATION, f"LAMBDA_SUPERVISOR_RLIMITS could not be applied: {error}")
+        channel.send(encode_frame({"type": MessageType.INIT_ERROR}, bounded_error_payload(problem)))
+        return 1
     put_task_root_first(Path(environ.get("LAMBDA_TASK_ROOT") or os.getcwd()))
     max_response_bytes = int(environ.get("LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES") or DEFAULT_MAX_RESPONSE_BYTES)
     function = FunctionInfo.from_environ(environ)
@@ -90,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     while (frame := channel.receive()) is not None:
         if frame.type != MessageType.INVOKE:
             continue
+        arm_cpu_limit(limits)
         channel.send(run_invocation(handler, function, frame.header, frame.payload,
                                     max_response_bytes=max_response_bytes))
     return 0
