@@ -63,6 +63,10 @@ class _Exploit:
         return (os.system, (f"touch {self.path}",))
 
 
+def echo(event, context):
+    return event
+
+
 def handler(event, context):
     action = event.get("action", "ok") if isinstance(event, dict) else "echo"
     if action == "ok":
@@ -105,9 +109,12 @@ def handler(event, context):
     if action == "close_out_pipe":
         os.close(_out_fd())
         time.sleep(3600)
-    if action == "close_stdio":
-        os.close(0)
-        os.close(1)
+    if action == "close_stdio":  # the worker's own stdin and stdout (the log): nothing the supervisor relies on
+        for fd in (0, 1):
+            try:
+                os.close(fd)
+            except OSError:  # closed by an earlier invocation on this worker
+                pass
         return {"pid": os.getpid(), "closed": [0, 1]}
     if action == "send_pickle_header":
         os.write(_out_fd(), _frame(pickle.dumps(_Exploit(event["marker"]))))
