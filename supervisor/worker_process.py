@@ -61,6 +61,7 @@ class Outcome:
     response: bytes | None = None
     error: dict[str, Any] | None = None
     fault: FaultReason | None = None
+    delivered: bool = True  # False: the worker was gone before one byte of the event reached it
 
 
 def failure(error_type: str, request_id: str, detail: str, fault: FaultReason | None = None) -> Outcome:
@@ -157,6 +158,7 @@ class WorkerProcess:
         self._selector.register(self._pidfd, selectors.EVENT_READ)
         self._exited = False
         self._input_eof = False
+        self._sent = 0  # bytes of the current event written to the worker
 
     # -- starting -----------------------------------------------------------------------------------------------
 
@@ -255,6 +257,7 @@ class WorkerProcess:
             return None
 
         frame_bytes = encode_frame(invocation.worker_header(), invocation.body)
+        self._sent = 0
         try:
             frame = self._await_frame(frame_bytes, deadline, tick=tick, tick_s=poll_s)
         except _Abort as abort:
@@ -269,9 +272,12 @@ class WorkerProcess:
                            FaultReason.TIMEOUT)
         except _WorkerGone:
             if not self._reap_after_gone():
-                return self._protocol_violation(request_id, "it closed its pipe")
-            return failure(ErrorType.EXIT, request_id, f"Runtime exited with error: {self.exit_description}",
-                           FaultReason.CRASH)
+                outcome = self._protocol_violation(request_id, "it closed its pipe")
+            else:
+                outcome = failure(ErrorType.EXIT, request_id, f"Runtime exited with error: {self.exit_description}",
+                                  FaultReason.CRASH)
+            outcome.delivered = self._sent > 0
+            return outcome
         except FrameTooLarge as error:
             self.kill()
             message = response_size_message(error.size, error.limit)
@@ -346,6 +352,7 @@ class WorkerProcess:
             return pending
         except BrokenPipeError:
             raise _WorkerGone from None
+        self._sent += written
         rest = pending[written:]
         if not rest:
             self._selector.unregister(self._to_worker)

@@ -14,6 +14,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 SLEEPER = ["sleep", "300"]
@@ -22,6 +23,14 @@ SLEEPER = ["sleep", "300"]
 def _out_fd():
     """The write end of the worker's reply pipe, found as a hostile handler would: via sys.argv."""
     return int(sys.argv[sys.argv.index("--out-fd") + 1])
+
+
+def _in_fd():
+    return int(sys.argv[sys.argv.index("--in-fd") + 1])
+
+
+if os.environ.get("SOAK_BREAK_AT_IMPORT") == "1":  # every worker is born unable to receive an event
+    os.close(_in_fd())
 
 
 def _frame(header_bytes, payload=b""):
@@ -109,6 +118,10 @@ def handler(event, context):
     if action == "close_out_pipe":
         os.close(_out_fd())
         time.sleep(3600)
+    if action == "close_in_pipe_and_linger":  # answer, but leave a worker that cannot take another event
+        os.close(_in_fd())
+        threading.Thread(target=time.sleep, args=(event.get("linger", 3),)).start()  # delays the worker's exit
+        return {"pid": os.getpid()}
     if action == "close_stdio":  # the worker's own stdin and stdout (the log): nothing the supervisor relies on
         for fd in (0, 1):
             try:
