@@ -32,7 +32,7 @@ from lambda_supervisor.shared.protocol import Frame, FrameDecoder, FrameError, F
 from lambda_supervisor.shared.rlimits import format_rlimits
 
 from .config import Config
-from .process_tree import kill_tree, signal_group
+from .process_tree import adopted_orphans, kill_tree, signal_group, track_worker
 from .runtime_api import Invocation
 
 F_SETPIPE_SZ = 1031
@@ -159,6 +159,7 @@ class WorkerProcess:
         self._exited = False
         self._input_eof = False
         self._sent = 0  # bytes of the current event written to the worker
+        track_worker(self.pid, alive=True)
 
     # -- starting -----------------------------------------------------------------------------------------------
 
@@ -376,10 +377,11 @@ class WorkerProcess:
     # -- health -------------------------------------------------------------------------------------------------
 
     def rss_bytes(self) -> int:
-        """RSS of the worker and all its descendants (a handler's children count against its limit)."""
+        """RSS of the worker and all its descendants (a handler's children count against its limit), including those
+        re-parented to the supervisor (a daemon is still the handler's)."""
         try:
             total = int(self._psutil.memory_info().rss)
-            for child in self._psutil.children(recursive=True):
+            for child in self._psutil.children(recursive=True) + adopted_orphans():
                 with contextlib.suppress(psutil.Error):
                     total += int(child.memory_info().rss)
         except psutil.Error:
@@ -444,6 +446,7 @@ class WorkerProcess:
 
     def _reap(self) -> None:
         _, status, usage = os.wait4(self.pid, 0)
+        track_worker(self.pid, alive=False)
         self._exited = True
         self.process.returncode = os.waitstatus_to_exitcode(status)
         self.exit_description = describe_wait_status(status)

@@ -85,6 +85,16 @@ def test_every_process_a_handler_started_dies_with_its_worker(
     assert runtime.invoke({"action": "ok"}).outcome_kind == "response"
 
 
+def test_a_daemon_counts_against_its_workers_memory_limit(start_runtime: StartRuntime) -> None:
+    """A double-forked child is re-parented to the supervisor, out of the worker's tree, but its memory is still
+    the handler's doing: it counts against LAMBDA_SUPERVISOR_MAX_RSS_MB, and dies with the worker."""
+    runtime, marker = start_soak(start_runtime, LAMBDA_SUPERVISOR_MAX_RSS_MB="200")
+    record = runtime.invoke({"action": "daemon_hog", "mb": 400}, timeout_s=10)
+    assert record.error.error_type == "Runtime.OutOfMemory", record.describe()
+    assert strays(runtime.process.pid, marker) == []
+    assert runtime.invoke({"action": "ok"}).outcome_kind == "response"
+
+
 def test_a_live_workers_daemons_die_when_it_is_recycled(start_runtime: StartRuntime) -> None:
     runtime, marker = start_soak(start_runtime, LAMBDA_SUPERVISOR_MAX_INVOCATIONS="1")
     spawned = runtime.invoke({"action": "spawn_and_return"}).json()

@@ -42,14 +42,14 @@ def _owned_environment():
     return {**os.environ, "SOAK_WORKER": str(os.getpid())}
 
 
-def _daemon():
+def _daemon(command=SLEEPER):
     """Double fork: a grandchild whose parent exits at once, so it is re-parented (to the supervisor)."""
     environment = _owned_environment()
     pid = os.fork()
     if pid == 0:
         os.setsid()
         if os.fork() == 0:
-            os.execvpe(SLEEPER[0], SLEEPER, environment)
+            os.execvpe(command[0], command, environment)
         os._exit(0)
     os.waitpid(pid, 0)
 
@@ -104,6 +104,9 @@ def handler(event, context):
         os._exit(5)
     if action == "spawn_and_hang":
         _spawn_family()
+        time.sleep(3600)
+    if action == "daemon_hog":  # a daemon that holds memory, outside the worker's process tree
+        _daemon([sys.executable, "-c", f"x = bytearray({event['mb']} * 2**20); import time; time.sleep(300)"])
         time.sleep(3600)
     if action == "write_garbage":
         os.write(_out_fd(), b"not a frame, just noise\n" * 8)
