@@ -63,6 +63,8 @@ ACTIONS = [
     Action("write_huge_frame", 3, "Runtime.ResponseSizeTooLarge", "2147483648 bytes"),
     Action("close_out_pipe", 3, "Runtime.InvalidWorkerMessage", "closed its pipe"),
     Action("close_stdio", 3, None),
+    Action("close_in_pipe_and_linger", 2, None),  # and the request after it must not pay for that
+    Action("daemon_hog", 2, "Runtime.OutOfMemory", f"> {MAX_RSS_MB} MB"),
 ]
 API_FAULTS: list[Fault] = [Status(500), Status(502), Reset(), Delay(0.2)]
 
@@ -106,7 +108,7 @@ def inject_api_fault(runtime: Runtime, rng: random.Random, action: Action) -> No
 
 
 def run_one(runtime: Runtime, action: Action, n: int) -> Sent:
-    body = action.body if action.body is not None else {"action": action.name, "n": n}
+    body = action.body if action.body is not None else {"action": action.name, "n": n, "linger": 0.5, "mb": 300}
     polls = runtime.emulator.next_poll_count
     request_id = runtime.emulator.submit(body, timeout_s=action.timeout_s)
     runtime.emulator.wait_outcome(request_id, timeout=action.timeout_s + 30)
