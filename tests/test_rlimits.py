@@ -14,12 +14,15 @@ INFINITY = resource.RLIM_INFINITY
 
 
 def test_each_rlimit_applies_inside_the_handler_and_is_inherited(start_runtime: StartRuntime) -> None:
+    # NPROC counts every process and thread of the user, so keep it high (and within what we may set)
+    hard_nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    nproc = 20000 if hard_nproc == INFINITY else min(hard_nproc, 20000)
     runtime, _ = start_soak(
-        start_runtime, LAMBDA_SUPERVISOR_RLIMITS="NOFILE=256,NPROC=64,CORE=0,CPU=30,FSIZE=1000000:unlimited")
+        start_runtime, LAMBDA_SUPERVISOR_RLIMITS=f"NOFILE=256,NPROC={nproc},CORE=0,CPU=30,FSIZE=1000000:unlimited")
     seen = runtime.invoke({"action": "rlimits"}).json()
     limits = {name: tuple(value) for name, value in seen["limits"].items()}
     assert limits["NOFILE"] == (256, 256)
-    assert limits["NPROC"] == (64, 64)
+    assert limits["NPROC"] == (nproc, nproc)
     assert limits["CORE"] == (0, 0)
     assert limits["FSIZE"] == (1000000, INFINITY)
     cpu_soft, cpu_hard = limits["CPU"]
