@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lambda_supervisor.shared.protocol import DEFAULT_MAX_PAYLOAD_BYTES, LAMBDA_RESPONSE_LIMIT_BYTES
+from lambda_supervisor.shared.rlimits import RLimit, parse_rlimits
 
 #: Memory the supervisor keeps for itself (its interpreter, requests, psutil) out of the function's memory size.
 SUPERVISOR_RESERVE_MB = 48
@@ -201,6 +202,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("app_log_level", "AWS_LAMBDA_LOG_LEVEL", _lambda_log_level, "",
             "Level of the handler's `logging` records: TRACE, DEBUG, INFO, WARN, ERROR or FATAL. Unset: INFO in "
             "JSON format; in Text format the root logger keeps Python's default (WARNING), as on Lambda."),
+    Setting("rlimits", "LAMBDA_SUPERVISOR_RLIMITS", parse_rlimits, "",
+            "Resource limits the worker sets on itself before importing your code, e.g. "
+            "`NOFILE=256,NPROC=64,CORE=0,CPU=30`: `NAME=N` or `NAME=SOFT:HARD` (or `unlimited`) for AS, CORE, CPU, "
+            "DATA, FSIZE, MEMLOCK, NOFILE, NPROC, STACK. `CPU=N` is N CPU seconds per invocation; a handler over it "
+            "is ended by SIGXCPU (Runtime.ExitError). Children inherit the limits."),
     Setting("log_level", "LAMBDA_SUPERVISOR_LOG_LEVEL", _log_level, "INFO", "Level of the supervisor's own log lines."),
     Setting("metrics", "LAMBDA_SUPERVISOR_METRICS", _switch, "on",
             "`off` stops the CloudWatch Embedded Metric Format lines (restarts, invocations, faults, time to ready)."),
@@ -234,6 +240,7 @@ class Config:
     api_retry_s: float
     log_format: str
     app_log_level: str
+    rlimits: tuple[RLimit, ...]
     log_level: str
     metrics: bool
     metrics_namespace: str

@@ -189,7 +189,7 @@ class Supervisor:
         finally:
             self._idle = False
 
-    def _serve(self, invocation: Invocation) -> None:
+    def _serve(self, invocation: Invocation, *, retried: bool = False) -> None:
         assert self.worker is not None
         if self.worker.has_exited():  # killed while idle (OOM killer, an operator): not this request's fault
             self._replace_worker("died-while-idle", invocation.request_id, graceful=False)
@@ -204,6 +204,10 @@ class Supervisor:
             shutdown_requested=lambda: self._shutdown_requested,
             shutdown_grace_s=self.config.shutdown_grace_ms / 1000,
         )
+        if not outcome.delivered and not retried:  # the worker broke before this event: not this request's fault
+            self._replace_worker("died-while-idle", invocation.request_id, graceful=False)
+            self._serve(invocation, retried=True)
+            return
         finished = time.monotonic()
         if outcome.response is not None:
             self.api.post_response(invocation.request_id, outcome.response)

@@ -18,6 +18,27 @@ from loguru import logger
 
 PR_SET_CHILD_SUBREAPER = 36
 
+#: The workers this process started and has not reaped yet. Every other child of ours is an orphan the kernel
+#: re-parented to us from a worker's tree (we are a subreaper): a handler's daemon, still the handler's doing.
+_workers: set[int] = set()
+
+
+def track_worker(pid: int, *, alive: bool) -> None:
+    (_workers.add if alive else _workers.discard)(pid)
+
+
+def adopted_orphans() -> list[psutil.Process]:
+    """Our children that are not workers, and their descendants: what left a worker's tree but still runs."""
+    try:
+        strays = [child for child in psutil.Process().children() if child.pid not in _workers]
+    except psutil.Error:
+        return []
+    found = list(strays)
+    for stray in strays:
+        with contextlib.suppress(psutil.Error):
+            found.extend(stray.children(recursive=True))
+    return found
+
 
 def become_subreaper() -> bool:
     """Adopt orphaned descendants (Linux only); returns whether it worked."""

@@ -37,9 +37,10 @@ from lambda_supervisor.shared.protocol import (
     MessageType,
     encode_frame,
 )
+from lambda_supervisor.shared.rlimits import format_rlimits
 
 from .config import Config
-from .process_tree import kill_tree, signal_group
+from .process_tree import adopted_orphans, kill_tree, signal_group, track_worker
 from .runtime_api import Invocation
 
 F_SETPIPE_SZ = 1031
@@ -70,6 +71,7 @@ class Outcome:
     response: bytes | None = None
     error: dict[str, Any] | None = None
     fault: FaultReason | None = None
+    delivered: bool = True  # False: the worker was gone before one byte of the event reached it
 
 
 def failure(error_type: str, request_id: str, detail: str, fault: FaultReason | None = None) -> Outcome:
@@ -125,6 +127,7 @@ def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, 
         LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES=str(config.max_response_bytes),
         AWS_LAMBDA_LOG_FORMAT=config.log_format,
         AWS_LAMBDA_LOG_LEVEL=config.app_log_level,
+        LAMBDA_SUPERVISOR_RLIMITS=format_rlimits(config.rlimits),
     )
     return env
 
@@ -172,6 +175,8 @@ class WorkerProcess:
         self._selector.register(self._pidfd, selectors.EVENT_READ)
         self._exited = False
         self._input_eof = False
+        self._sent = 0  # bytes of the current event written to the worker
+        track_worker(self.pid, alive=True)
 
     # -- starting -----------------------------------------------------------------------------------------------
 
@@ -288,6 +293,7 @@ class WorkerProcess:
             return None
 
         frame_bytes = encode_frame(invocation.worker_header(soft_timeout_ms), invocation.body)
+        self._sent = 0
         try:
             frame = self._await_frame(frame_bytes, deadline, tick=tick, tick_s=poll_s)
         except _Abort as abort:
@@ -302,9 +308,12 @@ class WorkerProcess:
                            FaultReason.TIMEOUT)
         except _WorkerGone:
             if not self._reap_after_gone():
-                return self._protocol_violation(request_id, "it closed its pipe")
-            return failure(ErrorType.EXIT, request_id, f"Runtime exited with error: {self.exit_description}",
-                           FaultReason.CRASH)
+                outcome = self._protocol_violation(request_id, "it closed its pipe")
+            else:
+                outcome = failure(ErrorType.EXIT, request_id, f"Runtime exited with error: {self.exit_description}",
+                                  FaultReason.CRASH)
+            outcome.delivered = self._sent > 0
+            return outcome
         except FrameTooLarge as error:
             self.kill()
             message = response_size_message(error.size, error.limit)
@@ -380,6 +389,7 @@ class WorkerProcess:
             return pending
         except BrokenPipeError:
             raise _WorkerGone from None
+        self._sent += written
         rest = pending[written:]
         if not rest:
             self._selector.unregister(self._to_worker)
@@ -403,10 +413,11 @@ class WorkerProcess:
     # -- health -------------------------------------------------------------------------------------------------
 
     def rss_bytes(self) -> int:
-        """RSS of the worker and all its descendants (a handler's children count against its limit)."""
+        """RSS of the worker and all its descendants (a handler's children count against its limit), including those
+        re-parented to the supervisor (a daemon is still the handler's)."""
         try:
             total = int(self._psutil.memory_info().rss)
-            for child in self._psutil.children(recursive=True):
+            for child in self._psutil.children(recursive=True) + adopted_orphans():
                 with contextlib.suppress(psutil.Error):
                     total += int(child.memory_info().rss)
         except psutil.Error:
@@ -479,6 +490,7 @@ class WorkerProcess:
 
     def _reap(self) -> None:
         _, status, usage = os.wait4(self.pid, 0)
+        track_worker(self.pid, alive=False)
         self._exited = True
         if self.process is not None:
             self.process.returncode = os.waitstatus_to_exitcode(status)

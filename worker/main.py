@@ -14,8 +14,9 @@ import signal
 from collections import deque
 from pathlib import Path
 
-from lambda_supervisor.shared.errors import exception_error_object
+from lambda_supervisor.shared.errors import ErrorType, error_object, exception_error_object
 from lambda_supervisor.shared.protocol import Frame, FrameDecoder, MessageType, encode_frame
+from lambda_supervisor.shared.rlimits import RLimit, apply_rlimits, arm_cpu_limit, parse_rlimits
 
 from . import soft_timeout
 from .context import FunctionInfo
@@ -90,12 +91,13 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 class UserFunction:
     """The user's handler after init, ready to invoke; shared by workers and the fork template."""
 
-    def __init__(self, invoker: Invoker, output: HandlerOutput) -> None:
+    def __init__(self, invoker: Invoker, output: HandlerOutput, limits: tuple[RLimit, ...] = ()) -> None:
         self.invoker = invoker
         self.output = output
+        self.limits = limits
 
     @classmethod
-    def initialise(cls, output: HandlerOutput) -> UserFunction:
+    def initialise(cls, output: HandlerOutput, limits: tuple[RLimit, ...] = ()) -> UserFunction:
         """Run the user's init (import the handler's module); raises InitFailure. ``output`` is where the
         handler's prints and logs go, tagged with the request in progress."""
         environ = dict(os.environ)
@@ -104,13 +106,15 @@ class UserFunction:
         decode_base64 = read_decode_base64(environ)  # a bad setting is reported before any user code runs
         handler = load_handler(environ.get("_HANDLER", ""))
         options = resolve_options(environ, decode_base64, handler)
-        return cls(Invoker(handler, FunctionInfo.from_environ(environ), max_response_bytes, options), output)
+        invoker = Invoker(handler, FunctionInfo.from_environ(environ), max_response_bytes, options)
+        return cls(invoker, output, limits)
 
     def invoke(self, frame: Frame) -> bytes:
         """One invocation, under its soft timeout if the supervisor set one; always one reply frame."""
         reply: bytes | None = None
         request_id = str(frame.header["request_id"])
         self.output.request_id = request_id  # tags what the handler writes
+        arm_cpu_limit(self.limits)
         try:
             soft_timeout.arm(frame.header.get("soft_deadline_ms"))
             reply = self.invoker(frame.header, frame.payload)
@@ -144,12 +148,19 @@ def main(argv: list[str] | None = None) -> int:
     channel = Channel(arguments.in_fd, arguments.out_fd)
     environ = dict(os.environ)
     output = install_output(environ.get("AWS_LAMBDA_LOG_FORMAT", "Text"), environ.get("AWS_LAMBDA_LOG_LEVEL", ""))
+    try:  # before any user code runs, so that it runs under them (the fork template's workers inherit them)
+        limits = parse_rlimits(environ.get("LAMBDA_SUPERVISOR_RLIMITS", ""))
+        apply_rlimits(limits)
+    except (OSError, ValueError) as error:
+        problem = error_object(ErrorType.CONFIGURATION, f"LAMBDA_SUPERVISOR_RLIMITS could not be applied: {error}")
+        channel.send(encode_frame({"type": MessageType.INIT_ERROR}, bounded_error_payload(problem)))
+        return 1
     if arguments.template_control_fd is not None:
         from .template import run_template
 
-        return run_template(channel, arguments.template_control_fd, arguments.parent_pid, output)
+        return run_template(channel, arguments.template_control_fd, arguments.parent_pid, output, limits)
     try:
-        function = UserFunction.initialise(output)
+        function = UserFunction.initialise(output, limits)
     except InitFailure as failure:
         return report_init_failure(channel, failure)
     return serve(channel, function)

@@ -21,6 +21,8 @@ import sys
 import time
 import traceback
 
+from lambda_supervisor.shared.rlimits import RLimit
+
 from .handler_loader import InitFailure
 from .main import Channel, UserFunction, die_with_parent, report_init_failure, serve
 from .output import HandlerOutput
@@ -80,13 +82,14 @@ def _fork_worker(template: Channel, control: socket.socket, function: UserFuncti
     os.waitpid(intermediate, 0)
 
 
-def run_template(channel: Channel, control_fd: int, supervisor_pid: int, output: HandlerOutput) -> int:
+def run_template(channel: Channel, control_fd: int, supervisor_pid: int, output: HandlerOutput,
+                 limits: tuple[RLimit, ...] = ()) -> int:
     """Init once, report ready on ``channel`` as any worker does, then fork workers until the control socket
     closes. Each request is one SEQPACKET message carrying the new worker's two pipe ends."""
     control = socket.socket(fileno=control_fd)
     control.set_inheritable(False)
     try:
-        function = UserFunction.initialise(output)
+        function = UserFunction.initialise(output, limits)
     except InitFailure as failure:
         return report_init_failure(channel, failure)
     channel.announce_ready()

@@ -13,6 +13,7 @@ import re
 import secrets
 import socket
 import socketserver
+import struct
 import threading
 import time
 import uuid
@@ -27,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from loguru import logger
 
+from .faults import Delay, Fault, Injection, Reset, Status
 from .records import InvocationRecord, PostedError
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -46,6 +48,7 @@ class Reply(NamedTuple):
     body: bytes = b""
     headers: Mapping[str, str] = {}
     handed_out_id: str | None = None  # set on a /next reply: requeue this invocation if the reply cannot be sent
+    reset: bool = False  # send nothing: reset the connection instead (an injected fault)
 
 
 def _json_reply(status: HTTPStatus, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Reply:
@@ -85,6 +88,9 @@ class RuntimeApiEmulator:
         self._init_errors: list[PostedError] = []
         self._next_polls = 0
         self._closed = False
+        self._injections: list[Injection] = []
+        self._fired_cleared = 0  # faults fired by injections no longer armed
+        self._generation = 0  # bumped by restart(): long polls from before it end
         self._thread: threading.Thread | None = None
         self._host = host
         self._server = _Server((host, port), _Handler, self)
@@ -115,6 +121,52 @@ class RuntimeApiEmulator:
         self._server.close_connections()
         logger.debug("runtime API emulator stopped")
 
+    def restart(self, down_s: float = 0.0) -> None:
+        """Stop listening and drop every connection (a blocked ``next`` sees its connection close), stay down for
+        ``down_s`` seconds, then listen again on the same port. Submitted invocations and records survive; an
+        invocation whose ``next`` reply was cut off is handed out again."""
+        with self._cond:
+            if self._closed or self._thread is None:
+                raise RuntimeError("only a running emulator can restart")
+            server, thread = self._server, self._thread
+        port = self.port
+        server.shutdown()
+        thread.join()
+        server.server_close()
+        server.drop_connections()
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+            if self._cond.wait_for(lambda: self._closed, down_s):  # the outage; stop() ends it early
+                return
+            self._server = _Server((self._host, port), _Handler, self)
+            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+            self._thread.start()
+        logger.debug("runtime API emulator restarted on {}", self.address)
+
+    # ------------------------------------------------------------------------------------------------ faults
+
+    def inject(self, path_pattern: str, fault: Fault, *, times: int | None = 1, method: str | None = None) -> Injection:
+        """Arm ``fault`` for the next ``times`` runtime requests (None: all, until :meth:`clear_faults`) whose path
+        matches ``path_pattern`` (``re.search``) and, if given, whose method is ``method``."""
+        if times is not None and times < 1:
+            raise ValueError("times must be at least 1 (or None)")
+        injection = Injection(re.compile(path_pattern), fault, method.upper() if method else None, times)
+        with self._cond:
+            self._injections.append(injection)
+        return injection
+
+    def clear_faults(self) -> None:
+        with self._cond:
+            self._fired_cleared += sum(injection.fired for injection in self._injections)
+            self._injections.clear()
+
+    @property
+    def faults_fired(self) -> int:
+        """How many runtime requests got an injected fault, over the emulator's life."""
+        with self._cond:
+            return sum(injection.fired for injection in self._injections) + self._fired_cleared
+
     def __enter__(self) -> RuntimeApiEmulator:
         return self.start()
 
@@ -124,9 +176,13 @@ class RuntimeApiEmulator:
         self.stop()
 
     @property
+    def port(self) -> int:
+        return self._server.server_port
+
+    @property
     def address(self) -> str:
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"{host}:{self._server.server_port}"
+        return f"{host}:{self.port}"
 
     @property
     def invoke_url(self) -> str:
@@ -237,8 +293,28 @@ class RuntimeApiEmulator:
     def _before_runtime_request(self, method: str, path: str, headers: Message[str, str]) -> Reply | None:
         """Fault-injection hook, called before every runtime-side request is handled.
 
-        Return a :class:`Reply` to send it instead of the normal handling; None (the default) handles normally.
+        Return a :class:`Reply` to send it instead of the normal handling; None handles normally. This one applies
+        the faults armed with :meth:`inject` (the first armed one that matches).
         """
+        with self._cond:
+            injection = next((each for each in self._injections if each.take(method, path)), None)
+            if injection is not None and injection.exhausted:
+                self._injections.remove(injection)
+                self._fired_cleared += injection.fired
+        if injection is None:
+            return None
+        fault = injection.fault
+        logger.debug("injecting {} into {} {}", fault, method, path)
+        if isinstance(fault, Status):
+            return _error_reply(HTTPStatus(fault.code), "Emulator.InjectedFault", f"injected status {fault.code}")
+        if isinstance(fault, Reset):
+            return Reply(HTTPStatus.OK, reset=True)
+        assert isinstance(fault, Delay)
+        with self._cond:
+            generation = self._generation
+            self._cond.wait_for(lambda: self._closed or self._generation != generation, fault.seconds)
+            if self._generation != generation:  # restarted meanwhile: this connection is gone, drop the request
+                return Reply(HTTPStatus.SERVICE_UNAVAILABLE, reset=True)
         return None
 
     def _runtime_request(
@@ -273,10 +349,11 @@ class RuntimeApiEmulator:
         with self._cond:
             self._next_polls += 1
             self._cond.notify_all()
+            generation = self._generation
             while True:
                 if self._closed:
                     return _stopped_reply({"Connection": "close"})
-                if not alive():
+                if not alive() or self._generation != generation:
                     logger.debug("a runtime left GET /next before it got an invocation")
                     return None
                 if self._queue:
@@ -381,6 +458,14 @@ class _Server(ThreadingHTTPServer):
                 self._busy -= 1
                 self._connections_cond.notify_all()
 
+    def drop_connections(self) -> None:
+        """End every connection at once, replies in hand or not: the emulator went away."""
+        with self._connections_cond:
+            connections = list(self._connections)
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def close_connections(self) -> None:
         """Let the requests in hand send their replies, then end the connections idling between requests."""
         with self._connections_cond:
@@ -435,6 +520,9 @@ class _Handler(BaseHTTPRequestHandler):
         if reply is None:  # the client went away
             self.close_connection = True
             return
+        if reply.reset:
+            self._reset_connection()
+            return
         try:
             self._send(reply)
         except OSError:
@@ -474,6 +562,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         self.wfile.write(reply.body)
+
+    def _reset_connection(self) -> None:
+        """Abort the connection: with a zero linger time, closing it sends a TCP RST rather than a FIN."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()  # the kernel closes it once our file objects on it are closed, in finish()
 
     def _client_connected(self) -> bool:
         """False once the client has closed its end (say, a runtime that was killed during its long poll)."""

@@ -1,0 +1,91 @@
+"""Looking at a running supervisor from outside: its children, zombies, descriptors, memory, and every process a
+handler started (found by the SOAK_MARKER the test put in the runtime's environment, wherever it was re-parented)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from typing import Any
+
+import psutil
+
+from conftest import TASK_ROOTS, Runtime, StartRuntime
+
+SOAK = TASK_ROOTS / "soak"
+
+
+def start_soak(start_runtime: StartRuntime, **env: Any) -> tuple[Runtime, str]:
+    """A runtime serving the soak handler, with a fresh SOAK_MARKER; returns it and the marker."""
+    marker = uuid.uuid4().hex
+    runtime = start_runtime("soak.handler", task_root=SOAK, env={"SOAK_MARKER": marker, **env})
+    return runtime, marker
+
+
+def marked_processes(marker: str) -> list[psutil.Process]:
+    """Every live (non-zombie) process whose environment carries SOAK_MARKER=marker."""
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if process.environ().get("SOAK_MARKER") == marker:
+                found.append(process)
+    return found
+
+
+def supervisor_children(supervisor_pid: int) -> list[psutil.Process]:
+    return list(psutil.Process(supervisor_pid).children())
+
+
+def zombie_children(supervisor_pid: int) -> list[int]:
+    zombies = []
+    for child in supervisor_children(supervisor_pid):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if child.status() == psutil.STATUS_ZOMBIE:
+                zombies.append(child.pid)
+    return zombies
+
+
+def current_worker(supervisor_pid: int) -> psutil.Process:
+    """The supervisor's one worker: its only child running lambda_supervisor.worker."""
+    workers = [child for child in supervisor_children(supervisor_pid)
+               if "lambda_supervisor.worker" in " ".join(child.cmdline())]
+    assert len(workers) == 1, f"expected one worker, found {workers}"
+    return workers[0]
+
+
+def strays(supervisor_pid: int, marker: str) -> list[str]:
+    """Marked processes that belong to no live worker: not the supervisor, not its current worker, not started by
+    it (SOAK_WORKER) nor descended from it. What a dead worker left behind, described for an assertion message."""
+    worker_pid = None
+    allowed = {supervisor_pid}
+    with contextlib.suppress(AssertionError, psutil.Error):
+        worker = current_worker(supervisor_pid)
+        worker_pid = worker.pid
+        allowed.add(worker.pid)
+        allowed.update(child.pid for child in worker.children(recursive=True))
+    left = []
+    for process in marked_processes(marker):
+        with contextlib.suppress(psutil.Error):
+            if process.pid in allowed or process.environ().get("SOAK_WORKER") == str(worker_pid):
+                continue
+            left.append(f"{process.pid} {process.cmdline()} ppid={process.ppid()} "
+                        f"started by worker {process.environ().get('SOAK_WORKER')}")
+    return left
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def fd_targets(pid: int) -> dict[int, str]:
+    targets = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            targets[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+    return targets
+
+
+def rss_bytes(pid: int) -> int:
+    return int(psutil.Process(pid).memory_info().rss)

@@ -1,0 +1,115 @@
+"""What a hostile handler cannot do to the supervisor, and what it still can (the documented threat model).
+
+tests/test_lifecycle.py has the basic isolation checks; these go further, from both sides: what the handler sees,
+and what the test sees in /proc."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from conftest import StartRuntime, process_gone, wait_for
+from process_checks import SOAK, current_worker, fd_targets, start_soak, strays, zombie_children
+
+# -- what the worker can see ------------------------------------------------------------------------------------
+
+
+def test_no_runtime_api_address_anywhere_in_the_workers_environment_or_command_line(
+    start_runtime: StartRuntime,
+) -> None:
+    runtime = start_runtime("soak.handler", task_root=SOAK)
+    seen = runtime.invoke({"action": "environ"}).json()
+    address, port = runtime.emulator.address, str(runtime.emulator.port)
+    assert "AWS_LAMBDA_RUNTIME_API" not in seen["env"]
+    assert not [name for name, value in seen["env"].items() if address in value or port in value], seen["env"]
+    assert port not in seen["cmdline"]
+
+
+def test_threat_model_the_worker_can_still_read_the_supervisors_environment(start_runtime: StartRuntime) -> None:
+    """Documented, not prevented: same user, so /proc/<ppid>/environ is readable (see the README)."""
+    runtime = start_runtime("soak.handler", task_root=SOAK)
+    seen = runtime.invoke({"action": "environ"}).json()
+    assert f"AWS_LAMBDA_RUNTIME_API={runtime.emulator.address}" in seen["parent_environ"]
+
+
+def test_the_worker_holds_no_supervisor_descriptor_but_its_pipe_ends_and_its_children_none(
+    start_runtime: StartRuntime,
+) -> None:
+    runtime = start_runtime("soak.handler", task_root=SOAK)
+    seen = runtime.invoke({"action": "fds"}).json()
+    supervisor = fd_targets(runtime.process.pid)
+    own = {int(fd): target for fd, target in seen["own"].items()}
+    extra = {fd: target for fd, target in own.items() if fd > 2}
+    assert len(extra) == 2 and all(target.startswith("pipe:") for target in extra.values()), own
+    supervisor_pipes = {target for target in supervisor.values() if target.startswith("pipe:")}
+    assert set(extra.values()) <= supervisor_pipes, "the worker's pipes are the ones the supervisor talks on"
+    assert not [target for target in own.values() if target.startswith("socket:")], "no socket of the supervisor"
+    assert own[0] == "/dev/null"
+    child = {int(fd): target for fd, target in seen["child"].items()}
+    assert sorted(child) == [0, 1, 2], f"a handler's child inherits no pipe end: {child}"
+
+
+# -- what the worker cannot make the supervisor do -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["send_pickle_header", "send_code_header", "send_pickle_error", "send_code_type"])
+def test_a_frame_of_pickle_or_python_code_is_only_an_invalid_worker_message(
+    start_runtime: StartRuntime, tmp_path: Path, action: str
+) -> None:
+    runtime = start_runtime("soak.handler", task_root=SOAK)
+    marker = tmp_path / "executed"
+    record = runtime.invoke({"action": action, "marker": str(marker)})
+    assert record.error.error_type == "Runtime.InvalidWorkerMessage", record.describe()
+    assert not marker.exists(), "the supervisor unpickled or evaluated what the worker sent"
+    assert runtime.invoke({"action": "ok"}).outcome_kind == "response"
+    assert runtime.alive()
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("action", "error_type"),
+    [("spawn_and_crash", "Runtime.ExitError"), ("spawn_and_hang", "Runtime.Timeout")],
+)
+def test_every_process_a_handler_started_dies_with_its_worker(
+    start_runtime: StartRuntime, action: str, error_type: str
+) -> None:
+    """A child in the worker's group, one that left it with setsid, and a double-forked daemon that the kernel
+    re-parented to the supervisor: none outlives the worker, and none is left a zombie."""
+    runtime, marker = start_soak(start_runtime)
+    record = runtime.invoke({"action": action}, timeout_s=1.5)
+    assert record.error.error_type == error_type
+    assert strays(runtime.process.pid, marker) == []
+    assert zombie_children(runtime.process.pid) == []
+    assert runtime.invoke({"action": "ok"}).outcome_kind == "response"
+
+
+def test_a_daemon_counts_against_its_workers_memory_limit(start_runtime: StartRuntime) -> None:
+    """A double-forked child is re-parented to the supervisor, out of the worker's tree, but its memory is still
+    the handler's doing: it counts against LAMBDA_SUPERVISOR_MAX_RSS_MB, and dies with the worker."""
+    runtime, marker = start_soak(start_runtime, LAMBDA_SUPERVISOR_MAX_RSS_MB="200")
+    record = runtime.invoke({"action": "daemon_hog", "mb": 400}, timeout_s=10)
+    assert record.error.error_type == "Runtime.OutOfMemory", record.describe()
+    assert strays(runtime.process.pid, marker) == []
+    assert runtime.invoke({"action": "ok"}).outcome_kind == "response"
+
+
+def test_a_live_workers_daemons_die_when_it_is_recycled(start_runtime: StartRuntime) -> None:
+    runtime, marker = start_soak(start_runtime, LAMBDA_SUPERVISOR_MAX_INVOCATIONS="1")
+    spawned = runtime.invoke({"action": "spawn_and_return"}).json()
+    for pid in [spawned["pid"], *spawned["children"]]:
+        assert process_gone(pid)
+    assert strays(runtime.process.pid, marker) == []
+
+
+def test_a_worker_killed_from_outside_while_idle_leaves_nothing_behind(start_runtime: StartRuntime) -> None:
+    """Its children and its daemon (already the supervisor's, by re-parenting) go when it is replaced."""
+    runtime, marker = start_soak(start_runtime)
+    runtime.invoke({"action": "spawn_and_return"})
+    worker = current_worker(runtime.process.pid)
+    worker.send_signal(signal.SIGKILL)
+    wait_for(lambda: not worker.is_running() or worker.status() == "zombie", what="the worker to die")
+    assert len(strays(runtime.process.pid, marker)) == 3, "its children and daemon, orphaned until the next event"
+    assert runtime.invoke({"action": "ok"}).outcome_kind == "response"
+    assert strays(runtime.process.pid, marker) == []
