@@ -47,28 +47,32 @@ def zombie_children(supervisor_pid: int) -> list[int]:
     return zombies
 
 
-def current_worker(supervisor_pid: int) -> psutil.Process:
-    """The supervisor's one worker: its only child running lambda_supervisor.worker."""
-    workers = [child for child in supervisor_children(supervisor_pid)
-               if "lambda_supervisor.worker" in " ".join(child.cmdline())]
-    assert len(workers) == 1, f"expected one worker, found {workers}"
-    return workers[0]
+def worker_processes(supervisor_pid: int) -> list[psutil.Process]:
+    """The supervisor's worker processes: the active one, and under `spare` the standby or under `fork` the
+    template. A process a handler started is never one of them: it carries SOAK_WORKER."""
+    workers = []
+    for child in supervisor_children(supervisor_pid):
+        with contextlib.suppress(psutil.Error):
+            if ("lambda_supervisor.worker" in " ".join(child.cmdline()) and "SOAK_WORKER" not in child.environ()
+                    and child.status() != psutil.STATUS_ZOMBIE):
+                workers.append(child)
+    return workers
 
 
 def strays(supervisor_pid: int, marker: str) -> list[str]:
-    """Marked processes that belong to no live worker: not the supervisor, not its current worker, not started by
-    it (SOAK_WORKER) nor descended from it. What a dead worker left behind, described for an assertion message."""
-    worker_pid = None
+    """Marked processes that belong to no live worker: not the supervisor, not one of its workers, not started by
+    one (SOAK_WORKER) nor descended from one. What a dead worker left behind, described for an assertion message."""
     allowed = {supervisor_pid}
-    with contextlib.suppress(AssertionError, psutil.Error):
-        worker = current_worker(supervisor_pid)
-        worker_pid = worker.pid
+    live_workers = set()
+    for worker in worker_processes(supervisor_pid):
+        live_workers.add(str(worker.pid))
         allowed.add(worker.pid)
-        allowed.update(child.pid for child in worker.children(recursive=True))
+        with contextlib.suppress(psutil.Error):
+            allowed.update(child.pid for child in worker.children(recursive=True))
     left = []
     for process in marked_processes(marker):
         with contextlib.suppress(psutil.Error):
-            if process.pid in allowed or process.environ().get("SOAK_WORKER") == str(worker_pid):
+            if process.pid in allowed or process.environ().get("SOAK_WORKER") in live_workers:
                 continue
             left.append(f"{process.pid} {process.cmdline()} ppid={process.ppid()} "
                         f"started by worker {process.environ().get('SOAK_WORKER')}")

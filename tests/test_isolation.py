@@ -8,10 +8,11 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import psutil
 import pytest
 
 from conftest import StartRuntime, process_gone, wait_for
-from process_checks import SOAK, current_worker, fd_targets, start_soak, strays, zombie_children
+from process_checks import SOAK, fd_targets, start_soak, strays, zombie_children
 
 # -- what the worker can see ------------------------------------------------------------------------------------
 
@@ -106,8 +107,7 @@ def test_a_live_workers_daemons_die_when_it_is_recycled(start_runtime: StartRunt
 def test_a_worker_killed_from_outside_while_idle_leaves_nothing_behind(start_runtime: StartRuntime) -> None:
     """Its children and its daemon (already the supervisor's, by re-parenting) go when it is replaced."""
     runtime, marker = start_soak(start_runtime)
-    runtime.invoke({"action": "spawn_and_return"})
-    worker = current_worker(runtime.process.pid)
+    worker = psutil.Process(runtime.invoke({"action": "spawn_and_return"}).json()["pid"])
     worker.send_signal(signal.SIGKILL)
     wait_for(lambda: not worker.is_running() or worker.status() == "zombie", what="the worker to die")
     assert len(strays(runtime.process.pid, marker)) == 3, "its children and daemon, orphaned until the next event"

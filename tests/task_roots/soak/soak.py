@@ -8,6 +8,7 @@ whose it is, wherever it was re-parented to.
 import base64
 import ctypes
 import os
+import stat
 import pickle
 import resource
 import signal
@@ -20,13 +21,30 @@ import time
 SLEEPER = ["sleep", "300"]
 
 
+def _pipe_fd(access_mode):
+    """A pipe end of this worker's, found as a hostile handler would: the FIFO beyond stdio with that access
+    mode (the command line would not do: a worker forked from the template carries the template's)."""
+    for name in sorted(os.listdir("/proc/self/fd"), key=int):
+        fd = int(name)
+        try:
+            if fd > 2 and stat.S_ISFIFO(os.fstat(fd).st_mode):
+                with open(f"/proc/self/fdinfo/{fd}") as info:
+                    flags = int(info.read().split("flags:")[1].split()[0], 8)
+                if flags & os.O_ACCMODE == access_mode:
+                    return fd
+        except OSError:
+            continue
+    raise RuntimeError("no such pipe")
+
+
 def _out_fd():
-    """The write end of the worker's reply pipe, found as a hostile handler would: via sys.argv."""
-    return int(sys.argv[sys.argv.index("--out-fd") + 1])
+    """The write end of the worker's reply pipe."""
+    return _pipe_fd(os.O_WRONLY)
 
 
 def _in_fd():
-    return int(sys.argv[sys.argv.index("--in-fd") + 1])
+    """The read end of the worker's event pipe."""
+    return _pipe_fd(os.O_RDONLY)
 
 
 if os.environ.get("SOAK_BREAK_AT_IMPORT") == "1":  # every worker is born unable to receive an event
