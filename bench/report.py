@@ -86,8 +86,7 @@ def machine_line(machine: dict[str, Any]) -> str:
             f"lambda-supervisor {machine['lambda_supervisor']}, awslambdaric {machine['awslambdaric']}")
 
 
-def write_json(results: dict[str, Any], name: str = "latest.json") -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / name
+def write_json(results: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     return path

@@ -12,6 +12,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few iterations: a smoke run, under a minute")
     parser.add_argument("--only", nargs="+", choices=list(SCENARIOS), help="run only these scenarios")
+    parser.add_argument("--output", type=Path, default=report.RESULTS / "latest.json",
+                        help="where to write the JSON (default: bench/results/latest.json)")
     options = parser.parse_args(argv)
     logger.remove()  # the emulator's debug lines would cost more than what is measured
     signal.signal(signal.SIGTERM, _terminate)
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         stop_all()
-    path = report.write_json(results)
+    path = report.write_json(results, options.output)
     print()
     print(report.table(results))
     print(f"\nJSON: {path}")

@@ -86,7 +86,7 @@ def throughput(sizes: Sizes, *, big: bool) -> dict[str, Any]:
         body, handler, count = b"{}", "noop", sizes.noop_invocations
 
         def check(response: bytes) -> bool:
-            return json.loads(response) == {}
+            return bool(json.loads(response) == {})
     kinds = [kind for kind in RUNTIME_KINDS if kind != "awslambdaric" or awslambdaric_installed()]
     rounds: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     with BenchEmulator(function_timeout_s=60.0) as emulator:
