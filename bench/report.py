@@ -56,11 +56,11 @@ def table(results: dict[str, Any]) -> str:
         for strategy in ("fresh", "spare", "fork"):
             ours = crash.get(f"lambda-supervisor/{strategy}")
             target = "<= 25" if strategy != "fresh" else ""
-            add(f"crash (500 ms init) -> next served, ms, `{strategy}`: crash submit -> next response",
-                _cell(ours, "crash_submit_to_next_served_ms"), _cell(ric, "crash_submit_to_next_served_ms")
-                if strategy == "fresh" else "", NA, _ratio(ours, ric, "crash_submit_to_next_served_ms"), target)
-            add(f"crash -> next served, ms, `{strategy}`: error posted -> next response",
-                _cell(ours, "error_posted_to_next_served_ms"), "no error post", NA, NA, target)
+            add(f"crash, 500 ms init, `{strategy}`: crash submitted -> next served, ms",
+                _cell(ours, "crash_submit_to_next_served_ms"), _cell(ric, "crash_submit_to_next_served_ms"), NA,
+                _ratio(ours, ric, "crash_submit_to_next_served_ms"), target)
+            add(f"crash, 500 ms init, `{strategy}`: error posted -> next served, ms",
+                _cell(ours, "error_posted_to_next_served_ms"), "(no error post)", NA, NA, target)
     elif crash is not None:
         add("crash -> next served", "failed", "", "", NA, crash["error"][:60])
     hang = results.get("hang")
@@ -73,9 +73,9 @@ def table(results: dict[str, Any]) -> str:
         add("supervisor RSS at rest, MB", f"{rss['at_rest_mb']:.1f}", NA, NA, NA, "")
         add(f"supervisor RSS after {rss['invocations']:,} invocations, MB", f"{rss['after_mb']:.1f}", NA, NA, NA,
             "flat")
-        oom, value = memory["oom"], memory["rss_limit_to_oom_posted_ms"]
-        add(f"RSS limit crossed -> Runtime.OutOfMemory posted, ms ({oom['limit_mb']} MB limit, "
-            f"{oom['measured']}/{oom['repeats']} measured)", NA if value is None else f"{value:.1f}", NA, NA, NA, "")
+        oom = memory["oom"]
+        add(f"RSS limit ({oom['limit_mb']} MB) crossed -> Runtime.OutOfMemory posted, ms",
+            f"{memory['rss_limit_to_oom_posted_ms']:.1f}", NA, NA, NA, "")
     elif memory is not None:
         add("memory", "failed", "", "", NA, memory["error"][:60])
     return "\n".join(rows)

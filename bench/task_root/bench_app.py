@@ -43,11 +43,11 @@ def allocate(event, context):
     """Cross the memory limit in one small step, note when, then wait to be killed.
 
     First fill memory to ``margin_mb`` below the limit (still allowed), then allocate ``step_mb`` more in one filled
-    buffer: the limit is crossed within that last step, a millisecond or two before the "after" stamp. The "before"
-    stamp (taken before the first fill) bounds the measure if the supervisor's memory check still wins that race.
+    buffer: the limit is crossed within that last step, a millisecond or two before the "after" stamp. A stamp taken
+    just before the step stands in when the supervisor's memory check wins that race.
     """
-    _stamp(event["stamp_file"] + ".before")
     base = b"x" * (int(event["limit_mb"] - _own_rss_mb() - event["margin_mb"]) * 1024 * 1024)
+    _stamp(event["stamp_file"] + ".before")
     step = b"y" * (event["step_mb"] * 1024 * 1024)
     _stamp(event["stamp_file"])
     time.sleep(60)
