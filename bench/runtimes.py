@@ -233,12 +233,22 @@ class AwsLambdaRic(Runtime):
 
 
 class Floor(Runtime):
+    """The in-process floor loop, with requests (what the supervisor uses) as its HTTP client."""
+
     kind = "floor"
+    client = "requests"
 
     def command(self) -> list[str]:
-        return [sys.executable, str(BENCH_DIR / "floor.py"), self.handler]
+        return [sys.executable, str(BENCH_DIR / "floor.py"), "--client", self.client, self.handler]
 
     def environment(self) -> dict[str, str]:
         env = super().environment()
         env["PYTHONPATH"] = str(TASK_ROOT)
         return env
+
+
+class FloorHttpClient(Floor):
+    """The same loop over the standard library's http.client: what the HTTP legs cost without requests."""
+
+    kind = "floor-http.client"
+    client = "http.client"

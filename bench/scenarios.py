@@ -15,12 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from .emulator import BenchEmulator
-from .runtimes import STRATEGIES, AwsLambdaRic, Floor, Runtime, Supervisor, Unsupported, awslambdaric_installed
+from .runtimes import (
+    STRATEGIES,
+    AwsLambdaRic,
+    Floor,
+    FloorHttpClient,
+    Runtime,
+    Supervisor,
+    Unsupported,
+    awslambdaric_installed,
+)
 from .stats import median, percentile
 
 WAIT_S = 30.0
 MiB = 1024 * 1024
-RUNTIME_KINDS = ("lambda-supervisor", "awslambdaric", "floor")
+RUNTIME_KINDS = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client")
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,8 @@ def _runtime(kind: str, emulator: BenchEmulator, handler: str) -> Runtime:
         return Supervisor(emulator, f"bench_app.{handler}")
     if kind == "awslambdaric":
         return AwsLambdaRic(emulator, f"bench_app.{handler}")
+    if kind == "floor-http.client":
+        return FloorHttpClient(emulator, f"bench_app.{handler}")
     return Floor(emulator, f"bench_app.{handler}")
 
 
