@@ -1,0 +1,62 @@
+"""The floor: the smallest runtime loop we can write, in one process, no worker.
+
+``python bench/floor.py [--client requests|http.client] module.function`` with AWS_LAMBDA_RUNTIME_API set and the
+task root on sys.path: GET next, call the handler, POST its JSON response, over one keep-alive connection. No error
+handling beyond what the benchmark needs; it shows what the HTTP round trips alone cost with the client the
+supervisor uses (requests) and with the standard library's http.client underneath it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import importlib
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+PATH = "/2018-06-01/runtime/invocation"
+
+
+def _with_requests(address: str, handler: Callable[[Any, Any], Any]) -> None:
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    base = f"http://{address}{PATH}"
+    while True:
+        reply = session.get(f"{base}/next", timeout=(3, None))
+        request_id = reply.headers["Lambda-Runtime-Aws-Request-Id"]
+        result = handler(json.loads(reply.content), None)
+        session.post(f"{base}/{request_id}/response", data=json.dumps(result).encode(), timeout=(3, 30))
+
+
+def _with_http_client(address: str, handler: Callable[[Any, Any], Any]) -> None:
+    host, _, port = address.rpartition(":")
+    connection = http.client.HTTPConnection(host, int(port))
+    while True:
+        connection.request("GET", f"{PATH}/next")
+        reply = connection.getresponse()
+        event = reply.read()
+        request_id = reply.getheader("Lambda-Runtime-Aws-Request-Id")
+        result = json.dumps(handler(json.loads(event), None)).encode()
+        connection.request("POST", f"{PATH}/{request_id}/response", body=result,
+                           headers={"Content-Type": "application/json"})
+        connection.getresponse().read()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--client", choices=("requests", "http.client"), default="requests")
+    parser.add_argument("handler")
+    options = parser.parse_args()
+    module_name, _, function_name = options.handler.rpartition(".")
+    handler = getattr(importlib.import_module(module_name), function_name)
+    loop = _with_requests if options.client == "requests" else _with_http_client
+    loop(os.environ["AWS_LAMBDA_RUNTIME_API"], handler)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
