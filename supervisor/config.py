@@ -168,7 +168,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Hard memory limit: a worker (with its children) above this RSS is killed, the request fails with "
             f"Runtime.OutOfMemory. Default: memory size minus {SUPERVISOR_RESERVE_MB} MB for the supervisor, "
             "but at least half the memory size."),
-    Setting("respawn", "LAMBDA_SUPERVISOR_RESPAWN", _respawn_strategy, "fresh",
+    Setting("respawn", "LAMBDA_SUPERVISOR_RESPAWN", _respawn_strategy, "spare",
             "How a replacement worker is made: `fresh` (new interpreter, user init re-run), `spare` (a standby "
             "worker, initialised ahead, is promoted at once), `fork` (a template that ran user init once forks "
             "workers, copy-on-write). See 'Respawn strategies'."),

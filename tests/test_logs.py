@@ -126,7 +126,7 @@ def test_json_format_for_handler_output_and_supervisor_events(start_runtime: Sta
 
     supervisor = [o for o in objects if o.get("logger") == "lambda-supervisor"]
     ready = next(o for o in supervisor if o.get("event") == "worker_ready")
-    expected_strategy = os.environ.get("TEST_RESPAWN_STRATEGY", "fresh")
+    expected_strategy = os.environ.get("TEST_RESPAWN_STRATEGY", "spare")
     assert ready["fields"]["pid"] > 0 and ready["fields"]["init_ms"] > 0
     assert ready["fields"]["strategy"] == expected_strategy
     report = next(o for o in supervisor if o.get("event") == "invocation")
