@@ -169,3 +169,15 @@ def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
     for runtime in started:
         runtime.stop()
         runtime.emulator.stop()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak-invocations", type=int, default=None,
+                     help="run the soak test for this many invocations instead of its short CI form")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``--soak-invocations N`` is the flag form of LAMBDA_SUPERVISOR_SOAK=N (set before test modules load)."""
+    count = config.getoption("--soak-invocations")
+    if count is not None:
+        os.environ["LAMBDA_SUPERVISOR_SOAK"] = str(count)

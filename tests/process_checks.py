@@ -49,12 +49,12 @@ def zombie_children(supervisor_pid: int) -> list[int]:
 
 def worker_processes(supervisor_pid: int) -> list[psutil.Process]:
     """The supervisor's worker processes: the active one, and under `spare` the standby or under `fork` the
-    template. A process a handler started is never one of them: it carries SOAK_WORKER."""
+    template. A process a handler started carries SOAK_WORKER; every other child of the supervisor is a worker,
+    whatever its command line says (one just forked still shows the supervisor's until it has exec'd)."""
     workers = []
     for child in supervisor_children(supervisor_pid):
         with contextlib.suppress(psutil.Error):
-            if ("lambda_supervisor.worker" in " ".join(child.cmdline()) and "SOAK_WORKER" not in child.environ()
-                    and child.status() != psutil.STATUS_ZOMBIE):
+            if "SOAK_WORKER" not in child.environ() and child.status() != psutil.STATUS_ZOMBIE:
                 workers.append(child)
     return workers
 
