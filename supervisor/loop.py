@@ -49,6 +49,8 @@ class Supervisor:
         self._invocation_limit = 0
         self._shutdown_requested = False
         self._idle = False
+        self._reaping = False
+        self._sweep_again = False
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -88,8 +90,34 @@ class Supervisor:
             if self._idle:
                 raise ShutdownRequested
 
+        def reap_while_idle(_signum: int, _frame: FrameType | None) -> None:
+            # Only while idle in `next` is no worker handle in use; otherwise the loop's own checks handle it.
+            if self._reaping:
+                self._sweep_again = True  # the sweep under way may have looked at that child already
+            elif self._idle:
+                self._reap_exited()
+
         signal.signal(signal.SIGTERM, request_shutdown)
         signal.signal(signal.SIGINT, request_shutdown)
+        signal.signal(signal.SIGCHLD, reap_while_idle)
+
+    def _reap_exited(self) -> None:
+        """Reap workers and adopted orphans that exited while we wait for an event, so that no zombie lingers
+        between invocations. A dead worker is replaced when the next event comes (`died-while-idle`)."""
+        self._reaping = True  # a SIGCHLD arriving now must not start a second sweep inside this one
+        try:
+            self._sweep_again = True
+            while self._sweep_again:
+                self._sweep_again = False
+                workers = [worker for worker in (self.worker, *self.factory.reserves()) if worker is not None]
+                for worker in workers:
+                    if worker.has_exited():
+                        worker.kill()  # reaps it (and SIGKILLs whatever is left of its process group)
+                        if worker is self.worker:  # what its handlers started dies with it, escaped or not
+                            kill_orphans(keep=self.factory.helper_pids())
+                reap_exited_orphans(keep={worker.pid for worker in workers})
+        finally:
+            self._reaping = False
 
     def _stop_worker(self) -> None:
         self.factory.close(self.config.shutdown_grace_ms / 1000)
@@ -182,6 +210,7 @@ class Supervisor:
         try:
             if self._shutdown_requested:
                 raise ShutdownRequested
+            self._reap_exited()  # whatever exited between the last check and now; SIGCHLD covers what follows
             return self.api.next_invocation()
         except MalformedInvocation as error:
             emit("malformed_invocation", "skipping a malformed invocation", level="ERROR", error=str(error))

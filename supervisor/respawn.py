@@ -57,9 +57,13 @@ class WorkerFactory:
     def maintain(self) -> None:
         """Between invocations: repair whatever the strategy keeps in reserve."""
 
+    def reserves(self) -> list[WorkerProcess]:
+        """The workers kept besides the active one (a standby, the template)."""
+        return []
+
     def helper_pids(self) -> set[int]:
-        """Our children that are not the active worker but must be left alive (a standby, the template)."""
-        return set()
+        """Our children that are not the active worker but must be left alive."""
+        return {worker.pid for worker in self.reserves()}
 
     def close(self, grace_s: float) -> None:
         """Stop whatever the strategy keeps in reserve."""
@@ -101,8 +105,8 @@ class SpareFactory(WorkerFactory):
                  exit=self._spare.exit_description)
             self._spare = WorkerProcess.spawn(self.config, self.environ)
 
-    def helper_pids(self) -> set[int]:
-        return {self._spare.pid} if self._spare is not None else set()
+    def reserves(self) -> list[WorkerProcess]:
+        return [self._spare] if self._spare is not None else []
 
     def close(self, grace_s: float) -> None:
         if self._spare is not None:
@@ -205,8 +209,8 @@ class ForkFactory(WorkerFactory):
         if self._template is not None and self._template.has_exited():
             self._drop_template()  # restarted on the next replace(), when it is needed
 
-    def helper_pids(self) -> set[int]:
-        return {self._template.pid} if self._template is not None else set()
+    def reserves(self) -> list[WorkerProcess]:
+        return [self._template] if self._template is not None else []
 
     def close(self, grace_s: float) -> None:
         self._drop_template(grace_s)

@@ -110,6 +110,8 @@ def test_a_worker_killed_from_outside_while_idle_leaves_nothing_behind(start_run
     worker = psutil.Process(runtime.invoke({"action": "spawn_and_return"}).json()["pid"])
     worker.send_signal(signal.SIGKILL)
     wait_for(lambda: not worker.is_running() or worker.status() == "zombie", what="the worker to die")
-    assert len(strays(runtime.process.pid, marker)) == 3, "its children and daemon, orphaned until the next event"
+    # the supervisor, idle, reaps the dead worker at once and kills its children and daemon with it
+    wait_for(lambda: strays(runtime.process.pid, marker) == [], what="the dead worker's processes to be killed")
+    assert zombie_children(runtime.process.pid) == []
     assert runtime.invoke({"action": "ok"}).outcome_kind == "response"
     assert strays(runtime.process.pid, marker) == []
