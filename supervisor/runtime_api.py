@@ -1,9 +1,9 @@
 """Client of the Lambda Runtime API, over one keep-alive HTTP/1.1 connection on loopback.
 
-The client is on every invocation's critical path twice (``next``, then the post), so it uses the standard
-library's ``http.client`` on one persistent connection with TCP_NODELAY: measured in ``bench/``, ``requests`` cost
-more per call than the whole rest of the supervisor (its floor loop ran at less than half the speed of the same
-loop over ``http.client``). Retrying stays with tenacity, entered only after a first failure.
+The client is on every invocation's critical path twice (``next``, then the post), so it does not use
+``requests``: measured in ``bench/``, requests cost more per call than the whole rest of the supervisor. The
+connection (``http_connection``) writes requests directly and parses answers with httptools. Retrying stays with
+tenacity, entered only after a first failure.
 
 Transient faults (connection refused or reset, timeouts, 5xx) are retried with jittered exponential backoff for
 at most ``retry_seconds``; only after that is the Runtime API considered gone, which is the one reason the
@@ -13,16 +13,15 @@ unknown or already-answered request, a payload too large): it is logged and the 
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 import time
 from dataclasses import dataclass
-from email.message import Message
 from typing import Any
 
 from loguru import logger
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+
+from .http_connection import HttpConnection, ResponseParseError
 
 API_VERSION = "2018-06-01"
 CONNECT_TIMEOUT_S = 3.0
@@ -81,52 +80,17 @@ def _log_retry(state: RetryCallState) -> None:
                    f"wait_ms={wait * 1000:.0f} error={error!r}")
 
 
-class _Connection:
-    """One keep-alive connection, reopened after any failure (the next call then starts clean)."""
-
-    def __init__(self, address: str) -> None:
-        host, _, port = address.rpartition(":")
-        self._host, self._port = host.strip("[]"), int(port)
-        self._connection: http.client.HTTPConnection | None = None
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-    def request(self, method: str, path: str, body: bytes | None, headers: dict[str, str],
-                read_timeout: float | None) -> tuple[int, Message, bytes]:
-        """Send one request and read the whole answer; ``read_timeout`` None waits as long as it takes."""
-        if self._connection is None:
-            connection = http.client.HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT_S)
-            connection.connect()
-            assert connection.sock is not None
-            connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._connection = connection
-        try:
-            assert self._connection.sock is not None
-            self._connection.sock.settimeout(read_timeout)
-            self._connection.request(method, path, body=body, headers=headers)
-            response = self._connection.getresponse()
-            data = response.read()
-        except BaseException:
-            self.close()
-            raise
-        if response.will_close:
-            self.close()
-        return response.status, response.headers, data
-
-
 #: What a call may fail with that is worth another try.
-RETRYABLE = (OSError, http.client.HTTPException, TransientApiError)
+RETRYABLE = (OSError, ResponseParseError, TransientApiError)
 
 
 class RuntimeApiClient:
     def __init__(self, address: str, *, retry_seconds: float = 10.0, user_agent: str = "lambda-supervisor") -> None:
         self.base_path = f"/{API_VERSION}/runtime"
         self.address = address
-        self._connection = _Connection(address)
-        self._user_agent = user_agent
+        host, _, port = address.rpartition(":")
+        self._connection = HttpConnection(host.strip("[]"), int(port), connect_timeout_s=CONNECT_TIMEOUT_S,
+                                          user_agent=user_agent)
         self._retrying = Retrying(
             stop=stop_after_delay(retry_seconds),
             wait=wait_random_exponential(multiplier=0.02, max=1.0),
@@ -154,10 +118,10 @@ class RuntimeApiClient:
     def next_invocation(self) -> Invocation:
         """Long-poll for the next event (no read timeout: Lambda freezes us here between invocations)."""
         headers, body = self._call(self._get_next)
-        request_id = (headers.get("Lambda-Runtime-Aws-Request-Id") or "").strip()
+        request_id = (headers.get("lambda-runtime-aws-request-id") or "").strip()
         if not request_id:
             raise MalformedInvocation("next returned an event without Lambda-Runtime-Aws-Request-Id")
-        deadline_text = headers.get("Lambda-Runtime-Deadline-Ms") or ""
+        deadline_text = headers.get("lambda-runtime-deadline-ms") or ""
         try:
             deadline_ms = int(deadline_text)
         except ValueError:
@@ -167,20 +131,19 @@ class RuntimeApiClient:
         return Invocation(
             request_id=request_id,
             deadline_ms=deadline_ms,
-            invoked_function_arn=headers.get("Lambda-Runtime-Invoked-Function-Arn") or "",
-            trace_id=headers.get("Lambda-Runtime-Trace-Id"),
-            client_context=headers.get("Lambda-Runtime-Client-Context"),
-            cognito_identity=headers.get("Lambda-Runtime-Cognito-Identity"),
+            invoked_function_arn=headers.get("lambda-runtime-invoked-function-arn") or "",
+            trace_id=headers.get("lambda-runtime-trace-id"),
+            client_context=headers.get("lambda-runtime-client-context"),
+            cognito_identity=headers.get("lambda-runtime-cognito-identity"),
             body=body,
             received_monotonic=time.monotonic(),
         )
 
-    def _get_next(self) -> tuple[Message, bytes]:
-        status, headers, body = self._connection.request(
-            "GET", f"{self.base_path}/invocation/next", None, {"User-Agent": self._user_agent}, None)
-        if status != 200:
-            raise TransientApiError(f"next answered {status}: {body[:200]!r}")
-        return headers, body
+    def _get_next(self) -> tuple[dict[str, str], bytes]:
+        response = self._connection.request("GET", f"{self.base_path}/invocation/next", read_timeout_s=None)
+        if response.status != 200:
+            raise TransientApiError(f"next answered {response.status}: {response.body[:200]!r}")
+        return response.headers, response.body
 
     # -- posts --------------------------------------------------------------------------------------------------
 
@@ -198,9 +161,10 @@ class RuntimeApiClient:
         return bool(self._call(self._post, "init/error", body, headers))
 
     def _post(self, path: str, body: bytes, headers: dict[str, str]) -> bool:
-        status, _, answer = self._connection.request(
-            "POST", f"{self.base_path}/{path}", body,
-            {"Content-Type": "application/json", "User-Agent": self._user_agent, **headers}, POST_READ_TIMEOUT_S)
+        response = self._connection.request("POST", f"{self.base_path}/{path}", body,
+                                            {"Content-Type": "application/json", **headers},
+                                            read_timeout_s=POST_READ_TIMEOUT_S)
+        status, answer = response.status, response.body
         if status >= 500:
             raise TransientApiError(f"POST {path} answered {status}: {answer[:200]!r}")
         if status >= 400:

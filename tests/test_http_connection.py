@@ -1,0 +1,149 @@
+"""The Runtime API connection against a scripted HTTP server on loopback: keep-alive, framing, broken answers.
+
+The server is a real socket server in a thread that answers each request with the next canned bytes of its
+script and counts the connections it accepted, so a connection silently reopened per call is caught.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from lambda_supervisor.supervisor.http_connection import HttpConnection, IncompleteResponse, ResponseParseError
+
+OK = b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"status\":\"OK\"}"
+
+
+class Close(bytes):
+    """A scripted answer after which the server hangs up."""
+
+
+class ScriptedServer:
+    """Answers request number n (over all connections) with ``script[n]``; ``None`` hangs up without answering,
+    a :class:`Close` answer hangs up after it."""
+
+    def __init__(self, script: list[bytes | None]) -> None:
+        self.script = script
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                self._answer_all(conn)
+
+    def _answer_all(self, conn: socket.socket) -> None:
+        buffer = b""
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buffer += data
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            while len(buffer) < length:
+                buffer += conn.recv(65536)
+            self.requests.append(head + b"\r\n\r\n" + buffer[:length])
+            buffer = buffer[length:]
+            answer = self.script[len(self.requests) - 1]
+            if answer is None:
+                return
+            conn.sendall(answer)
+            if isinstance(answer, Close):
+                return
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[type[ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    class Tracked(ScriptedServer):
+        def __init__(self, script: list[bytes | None]) -> None:
+            super().__init__(script)
+            servers.append(self)
+
+    yield Tracked
+    for server in servers:
+        server.close()
+
+
+def connect(server: ScriptedServer) -> HttpConnection:
+    return HttpConnection("127.0.0.1", server.port, connect_timeout_s=3, user_agent="test-agent")
+
+
+def test_many_calls_share_one_connection_and_bodies_arrive_whole(serve: type[ScriptedServer]) -> None:
+    server = serve([OK] * 50)
+    connection = connect(server)
+    for n in range(50):
+        response = connection.request("POST", f"/r/{n}", b"x" * n * 3000, {"X-Kind": "test"}, read_timeout_s=5)
+        assert (response.status, response.body, response.headers["content-type"]) == (
+            202, b'{"status":"OK"}', "application/json")
+    assert server.connections == 1
+    last = server.requests[-1]
+    assert last.startswith(b"POST /r/49 HTTP/1.1\r\n")
+    assert b"\r\nContent-Length: 147000\r\n" in last and b"\r\nX-Kind: test\r\n" in last
+    assert b"\r\nUser-Agent: test-agent\r\n" in last and last.endswith(b"x" * 147000)
+
+
+def test_a_chunked_answer_is_reassembled(serve: type[ScriptedServer]) -> None:
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nLambda-Runtime-Aws-Request-Id: abc\r\n\r\n"
+               b"3\r\n{\"a\r\n5\r\n\": 1}\r\n0\r\n\r\n")
+    connection = connect(server := serve([chunked, OK]))
+    response = connection.request("GET", "/next", read_timeout_s=None)
+    assert (response.status, response.body, response.headers["lambda-runtime-aws-request-id"]) == (
+        200, b'{"a": 1}', "abc")
+    assert connection.request("GET", "/next", read_timeout_s=None).status == 202
+    assert server.connections == 1
+
+
+def test_connection_close_is_honoured_and_the_next_call_reconnects(serve: type[ScriptedServer]) -> None:
+    closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+    connection = connect(server := serve([closing, OK]))
+    assert connection.request("GET", "/next", read_timeout_s=5).body == b"{}"
+    assert connection.request("GET", "/next", read_timeout_s=5).status == 202
+    assert server.connections == 2
+
+
+def test_an_answer_cut_short_is_an_error_and_the_next_call_starts_clean(serve: type[ScriptedServer]) -> None:
+    cut = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a little"
+    connection = connect(server := serve([Close(cut), None, OK]))
+    with pytest.raises(IncompleteResponse):
+        connection.request("GET", "/next", read_timeout_s=5)  # the server never sends the rest, then hangs up
+    with pytest.raises(IncompleteResponse):
+        connection.request("GET", "/next", read_timeout_s=5)  # closed with no answer at all
+    assert connection.request("GET", "/next", read_timeout_s=5).status == 202
+    assert server.connections == 3
+
+
+def test_garbage_instead_of_http_is_a_parse_error(serve: type[ScriptedServer]) -> None:
+    connection = connect(serve([b"SSH-2.0-OpenSSH_9.6\r\n\r\n", OK]))
+    with pytest.raises(ResponseParseError):
+        connection.request("GET", "/next", read_timeout_s=5)
+    assert connection.request("GET", "/next", read_timeout_s=5).status == 202
+
+
+def test_a_silent_server_times_out_a_post() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        connection = HttpConnection("127.0.0.1", listener.getsockname()[1], connect_timeout_s=3, user_agent="t")
+        with pytest.raises(TimeoutError):
+            connection.request("POST", "/r", b"{}", read_timeout_s=0.2)  # accepted by the backlog, never answered
+    finally:
+        listener.close()
