@@ -1,9 +1,11 @@
 """The floor: the smallest runtime loop we can write, in one process, no worker.
 
-``python bench/floor.py [--client requests|http.client] module.function`` with AWS_LAMBDA_RUNTIME_API set and the
-task root on sys.path: GET next, call the handler, POST its JSON response, over one keep-alive connection. No error
-handling beyond what the benchmark needs; it shows what the HTTP round trips alone cost with the client the
-supervisor uses (requests) and with the standard library's http.client underneath it.
+``python bench/floor.py [--client requests|http.client|ours] module.function`` with AWS_LAMBDA_RUNTIME_API set and
+the task root on sys.path: GET next, call the handler, POST its JSON response, over one keep-alive connection. No
+error handling beyond what the benchmark needs; it shows what the HTTP round trips alone cost with requests (the
+design card's client), the standard library's http.client, and the supervisor's own connection (httptools). The
+gap between the last one and lambda-supervisor is what the worker process costs: the pipe round trip and the
+supervisor's work around it.
 """
 
 from __future__ import annotations
@@ -46,15 +48,30 @@ def _with_http_client(address: str, handler: Callable[[Any, Any], Any]) -> None:
         connection.getresponse().read()
 
 
+def _with_our_connection(address: str, handler: Callable[[Any, Any], Any]) -> None:
+    from lambda_supervisor.supervisor.http_connection import HttpConnection
+
+    host, _, port = address.rpartition(":")
+    connection = HttpConnection(host, int(port), connect_timeout_s=3, user_agent="floor")
+    while True:
+        reply = connection.request("GET", f"{PATH}/next", read_timeout_s=None)
+        request_id = reply.headers["lambda-runtime-aws-request-id"]
+        result = json.dumps(handler(json.loads(reply.body), None)).encode()
+        connection.request("POST", f"{PATH}/{request_id}/response", result, {"Content-Type": "application/json"},
+                           read_timeout_s=30)
+
+
+LOOPS = {"requests": _with_requests, "http.client": _with_http_client, "ours": _with_our_connection}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--client", choices=("requests", "http.client"), default="requests")
+    parser.add_argument("--client", choices=list(LOOPS), default="requests")
     parser.add_argument("handler")
     options = parser.parse_args()
     module_name, _, function_name = options.handler.rpartition(".")
     handler = getattr(importlib.import_module(module_name), function_name)
-    loop = _with_requests if options.client == "requests" else _with_http_client
-    loop(os.environ["AWS_LAMBDA_RUNTIME_API"], handler)
+    LOOPS[options.client](os.environ["AWS_LAMBDA_RUNTIME_API"], handler)
     return 0
 
 

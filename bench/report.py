@@ -8,7 +8,7 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NA = "n/a"
-RUNTIMES = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client")
+RUNTIMES = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours")
 UNSUPPORTED = "n/a (unsupported)"
 
 
@@ -32,11 +32,12 @@ def _ratio(ours: dict[str, Any] | None, theirs: dict[str, Any] | None, key: str)
 
 def table(results: dict[str, Any]) -> str:
     header = ("| measure | lambda-supervisor | awslambdaric | floor: requests | floor: http.client "
-              "| ours / awslambdaric | target |")
-    rows = [header, "|---|---|---|---|---|---|---|"]
+              "| floor: our client | ours / awslambdaric | target |")
+    rows = [header, "|---|---|---|---|---|---|---|---|"]
 
-    def add(measure: str, ours: str, ric: str, floor: str, ratio: str, target: str, floor2: str = NA) -> None:
-        rows.append(f"| {measure} | {ours} | {ric} | {floor} | {floor2} | {ratio} | {target} |")
+    def add(measure: str, ours: str, ric: str, floor: str, ratio: str, target: str, floor2: str = NA,
+            floor3: str = NA) -> None:
+        rows.append(f"| {measure} | {ours} | {ric} | {floor} | {floor2} | {floor3} | {ratio} | {target} |")
 
     for name, label in (("noop", "no-op"), ("big", "1 MiB in / 1 MiB out")):
         scenario = results.get(name)
@@ -45,13 +46,14 @@ def table(results: dict[str, Any]) -> str:
         if "error" in scenario:
             add(label, "failed", "failed", "failed", NA, scenario["error"][:60], "failed")
             continue
-        ours, ric, floor, floor2 = (scenario.get(k) for k in RUNTIMES)
+        ours, ric, floor, floor2, floor3 = (scenario.get(k) for k in RUNTIMES)
         add(f"{label}: invocations/s", _cell(ours, "throughput_per_s", 0), _cell(ric, "throughput_per_s", 0),
             _cell(floor, "throughput_per_s", 0), _ratio(ours, ric, "throughput_per_s"),
-            ">= 0.9x" if name == "noop" else "", _cell(floor2, "throughput_per_s", 0))
+            ">= 0.9x" if name == "noop" else "", _cell(floor2, "throughput_per_s", 0),
+            _cell(floor3, "throughput_per_s", 0))
         for key, text in (("p50_ms", "p50"), ("p99_ms", "p99")):
             add(f"{label}: {text} ms", _cell(ours, key, 2), _cell(ric, key, 2), _cell(floor, key, 2),
-                _ratio(ours, ric, key), "", _cell(floor2, key, 2))
+                _ratio(ours, ric, key), "", _cell(floor2, key, 2), _cell(floor3, key, 2))
     crash = results.get("crash")
     if crash is not None and "error" not in crash:
         ric = crash.get("awslambdaric")

@@ -252,3 +252,11 @@ class FloorHttpClient(Floor):
 
     kind = "floor-http.client"
     client = "http.client"
+
+
+class FloorOurClient(Floor):
+    """The same loop over the supervisor's own Runtime API connection: the floor lambda-supervisor is measured
+    against, everything but the worker process."""
+
+    kind = "floor-ours"
+    client = "ours"

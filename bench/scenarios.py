@@ -20,6 +20,7 @@ from .runtimes import (
     AwsLambdaRic,
     Floor,
     FloorHttpClient,
+    FloorOurClient,
     Runtime,
     Supervisor,
     Unsupported,
@@ -29,7 +30,7 @@ from .stats import median, percentile
 
 WAIT_S = 30.0
 MiB = 1024 * 1024
-RUNTIME_KINDS = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client")
+RUNTIME_KINDS = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ def _runtime(kind: str, emulator: BenchEmulator, handler: str) -> Runtime:
         return AwsLambdaRic(emulator, f"bench_app.{handler}")
     if kind == "floor-http.client":
         return FloorHttpClient(emulator, f"bench_app.{handler}")
+    if kind == "floor-ours":
+        return FloorOurClient(emulator, f"bench_app.{handler}")
     return Floor(emulator, f"bench_app.{handler}")
 
 
