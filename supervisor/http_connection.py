@@ -83,11 +83,28 @@ class HttpConnection:
                 *, read_timeout_s: float | None) -> Response:
         """Send one request and read the whole response; ``read_timeout_s`` None waits as long as it takes
         (``next`` is a long poll: Lambda freezes us there between invocations)."""
+        self.send(method, path, body, headers, timeout_s=read_timeout_s)
+        return self.receive(read_timeout_s=read_timeout_s)
+
+    def send(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+             *, timeout_s: float | None) -> None:
+        """Send a request; read its answer with :meth:`receive`. A send only waits when the peer stops reading,
+        ``timeout_s`` bounds that."""
         sock = self._socket if self._socket is not None else self._connect()
         try:
-            sock.settimeout(read_timeout_s)
+            sock.settimeout(timeout_s)
             self._send(sock, method, path, body, headers)
-            response = self._receive(sock)
+        except BaseException:
+            self.close()
+            raise
+
+    def receive(self, *, read_timeout_s: float | None) -> Response:
+        """Read the whole answer to the request sent last."""
+        if self._socket is None:
+            raise IncompleteResponse("the connection closed before the answer was read")
+        try:
+            self._socket.settimeout(read_timeout_s)
+            response = self._receive(self._socket)
         except BaseException:
             self.close()
             raise

@@ -238,14 +238,17 @@ class Supervisor:
             self._serve(invocation, retried=True)
             return
         finished = time.monotonic()
+
+        def report() -> None:  # written while the Runtime API handles the post, not between two invocations
+            report_invocation(invocation, worker, outcome, finished)
+
         if outcome.response is not None:
-            self.api.post_response(invocation.request_id, outcome.response)
+            self.api.post_response(invocation.request_id, outcome.response, meanwhile=report)
         else:
             error = outcome.error or error_object("Runtime.Unknown", "the worker gave no outcome")
-            self.api.post_error(invocation.request_id, error)
             emit("invocation_failed", "invocation failed", request_id=invocation.request_id,
                  error_type=error["errorType"], fault=outcome.fault or "none")
-        report_invocation(invocation, worker, outcome, finished)
+            self.api.post_error(invocation.request_id, error, meanwhile=report)
         if outcome.fault is not None and not self._shutdown_requested:
             graceful = outcome.fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly
             self._replace_worker(outcome.fault, invocation.request_id, graceful=graceful)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,23 +148,50 @@ class RuntimeApiClient:
 
     # -- posts --------------------------------------------------------------------------------------------------
 
-    def post_response(self, request_id: str, body: bytes) -> bool:
-        return bool(self._call(self._post, f"invocation/{request_id}/response", body, {}))
+    def post_response(self, request_id: str, body: bytes, *, meanwhile: Callable[[], None] | None = None) -> bool:
+        """Post a result. ``meanwhile`` runs once, while the Runtime API handles the post (the bookkeeping of an
+        invocation, such as its REPORT line, then costs no time between two invocations); it runs whatever
+        becomes of the post."""
+        return self._post_overlapped(f"invocation/{request_id}/response", body, {}, meanwhile)
 
-    def post_error(self, request_id: str, error: dict[str, Any]) -> bool:
+    def post_error(self, request_id: str, error: dict[str, Any], *,
+                   meanwhile: Callable[[], None] | None = None) -> bool:
         body = json.dumps({**error, "requestId": request_id}).encode("utf-8")
         headers = {"Lambda-Runtime-Function-Error-Type": str(error.get("errorType", "Unhandled"))}
-        return bool(self._call(self._post, f"invocation/{request_id}/error", body, headers))
+        return self._post_overlapped(f"invocation/{request_id}/error", body, headers, meanwhile)
+
+    def _post_overlapped(self, path: str, body: bytes, headers: dict[str, str],
+                         meanwhile: Callable[[], None] | None) -> bool:
+        pending = [meanwhile] if meanwhile is not None else []
+        failures: list[Exception] = []
+
+        def run_pending() -> None:
+            # its failure must not pass for the post's (an OSError would be retried: the result posted twice)
+            while pending:
+                try:
+                    pending.pop()()
+                except Exception as error:  # raised again once the post is over
+                    failures.append(error)
+
+        try:
+            return bool(self._call(self._post, path, body, headers, run_pending))
+        finally:
+            run_pending()  # if no attempt got as far as sending
+            if failures:
+                raise failures[0]
 
     def post_init_error(self, error: dict[str, Any]) -> bool:
         body = json.dumps(error).encode("utf-8")
         headers = {"Lambda-Runtime-Function-Error-Type": str(error.get("errorType", "Unhandled"))}
         return bool(self._call(self._post, "init/error", body, headers))
 
-    def _post(self, path: str, body: bytes, headers: dict[str, str]) -> bool:
-        response = self._connection.request("POST", f"{self.base_path}/{path}", body,
-                                            {"Content-Type": "application/json", **headers},
-                                            read_timeout_s=POST_READ_TIMEOUT_S)
+    def _post(self, path: str, body: bytes, headers: dict[str, str],
+              while_waiting: Callable[[], None] | None = None) -> bool:
+        self._connection.send("POST", f"{self.base_path}/{path}", body, {"Content-Type": "application/json", **headers},
+                              timeout_s=POST_READ_TIMEOUT_S)
+        if while_waiting is not None:
+            while_waiting()
+        response = self._connection.receive(read_timeout_s=POST_READ_TIMEOUT_S)
         status, answer = response.status, response.body
         if status >= 500:
             raise TransientApiError(f"POST {path} answered {status}: {answer[:200]!r}")
