@@ -21,7 +21,7 @@ from lambda_supervisor.shared.errors import error_object
 from .config import Config
 from .events import emit
 from .exit_codes import ExitCode
-from .process_tree import become_subreaper, kill_orphans, reap_exited_orphans
+from .process_tree import become_subreaper, kill_orphans, log_killed_orphans, reap_exited_orphans
 from .report import report_invocation
 from .respawn import make_factory
 from .runtime_api import Invocation, MalformedInvocation, RuntimeApiClient, RuntimeApiUnavailable
@@ -51,6 +51,7 @@ class Supervisor:
         self._idle = False
         self._reaping = False
         self._sweep_again = False
+        self._killed_unlogged: list[int] = []  # orphans killed in the SIGCHLD handler, to log from the main loop
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -95,15 +96,20 @@ class Supervisor:
             if self._reaping:
                 self._sweep_again = True  # the sweep under way may have looked at that child already
             elif self._idle:
-                self._reap_exited()
+                self._reap_exited(in_signal_handler=True)
 
         signal.signal(signal.SIGTERM, request_shutdown)
         signal.signal(signal.SIGINT, request_shutdown)
         signal.signal(signal.SIGCHLD, reap_while_idle)
 
-    def _reap_exited(self) -> None:
+    def _reap_exited(self, *, in_signal_handler: bool = False) -> None:
         """Reap workers and adopted orphans that exited while we wait for an event, so that no zombie lingers
-        between invocations. A dead worker is replaced when the next event comes (`died-while-idle`)."""
+        between invocations. A dead worker is replaced when the next event comes (`died-while-idle`).
+
+        In the signal handler nothing is logged (the main thread may be inside the logger): what was killed
+        there is logged by the next sweep from the main loop."""
+        if not in_signal_handler:
+            self._log_killed_while_idle()
         self._reaping = True  # a SIGCHLD arriving now must not start a second sweep inside this one
         try:
             self._sweep_again = True
@@ -114,10 +120,16 @@ class Supervisor:
                     if worker.has_exited():
                         worker.kill()  # reaps it (and SIGKILLs whatever is left of its process group)
                         if worker is self.worker:  # what its handlers started dies with it, escaped or not
-                            kill_orphans(keep=self.factory.helper_pids())
+                            killed = kill_orphans(keep=self.factory.helper_pids(), log=not in_signal_handler)
+                            self._killed_unlogged += killed if in_signal_handler else []
                 reap_exited_orphans(keep={worker.pid for worker in workers})
         finally:
             self._reaping = False
+
+    def _log_killed_while_idle(self) -> None:
+        if self._killed_unlogged:
+            log_killed_orphans(self._killed_unlogged)
+            self._killed_unlogged = []
 
     def _stop_worker(self) -> None:
         self.factory.close(self.config.shutdown_grace_ms / 1000)
@@ -220,6 +232,7 @@ class Supervisor:
 
     def _serve(self, invocation: Invocation, *, retried: bool = False) -> None:
         assert self.worker is not None
+        self._log_killed_while_idle()
         if self.worker.has_exited():  # killed while idle (OOM killer, an operator): not this request's fault
             self._replace_worker("died-while-idle", invocation.request_id, graceful=False)
         worker = self.worker

@@ -70,15 +70,16 @@ def kill_tree(pid: int) -> None:
             process.kill()
 
 
-def kill_orphans(keep: set[int]) -> int:
+def kill_orphans(keep: set[int], *, log: bool = True) -> list[int]:
     """Kill and reap every child of this process not in ``keep``: descendants of dead workers adopted by us.
 
-    Returns how many were found.
+    Returns their pids. ``log=False`` is for a signal handler, which must not enter the logger: the main thread
+    may be inside it, holding its lock.
     """
     try:
         children = psutil.Process().children()
     except psutil.Error:
-        return 0
+        return []
     strays = [child for child in children if child.pid not in keep]
     for child in strays:
         with contextlib.suppress(psutil.Error):
@@ -86,9 +87,14 @@ def kill_orphans(keep: set[int]) -> int:
     for child in strays:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(child.pid, 0)
-    if strays:
-        logger.info(f"killed orphaned worker descendants: pids={[child.pid for child in strays]}")
-    return len(strays)
+    pids = [child.pid for child in strays]
+    if strays and log:
+        log_killed_orphans(pids)
+    return pids
+
+
+def log_killed_orphans(pids: list[int]) -> None:
+    logger.info(f"killed orphaned worker descendants: pids={pids}")
 
 
 def reap_exited_orphans(keep: set[int]) -> None:

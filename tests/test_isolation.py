@@ -115,3 +115,4 @@ def test_a_worker_killed_from_outside_while_idle_leaves_nothing_behind(start_run
     assert zombie_children(runtime.process.pid) == []
     assert runtime.invoke({"action": "ok"}).outcome_kind == "response"
     assert strays(runtime.process.pid, marker) == []
+    assert "killed orphaned worker descendants" in runtime.log(), "killed in a signal handler, logged after it"
