@@ -106,10 +106,8 @@ class Supervisor:
         """Reap workers and adopted orphans that exited while we wait for an event, so that no zombie lingers
         between invocations. A dead worker is replaced when the next event comes (`died-while-idle`).
 
-        In the signal handler nothing is logged (the main thread may be inside the logger): what was killed
-        there is logged by the next sweep from the main loop."""
-        if not in_signal_handler:
-            self._log_killed_while_idle()
+        Orphans killed here are logged only from the main loop: in the signal handler the main thread may be
+        inside the logger."""
         self._reaping = True  # a SIGCHLD arriving now must not start a second sweep inside this one
         try:
             self._sweep_again = True
@@ -120,11 +118,12 @@ class Supervisor:
                     if worker.has_exited():
                         worker.kill()  # reaps it (and SIGKILLs whatever is left of its process group)
                         if worker is self.worker:  # what its handlers started dies with it, escaped or not
-                            killed = kill_orphans(keep=self.factory.helper_pids(), log=not in_signal_handler)
-                            self._killed_unlogged += killed if in_signal_handler else []
+                            self._killed_unlogged += kill_orphans(keep=self.factory.helper_pids(), log=False)
                 reap_exited_orphans(keep={worker.pid for worker in workers})
         finally:
             self._reaping = False
+        if not in_signal_handler:
+            self._log_killed_while_idle()
 
     def _log_killed_while_idle(self) -> None:
         if self._killed_unlogged:
@@ -208,7 +207,6 @@ class Supervisor:
         assert worker is not None
         if self._shutdown_requested:
             return
-        reap_exited_orphans(keep={worker.pid} | self.factory.helper_pids())
         if worker.has_exited():
             self._replace_worker(FaultReason.CRASH, request_id, graceful=False)
         elif (reason := self._recycle_reason(worker)) is not None:
