@@ -81,6 +81,10 @@ def _log_retry(state: RetryCallState) -> None:
                    f"wait_ms={wait * 1000:.0f} error={error!r}")
 
 
+def _error_headers(error: dict[str, Any]) -> dict[str, str]:
+    return {"Lambda-Runtime-Function-Error-Type": str(error.get("errorType", "Unhandled"))}
+
+
 #: What a call may fail with that is worth another try.
 RETRYABLE = (OSError, ResponseParseError, TransientApiError)
 
@@ -157,8 +161,7 @@ class RuntimeApiClient:
     def post_error(self, request_id: str, error: dict[str, Any], *,
                    meanwhile: Callable[[], None] | None = None) -> bool:
         body = json.dumps({**error, "requestId": request_id}).encode("utf-8")
-        headers = {"Lambda-Runtime-Function-Error-Type": str(error.get("errorType", "Unhandled"))}
-        return self._post_overlapped(f"invocation/{request_id}/error", body, headers, meanwhile)
+        return self._post_overlapped(f"invocation/{request_id}/error", body, _error_headers(error), meanwhile)
 
     def _post_overlapped(self, path: str, body: bytes, headers: dict[str, str],
                          meanwhile: Callable[[], None] | None) -> bool:
@@ -181,9 +184,7 @@ class RuntimeApiClient:
                 raise failures[0]
 
     def post_init_error(self, error: dict[str, Any]) -> bool:
-        body = json.dumps(error).encode("utf-8")
-        headers = {"Lambda-Runtime-Function-Error-Type": str(error.get("errorType", "Unhandled"))}
-        return bool(self._call(self._post, "init/error", body, headers))
+        return bool(self._call(self._post, "init/error", json.dumps(error).encode("utf-8"), _error_headers(error)))
 
     def _post(self, path: str, body: bytes, headers: dict[str, str],
               while_waiting: Callable[[], None] | None = None) -> bool:
