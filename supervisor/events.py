@@ -8,13 +8,17 @@ decides how it is shown. Every event keeps its fields structured (bound on the l
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from loguru import logger
 
-#: Called with every event and its fields (set by :func:`.metrics.configure_metrics`); None: no metrics.
-observer: Callable[[str, Mapping[str, Any]], None] | None = None
+from .logs import write_line
+
+#: Called with every event and its fields; returns the metric lines to write for it ("" for none). Set by
+#: :func:`.metrics.configure_metrics`; None: no metrics.
+observer: Callable[[str, Mapping[str, Any]], str] | None = None
 
 
 def _render(value: Any) -> str:
@@ -31,7 +35,15 @@ def emit(event: str, message: str, /, *, level: str = "INFO", **fields: Any) -> 
 
 
 def emit_line(event: str, line: str, /, *, level: str = "INFO", **fields: Any) -> None:
-    """Log one lifecycle event whose text the caller has already written (such as the REPORT line)."""
+    """Log one lifecycle event whose text the caller has already written."""
     logger.bind(event=event, fields=fields).log(level, line)
-    if observer is not None:
-        observer(event, fields)
+    metrics = observer(event, fields) if observer is not None else ""
+    if metrics:
+        sys.stdout.write(metrics)
+        sys.stdout.flush()
+
+
+def emit_invocation(line: str, /, **fields: Any) -> None:
+    """The ``invocation`` event (the REPORT line) and its metrics in one write, without loguru: it happens on
+    every invocation (see :mod:`.logs`)."""
+    write_line("INFO", line, "invocation", fields, then=observer("invocation", fields) if observer is not None else "")

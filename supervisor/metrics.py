@@ -14,10 +14,9 @@ wrapped in a log envelope), one per event that has metrics:
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import Any
 
 from . import events
 from .config import Config
@@ -29,48 +28,55 @@ _BY_FUNCTION_AND_REASON = [["FunctionName"], ["FunctionName", "Reason"]]
 
 
 class MetricsRecorder:
-    """Turns events into EMF lines on ``out``. Each line is built once, with a single ``json.dumps``."""
+    """Turns events into EMF lines, returned for the caller to write with the event's own line.
 
-    def __init__(self, namespace: str, function_name: str, out: TextIO | None = None) -> None:
+    The ``_aws`` directive of a kind of line (its namespace, dimensions, metric names and units) never changes, so
+    it is serialised once per kind; a line then costs one ``json.dumps`` of its values."""
+
+    def __init__(self, namespace: str, function_name: str) -> None:
         self.namespace = namespace
         self.function_name = function_name
-        self._out = out
+        self._directives: dict[tuple[str, ...], str] = {}
 
-    def observe(self, event: str, fields: Mapping[str, Any]) -> None:
+    def observe(self, event: str, fields: Mapping[str, Any]) -> str:
         if event == "invocation":
             fault = fields.get("fault")
-            self.write(_BY_FUNCTION, {
+            return self.line(_BY_FUNCTION, {
                 "Invocations": (1, COUNT),
                 "Errors": (0 if fields.get("outcome") == "success" else 1, COUNT),
                 "Faults": (1 if fault else 0, COUNT),
                 "Duration": (round(float(fields.get("duration_ms", 0.0)), 3), MILLISECONDS),
             }, {"RequestId": fields.get("request_id"), "Outcome": fields.get("outcome"), "Fault": fault})
-        elif event == "worker_replaced":
-            self.write(_BY_FUNCTION_AND_REASON, {
+        if event == "worker_replaced":
+            return self.line(_BY_FUNCTION_AND_REASON, {
                 "Restarts": (1, COUNT),
                 "TimeToReady": (round(float(fields.get("ready_ms", 0.0)), 3), MILLISECONDS),
             }, {"Reason": str(fields.get("reason")), "RequestId": fields.get("request_id")})
-        elif event == "init_failed":
-            self.write(_BY_FUNCTION, {"InitFailures": (1, COUNT)}, {"ErrorType": fields.get("error_type")})
+        if event == "init_failed":
+            return self.line(_BY_FUNCTION, {"InitFailures": (1, COUNT)}, {"ErrorType": fields.get("error_type")})
+        return ""
 
-    def write(self, dimensions: list[list[str]], metrics: Mapping[str, tuple[float, str]],
-              properties: Mapping[str, Any]) -> None:
-        document: dict[str, Any] = {
-            "_aws": {
-                "Timestamp": int(time.time() * 1000),
-                "CloudWatchMetrics": [{
-                    "Namespace": self.namespace,
-                    "Dimensions": dimensions,
-                    "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
-                }],
-            },
-            "FunctionName": self.function_name,
-        }
-        document.update((key, value) for key, value in properties.items() if value is not None)
-        document.update((name, value) for name, (value, _) in metrics.items())
-        out = self._out or sys.stdout
-        out.write(json.dumps(document, separators=(",", ":"), default=str) + "\n")
-        out.flush()
+    def line(self, dimensions: list[list[str]], metrics: Mapping[str, tuple[float, str]],
+             properties: Mapping[str, Any]) -> str:
+        """One EMF document as a line: the directive, then ``FunctionName``, the properties that are set, and the
+        metric values."""
+        directive = self._directive(dimensions, metrics)
+        values: dict[str, Any] = {"FunctionName": self.function_name}
+        values.update((key, value) for key, value in properties.items() if value is not None)
+        values.update((name, value) for name, (value, _) in metrics.items())
+        rest = json.dumps(values, separators=(",", ":"), default=str)
+        return f'{{"_aws":{{"Timestamp":{int(time.time() * 1000)},"CloudWatchMetrics":{directive}}},{rest[1:]}\n'
+
+    def _directive(self, dimensions: list[list[str]], metrics: Mapping[str, tuple[float, str]]) -> str:
+        key = (repr(dimensions), *(f"{name}:{unit}" for name, (_, unit) in metrics.items()))
+        directive = self._directives.get(key)
+        if directive is None:
+            directive = self._directives[key] = json.dumps([{
+                "Namespace": self.namespace,
+                "Dimensions": dimensions,
+                "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
+            }], separators=(",", ":"))
+        return directive
 
 
 def configure_metrics(config: Config) -> MetricsRecorder | None:

@@ -9,7 +9,7 @@ JSON log format carries the same values as fields and the metrics recorder count
 
 from __future__ import annotations
 
-from .events import emit_line
+from .events import emit_invocation
 from .runtime_api import Invocation
 from .worker_process import Outcome, WorkerProcess
 
@@ -26,6 +26,6 @@ def report_invocation(invocation: Invocation, worker: WorkerProcess, outcome: Ou
     fault = str(outcome.fault) if outcome.fault is not None else None
     line = (f"REPORT RequestId: {invocation.request_id}\tDuration: {duration_ms:.2f} ms\tWorker PID: {worker.pid}\t"
             f"Max RSS: {max_rss_mb:.1f} MB\tOutcome: {result}" + (f"\tFault: {fault}" if fault else ""))
-    emit_line("invocation", line, request_id=invocation.request_id, duration_ms=round(duration_ms, 3),
-              worker_pid=worker.pid, max_rss_mb=round(max_rss_mb, 1), outcome=result, fault=fault,
-              served=worker.invocations)
+    emit_invocation(line, request_id=invocation.request_id, duration_ms=round(duration_ms, 3),
+                    worker_pid=worker.pid, max_rss_mb=round(max_rss_mb, 1), outcome=result, fault=fault,
+                    served=worker.invocations)
