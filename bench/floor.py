@@ -52,13 +52,12 @@ def _with_our_connection(address: str, handler: Callable[[Any, Any], Any]) -> No
     from lambda_supervisor.supervisor.http_connection import HttpConnection
 
     host, _, port = address.rpartition(":")
-    connection = HttpConnection(host, int(port), connect_timeout_s=3, user_agent="floor")
+    connection = HttpConnection(host, int(port), connect_timeout_s=3, io_timeout_s=30, user_agent="floor")
     while True:
-        reply = connection.request("GET", f"{PATH}/next", read_timeout_s=None)
+        reply = connection.request("GET", f"{PATH}/next", long_poll=True)
         request_id = reply.headers["lambda-runtime-aws-request-id"]
         result = json.dumps(handler(json.loads(reply.body), None)).encode()
-        connection.request("POST", f"{PATH}/{request_id}/response", result, {"Content-Type": "application/json"},
-                           read_timeout_s=30)
+        connection.request("POST", f"{PATH}/{request_id}/response", result, {"Content-Type": "application/json"})
 
 
 LOOPS = {"requests": _with_requests, "http.client": _with_http_client, "ours": _with_our_connection}

@@ -95,7 +95,7 @@ class RuntimeApiClient:
         self.address = address
         host, _, port = address.rpartition(":")
         self._connection = HttpConnection(host.strip("[]"), int(port), connect_timeout_s=CONNECT_TIMEOUT_S,
-                                          user_agent=user_agent)
+                                          io_timeout_s=POST_READ_TIMEOUT_S, user_agent=user_agent)
         self._retrying = Retrying(
             stop=stop_after_delay(retry_seconds),
             wait=wait_random_exponential(multiplier=0.02, max=1.0),
@@ -145,7 +145,7 @@ class RuntimeApiClient:
         )
 
     def _get_next(self) -> tuple[dict[str, str], bytes]:
-        response = self._connection.request("GET", f"{self.base_path}/invocation/next", read_timeout_s=None)
+        response = self._connection.request("GET", f"{self.base_path}/invocation/next", long_poll=True)
         if response.status != 200:
             raise TransientApiError(f"next answered {response.status}: {response.body[:200]!r}")
         return response.headers, response.body
@@ -188,11 +188,10 @@ class RuntimeApiClient:
 
     def _post(self, path: str, body: bytes, headers: dict[str, str],
               while_waiting: Callable[[], None] | None = None) -> bool:
-        self._connection.send("POST", f"{self.base_path}/{path}", body, {"Content-Type": "application/json", **headers},
-                              timeout_s=POST_READ_TIMEOUT_S)
+        self._connection.send("POST", f"{self.base_path}/{path}", body, {"Content-Type": "application/json", **headers})
         if while_waiting is not None:
             while_waiting()
-        response = self._connection.receive(read_timeout_s=POST_READ_TIMEOUT_S)
+        response = self._connection.receive()
         status, answer = response.status, response.body
         if status >= 500:
             raise TransientApiError(f"POST {path} answered {status}: {answer[:200]!r}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +20,18 @@ OK = b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length
 
 class Close(bytes):
     """A scripted answer after which the server hangs up."""
+
+
+class Late(bytes):
+    """A scripted answer sent only after ``LATE_S`` of silence."""
+
+
+class Stall(bytes):
+    """A scripted answer, cut short, after which the server says nothing more but keeps the connection open."""
+
+
+LATE_S = 0.6
+IO_TIMEOUT_S = 0.15
 
 
 class ScriptedServer:
@@ -62,7 +75,12 @@ class ScriptedServer:
             answer = self.script[len(self.requests) - 1]
             if answer is None:
                 return
+            if isinstance(answer, Late):
+                time.sleep(LATE_S)
             conn.sendall(answer)
+            if isinstance(answer, Stall):
+                conn.recv(1)  # until the client gives up and closes
+                return
             if isinstance(answer, Close):
                 return
 
@@ -85,14 +103,14 @@ def serve() -> Iterator[type[ScriptedServer]]:
 
 
 def connect(server: ScriptedServer) -> HttpConnection:
-    return HttpConnection("127.0.0.1", server.port, connect_timeout_s=3, user_agent="test-agent")
+    return HttpConnection("127.0.0.1", server.port, connect_timeout_s=3, io_timeout_s=5, user_agent="test-agent")
 
 
 def test_many_calls_share_one_connection_and_bodies_arrive_whole(serve: type[ScriptedServer]) -> None:
     server = serve([OK] * 50)
     connection = connect(server)
     for n in range(50):
-        response = connection.request("POST", f"/r/{n}", b"x" * n * 3000, {"X-Kind": "test"}, read_timeout_s=5)
+        response = connection.request("POST", f"/r/{n}", b"x" * n * 3000, {"X-Kind": "test"})
         assert (response.status, response.body, response.headers["content-type"]) == (
             202, b'{"status":"OK"}', "application/json")
     assert server.connections == 1
@@ -106,18 +124,18 @@ def test_a_chunked_answer_is_reassembled(serve: type[ScriptedServer]) -> None:
     chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nLambda-Runtime-Aws-Request-Id: abc\r\n\r\n"
                b"3\r\n{\"a\r\n5\r\n\": 1}\r\n0\r\n\r\n")
     connection = connect(server := serve([chunked, OK]))
-    response = connection.request("GET", "/next", read_timeout_s=None)
+    response = connection.request("GET", "/next", long_poll=True)
     assert (response.status, response.body, response.headers["lambda-runtime-aws-request-id"]) == (
         200, b'{"a": 1}', "abc")
-    assert connection.request("GET", "/next", read_timeout_s=None).status == 202
+    assert connection.request("GET", "/next", long_poll=True).status == 202
     assert server.connections == 1
 
 
 def test_connection_close_is_honoured_and_the_next_call_reconnects(serve: type[ScriptedServer]) -> None:
     closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
     connection = connect(server := serve([closing, OK]))
-    assert connection.request("GET", "/next", read_timeout_s=5).body == b"{}"
-    assert connection.request("GET", "/next", read_timeout_s=5).status == 202
+    assert connection.request("GET", "/next").body == b"{}"
+    assert connection.request("GET", "/next").status == 202
     assert server.connections == 2
 
 
@@ -125,25 +143,49 @@ def test_an_answer_cut_short_is_an_error_and_the_next_call_starts_clean(serve: t
     cut = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a little"
     connection = connect(server := serve([Close(cut), None, OK]))
     with pytest.raises(IncompleteResponse):
-        connection.request("GET", "/next", read_timeout_s=5)  # the server never sends the rest, then hangs up
+        connection.request("GET", "/next")  # the server never sends the rest, then hangs up
     with pytest.raises(IncompleteResponse):
-        connection.request("GET", "/next", read_timeout_s=5)  # closed with no answer at all
-    assert connection.request("GET", "/next", read_timeout_s=5).status == 202
+        connection.request("GET", "/next")  # closed with no answer at all
+    assert connection.request("GET", "/next").status == 202
     assert server.connections == 3
 
 
 def test_garbage_instead_of_http_is_a_parse_error(serve: type[ScriptedServer]) -> None:
     connection = connect(serve([b"SSH-2.0-OpenSSH_9.6\r\n\r\n", OK]))
     with pytest.raises(ResponseParseError):
-        connection.request("GET", "/next", read_timeout_s=5)
-    assert connection.request("GET", "/next", read_timeout_s=5).status == 202
+        connection.request("GET", "/next")
+    assert connection.request("GET", "/next").status == 202
 
 
 def test_a_silent_server_times_out_a_post() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     try:
-        connection = HttpConnection("127.0.0.1", listener.getsockname()[1], connect_timeout_s=3, user_agent="t")
+        connection = HttpConnection("127.0.0.1", listener.getsockname()[1], connect_timeout_s=3, io_timeout_s=0.2,
+                                    user_agent="t")
         with pytest.raises(TimeoutError):
-            connection.request("POST", "/r", b"{}", read_timeout_s=0.2)  # accepted by the backlog, never answered
+            connection.request("POST", "/r", b"{}")  # accepted by the backlog, never answered
     finally:
         listener.close()
+
+
+def test_a_long_poll_outwaits_the_io_timeout_and_an_ordinary_call_does_not(serve: type[ScriptedServer]) -> None:
+    """The kernel's timeout (SO_RCVTIMEO) bounds each wait; a long poll (``next``) goes on waiting for its answer to
+    begin, an ordinary call gives up."""
+    server = serve([Late(OK), Late(OK), OK])
+    connection = HttpConnection("127.0.0.1", server.port, connect_timeout_s=3, io_timeout_s=IO_TIMEOUT_S,
+                                user_agent="t")
+    assert connection.request("GET", "/next", long_poll=True).status == 202
+    with pytest.raises(TimeoutError):
+        connection.request("POST", "/r", b"{}")
+    # on a new connection, once the single-threaded server is done with the old one
+    assert connection.request("GET", "/next", long_poll=True).status == 202
+    assert server.connections == 2
+
+
+def test_a_long_poll_whose_answer_stalls_halfway_times_out(serve: type[ScriptedServer]) -> None:
+    server = serve([Stall(OK[:40]), OK])
+    connection = HttpConnection("127.0.0.1", server.port, connect_timeout_s=3, io_timeout_s=IO_TIMEOUT_S,
+                                user_agent="t")
+    with pytest.raises(TimeoutError):
+        connection.request("GET", "/next", long_poll=True)
+    assert connection.request("GET", "/next", long_poll=True).status == 202
