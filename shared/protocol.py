@@ -15,6 +15,7 @@ evaluated in either direction.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import struct
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ MAGIC = b"LSF1"
 STACK_DUMP_SIGNAL = signal.SIGUSR2
 PREFIX = struct.Struct(">4sII")
 MAX_HEADER_BYTES = 64 * 1024
+#: Bytes taken from a pipe per read, into a buffer kept for the next read: allocating a fresh 1 MiB ``bytes`` for
+#: every read costs an mmap, an mremap and a munmap per invocation, even for a 200-byte frame.
+READ_BUFFER_BYTES = 1 << 20
 
 #: Lambda's limit for a synchronous response payload (6 MB as Lambda counts it).
 LAMBDA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
@@ -92,8 +96,20 @@ class FrameDecoder:
     max_header_bytes: int = MAX_HEADER_BYTES
     _buffer: bytearray = field(default_factory=bytearray)
     _failed: FrameError | None = None
+    _read_buffer: bytearray | None = None
 
-    def feed(self, data: bytes) -> list[Frame]:
+    def read_from(self, fd: int) -> list[Frame] | None:
+        """One ``read`` from ``fd`` (blocking or not, as the descriptor is), decoded; None at end of file.
+        BlockingIOError from a non-blocking descriptor with nothing to read passes through."""
+        if self._read_buffer is None:
+            self._read_buffer = bytearray(READ_BUFFER_BYTES)
+        count = os.readv(fd, [self._read_buffer])
+        if count == 0:
+            return None
+        with memoryview(self._read_buffer) as view:
+            return self.feed(view[:count])
+
+    def feed(self, data: bytes | memoryview) -> list[Frame]:
         if self._failed is not None:
             raise self._failed
         self._buffer += data

@@ -21,7 +21,15 @@ from lambda_supervisor.shared.errors import error_object
 from .config import Config
 from .events import emit
 from .exit_codes import ExitCode
-from .process_tree import become_subreaper, kill_orphans, log_killed_orphans, reap_exited_orphans
+from .process_tree import (
+    become_subreaper,
+    child_signal_count,
+    count_child_signal,
+    kill_orphans,
+    log_killed_orphans,
+    reap_exited_orphans,
+    start_counting_child_signals,
+)
 from .report import report_invocation
 from .respawn import make_factory
 from .runtime_api import Invocation, MalformedInvocation, RuntimeApiClient, RuntimeApiUnavailable
@@ -51,6 +59,7 @@ class Supervisor:
         self._idle = False
         self._reaping = False
         self._sweep_again = False
+        self._swept_at_signal_count: int | None = None  # no child has exited since that count: no sweep needed
         self._killed_unlogged: list[int] = []  # orphans killed in the SIGCHLD handler, to log from the main loop
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
@@ -92,6 +101,7 @@ class Supervisor:
                 raise ShutdownRequested
 
         def reap_while_idle(_signum: int, _frame: FrameType | None) -> None:
+            count_child_signal()
             # Only while idle in `next` is no worker handle in use; otherwise the loop's own checks handle it.
             if self._reaping:
                 self._sweep_again = True  # the sweep under way may have looked at that child already
@@ -101,13 +111,18 @@ class Supervisor:
         signal.signal(signal.SIGTERM, request_shutdown)
         signal.signal(signal.SIGINT, request_shutdown)
         signal.signal(signal.SIGCHLD, reap_while_idle)
+        start_counting_child_signals()
 
     def _reap_exited(self, *, in_signal_handler: bool = False) -> None:
         """Reap workers and adopted orphans that exited while we wait for an event, so that no zombie lingers
         between invocations. A dead worker is replaced when the next event comes (`died-while-idle`).
 
         Orphans killed here are logged only from the main loop: in the signal handler the main thread may be
-        inside the logger."""
+        inside the logger. With no SIGCHLD since the last sweep, there is nothing to sweep."""
+        count = child_signal_count()  # read before the sweep: a child exiting during it changes the count
+        if not in_signal_handler and count is not None and count == self._swept_at_signal_count:
+            self._log_killed_while_idle()
+            return
         self._reaping = True  # a SIGCHLD arriving now must not start a second sweep inside this one
         try:
             self._sweep_again = True
@@ -120,6 +135,7 @@ class Supervisor:
                         if worker is self.worker:  # what its handlers started dies with it, escaped or not
                             self._killed_unlogged += kill_orphans(keep=self.factory.helper_pids(), log=False)
                 reap_exited_orphans(keep={worker.pid for worker in workers})
+            self._swept_at_signal_count = count
         finally:
             self._reaping = False
         if not in_signal_handler:

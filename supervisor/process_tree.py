@@ -23,6 +23,30 @@ PR_SET_CHILD_SUBREAPER = 36
 _workers: set[int] = set()
 
 
+#: SIGCHLDs seen so far, once the supervisor counts them (None until then). A child that was alive when the count
+#: was N is still alive while it is N, so "has it exited?" can be answered without a system call.
+_child_signals: int | None = None
+
+
+def start_counting_child_signals() -> None:
+    """Promise that every SIGCHLD from now on is counted (the caller installs a handler that calls
+    :func:`count_child_signal`)."""
+    global _child_signals
+    if _child_signals is None:
+        _child_signals = 0
+
+
+def count_child_signal() -> None:
+    """Called from the SIGCHLD handler: some child exited (or stopped) since the last count."""
+    global _child_signals
+    _child_signals = (_child_signals or 0) + 1
+
+
+def child_signal_count() -> int | None:
+    """The SIGCHLD count, or None if nothing counts them (every question then costs a system call)."""
+    return _child_signals
+
+
 def track_worker(pid: int, *, alive: bool) -> None:
     (_workers.add if alive else _workers.discard)(pid)
 

@@ -40,13 +40,12 @@ from lambda_supervisor.shared.protocol import (
 from lambda_supervisor.shared.rlimits import format_rlimits
 
 from .config import Config
-from .process_tree import adopted_orphans, kill_tree, signal_group, track_worker
+from .process_tree import adopted_orphans, child_signal_count, kill_tree, signal_group, track_worker
 from .runtime_api import Invocation
 
 F_SETPIPE_SZ = 1031
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PIPE_SIZE = 1 << 20
-READ_CHUNK = 1 << 20
 #: At the deadline, how long a hung worker gets to write its stack dump before SIGKILL.
 STACK_DUMP_WAIT_S = 0.005
 #: After the worker's pipe hits EOF, how long to wait for its exit to show before calling it a closed pipe.
@@ -180,6 +179,7 @@ class WorkerProcess:
         self._statm = os.open(f"/proc/{pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
         self._exit_poller = select.poll()  # one poll on the pidfd, asked twice per invocation: made once
         self._exit_poller.register(self._pidfd, select.POLLIN)
+        self._alive_at_signal_count: int | None = None  # the SIGCHLD count when it was last seen alive
         track_worker(self.pid, alive=True)
 
     # -- starting -----------------------------------------------------------------------------------------------
@@ -402,18 +402,18 @@ class WorkerProcess:
         return rest
 
     def _read_available(self) -> None:
-        """Read what is in the pipe now; EOF means the worker closed it or exited."""
-        while not self._input_eof:
+        """Read until a whole frame is in or the pipe is empty for now; EOF means the worker closed it or exited."""
+        while not self._input_eof and not self._frames:
             try:
-                chunk = os.read(self._from_worker, READ_CHUNK)
+                frames = self._decoder.read_from(self._from_worker)
             except BlockingIOError:
                 return
-            if not chunk:
+            if frames is None:
                 self._input_eof = True
                 self._selector.unregister(self._from_worker)
                 break
-            self._frames.extend(self._decoder.feed(chunk))
-        if not self._frames:
+            self._frames.extend(frames)
+        if not self._frames and self._input_eof:
             raise _WorkerGone
 
     # -- health -------------------------------------------------------------------------------------------------
@@ -442,8 +442,18 @@ class WorkerProcess:
         return self.last_rss_bytes
 
     def has_exited(self) -> bool:
-        """Whether the worker died on its own since we last looked (e.g. right after sending its reply)."""
-        return self._exited or self._exit_seen(0)
+        """Whether the worker died on its own since we last looked (e.g. right after sending its reply).
+
+        Asked several times per invocation; only the first question after a SIGCHLD costs a ``poll``."""
+        if self._exited:
+            return True
+        count = child_signal_count()  # read before looking: an exit after the look changes it
+        if count is not None and count == self._alive_at_signal_count:
+            return False
+        if self._exit_seen(0):
+            return True
+        self._alive_at_signal_count = count
+        return False
 
     def _exit_seen(self, timeout_s: float) -> bool:
         return bool(self._exit_poller.poll(max(timeout_s, 0) * 1000))

@@ -71,10 +71,10 @@ class Channel:
     def receive(self) -> Frame | None:
         """The next frame, or None once the supervisor has closed its end."""
         while not self._pending:
-            chunk = os.read(self._in_fd, 1 << 20)
-            if not chunk:
+            frames = self._decoder.read_from(self._in_fd)
+            if frames is None:
                 return None
-            self._pending.extend(self._decoder.feed(chunk))
+            self._pending.extend(frames)
         return self._pending.popleft()
 
 
@@ -115,10 +115,12 @@ class UserFunction:
         request_id = str(frame.header["request_id"])
         self.output.request_id = request_id  # tags what the handler writes
         arm_cpu_limit(self.limits)
+        armed = False
         try:
-            soft_timeout.arm(frame.header.get("soft_deadline_ms"))
+            armed = soft_timeout.arm(frame.header.get("soft_deadline_ms"))
             reply = self.invoker(frame.header, frame.payload)
-            soft_timeout.disarm()
+            if armed:
+                soft_timeout.disarm()
         except soft_timeout.SoftTimeoutError as error:  # fired outside the handler's own try (encoding its result)
             soft_timeout.disarm()
             if reply is None:

@@ -33,9 +33,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+#: Made once: ``json.dumps`` with ``default=`` would build a new encoder for every result.
+_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False)
+
+
 def to_json(value: Any) -> str:
     """The default serialisation of results and of HTTP bodies built from dicts."""
-    return json.dumps(value, default=_json_default, ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 class ResolveError(Exception):
