@@ -208,6 +208,10 @@ SETTINGS: tuple[Setting, ...] = (
             "DATA, FSIZE, MEMLOCK, NOFILE, NPROC, STACK. `CPU=N` is N CPU seconds per invocation; a handler over it "
             "is ended by SIGXCPU (Runtime.ExitError). Children inherit the limits."),
     Setting("log_level", "LAMBDA_SUPERVISOR_LOG_LEVEL", _log_level, "INFO", "Level of the supervisor's own log lines."),
+    Setting("share_cpu", "LAMBDA_SUPERVISOR_SHARE_CPU", _switch, "on",
+            "With several vCPUs, the supervisor and the idle worker wait on one CPU, so handing an event over and "
+            "back needs no cross-CPU wake-up; handlers (and their threads) still run on every vCPU. `off`: no CPU "
+            "affinity is set."),
     Setting("metrics", "LAMBDA_SUPERVISOR_METRICS", _switch, "on",
             "`off` stops the CloudWatch Embedded Metric Format lines (restarts, invocations, faults, time to ready)."),
     Setting("metrics_namespace", "LAMBDA_SUPERVISOR_METRICS_NAMESPACE", _namespace, "LambdaSupervisor",
@@ -242,6 +246,7 @@ class Config:
     app_log_level: str
     rlimits: tuple[RLimit, ...]
     log_level: str
+    share_cpu: bool
     metrics: bool
     metrics_namespace: str
 

@@ -7,6 +7,7 @@ asking for the next event, so a respawn costs no request its answer.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import error_object
 
 from .config import Config
@@ -53,7 +55,8 @@ class Supervisor:
         self.api = api
         self.environ = dict(environ)
         self.worker: WorkerProcess | None = None
-        self.factory = make_factory(config, self.environ)
+        self.cpu_handoff = CpuHandoff.plan() if config.share_cpu else None
+        self.factory = make_factory(config, self.environ, self.cpu_handoff)
         self._invocation_limit = 0
         self._shutdown_requested = False
         self._idle = False
@@ -66,6 +69,7 @@ class Supervisor:
 
     def run(self) -> ExitCode:
         self._install_signal_handlers()
+        self._move_to_home_cpu()
         if not become_subreaper():
             emit("no_subreaper", "could not become a child subreaper; escaped descendants go to init", level="WARNING")
         try:
@@ -112,6 +116,20 @@ class Supervisor:
         signal.signal(signal.SIGINT, request_shutdown)
         signal.signal(signal.SIGCHLD, reap_while_idle)
         start_counting_child_signals()
+
+    def _move_to_home_cpu(self) -> None:
+        """Wait on the CPU the worker will wait on (see shared/cpu_handoff.py), before any worker is started."""
+        handoff = self.cpu_handoff
+        if handoff is None:
+            return
+        try:
+            os.sched_setaffinity(0, {handoff.home})
+        except OSError as error:
+            emit("cpu_not_shared", "could not move to the home CPU; not sharing one", level="WARNING", error=str(error))
+            self.cpu_handoff = self.factory.cpu_handoff = None
+            return
+        emit("cpu_shared", "waiting on one CPU with the worker", level="DEBUG", home_cpu=handoff.home,
+             cpus=",".join(str(cpu) for cpu in sorted(handoff.cpus)))
 
     def _reap_exited(self, *, in_signal_handler: bool = False) -> None:
         """Reap workers and adopted orphans that exited while we wait for an event, so that no zombie lingers

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import psutil
 
+from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object
 
 from .config import Config
@@ -37,12 +38,16 @@ class WorkerFactory:
 
     strategy = "fresh"
 
-    def __init__(self, config: Config, environ: Mapping[str, str]) -> None:
+    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
         self.config = config
         self.environ = environ
+        self.cpu_handoff = cpu_handoff
+
+    def _spawn(self, template_control_fd: int | None = None) -> WorkerProcess:
+        return WorkerProcess.spawn(self.config, self.environ, template_control_fd, self.cpu_handoff)
 
     def _spawn_ready(self) -> WorkerProcess:
-        worker = WorkerProcess.spawn(self.config, self.environ)
+        worker = self._spawn()
         worker.wait_ready(self.config.init_timeout_s)
         return worker
 
@@ -72,13 +77,13 @@ class WorkerFactory:
 class SpareFactory(WorkerFactory):
     strategy = "spare"
 
-    def __init__(self, config: Config, environ: Mapping[str, str]) -> None:
-        super().__init__(config, environ)
+    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
+        super().__init__(config, environ, cpu_handoff)
         self._spare: WorkerProcess | None = None
 
     def start(self) -> WorkerProcess:
-        active = WorkerProcess.spawn(self.config, self.environ)
-        self._spare = WorkerProcess.spawn(self.config, self.environ)  # initialises alongside the first one
+        active = self._spawn()
+        self._spare = self._spawn()  # initialises alongside the first one
         try:
             active.wait_ready(self.config.init_timeout_s)
         except WorkerInitFailed:
@@ -91,11 +96,11 @@ class SpareFactory(WorkerFactory):
         if promoted is None or promoted.has_exited():
             if promoted is not None:
                 promoted.kill()
-            promoted = WorkerProcess.spawn(self.config, self.environ)
+            promoted = self._spawn()
         try:
             promoted.wait_ready(self.config.init_timeout_s)  # instant when the standby is already initialised
         finally:
-            self._spare = WorkerProcess.spawn(self.config, self.environ)
+            self._spare = self._spawn()
         return promoted
 
     def maintain(self) -> None:
@@ -103,7 +108,7 @@ class SpareFactory(WorkerFactory):
             self._spare.kill()
             emit("spare_lost", "standby worker died; starting another", level="WARNING", pid=self._spare.pid,
                  exit=self._spare.exit_description)
-            self._spare = WorkerProcess.spawn(self.config, self.environ)
+            self._spare = self._spawn()
 
     def reserves(self) -> list[WorkerProcess]:
         return [self._spare] if self._spare is not None else []
@@ -121,15 +126,15 @@ class TemplateGone(Exception):
 class ForkFactory(WorkerFactory):
     strategy = "fork"
 
-    def __init__(self, config: Config, environ: Mapping[str, str]) -> None:
-        super().__init__(config, environ)
+    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
+        super().__init__(config, environ, cpu_handoff)
         self._template: WorkerProcess | None = None
         self._control: socket.socket | None = None
 
     def _start_template(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            template = WorkerProcess.spawn(self.config, self.environ, template_control_fd=theirs.fileno())
+            template = self._spawn(template_control_fd=theirs.fileno())
         finally:
             theirs.close()
         self._template, self._control = template, ours
@@ -216,6 +221,7 @@ class ForkFactory(WorkerFactory):
         self._drop_template(grace_s)
 
 
-def make_factory(config: Config, environ: Mapping[str, str]) -> WorkerFactory:
+def make_factory(config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None
+                 ) -> WorkerFactory:
     factories: dict[str, type[WorkerFactory]] = {"fresh": WorkerFactory, "spare": SpareFactory, "fork": ForkFactory}
-    return factories[config.respawn](config, environ)
+    return factories[config.respawn](config, environ, cpu_handoff)

@@ -27,6 +27,7 @@ from typing import Any
 
 import psutil
 
+from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
 from lambda_supervisor.shared.protocol import (
     STACK_DUMP_SIGNAL,
@@ -185,15 +186,18 @@ class WorkerProcess:
     # -- starting -----------------------------------------------------------------------------------------------
 
     @classmethod
-    def spawn(cls, config: Config, environ: Mapping[str, str], template_control_fd: int | None = None
-              ) -> WorkerProcess:
+    def spawn(cls, config: Config, environ: Mapping[str, str], template_control_fd: int | None = None,
+              cpu_handoff: CpuHandoff | None = None) -> WorkerProcess:
         """Start a fresh interpreter (no fork of this threaded process) in its own session, sharing only pipes
-        (and, for the fork template, the control socket ``template_control_fd``)."""
+        (and, for the fork template, the control socket ``template_control_fd``). With ``cpu_handoff``, the
+        worker waits on the supervisor's CPU and works on all of them."""
         (to_read, to_write), (from_read, from_write) = cls.make_pipes()
         command = [
             sys.executable, "-P", "-u", "-m", "lambda_supervisor.worker",
             "--in-fd", str(to_read), "--out-fd", str(from_write), "--parent-pid", str(os.getpid()),
         ]
+        if cpu_handoff is not None:
+            command += ["--cpu-handoff", cpu_handoff.to_argument()]
         shared_fds: tuple[int, ...] = (to_read, from_write)
         if template_control_fd is not None:
             command += ["--template-control-fd", str(template_control_fd)]

@@ -14,12 +14,14 @@ import signal
 from collections import deque
 from pathlib import Path
 
+from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, exception_error_object
 from lambda_supervisor.shared.protocol import Frame, FrameDecoder, MessageType, encode_frame
 from lambda_supervisor.shared.rlimits import RLimit, apply_rlimits, arm_cpu_limit, parse_rlimits
 
 from . import soft_timeout
 from .context import FunctionInfo
+from .cpu_affinity import MainThreadCpu
 from .handler_loader import InitFailure, load_handler, put_task_root_first
 from .invocation import Invoker, bounded_error_payload, error_frame
 from .output import HandlerOutput
@@ -44,14 +46,17 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 class Channel:
-    """Blocking frame I/O on the two pipe ends this worker was given."""
+    """Blocking frame I/O on the two pipe ends this worker was given. While it waits for a frame or writes one, the
+    main thread sits on the supervisor's CPU (``cpu``, when the supervisor shares one); it is released as soon as a
+    frame arrives."""
 
-    def __init__(self, in_fd: int, out_fd: int) -> None:
+    def __init__(self, in_fd: int, out_fd: int, cpu: MainThreadCpu | None = None) -> None:
         # Our pipe ends must not leak into programs the handler starts.
         os.set_inheritable(in_fd, False)
         os.set_inheritable(out_fd, False)
         self._in_fd = in_fd
         self._out_fd = out_fd
+        self.cpu = cpu if cpu is not None else MainThreadCpu(None)
         self._decoder = FrameDecoder(max_payload_bytes=MAX_EVENT_BYTES)
         self._pending: deque[Frame] = deque()
 
@@ -63,6 +68,7 @@ class Channel:
         self.send(encode_frame({"type": MessageType.READY, "pid": os.getpid()}))
 
     def send(self, data: bytes) -> None:
+        self.cpu.settle()  # the supervisor waits on its CPU: wake it there
         view = memoryview(data)
         while view:
             written = os.write(self._out_fd, view)
@@ -71,10 +77,12 @@ class Channel:
     def receive(self) -> Frame | None:
         """The next frame, or None once the supervisor has closed its end."""
         while not self._pending:
+            self.cpu.settle()
             frames = self._decoder.read_from(self._in_fd)
             if frames is None:
                 return None
             self._pending.extend(frames)
+        self.cpu.release()  # what comes next is the handler's work
         return self._pending.popleft()
 
 
@@ -85,6 +93,8 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--template-control-fd", type=int,
                         help="run as the fork template, taking fork requests on this socket")
+    parser.add_argument("--cpu-handoff", type=CpuHandoff.from_argument,
+                        help="HOME:CPUS: wait on CPU HOME (the supervisor's), work on CPUS")
     return parser.parse_args(argv)
 
 
@@ -147,7 +157,9 @@ def report_init_failure(channel: Channel, failure: InitFailure) -> int:
 def main(argv: list[str] | None = None) -> int:
     arguments = _parse_arguments(argv)
     die_with_parent(arguments.parent_pid)
-    channel = Channel(arguments.in_fd, arguments.out_fd)
+    cpu = MainThreadCpu(arguments.cpu_handoff)
+    cpu.release()  # we inherited the supervisor's pinning: undo it before any user code runs
+    channel = Channel(arguments.in_fd, arguments.out_fd, cpu)
     environ = dict(os.environ)
     output = install_output(environ.get("AWS_LAMBDA_LOG_FORMAT", "Text"), environ.get("AWS_LAMBDA_LOG_LEVEL", ""))
     try:  # before any user code runs, so that it runs under them (the fork template's workers inherit them)

@@ -57,7 +57,7 @@ def _become_worker(template: Channel, control: socket.socket, function: UserFunc
                 os._exit(70)
             time.sleep(0.0002)
         die_with_parent(supervisor_pid)
-        code = serve(Channel(in_fd, out_fd), function)
+        code = serve(Channel(in_fd, out_fd, template.cpu), function)
     except SystemExit as error:  # sys.exit() in a handler ends this worker with that status, as in a fresh one
         code = _exit_code(error)
     except BaseException:
