@@ -284,7 +284,8 @@ class Supervisor:
             return
         finished = time.monotonic()
 
-        def report() -> None:  # written while the Runtime API handles the post, not between two invocations
+        def report() -> None:  # done while the Runtime API handles the post, not between two invocations
+            worker.own_rss_bytes()  # one /proc read serves the REPORT line and recycling
             report_invocation(invocation, worker, outcome, finished)
 
         if outcome.response is not None:

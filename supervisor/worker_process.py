@@ -328,7 +328,6 @@ class WorkerProcess:
             return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id, message, FaultReason.OVERSIZE_FRAME)
         except FrameError as error:
             return self._protocol_violation(request_id, str(error))
-        self.own_rss_bytes()  # the worker answered and lives: one /proc read serves the REPORT line and recycling
         return self._judge_reply(frame, request_id, max_response_bytes)
 
     def _judge_reply(self, frame: Frame, request_id: str, max_response_bytes: int) -> Outcome:
@@ -437,7 +436,10 @@ class WorkerProcess:
 
     def own_rss_bytes(self) -> int:
         """The worker's own RSS: one ``pread`` of its /proc statm, kept open, cheap enough for every invocation
-        (a tenth of what psutil's memory_info costs). Kept as ``last_rss_bytes``."""
+        (a tenth of what psutil's memory_info costs). Kept as ``last_rss_bytes``; once the worker is reaped, the
+        last value read."""
+        if self._exited:  # its /proc file is closed, and the descriptor number may already be another file's
+            return self.last_rss_bytes
         try:
             self.last_rss_bytes = int(os.pread(self._statm, 256, 0).split()[1]) * PAGE_SIZE
         except (OSError, IndexError, ValueError):
