@@ -9,6 +9,8 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 NA = "n/a"
 RUNTIMES = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours")
+#: lambda-supervisor again with its CPU hand-off off, measured alongside to show what the hand-off is worth.
+SHARE_CPU_OFF = "lambda-supervisor/share-cpu-off"
 UNSUPPORTED = "n/a (unsupported)"
 
 
@@ -54,6 +56,10 @@ def table(results: dict[str, Any]) -> str:
         for key, text in (("p50_ms", "p50"), ("p99_ms", "p99")):
             add(f"{label}: {text} ms", _cell(ours, key, 2), _cell(ric, key, 2), _cell(floor, key, 2),
                 _ratio(ours, ric, key), "", _cell(floor2, key, 2), _cell(floor3, key, 2))
+        unshared = scenario.get(SHARE_CPU_OFF)
+        if unshared is not None:
+            add(f"{label}, `LAMBDA_SUPERVISOR_SHARE_CPU=off`: invocations/s", _cell(unshared, "throughput_per_s", 0),
+                _cell(ric, "throughput_per_s", 0), NA, _ratio(unshared, ric, "throughput_per_s"), "")
     crash = results.get("crash")
     if crash is not None and "error" not in crash:
         ric = crash.get("awslambdaric")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .emulator import BenchEmulator
+from .report import SHARE_CPU_OFF
 from .runtimes import (
     STRATEGIES,
     AwsLambdaRic,
@@ -30,7 +31,7 @@ from .stats import median, percentile
 
 WAIT_S = 30.0
 MiB = 1024 * 1024
-RUNTIME_KINDS = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours")
+RUNTIME_KINDS = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours", SHARE_CPU_OFF)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Sizes:
     oom_repeats: int
 
 
-FULL = Sizes(rounds=3, noop_invocations=2000, big_invocations=150, warmup=200, crash_repeats=10, hang_repeats=10,
+FULL = Sizes(rounds=5, noop_invocations=2000, big_invocations=150, warmup=200, crash_repeats=10, hang_repeats=10,
              memory_invocations=10_000, oom_repeats=5)
 QUICK = Sizes(rounds=1, noop_invocations=300, big_invocations=20, warmup=30, crash_repeats=2, hang_repeats=2,
               memory_invocations=500, oom_repeats=1)
@@ -54,6 +55,8 @@ QUICK = Sizes(rounds=1, noop_invocations=300, big_invocations=20, warmup=30, cra
 def _runtime(kind: str, emulator: BenchEmulator, handler: str) -> Runtime:
     if kind == "lambda-supervisor":
         return Supervisor(emulator, f"bench_app.{handler}")
+    if kind == SHARE_CPU_OFF:
+        return Supervisor(emulator, f"bench_app.{handler}", extra_env={"LAMBDA_SUPERVISOR_SHARE_CPU": "off"})
     if kind == "awslambdaric":
         return AwsLambdaRic(emulator, f"bench_app.{handler}")
     if kind == "floor-http.client":
