@@ -55,8 +55,7 @@ class Supervisor:
         self.api = api
         self.environ = dict(environ)
         self.worker: WorkerProcess | None = None
-        self.cpu_handoff = CpuHandoff.plan() if config.share_cpu else None
-        self.factory = make_factory(config, self.environ, self.cpu_handoff)
+        self.factory = make_factory(config, self.environ, CpuHandoff.plan() if config.share_cpu else None)
         self._invocation_limit = 0
         self._shutdown_requested = False
         self._idle = False
@@ -119,14 +118,14 @@ class Supervisor:
 
     def _move_to_home_cpu(self) -> None:
         """Wait on the CPU the worker will wait on (see shared/cpu_handoff.py), before any worker is started."""
-        handoff = self.cpu_handoff
+        handoff = self.factory.cpu_handoff  # what every worker it starts is told
         if handoff is None:
             return
         try:
             os.sched_setaffinity(0, {handoff.home})
         except OSError as error:
             emit("cpu_not_shared", "could not move to the home CPU; not sharing one", level="WARNING", error=str(error))
-            self.cpu_handoff = self.factory.cpu_handoff = None
+            self.factory.cpu_handoff = None
             return
         emit("cpu_shared", "waiting on one CPU with the worker", level="DEBUG", home_cpu=handoff.home,
              cpus=",".join(str(cpu) for cpu in sorted(handoff.cpus)))
