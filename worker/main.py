@@ -125,7 +125,6 @@ class UserFunction:
         request_id = str(frame.header["request_id"])
         self.output.request_id = request_id  # tags what the handler writes
         arm_cpu_limit(self.limits)
-        armed = False
         try:
             armed = soft_timeout.arm(frame.header.get("soft_deadline_ms"))
             reply = self.invoker(frame.header, frame.payload)
