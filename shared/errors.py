@@ -20,6 +20,7 @@ class ErrorType(StrEnum):
     # per invocation, reported by the worker
     UNMARSHAL = "Runtime.UnmarshalError"
     MARSHAL = "Runtime.MarshalError"
+    CONTEXT_UNMARSHAL = "Runtime.LambdaContextUnmarshalError"
     RESPONSE_SIZE_TOO_LARGE = "Runtime.ResponseSizeTooLarge"
     # faults the supervisor observes
     EXIT = "Runtime.ExitError"

@@ -29,7 +29,7 @@ from lambda_supervisor.worker.invocation import (
 FUNCTION = FunctionInfo(
     function_name="my-function",
     function_version="7",
-    memory_limit_in_mb=512,
+    memory_limit_in_mb="512",
     log_group_name="/aws/lambda/my-function",
     log_stream_name="2024/01/01/[7]abcdef",
 )
@@ -83,7 +83,7 @@ def echo(event: Any, context: Any) -> Any:
 def test_a_result_is_json() -> None:
     frame = invoke(lambda event, context: {"ok": True, "items": [1, 2.5, None], "text": "ünïcödé ✓"})
     assert result_of(frame) == {"ok": True, "items": [1, 2.5, None], "text": "ünïcödé ✓"}
-    assert "ünïcödé".encode() in frame.payload  # UTF-8, not \\u escapes
+    assert b"\\u00fcn\\u00efc\\u00f6d\\u00e9" in frame.payload  # escaped, as awslambdaric (but on python3.12+)
 
 
 def test_the_event_is_the_decoded_body() -> None:
@@ -123,17 +123,43 @@ def test_a_set_result_is_a_marshal_error() -> None:
 
 def test_other_unserialisable_results_are_marshal_errors() -> None:
     assert error_of(invoke(lambda e, c: object()))["errorType"] == "Runtime.MarshalError"
-    assert error_of(invoke(lambda e, c: b"bytes"))["errorType"] == "Runtime.MarshalError"
+    assert error_of(invoke(lambda e, c: memoryview(b"bytes")))["errorType"] == "Runtime.MarshalError"
     circular: list[Any] = []
     circular.append(circular)
     assert error_of(invoke(lambda e, c: circular))["errorType"] == "Runtime.MarshalError"
-    assert error_of(invoke(lambda e, c: "lone \ud800 surrogate"))["errorType"] == "Runtime.MarshalError"
+    assert error_of(invoke(lambda e, c: {Decimal(1): 2}))["errorType"] == "Runtime.MarshalError"
 
 
-def test_a_decimal_result_is_a_number() -> None:
-    result = result_of(invoke(lambda event, context: {"price": Decimal("12.50"), "n": [Decimal(3)]}))
-    assert result == {"price": 12.5, "n": [3.0]}
-    assert encode_result(Decimal("0.1")) == b"0.1"
+def test_a_lone_surrogate_is_escaped_as_awslambdaric_does() -> None:
+    assert invoke(lambda e, c: "lone \ud800 surrogate").payload == b'"lone \\ud800 surrogate"'
+
+
+def test_a_decimal_result_keeps_its_exact_digits() -> None:
+    frame = invoke(lambda event, context: {"price": Decimal("12.50"), "n": [Decimal(3)],
+                                           "big": Decimal("12345678901234567890.12345")})
+    assert frame.payload == b'{"price": 12.50, "n": [3], "big": 12345678901234567890.12345}'
+    assert encode_result(Decimal("0.1")) == (b"0.1", "application/json")
+    assert encode_result(Decimal("NaN")) == (b"NaN", "application/json")
+
+
+@pytest.mark.parametrize("value", [b"\x00\xffraw", bytearray(b"raw")])
+def test_bytes_are_posted_raw_as_application_unknown(value: bytes | bytearray) -> None:
+    frame = invoke(lambda event, context: value)
+    assert frame.type == "result"
+    assert frame.payload == bytes(value)
+    assert frame.header["content_type"] == "application/unknown"
+
+
+def test_a_json_result_frame_names_no_content_type() -> None:
+    assert "content_type" not in invoke(lambda event, context: {"a": 1}).header
+
+
+def test_non_ascii_is_utf8_on_the_managed_python_runtimes_from_3_12() -> None:
+    from lambda_supervisor.worker.serialisers import escapes_non_ascii
+    assert escapes_non_ascii({})
+    assert escapes_non_ascii({"AWS_EXECUTION_ENV": "AWS_Lambda_python3.11"})
+    assert not escapes_non_ascii({"AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"})
+    assert not escapes_non_ascii({"AWS_EXECUTION_ENV": "AWS_Lambda_python3.14"})
 
 
 def test_a_result_over_the_limit_is_response_size_too_large() -> None:
@@ -333,16 +359,32 @@ def test_context_fields() -> None:
     assert context.invoked_function_arn == ARN
     assert context.function_name == "my-function"
     assert context.function_version == "7"
-    assert context.memory_limit_in_mb == 512
+    assert context.memory_limit_in_mb == "512"
     assert context.log_group_name == "/aws/lambda/my-function"
     assert context.log_stream_name == "2024/01/01/[7]abcdef"
-    assert context.identity is None
+    assert context.identity.cognito_identity_id is None
+    assert context.identity.cognito_identity_pool_id is None
     assert context.client_context is None
+    assert context.tenant_id is None
+    assert context.w3c() == {}
     assert "my-function" in repr(context)
 
 
-def test_a_missing_arn_is_an_empty_string() -> None:
-    assert capture_context(invoked_function_arn=None).invoked_function_arn == ""
+def test_a_missing_arn_is_none() -> None:
+    assert capture_context(invoked_function_arn=None).invoked_function_arn is None
+
+
+def test_the_tenant_id_comes_from_the_invoke_frame() -> None:
+    assert capture_context(tenant_id="tenant-7").tenant_id == "tenant-7"
+
+
+def test_w3c_fields_are_taken_out_of_the_client_context() -> None:
+    raw = json.dumps({"custom": {"a": 1}, "w3c": {"traceparent": "00-abc-01", "baggage": 3, "other": "x"}})
+    context = capture_context(client_context=raw)
+    assert context.w3c() == {"traceparent": "00-abc-01"}
+    assert context.client_context is not None
+    assert context.client_context.custom == {"a": 1}
+    assert context.client_context.client is None
 
 
 def test_remaining_time_counts_down() -> None:
@@ -390,20 +432,36 @@ def test_identity_and_client_context_are_parsed() -> None:
 
 
 def test_a_client_context_without_a_client_object() -> None:
-    context = capture_context(client_context='{"client": "not an object", "custom": [1]}')
+    context = capture_context(client_context='{"custom": [1]}')
     assert context.client_context is not None
     assert context.client_context.client is None
     assert context.client_context.custom == [1]
 
 
-@pytest.mark.parametrize(
-    "raw",
-    ["", "not json", "{", "[1, 2]", '"a string"', "null", "42", "[" * 100_000, '{"a":' * 3_000],
-)
-def test_a_malformed_json_header_is_none(raw: str) -> None:
+@pytest.mark.parametrize("raw", ["", "null"])
+def test_an_empty_or_null_header_is_absent(raw: str) -> None:
     context = capture_context(cognito_identity=raw, client_context=raw)
-    assert context.identity is None
+    assert context.identity.cognito_identity_id is None
     assert context.client_context is None
+
+
+@pytest.mark.parametrize(
+    ("header", "name"), [("client_context", "Client Context"), ("cognito_identity", "Cognito Identity")],
+)
+@pytest.mark.parametrize(
+    "raw", ["not json", "{", "[1, 2]", '"a string"', "42", "[" * 100_000, '{"a":' * 3_000],
+)
+def test_a_malformed_json_header_is_a_context_unmarshal_error(header: str, name: str, raw: str) -> None:
+    called: list[Any] = []
+    error = error_of(invoke(lambda event, context: called.append(event), **{header: raw}))
+    assert error["errorType"] == "Runtime.LambdaContextUnmarshalError"
+    assert error["errorMessage"].startswith(f"Unable to parse {name} JSON: ")
+    assert called == []
+
+
+def test_a_client_that_is_not_an_object_is_a_context_unmarshal_error() -> None:
+    error = error_of(invoke(echo, client_context='{"client": "not an object"}'))
+    assert error["errorType"] == "Runtime.LambdaContextUnmarshalError"
 
 
 # -- any event body --------------------------------------------------------------------------------------------

@@ -19,27 +19,31 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lambda_supervisor.shared.errors import ErrorType, error_object, exception_error_object, response_size_message
+from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
 from lambda_supervisor.shared.protocol import MessageType, encode_frame
+from lambda_supervisor.shared.xray import XRayCause
 
 from .async_runner import AsyncRunner, is_async_handler
-from .context import FunctionInfo, LambdaContext
+from .context import ContextUnmarshalError, FunctionInfo, LambdaContext
+from .error_report import describe_handler_exception, validation_cause
 from .event_source import HTTP_SOURCES, EventSource, classify
 from .handler_loader import Handler
 from .http import HTTPError
 from .http_shaping import http_error_response, internal_error_response, shape_result
 from .registration import HandlerOptions
 from .request_body import decode_base64_body
-from .serialisers import Deserialiser, Serialiser, to_json
+from .serialisers import JSON_CONTENT_TYPE, Deserialiser, Serialiser, marshal_result, to_json
 
 TRACE_ID_VARIABLE = "_X_AMZN_TRACE_ID"
 #: An error object is cut down to this size so that it always fits in a frame the supervisor accepts.
 MAX_ERROR_BYTES = 128 * 1024
-MAX_STACK_FRAMES = 64
+#: Entries kept of a stack trace: an exception's own frames and its chain's (see error_report) fit.
+MAX_STACK_FRAMES = 160
 MAX_STACK_LINE_CHARS = 2048
 #: Frames of this runtime and of asyncio's loop are noise in the stack of a handler's exception.
 _HIDDEN_FRAMES = (str(Path(__file__).resolve().parent) + os.sep, str(Path(asyncio.__file__).resolve().parent) + os.sep)
@@ -71,11 +75,12 @@ def decode_event(body: bytes, deserialiser: Deserialiser | None = None) -> Any:
         raise _EventDecodeError(f"Unable to unmarshal input: {error}") from None
 
 
-def encode_result(result: Any, serialiser: Serialiser | None = None) -> bytes:
-    """The response body; raises _EncodeError with the message for ``Runtime.MarshalError``."""
+def encode_result(result: Any, serialiser: Serialiser | None = None) -> tuple[bytes, str]:
+    """The response body and its content type; raises _EncodeError with the message for ``Runtime.MarshalError``.
+    By default as awslambdaric: ``bytes`` raw (``application/unknown``), anything else JSON."""
     if serialiser is None:
         try:
-            return to_json(result).encode("utf-8")
+            return marshal_result(result)
         except _ENCODE_ERRORS as error:
             raise _EncodeError(f"Unable to marshal response: {error}") from None
     try:
@@ -83,9 +88,9 @@ def encode_result(result: Any, serialiser: Serialiser | None = None) -> bytes:
     except Exception as error:  # user code
         raise _EncodeError(f"Unable to marshal response: {type(error).__name__}: {error}") from None
     if isinstance(payload, str):
-        return payload.encode("utf-8")
+        return payload.encode("utf-8"), JSON_CONTENT_TYPE
     if isinstance(payload, bytes | bytearray | memoryview):
-        return bytes(payload)
+        return bytes(payload), JSON_CONTENT_TYPE
     raise _EncodeError(f"Unable to marshal response: the serialiser returned {type(payload).__name__}, "
                        "not str or bytes")
 
@@ -116,18 +121,14 @@ def bounded_error_payload(error: dict[str, Any]) -> bytes:
         keep //= 2
 
 
-def error_frame(request_id: str, error: dict[str, Any], *, fatal: bool = False) -> bytes:
-    header = {"type": MessageType.ERROR, "request_id": request_id, "error_type": error["errorType"], "fatal": fatal}
-    return encode_frame(header, bounded_error_payload(error))
-
-
-def _describe_handler_exception(error: BaseException) -> dict[str, Any]:
-    """The error object for an exception from the handler, without this runtime's own frames in the stack."""
-    try:
-        message = str(error)
-    except Exception:  # an exception whose __str__ itself raises
-        message = f"<unprintable {type(error).__name__}>"
-    return exception_error_object(error, message=message, hide_prefixes=_HIDDEN_FRAMES)
+def error_frame(request_id: str, error: dict[str, Any], *, fatal: bool = False, xray: XRayCause | None = None,
+                payload: bytes | None = None) -> bytes:
+    """The ``error`` frame; its header carries the X-Ray cause (bounded), which the supervisor checks again."""
+    header: dict[str, Any] = {"type": MessageType.ERROR, "request_id": request_id, "error_type": error["errorType"],
+                              "fatal": fatal}
+    if xray is not None:
+        header["xray_cause"] = xray.bounded().to_data()
+    return encode_frame(header, bounded_error_payload(error) if payload is None else payload)
 
 
 def _log_http_failure(request_id: str, source: EventSource, error: BaseException) -> None:
@@ -155,6 +156,8 @@ class Invoker:
     max_response_bytes: int
     options: HandlerOptions = field(default_factory=HandlerOptions)
     runner: AsyncRunner = field(default_factory=AsyncRunner)
+    #: Logs an invocation's error object (as posted) before it is reported, as awslambdaric does.
+    error_log: Callable[[dict[str, Any]], None] | None = None
 
     def __post_init__(self) -> None:
         self._is_async = is_async_handler(self.handler)
@@ -165,33 +168,50 @@ class Invoker:
         """Call the handler for one ``invoke`` frame and return the encoded reply frame."""
         request_id = str(header["request_id"])
         _set_trace_id(header.get("trace_id"))
-        try:
+        try:  # in awslambdaric's order: the context, then the event
+            context = self._context(request_id, header)
             event = decode_event(body, self.options.deserialiser)
+        except ContextUnmarshalError as error:
+            return self._fail(request_id, error_object(ErrorType.CONTEXT_UNMARSHAL, str(error)))
         except _EventDecodeError as error:
-            return error_frame(request_id, error_object(ErrorType.UNMARSHAL, str(error)))
-        source = classify(event)
-        context = LambdaContext(
-            self.function,
-            aws_request_id=request_id,
-            deadline_ms=int(header["deadline_ms"]),
-            invoked_function_arn=str(header.get("invoked_function_arn") or ""),
-            client_context=header.get("client_context"),
-            cognito_identity=header.get("cognito_identity"),
-            event_source=source,
-        )
+            return self._fail(request_id, error_object(ErrorType.UNMARSHAL, str(error)))
+        source = context.event_source = classify(event)
         if source in HTTP_SOURCES:
             return self._run_http(request_id, source, event, context)
         try:
             result = self._call(event, context)
         except MemoryError as error:
-            return error_frame(request_id, _describe_handler_exception(error), fatal=True)
+            return self._fail(request_id, *describe_handler_exception(error, _HIDDEN_FRAMES), fatal=True)
         except Exception as error:
-            return error_frame(request_id, _describe_handler_exception(error))
+            return self._fail(request_id, *describe_handler_exception(error, _HIDDEN_FRAMES))
         try:
-            payload = encode_result(result, self.options.serialiser)
+            payload, content_type = encode_result(result, self.options.serialiser)
         except _EncodeError as error:
-            return error_frame(request_id, error_object(ErrorType.MARSHAL, str(error)))
-        return self._result_frame(request_id, payload)
+            return self._fail(request_id, error_object(ErrorType.MARSHAL, str(error)))
+        return self._result_frame(request_id, payload, content_type)
+
+    def _context(self, request_id: str, header: dict[str, Any]) -> LambdaContext:
+        arn = header.get("invoked_function_arn")
+        tenant_id = header.get("tenant_id")
+        return LambdaContext(
+            self.function,
+            aws_request_id=request_id,
+            deadline_ms=int(header["deadline_ms"]),
+            invoked_function_arn=str(arn) if arn else None,
+            client_context=header.get("client_context"),
+            cognito_identity=header.get("cognito_identity"),
+            tenant_id=str(tenant_id) if tenant_id is not None else None,
+        )
+
+    def _fail(self, request_id: str, error: dict[str, Any], xray: XRayCause | None = None, *,
+              fatal: bool = False) -> bytes:
+        """Log the error as awslambdaric does, then make its frame; a runtime error's X-Ray type is awslambdaric's
+        ``LambdaValidationError``."""
+        payload = bounded_error_payload(error)
+        if self.error_log is not None:
+            self.error_log(json.loads(payload))  # what is posted, after bounding
+        cause = xray if xray is not None else validation_cause(str(error["errorMessage"]))
+        return error_frame(request_id, error, fatal=fatal, xray=cause, payload=payload)
 
     def _call(self, event: Any, context: LambdaContext) -> Any:
         if self._is_async:
@@ -210,18 +230,22 @@ class Invoker:
         try:
             result = self._call(event, context)
             # A custom serialiser owns the response: it gets the handler's result unshaped.
-            payload = encode_result(result if serialiser else shape_result(result, source, event), serialiser)
+            payload, content_type = encode_result(result if serialiser else shape_result(result, source, event),
+                                                  serialiser)
         except MemoryError as error:
-            return error_frame(request_id, _describe_handler_exception(error), fatal=True)
+            return self._fail(request_id, *describe_handler_exception(error, _HIDDEN_FRAMES), fatal=True)
         except HTTPError as error:
-            payload = to_json(http_error_response(error, source, event)).encode("utf-8")
+            return self._result_frame(request_id, to_json(http_error_response(error, source, event)).encode("utf-8"))
         except Exception as error:  # the handler's, or its result's encoding (_EncodeError)
             _log_http_failure(request_id, source, error)
-            payload = to_json(internal_error_response(source, event)).encode("utf-8")
-        return self._result_frame(request_id, payload)
+            return self._result_frame(request_id, to_json(internal_error_response(source, event)).encode("utf-8"))
+        return self._result_frame(request_id, payload, content_type)
 
-    def _result_frame(self, request_id: str, payload: bytes) -> bytes:
+    def _result_frame(self, request_id: str, payload: bytes, content_type: str = JSON_CONTENT_TYPE) -> bytes:
         if len(payload) > self.max_response_bytes:
             message = response_size_message(len(payload), self.max_response_bytes)
-            return error_frame(request_id, error_object(ErrorType.RESPONSE_SIZE_TOO_LARGE, message))
-        return encode_frame({"type": MessageType.RESULT, "request_id": request_id}, payload)
+            return self._fail(request_id, error_object(ErrorType.RESPONSE_SIZE_TOO_LARGE, message))
+        header = {"type": MessageType.RESULT, "request_id": request_id}
+        if content_type != JSON_CONTENT_TYPE:  # the usual case costs the frame nothing
+            header["content_type"] = content_type
+        return encode_frame(header, payload)

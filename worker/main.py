@@ -116,7 +116,8 @@ class UserFunction:
         decode_base64 = read_decode_base64(environ)  # a bad setting is reported before any user code runs
         handler = load_handler(environ.get("_HANDLER", ""))
         options = resolve_options(environ, decode_base64, handler)
-        invoker = Invoker(handler, FunctionInfo.from_environ(environ), max_response_bytes, options)
+        invoker = Invoker(handler, FunctionInfo.from_environ(environ), max_response_bytes, options,
+                          error_log=output.invocation_error)
         return cls(invoker, output, limits)
 
     def invoke(self, frame: Frame) -> bytes:

@@ -25,6 +25,8 @@ from typing import Any
 from lambda_supervisor.shared.logline import JSON, json_line, text_line
 from lambda_supervisor.shared.protocol import STACK_DUMP_SIGNAL
 
+from .error_log import error_log_line
+
 #: Lambda's application log levels, as ``logging`` levels (TRACE is below DEBUG).
 LEVELS = {"TRACE": 5, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
           "ERROR": logging.ERROR, "FATAL": logging.CRITICAL}
@@ -46,6 +48,11 @@ class HandlerOutput:
             line = json_line(seconds, self.request_id, level, message, logger, extra)
         else:
             line = text_line(seconds, self.request_id, level, message)
+        _write_all(self.fd, line.encode("utf-8", "backslashreplace"))
+
+    def invocation_error(self, error: dict[str, Any]) -> None:
+        """Log the error an invocation is about to report, untagged, as awslambdaric logs it (see error_log)."""
+        line = error_log_line(error, self.request_id or "", json_format=self.json)
         _write_all(self.fd, line.encode("utf-8", "backslashreplace"))
 
 

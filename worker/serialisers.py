@@ -10,10 +10,14 @@ posted as the response unchanged. :func:`identity` as both means "raw string in,
 from __future__ import annotations
 
 import importlib
-import json
-from collections.abc import Callable
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
+
+import simplejson
 
 Serialiser = Callable[[Any], Any]  # returns str or bytes (checked per invocation: user code may not keep promises)
 Deserialiser = Callable[[str], Any]
@@ -27,19 +31,48 @@ def identity(value: Any) -> Any:
     return value
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):  # what DynamoDB's deserialiser hands out; Lambda's runtime encodes it as a number
-        return float(value)
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+#: The managed runtimes on which awslambdaric writes non-ASCII characters as they are (3.12 and later).
+_UNESCAPED_RUNTIME = re.compile(r"AWS_Lambda_python3\.(\d+)")
+#: The content types a result is posted with: JSON, or raw bytes as awslambdaric posts them.
+JSON_CONTENT_TYPE = "application/json"
+BYTES_CONTENT_TYPE = "application/unknown"
 
 
-#: Made once: ``json.dumps`` with ``default=`` would build a new encoder for every result.
-_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False)
+def escapes_non_ascii(environ: Mapping[str, str]) -> bool:
+    """Whether results escape non-ASCII characters (``\\u00e9``): awslambdaric does, except on the managed
+    Python runtimes from 3.12 on, where it writes them as UTF-8."""
+    match = _UNESCAPED_RUNTIME.fullmatch(environ.get("AWS_EXECUTION_ENV", ""))
+    return match is None or int(match[1]) < 12
+
+
+class _ResultEncoder(simplejson.JSONEncoder):
+    """simplejson, configured as awslambdaric's marshaller: a ``Decimal`` is written as its exact digits
+    (``Decimal("1.10")`` stays ``1.10``), a NaN ``Decimal`` as ``NaN``; namedtuples become objects."""
+
+    def __init__(self, ensure_ascii: bool) -> None:
+        super().__init__(use_decimal=False, ensure_ascii=ensure_ascii, allow_nan=True)
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, Decimal):
+            return math.nan if o.is_nan() else simplejson.RawJSON(str(o))
+        return super().default(o)
+
+
+#: Made once, from the environment the worker started with.
+_ENCODER = _ResultEncoder(ensure_ascii=escapes_non_ascii(os.environ))
 
 
 def to_json(value: Any) -> str:
     """The default serialisation of results and of HTTP bodies built from dicts."""
     return _ENCODER.encode(value)
+
+
+def marshal_result(value: Any) -> tuple[bytes, str]:
+    """A result as awslambdaric posts it: ``bytes`` (and ``bytearray``) raw as ``application/unknown``, anything
+    else JSON. Raises what the encoder raises (TypeError, ValueError, RecursionError) for what it cannot encode."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value), BYTES_CONTENT_TYPE
+    return to_json(value).encode("utf-8"), JSON_CONTENT_TYPE
 
 
 class ResolveError(Exception):
