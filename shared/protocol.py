@@ -43,10 +43,17 @@ class MessageType(StrEnum):
     # worker -> supervisor
     READY = "ready"  # init done; header: {"pid"}
     INIT_ERROR = "init_error"  # payload: a Lambda error object (JSON)
-    RESULT = "result"  # header: {"request_id"}; payload: the JSON-encoded handler result
-    ERROR = "error"  # header: {"request_id", "error_type", "fatal"}; payload: a Lambda error object (JSON)
+    RESULT = "result"  # header: {"request_id", "content_type"?}; payload: the encoded handler result
+    ERROR = "error"  # header: {"request_id", "error_type", "fatal", "xray_cause"?}; payload: a Lambda error object
     # supervisor -> worker
     INVOKE = "invoke"  # header: the invocation's metadata; payload: the raw event body
+
+
+#: The content types a ``result`` frame may name in its header's ``content_type`` (absent: JSON). The supervisor
+#: posts the result with it, so it accepts nothing else: the worker is untrusted.
+JSON_CONTENT_TYPE = "application/json"
+BYTES_CONTENT_TYPE = "application/unknown"  # what awslambdaric posts a ``bytes`` result as
+RESULT_CONTENT_TYPES = frozenset({JSON_CONTENT_TYPE, BYTES_CONTENT_TYPE})
 
 
 class FrameError(Exception):

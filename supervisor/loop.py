@@ -288,12 +288,13 @@ class Supervisor:
             report_invocation(invocation, worker, outcome, finished)
 
         if outcome.response is not None:
-            self.api.post_response(invocation.request_id, outcome.response, meanwhile=report)
+            self.api.post_response(invocation.request_id, outcome.response, content_type=outcome.content_type,
+                                   meanwhile=report)
         else:
             error = outcome.error or error_object("Runtime.Unknown", "the worker gave no outcome")
             emit("invocation_failed", "invocation failed", request_id=invocation.request_id,
                  error_type=error["errorType"], fault=outcome.fault or "none")
-            self.api.post_error(invocation.request_id, error, meanwhile=report)
+            self.api.post_error(invocation.request_id, error, xray_cause=outcome.xray_cause, meanwhile=report)
         if outcome.fault is not None and not self._shutdown_requested:
             graceful = outcome.fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly
             self._replace_worker(outcome.fault, invocation.request_id, graceful=graceful)

@@ -22,7 +22,10 @@ from typing import Any
 from loguru import logger
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
+from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, RESULT_CONTENT_TYPES
+
 from .http_connection import HttpConnection, ResponseParseError
+from .xray_cause import XRAY_ERROR_CAUSE_HEADER, xray_error_cause
 
 API_VERSION = "2018-06-01"
 CONNECT_TIMEOUT_S = 3.0
@@ -54,6 +57,7 @@ class Invocation:
     client_context: str | None
     cognito_identity: str | None
     body: bytes
+    tenant_id: str | None
     received_monotonic: float
 
     def seconds_left(self) -> float:
@@ -70,6 +74,7 @@ class Invocation:
             "trace_id": self.trace_id,
             "client_context": self.client_context,
             "cognito_identity": self.cognito_identity,
+            "tenant_id": self.tenant_id,
         }
 
 
@@ -141,6 +146,7 @@ class RuntimeApiClient:
             client_context=headers.get("lambda-runtime-client-context"),
             cognito_identity=headers.get("lambda-runtime-cognito-identity"),
             body=body,
+            tenant_id=headers.get("lambda-runtime-aws-tenant-id"),
             received_monotonic=time.monotonic(),
         )
 
@@ -152,16 +158,25 @@ class RuntimeApiClient:
 
     # -- posts --------------------------------------------------------------------------------------------------
 
-    def post_response(self, request_id: str, body: bytes, *, meanwhile: Callable[[], None] | None = None) -> bool:
-        """Post a result. ``meanwhile`` runs once, while the Runtime API handles the post (the bookkeeping of an
-        invocation, such as its REPORT line, then costs no time between two invocations); it runs whatever
-        becomes of the post."""
-        return self._post_overlapped(f"invocation/{request_id}/response", body, {}, meanwhile)
+    def post_response(self, request_id: str, body: bytes, *, content_type: str = JSON_CONTENT_TYPE,
+                      meanwhile: Callable[[], None] | None = None) -> bool:
+        """Post a result, as ``content_type`` (one of RESULT_CONTENT_TYPES). ``meanwhile`` runs once, while the
+        Runtime API handles the post (the bookkeeping of an invocation, such as its REPORT line, then costs no time
+        between two invocations); it runs whatever becomes of the post."""
+        if content_type not in RESULT_CONTENT_TYPES:
+            raise ValueError(f"not a result content type: {content_type[:64]!r}")
+        headers = {} if content_type == JSON_CONTENT_TYPE else {"Content-Type": content_type}
+        return self._post_overlapped(f"invocation/{request_id}/response", body, headers, meanwhile)
 
-    def post_error(self, request_id: str, error: dict[str, Any], *,
+    def post_error(self, request_id: str, error: dict[str, Any], *, xray_cause: object = None,
                    meanwhile: Callable[[], None] | None = None) -> bool:
+        """Post an error, with its X-Ray cause (``xray_cause``: the worker's, untrusted; see xray_cause.py)."""
         body = json.dumps({**error, "requestId": request_id}).encode("utf-8")
-        return self._post_overlapped(f"invocation/{request_id}/error", body, _error_headers(error), meanwhile)
+        headers = _error_headers(error)
+        cause = xray_error_cause(xray_cause, error)
+        if cause is not None:
+            headers[XRAY_ERROR_CAUSE_HEADER] = cause
+        return self._post_overlapped(f"invocation/{request_id}/error", body, headers, meanwhile)
 
     def _post_overlapped(self, path: str, body: bytes, headers: dict[str, str],
                          meanwhile: Callable[[], None] | None) -> bool:

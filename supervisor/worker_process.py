@@ -30,6 +30,8 @@ import psutil
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
 from lambda_supervisor.shared.protocol import (
+    JSON_CONTENT_TYPE,
+    RESULT_CONTENT_TYPES,
     STACK_DUMP_SIGNAL,
     Frame,
     FrameDecoder,
@@ -70,7 +72,9 @@ class Outcome:
     """What one invocation produced: a response or an error to post, and whether the worker must be replaced."""
 
     response: bytes | None = None
+    content_type: str = JSON_CONTENT_TYPE  # the response's, checked against RESULT_CONTENT_TYPES
     error: dict[str, Any] | None = None
+    xray_cause: object = None  # the worker's X-Ray cause for the error, unchecked (the post checks it)
     fault: FaultReason | None = None
     delivered: bool = True  # False: the worker was gone before one byte of the event reached it
 
@@ -337,14 +341,18 @@ class WorkerProcess:
             if len(frame.payload) > max_response_bytes:
                 return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id,
                                response_size_message(len(frame.payload), max_response_bytes))
-            return Outcome(response=frame.payload)
+            content_type = frame.header.get("content_type", JSON_CONTENT_TYPE)
+            if content_type not in RESULT_CONTENT_TYPES:
+                return self._protocol_violation(request_id, "result with an unknown content type")
+            return Outcome(response=frame.payload, content_type=content_type)
         if frame.type == MessageType.ERROR:
             try:
                 error = parse_worker_error(frame.payload)
             except FrameError as problem:
                 return self._protocol_violation(request_id, str(problem))
             fatal = frame.header.get("fatal") is True
-            return Outcome(error=error, fault=FaultReason.MEMORY_ERROR if fatal else None)
+            return Outcome(error=error, fault=FaultReason.MEMORY_ERROR if fatal else None,
+                           xray_cause=frame.header.get("xray_cause"))
         return self._protocol_violation(request_id, f"unexpected {frame.type!r} frame")
 
     def _protocol_violation(self, request_id: str, detail: str) -> Outcome:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import re
@@ -196,7 +197,9 @@ def test_invoke_endpoint(emulator: RuntimeApiEmulator, pool: ThreadPoolExecutor)
         return [first.headers["Lambda-Runtime-Aws-Request-Id"], second.headers["Lambda-Runtime-Aws-Request-Id"]]
 
     turns = pool.submit(two_turns)
-    ok = http_post(emulator.invoke_url, b'{"n": 1}', {"X-Amz-Client-Context": "ctx", "X-Amzn-Trace-Id": "Root=1-a"})
+    context_header = base64.b64encode(b'{"custom": {"k": "v"}}').decode()
+    ok = http_post(emulator.invoke_url, b'{"n": 1}', {"X-Amz-Client-Context": context_header,
+                                                      "X-Amzn-Trace-Id": "Root=1-a", "X-Amz-Tenant-Id": "t-1"})
     assert ok.status_code == 200 and ok.content == b'{"n": 1}'
     assert ok.headers["Content-Type"] == "application/json" and "X-Amz-Function-Error" not in ok.headers
     failed = http_post(emulator.invoke_url)
@@ -204,7 +207,8 @@ def test_invoke_endpoint(emulator: RuntimeApiEmulator, pool: ThreadPoolExecutor)
     assert failed.headers["X-Amz-Function-Error"] == "Unhandled"
     assert turns.result(timeout=5) == [ok.headers["X-Amzn-RequestId"], failed.headers["X-Amzn-RequestId"]]
     first = emulator.record(ok.headers["X-Amzn-RequestId"])
-    assert first.client_context == "ctx" and first.trace_id == "Root=1-a"
+    assert first.client_context == '{"custom": {"k": "v"}}' and first.trace_id == "Root=1-a"
+    assert first.tenant_id == "t-1"
     assert emulator.record(failed.headers["X-Amzn-RequestId"]).event == b""
 
 
@@ -269,6 +273,7 @@ def test_deadline_and_pass_through_headers(emulator: RuntimeApiEmulator, pool: T
         trace_id="Root=1-5e1b4151-5ac6c58f5c8e4a8a9b1d2e3f",
         client_context='{"c":1}',
         cognito_identity='{"cognitoIdentityId":"id"}',
+        tenant_id="tenant-1",
     )
     after_ms = time.time() * 1000
     headers = turn.result(timeout=5).headers
@@ -278,3 +283,28 @@ def test_deadline_and_pass_through_headers(emulator: RuntimeApiEmulator, pool: T
     assert headers["Lambda-Runtime-Trace-Id"] == "Root=1-5e1b4151-5ac6c58f5c8e4a8a9b1d2e3f"
     assert headers["Lambda-Runtime-Client-Context"] == '{"c":1}'
     assert headers["Lambda-Runtime-Cognito-Identity"] == '{"cognitoIdentityId":"id"}'
+    assert headers["Lambda-Runtime-Aws-Tenant-Id"] == "tenant-1"
+
+
+def test_the_headers_of_each_post_are_recorded(emulator: RuntimeApiEmulator, pool: ThreadPoolExecutor) -> None:
+    runtime = FakeRuntime(emulator)
+
+    def respond_raw(nxt: requests.Response) -> requests.Response:
+        url = f"{runtime.base}/invocation/{nxt.headers['Lambda-Runtime-Aws-Request-Id']}/response"
+        return runtime.session.post(url, data=b"\x00raw", headers={"Content-Type": "application/unknown"}, timeout=10)
+
+    turn = pool.submit(serve_one, runtime, respond_raw)
+    record = emulator.invoke(b"{}", wait=5)
+    turn.result(timeout=5)
+    assert record.response == b"\x00raw"
+    assert record.content_type == "application/unknown"
+    assert record.outcome_headers["content-type"] == "application/unknown"
+
+
+@pytest.mark.parametrize("header", ["not base64!", base64.b64encode(b"not json").decode(),
+                                    base64.b64encode(b"[1]").decode()])
+def test_a_client_context_that_is_not_base64_json_is_refused(emulator: RuntimeApiEmulator, header: str) -> None:
+    refused = http_post(emulator.invoke_url, b"{}", {"X-Amz-Client-Context": header})
+    assert refused.status_code == 400
+    assert refused.json()["errorType"] == "InvalidRequestContentException"
+    assert emulator.records() == []

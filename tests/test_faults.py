@@ -36,7 +36,7 @@ def test_success_returns_the_handler_result_with_a_full_context(start_runtime: S
     assert result["event"] == {"number": 5}
     assert result["request_id"] == record.request_id
     assert result["function_name"] == "test-function"
-    assert result["memory_limit_in_mb"] == 1024
+    assert result["memory_limit_in_mb"] == "1024"  # a str, as in awslambdaric
     assert result["invoked_function_arn"].endswith(":function:test-function")
     assert 0 < result["remaining_ms"] <= 10_000
     assert result["trace_id"] == "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
-from lambda_supervisor.shared.protocol import MessageType, encode_frame
+from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, MessageType, encode_frame
 from lambda_supervisor.shared.xray import XRayCause
 
 from .async_runner import AsyncRunner, is_async_handler
@@ -37,7 +37,7 @@ from .http import HTTPError
 from .http_shaping import http_error_response, internal_error_response, shape_result
 from .registration import HandlerOptions
 from .request_body import decode_base64_body
-from .serialisers import JSON_CONTENT_TYPE, Deserialiser, Serialiser, marshal_result, to_json
+from .serialisers import Deserialiser, Serialiser, marshal_result, to_json
 
 TRACE_ID_VARIABLE = "_X_AMZN_TRACE_ID"
 #: An error object is cut down to this size so that it always fits in a frame the supervisor accepts.

@@ -19,6 +19,8 @@ from typing import Any
 
 import simplejson
 
+from lambda_supervisor.shared.protocol import BYTES_CONTENT_TYPE, JSON_CONTENT_TYPE
+
 Serialiser = Callable[[Any], Any]  # returns str or bytes (checked per invocation: user code may not keep promises)
 Deserialiser = Callable[[str], Any]
 #: The short name accepted in the environment variables for :func:`identity`.
@@ -33,9 +35,6 @@ def identity(value: Any) -> Any:
 
 #: The managed runtimes on which awslambdaric writes non-ASCII characters as they are (3.12 and later).
 _UNESCAPED_RUNTIME = re.compile(r"AWS_Lambda_python3\.(\d+)")
-#: The content types a result is posted with: JSON, or raw bytes as awslambdaric posts them.
-JSON_CONTENT_TYPE = "application/json"
-BYTES_CONTENT_TYPE = "application/unknown"
 
 
 def escapes_non_ascii(environ: Mapping[str, str]) -> bool:

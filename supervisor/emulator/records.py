@@ -60,9 +60,12 @@ class InvocationRecord:
     trace_id: str
     client_context: str | None = None
     cognito_identity: str | None = None
+    tenant_id: str | None = None
     handed_out: bool = False  # returned by GET /next
     # ("response", body) or ("error", PostedError), in arrival order, duplicates included.
     posts: list[Post] = field(default_factory=list)
+    # The request headers of each post, names in lower case, in the same order as ``posts``.
+    post_headers: list[dict[str, str]] = field(default_factory=list)
     # Set when an init error answered this invocation instead of the runtime (posts then stays as the runtime left it).
     init_error: PostedError | None = None
 
@@ -79,6 +82,16 @@ class InvocationRecord:
     def outcome_kind(self) -> OutcomeKind | None:
         outcome = self.outcome
         return None if outcome is None else outcome[0]
+
+    @property
+    def outcome_headers(self) -> dict[str, str]:
+        """The request headers of the first post (names in lower case); empty while there is none."""
+        return self.post_headers[0] if self.post_headers else {}
+
+    @property
+    def content_type(self) -> str | None:
+        """The Content-Type the first post was sent with."""
+        return self.outcome_headers.get("content-type")
 
     @property
     def response(self) -> bytes:

@@ -7,6 +7,7 @@ submits invocations through ``POST /2015-03-31/functions/function/invocations`` 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -198,8 +199,10 @@ class RuntimeApiEmulator:
         trace_id: str | None = None,
         client_context: str | None = None,
         cognito_identity: str | None = None,
+        tenant_id: str | None = None,
     ) -> str:
-        """Queue an invocation for the runtime's next ``GET /next``; returns its request id."""
+        """Queue an invocation for the runtime's next ``GET /next``; returns its request id. ``client_context`` is
+        the JSON the Runtime API hands out (the Invoke API's ``X-Amz-Client-Context``, base64-decoded)."""
         if isinstance(body, dict):
             body = json.dumps(body)
         event = body.encode() if isinstance(body, str) else bytes(body)
@@ -213,6 +216,7 @@ class RuntimeApiEmulator:
             trace_id=trace_id or _new_trace_id(),
             client_context=client_context,
             cognito_identity=cognito_identity,
+            tenant_id=tenant_id,
         )
         with self._cond:
             if self._closed:
@@ -245,6 +249,7 @@ class RuntimeApiEmulator:
         trace_id: str | None = None,
         client_context: str | None = None,
         cognito_identity: str | None = None,
+        tenant_id: str | None = None,
         wait: float = 30.0,
     ) -> InvocationRecord:
         request_id = self.submit(
@@ -253,6 +258,7 @@ class RuntimeApiEmulator:
             trace_id=trace_id,
             client_context=client_context,
             cognito_identity=cognito_identity,
+            tenant_id=tenant_id,
         )
         return self.wait_outcome(request_id, wait)
 
@@ -337,6 +343,7 @@ class RuntimeApiEmulator:
                 return _error_reply(HTTPStatus.BAD_REQUEST, "InvalidRequestID", f"{why}: {request_id}")
             already = record.outcome is not None
             record.posts.append(("response", posted) if isinstance(posted, bytes) else ("error", posted))
+            record.post_headers.append({name.lower(): value for name, value in headers.items()})
             self._cond.notify_all()
         logger.debug("runtime posted {} for {}{}", kind, request_id, " (duplicate)" if already else "")
         if already:
@@ -373,6 +380,8 @@ class RuntimeApiEmulator:
             headers["Lambda-Runtime-Client-Context"] = record.client_context
         if record.cognito_identity is not None:
             headers["Lambda-Runtime-Cognito-Identity"] = record.cognito_identity
+        if record.tenant_id is not None:
+            headers["Lambda-Runtime-Aws-Tenant-Id"] = record.tenant_id
         return Reply(HTTPStatus.OK, record.event, headers, handed_out_id=record.request_id)
 
     def _requeue(self, request_id: str) -> None:
@@ -400,9 +409,13 @@ class RuntimeApiEmulator:
 
     def _invoke_request(self, headers: Message[str, str], body: bytes) -> Reply:
         try:
-            request_id = self.submit(
-                body, trace_id=headers.get("X-Amzn-Trace-Id"), client_context=headers.get("X-Amz-Client-Context")
-            )
+            client_context = _decode_client_context(headers.get("X-Amz-Client-Context"))
+        except (ValueError, RecursionError):
+            return _error_reply(HTTPStatus.BAD_REQUEST, "InvalidRequestContentException",
+                                "Client context must be a valid Base64-encoded JSON object.")
+        try:
+            request_id = self.submit(body, trace_id=headers.get("X-Amzn-Trace-Id"), client_context=client_context,
+                                     tenant_id=headers.get("X-Amz-Tenant-Id"))
         except RuntimeError:  # stopped
             return _stopped_reply({})
         id_header = {"X-Amzn-RequestId": request_id}
@@ -424,6 +437,17 @@ class RuntimeApiEmulator:
             id_header["X-Amz-Function-Error"] = "Unhandled"
             posted = posted.body
         return Reply(HTTPStatus.OK, posted, {"Content-Type": "application/json", **id_header})
+
+
+def _decode_client_context(header: str | None) -> str | None:
+    """The Invoke API's ``X-Amz-Client-Context`` (base64 of a JSON object, as the SDKs send it) as the JSON text
+    the Runtime API hands out; ValueError if it is not that."""
+    if header is None:
+        return None
+    text = base64.b64decode(header, validate=True).decode("utf-8")
+    if not isinstance(json.loads(text), dict):
+        raise ValueError("the client context is not a JSON object")
+    return text
 
 
 class _Server(ThreadingHTTPServer):
