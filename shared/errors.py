@@ -60,4 +60,6 @@ def exception_error_object(
             message = str(error)
         except Exception:  # an exception whose __str__ itself raises
             message = f"<unprintable {type(error).__name__}>"
-    return error_object(error_type or type(error).__name__, message, traceback.format_list(frames))
+    # from tuples, as awslambdaric: without Python 3.11's ^^^^ markers under the failing expression
+    stack = traceback.format_list([(frame.filename, frame.lineno or 0, frame.name, frame.line) for frame in frames])
+    return error_object(error_type or type(error).__name__, message, stack)

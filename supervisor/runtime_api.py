@@ -90,6 +90,13 @@ def _error_headers(error: dict[str, Any]) -> dict[str, str]:
     return {"Lambda-Runtime-Function-Error-Type": str(error.get("errorType", "Unhandled"))}
 
 
+def _error_body(request_id: str, error: dict[str, Any]) -> bytes:
+    """The error object with its request id, its keys in awslambdaric's order."""
+    ordered = {"errorMessage": error.get("errorMessage"), "errorType": error.get("errorType"), "requestId": request_id,
+               "stackTrace": error.get("stackTrace", [])}
+    return json.dumps({**ordered, **error, "requestId": request_id}).encode("utf-8")
+
+
 #: What a call may fail with that is worth another try.
 RETRYABLE = (OSError, ResponseParseError, TransientApiError)
 
@@ -171,7 +178,7 @@ class RuntimeApiClient:
     def post_error(self, request_id: str, error: dict[str, Any], *, xray_cause: object = None,
                    meanwhile: Callable[[], None] | None = None) -> bool:
         """Post an error, with its X-Ray cause (``xray_cause``: the worker's, untrusted; see xray_cause.py)."""
-        body = json.dumps({**error, "requestId": request_id}).encode("utf-8")
+        body = _error_body(request_id, error)
         headers = _error_headers(error)
         cause = xray_error_cause(xray_cause, error)
         if cause is not None:

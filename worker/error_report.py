@@ -38,6 +38,12 @@ def _frames(error: BaseException, hide_prefixes: tuple[str, ...], limit: int) ->
     return frames[-limit:]
 
 
+def format_frames(frames: list[traceback.FrameSummary]) -> list[str]:
+    """``traceback.format_list`` of the frames as awslambdaric formats them: from (file, line, name, code) tuples,
+    so without Python 3.11's ``^^^^`` markers under the failing expression."""
+    return traceback.format_list([(frame.filename, frame.lineno or 0, frame.name, frame.line) for frame in frames])
+
+
 def _earlier(error: BaseException) -> tuple[str, BaseException] | None:
     """The exception this one was raised from or while handling, with the marker's wording; as Python prints it."""
     if error.__cause__ is not None:
@@ -49,7 +55,7 @@ def _earlier(error: BaseException) -> tuple[str, BaseException] | None:
 
 def chained_stack_trace(error: BaseException, hide_prefixes: tuple[str, ...] = ()) -> list[str]:
     """The ``stackTrace``: the exception's frames, then each earlier exception of its chain (see the module)."""
-    entries = traceback.format_list(_frames(error, hide_prefixes, MAX_OWN_FRAMES))
+    entries = format_frames(_frames(error, hide_prefixes, MAX_OWN_FRAMES))
     seen = {id(error)}
     current = error
     for _ in range(MAX_CHAINED_EXCEPTIONS):
@@ -60,7 +66,7 @@ def chained_stack_trace(error: BaseException, hide_prefixes: tuple[str, ...] = (
         seen.add(id(current))
         message = exception_message(current)
         entries.append(f"{wording}: {type(current).__name__}{': ' + message if message else ''}\n")
-        entries.extend(traceback.format_list(_frames(current, hide_prefixes, MAX_CHAINED_FRAMES)))
+        entries.extend(format_frames(_frames(current, hide_prefixes, MAX_CHAINED_FRAMES)))
     return entries
 
 
