@@ -39,10 +39,8 @@ def expected_echo(body: bytes) -> tuple[str, Any]:
             event = json.loads(body)
         except (ValueError, RecursionError):
             return "error", "Runtime.UnmarshalError"
-    try:
-        return "response", json.dumps(event, ensure_ascii=False).encode("utf-8")
-    except (ValueError, RecursionError):  # a lone surrogate, say, which UTF-8 cannot carry
-        return "error", "Runtime.MarshalError"
+    # as awslambdaric off the managed 3.12+ runtimes: non-ASCII (a lone surrogate too) written as \u escapes
+    return "response", json.dumps(event).encode("utf-8")
 
 
 bodies = st.one_of(
