@@ -206,7 +206,7 @@ class RuntimeApiClient:
                 raise failures[0]
 
     def post_init_error(self, error: dict[str, Any]) -> bool:
-        return bool(self._call(self._post, "init/error", json.dumps(error).encode("utf-8"), _error_headers(error)))
+        return bool(self._call(self._post, "init/error", _error_body("", error), _error_headers(error)))
 
     def _post(self, path: str, body: bytes, headers: dict[str, str],
               while_waiting: Callable[[], None] | None = None) -> bool:

@@ -147,10 +147,10 @@ class LambdaContext:
         self.identity = CognitoIdentity(identity_data or {})
         #: Which service sent the event (a str enum: "direct", "apigateway-rest", "sqs", ...); see event_source.py.
         self.event_source = event_source
-        self._deadline_ms = deadline_ms
+        self._epoch_deadline_time_in_ms = deadline_ms
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(self._deadline_ms - int(time.time() * 1000), 0)
+        return max(self._epoch_deadline_time_in_ms - int(time.time() * 1000), 0)
 
     def w3c(self) -> dict[str, str]:
         """The W3C trace context the caller sent in the client context (``traceparent``, ``tracestate``,

@@ -117,7 +117,7 @@ class UserFunction:
         handler = load_handler(environ.get("_HANDLER", ""))
         options = resolve_options(environ, decode_base64, handler)
         invoker = Invoker(handler, FunctionInfo.from_environ(environ), max_response_bytes, options,
-                          error_log=output.invocation_error)
+                          error_log=output.log_error)
         return cls(invoker, output, limits)
 
     def invoke(self, frame: Frame) -> bytes:
@@ -149,7 +149,10 @@ def serve(channel: Channel, function: UserFunction) -> int:
     return 0
 
 
-def report_init_failure(channel: Channel, failure: InitFailure) -> int:
+def report_init_failure(channel: Channel, failure: InitFailure, output: HandlerOutput | None = None) -> int:
+    """Log the init error as awslambdaric does (when given where), then send it to the supervisor."""
+    if output is not None:
+        output.log_error(failure.error)
     channel.send(encode_frame({"type": MessageType.INIT_ERROR}, bounded_error_payload(failure.error)))
     return 1
 
@@ -176,5 +179,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         function = UserFunction.initialise(output, limits)
     except InitFailure as failure:
-        return report_init_failure(channel, failure)
+        return report_init_failure(channel, failure, output)
     return serve(channel, function)

@@ -50,8 +50,9 @@ class HandlerOutput:
             line = text_line(seconds, self.request_id, level, message)
         _write_all(self.fd, line.encode("utf-8", "backslashreplace"))
 
-    def invocation_error(self, error: dict[str, Any]) -> None:
-        """Log the error an invocation is about to report, untagged, as awslambdaric logs it (see error_log)."""
+    def log_error(self, error: dict[str, Any]) -> None:
+        """Log an error about to be reported (an invocation's or init's), untagged, as awslambdaric logs it
+        (see error_log)."""
         line = error_log_line(error, self.request_id or "", json_format=self.json)
         _write_all(self.fd, line.encode("utf-8", "backslashreplace"))
 

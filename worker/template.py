@@ -91,7 +91,7 @@ def run_template(channel: Channel, control_fd: int, supervisor_pid: int, output:
     try:
         function = UserFunction.initialise(output, limits)
     except InitFailure as failure:
-        return report_init_failure(channel, failure)
+        return report_init_failure(channel, failure, output)
     channel.announce_ready()
     while True:
         message, fds, _flags, _address = socket.recv_fds(control, MAX_REQUEST_BYTES, 2)
