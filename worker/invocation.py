@@ -14,6 +14,7 @@ response, so results are shaped into one, ``HTTPError`` becomes its status and a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import os
@@ -209,7 +210,9 @@ class Invoker:
         ``LambdaValidationError``."""
         payload = bounded_error_payload(error)
         if self.error_log is not None:
-            self.error_log(json.loads(payload))  # what is posted, after bounding
+            # the log line is a courtesy: the error must be reported whatever becomes of it
+            with contextlib.suppress(Exception):
+                self.error_log(json.loads(payload))  # what is posted, after bounding
         cause = xray if xray is not None else validation_cause(str(error["errorMessage"]))
         return error_frame(request_id, error, fatal=fatal, xray=cause, payload=payload)
 

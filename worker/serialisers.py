@@ -1,6 +1,8 @@
 """How events come in and results go out: the default JSON codec, ``identity``, and resolving dotted paths.
 
-By default the worker parses the event as JSON and encodes the result as JSON, as Lambda's own runtime does. A
+By default the worker parses the event as JSON and encodes the result exactly as awslambdaric does (simplejson with
+its settings: ``Decimal`` exact, ``bytes`` posted raw as ``application/unknown``, non-ASCII escaped but on the
+managed Python 3.12+ runtimes, namedtuples as objects). A
 function may choose its own codec instead (``LAMBDA_SUPERVISOR_DESERIALISER`` / ``LAMBDA_SUPERVISOR_SERIALISER``,
 or :func:`~lambda_supervisor.worker.registration.lambda_handler`): a deserialiser takes the event body as text and
 returns what the handler receives; a serialiser takes what the handler returned and gives ``str`` or ``bytes``,
