@@ -335,15 +335,15 @@ def test_the_invoke_endpoint_decodes_the_sdks_base64_client_context(tmp_path: Pa
 # -- init errors -----------------------------------------------------------------------------------------------
 
 
-def _init_failure(runtime: str, handler: str, log_path: Path) -> tuple[bytes, str | None, str]:
+def _init_failure(runtime: str, task_root: Path, handler: str, log_path: Path) -> tuple[bytes, str | None, str]:
     """The init error one runtime posts for ``handler`` (each against an emulator of its own: an init error stays
     with the emulator), its type header, and the runtime's log."""
     with RuntimeApiEmulator(function_timeout_s=60, function_name=FUNCTION_NAME) as emulator, log_path.open("wb") as log:
         environment = clean_environment()
-        environment.update(AWS_LAMBDA_RUNTIME_API=emulator.address, _HANDLER=handler, LAMBDA_TASK_ROOT=str(TASK_ROOT),
-                           PYTHONPATH=str(TASK_ROOT), AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024")
+        environment.update(AWS_LAMBDA_RUNTIME_API=emulator.address, _HANDLER=handler, LAMBDA_TASK_ROOT=str(task_root),
+                           PYTHONPATH=str(task_root), AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1024")
         command = [*_command(runtime)[:-1], handler] if runtime == "awslambdaric" else _command(runtime)
-        process = subprocess.Popen(command, env=environment, cwd=TASK_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(command, env=environment, cwd=task_root, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
         try:
             posted = emulator.wait_init_error(timeout=60)
@@ -355,11 +355,21 @@ def _init_failure(runtime: str, handler: str, log_path: Path) -> tuple[bytes, st
     return posted.body, posted.error_type_header, log_path.read_text(errors="replace")
 
 
-@pytest.mark.parametrize("handler", ["nosuchmodule.handler", "parity.no_such_function"])
-def test_init_errors_are_posted_and_logged_alike(tmp_path: Path, handler: str) -> None:
-    their_body, their_type, their_log = _init_failure("awslambdaric", handler, tmp_path / "theirs.log")
-    our_body, our_type, our_log = _init_failure("lambda-supervisor", handler, tmp_path / "ours.log")
-    assert our_body == their_body
+@pytest.mark.parametrize(("task_root", "handler"), [
+    (TASK_ROOT, "nosuchmodule.handler"), (TASK_ROOT, "parity.no_such_function"),
+    (TASK_ROOTS / "init_errors", "syntax_error.handler"), (TASK_ROOTS / "init_errors", "imports_missing.handler"),
+])
+def test_init_errors_are_posted_and_logged_alike(tmp_path: Path, task_root: Path, handler: str) -> None:
+    their_body, their_type, their_log = _init_failure("awslambdaric", task_root, handler, tmp_path / "ric.log")
+    our_body, our_type, our_log = _init_failure("lambda-supervisor", task_root, handler, tmp_path / "ours.log")
     assert our_type == their_type == json.loads(their_body)["errorType"]
     error_line = _text_event(their_log, "[ERROR] ")
-    assert error_line in our_log
+    if handler != "imports_missing.handler":
+        assert our_body == their_body
+        assert error_line in our_log
+        return
+    # a deliberate difference: the frames of the user's module that led to the ImportError are kept
+    theirs, ours = json.loads(their_body), json.loads(our_body)
+    assert theirs["stackTrace"] == [] and "imports_missing.py" in ours["stackTrace"][-1]
+    assert {**ours, "stackTrace": []} == theirs
+    assert error_line.rstrip("\n") in our_log

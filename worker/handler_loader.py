@@ -58,12 +58,14 @@ def load_handler(handler: str) -> Handler:
     try:
         module = importlib.import_module(module_name)
     except SyntaxError as error:
-        raise InitFailure(
-            exception_error_object(
-                error, ErrorType.USER_CODE_SYNTAX, f"Syntax error in module '{module_name}': {error}",
-                hide_prefixes=_HIDDEN_FRAMES,
-            )
-        ) from None
+        described = exception_error_object(
+            error, ErrorType.USER_CODE_SYNTAX, f"Syntax error in module '{module_name}': {error}",
+            hide_prefixes=_HIDDEN_FRAMES,
+        )
+        # the offending line, in awslambdaric's form, when no frame of the user's own led to it
+        described["stackTrace"] = described["stackTrace"] or [f'  File "{error.filename}" Line {error.lineno}\n'
+                                                              f"    {error.text}"]
+        raise InitFailure(described) from None
     except ImportError as error:
         raise InitFailure(
             exception_error_object(
