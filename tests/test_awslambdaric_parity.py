@@ -30,11 +30,12 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("awslambdaric") is None
 TASK_ROOT = TASK_ROOTS / "parity"
 FUNCTION_NAME = "parity-function"
 RUNTIMES = ("awslambdaric", "lambda-supervisor")
+MANAGED_312 = "AWS_Lambda_python3.12"
 FORMATS = ("Text", "JSON")
 RESULT_CASES = ("dict", "list", "str", "unicode-str", "none", "int", "float", "bool", "bytes", "empty-bytes", "decimal",
                 "decimal-20-digits", "decimals-nested", "decimal-nan", "namedtuple", "tuple", "nested-bytes")
-ERROR_CASES = ("raise", "raise-empty", "raise-multiline", "raise-custom", "raise-chained", "raise-implicit-chain",
-               "raise-nested", "unserialisable")
+ERROR_CASES = ("raise", "raise-empty", "raise-unicode", "raise-multiline", "raise-custom", "raise-chained",
+               "raise-implicit-chain", "raise-nested", "unserialisable")
 CHAINED = {"raise-chained": "Caused by: KeyError: 'missing'\n",
            "raise-implicit-chain": "Raised while handling: ValueError: invalid literal for int() with base 10: 'x'\n"}
 CLIENT_CONTEXT = {
@@ -86,7 +87,8 @@ def _command(runtime: str) -> list[str]:
     return [sys.executable, "-m", "lambda_supervisor.supervisor", "run"]
 
 
-def _run(runtime: str, emulator: RuntimeApiEmulator, log_format: str, log_path: Path) -> Run:
+def _run(runtime: str, emulator: RuntimeApiEmulator, log_format: str, log_path: Path,
+         env: dict[str, str] | None = None) -> Run:
     environment = clean_environment()
     environment.update(
         AWS_LAMBDA_RUNTIME_API=emulator.address, _HANDLER="parity.handler", LAMBDA_TASK_ROOT=str(TASK_ROOT),
@@ -94,6 +96,7 @@ def _run(runtime: str, emulator: RuntimeApiEmulator, log_format: str, log_path: 
         AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_LAMBDA_LOG_GROUP_NAME=f"/aws/lambda/{FUNCTION_NAME}",
         AWS_LAMBDA_LOG_STREAM_NAME="2026/01/01/[$LATEST]0123456789abcdef", AWS_LAMBDA_LOG_FORMAT=log_format,
     )
+    environment.update(env or {})
     polls = emulator.next_poll_count
     with log_path.open("wb") as log:
         process = subprocess.Popen(_command(runtime), env=environment, cwd=TASK_ROOT, stdout=log,
@@ -121,6 +124,11 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, s
         with RuntimeApiEmulator(function_timeout_s=60, function_name=FUNCTION_NAME) as emulator:
             for runtime in RUNTIMES:
                 found[runtime, log_format] = _run(runtime, emulator, log_format, folder / f"{runtime}-{log_format}.log")
+    # on the managed Python 3.12+ runtimes (the layer's case) awslambdaric writes non-ASCII characters unescaped
+    with RuntimeApiEmulator(function_timeout_s=60, function_name=FUNCTION_NAME) as emulator:
+        for runtime in RUNTIMES:
+            found[runtime, MANAGED_312] = _run(runtime, emulator, "JSON", folder / f"{runtime}-{MANAGED_312}.log",
+                                               {"AWS_EXECUTION_ENV": MANAGED_312})
     yield found
 
 
@@ -373,3 +381,26 @@ def test_init_errors_are_posted_and_logged_alike(tmp_path: Path, task_root: Path
     assert theirs["stackTrace"] == [] and "imports_missing.py" in ours["stackTrace"][-1]
     assert {**ours, "stackTrace": []} == theirs
     assert error_line.rstrip("\n") in our_log
+
+
+# -- on the managed Python 3.12+ runtimes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", RESULT_CASES)
+def test_results_on_a_managed_312_runtime_are_alike(runs: dict[tuple[str, str], Run], case: str) -> None:
+    theirs, ours = pair(runs, MANAGED_312)
+    assert ours.post(case) == theirs.post(case)
+    if case == "unicode-str":
+        assert ours.post(case) == ("response", '"h\u00e9llo \u2713"'.encode())
+
+
+@pytest.mark.parametrize("case", ERROR_CASES)
+def test_errors_on_a_managed_312_runtime_are_alike(runs: dict[tuple[str, str], Run], case: str) -> None:
+    """The same error objects and log records; a deliberate difference: our error posts and X-Ray causes stay
+    ASCII JSON (non-ASCII as \\u escapes), where awslambdaric writes UTF-8 there, in the header too."""
+    theirs, ours = pair(runs, MANAGED_312)
+    assert _chain_free(ours.error(case), case) == theirs.error(case)
+    their_id, our_id = theirs.records[case].request_id, ours.records[case].request_id
+    expected = {**_json_error_lines(theirs.log)[their_id], "requestId": "<request-id>"}
+    assert _chain_free({**_json_error_lines(ours.log)[our_id], "requestId": "<request-id>"}, case) == expected
+    assert ours.post(case)[1].isascii()

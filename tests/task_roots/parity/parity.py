@@ -48,6 +48,8 @@ def _raise(case: str) -> None:
         raise ValueError("boom")
     if case == "raise-empty":
         raise RuntimeError()
+    if case == "raise-unicode":
+        raise ValueError("caf\u00e9 \u2713")
     if case == "raise-multiline":
         raise ValueError("first line\nsecond line")
     if case == "raise-custom":
