@@ -342,7 +342,7 @@ class WorkerProcess:
                 return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id,
                                response_size_message(len(frame.payload), max_response_bytes))
             content_type = frame.header.get("content_type", JSON_CONTENT_TYPE)
-            if content_type not in RESULT_CONTENT_TYPES:
+            if not isinstance(content_type, str) or content_type not in RESULT_CONTENT_TYPES:
                 return self._protocol_violation(request_id, "result with an unknown content type")
             return Outcome(response=frame.payload, content_type=content_type)
         if frame.type == MessageType.ERROR:

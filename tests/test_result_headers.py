@@ -28,9 +28,11 @@ def _safe(value: str | None) -> str:
     return value
 
 
-def test_an_unknown_content_type_is_an_invalid_worker_message(start_runtime: StartRuntime) -> None:
+@pytest.mark.parametrize("content_type", ["text/html\r\nX-Injected: 1", "application/JSON", ["application/json"],
+                                          {"a": 1}, None])
+def test_an_unknown_content_type_is_an_invalid_worker_message(start_runtime: StartRuntime, content_type: Any) -> None:
     runtime = start_runtime("hostile.content_type", task_root=HOSTILE)
-    record = runtime.invoke()
+    record = runtime.invoke({"content_type": content_type})
     assert record.error.error_type == "Runtime.InvalidWorkerMessage"
     assert "unknown content type" in (record.error.error_message or "")
     assert "x-injected" not in record.outcome_headers

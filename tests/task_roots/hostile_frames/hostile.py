@@ -29,7 +29,7 @@ def _send(header, payload):
 
 
 def content_type(event, context):
-    header = {"type": "result", "request_id": context.aws_request_id, "content_type": "text/html\r\nX-Injected: 1"}
+    header = {"type": "result", "request_id": context.aws_request_id, "content_type": event["content_type"]}
     _send(header, b"<p>hi</p>")
 
 
