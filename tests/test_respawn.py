@@ -110,9 +110,13 @@ def test_recycling_with_jitter_keeps_each_worker_within_its_bounds(start_runtime
 
 
 def test_a_worker_past_its_maximum_age_is_recycled_between_requests(start_runtime: StartRuntime) -> None:
-    runtime = start(start_runtime, "fresh", LAMBDA_SUPERVISOR_MAX_WORKER_AGE_S="0.3")
+    # The limit is well above a worker's start-up even on a loaded machine, so the first request cannot already
+    # find it aged; then the test waits for the worker process itself to be older than the limit.
+    max_age_s = 3.0
+    runtime = start(start_runtime, "fresh", LAMBDA_SUPERVISOR_MAX_WORKER_AGE_S=str(max_age_s))
     first = ok_pid(runtime)
-    time.sleep(0.4)  # the policy is about elapsed time: let the worker age past it
+    served = time.monotonic()  # the worker started before it served: from now on its age is at least this long
+    wait_for(lambda: time.monotonic() - served > max_age_s, timeout=max_age_s + 5, what="the worker to age")
     assert ok_pid(runtime) == first, "the aged worker finishes the request in hand"
     assert ok_pid(runtime) != first
     assert "reason=recycle-max-age" in runtime.log()
