@@ -14,6 +14,8 @@ from typing import Any
 
 from loguru import logger
 
+from lambda_supervisor.shared.printable import log_safe
+
 from .logs import write_line
 
 #: Called with every event and its fields; returns the metric lines to write for it ("" for none). Set by
@@ -24,8 +26,8 @@ observer: Callable[[str, Mapping[str, Any]], str] | None = None
 def _render(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
-    text = str(value)
-    return repr(text) if (" " in text or not text) else text
+    text = str(value)  # may come from user code (an error type, a message): it must not end the line
+    return repr(text) if (" " in text or not text) else log_safe(text)
 
 
 def emit(event: str, message: str, /, *, level: str = "INFO", **fields: Any) -> None:

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from conftest import TASK_ROOTS, StartRuntime, process_dead, process_gone, wait_for
+from lambda_supervisor.supervisor.exit_codes import ExitCode
 
 
 def assert_recovers(runtime, old_pid: int | None = None) -> int:
@@ -219,3 +220,50 @@ def test_user_modules_named_like_ours_are_not_shadowed(start_runtime: StartRunti
 def test_dir_slash_module_handler_form(start_runtime: StartRuntime) -> None:
     runtime = start_runtime("faults/faults.pid", task_root=TASK_ROOTS)
     assert isinstance(runtime.invoke().json(), int)
+
+
+# -- user-controlled names in headers and log lines ------------------------------------------------------------
+
+FORGED_LINE = "\r\n2026-01-01T00:00:00.000Z\tINFO\tlambda-supervisor\tREPORT RequestId: forged"
+
+
+def _header_safe(value: str | None) -> bool:
+    return value is not None and all(" " <= char <= "~" for char in value)
+
+
+@pytest.mark.parametrize(
+    ("name", "header"),
+    [
+        ("Ошибка", "\\u041e\\u0448\\u0438\\u0431\\u043a\\u0430"),
+        ("Boom\r\nX-Injected: yes", "Boom\\r\\nX-Injected: yes"),
+        ("Boom" + FORGED_LINE,
+         "Boom\\r\\n2026-01-01T00:00:00.000Z\\tINFO\\tlambda-supervisor\\tREPORT RequestId: forged"),
+    ],
+    ids=["cyrillic", "crlf-header-injection", "forged-log-line"],
+)
+def test_an_exception_class_name_cannot_break_the_error_post(start_runtime: StartRuntime, name: str,
+                                                              header: str) -> None:
+    """The class name is user code's: in the header it is escaped to printable ASCII, the body keeps it as it is,
+    and the supervisor's log lines cannot be split by it."""
+    runtime = start_runtime("faults.raise_named")
+    record = runtime.invoke({"name": name, "message": "line one\r\nline two"})
+    assert record.error.error_type == name, record.describe()
+    assert record.error.error_message == "line one\r\nline two"
+    assert record.error.error_type_header == header
+    assert _header_safe(record.error.error_type_header)
+    assert runtime.alive()
+    assert runtime.invoke({"name": "ValueError"}).error.error_type == "ValueError"  # the same warm worker
+    log = runtime.log()
+    assert "worker replaced" not in log
+    assert "RequestId: forged" not in log.replace("\\tREPORT RequestId: forged", "")
+    for line in log.splitlines():  # splits at \r too: no line may start with a forged timestamp or header
+        assert not line.startswith(("2026-01-01", "X-Injected")), line
+
+
+def test_an_init_error_with_a_hostile_class_name_is_still_posted(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("import_raises_named.handler", task_root=TASK_ROOTS / "init_errors", wait_ready=False)
+    posted = runtime.emulator.wait_init_error(60)
+    assert posted.error_type == "Ошибка\r\nX-Injected: yes", posted.describe()
+    assert posted.error_type_header == "\\u041e\\u0448\\u0438\\u0431\\u043a\\u0430\\r\\nX-Injected: yes"
+    assert runtime.wait_exit() == ExitCode.INIT_FAILED
+    assert not any(line.startswith("X-Injected") for line in runtime.log().splitlines())

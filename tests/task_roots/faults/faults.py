@@ -139,3 +139,8 @@ def ignore_sigterm_and_block(event, context):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _announce_pid(event)
     time.sleep(3600)
+
+
+def raise_named(event, context):
+    """Raise an exception whose class is named by the event: user code controls that name completely."""
+    raise type(event["name"], (Exception,), {})(event.get("message", "named"))
