@@ -51,6 +51,8 @@ PIPE_SIZE = 1 << 20
 STACK_DUMP_WAIT_S = 0.005
 #: After the worker's pipe hits EOF, how long to wait for its exit to show before calling it a closed pipe.
 EXIT_AFTER_EOF_S = 0.5
+#: How many of a worker's past request ids are remembered, to tell a late stray reply from garbage.
+REMEMBERED_REQUEST_IDS = 64
 
 
 class FaultReason(StrEnum):
@@ -62,6 +64,7 @@ class FaultReason(StrEnum):
     MEMORY_ERROR = "memory-error"
     INVALID_MESSAGE = "invalid-message"
     OVERSIZE_FRAME = "oversize-frame"
+    STRAY_FRAME = "stray-frame"
     SHUTDOWN = "shutdown"
 
 
@@ -73,6 +76,9 @@ class Outcome:
     error: dict[str, Any] | None = None
     fault: FaultReason | None = None
     delivered: bool = True  # False: the worker was gone before one byte of the event reached it
+    #: Set when this request failed for another's fault: the earlier request whose stray frame broke the worker
+    #: ("" if it came before any invocation). Serve the request again, on a fresh worker.
+    blame: str | None = None
 
 
 def failure(error_type: str, request_id: str, detail: str, fault: FaultReason | None = None) -> Outcome:
@@ -177,6 +183,7 @@ class WorkerProcess:
         self._exited = False
         self._input_eof = False
         self._sent = 0  # bytes of the current event written to the worker
+        self._served: deque[str] = deque(maxlen=REMEMBERED_REQUEST_IDS)  # request ids this worker has answered
         self._statm = os.open(f"/proc/{pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
         self._exit_poller = select.poll()  # one poll on the pidfd, asked twice per invocation: made once
         self._exit_poller.register(self._pidfd, select.POLLIN)
@@ -302,6 +309,8 @@ class WorkerProcess:
 
         frame_bytes = encode_frame(invocation.worker_header(soft_timeout_ms), invocation.body)
         self._sent = 0
+        if (stray := self._stray_between_invocations()) is not None:
+            return self._blame_earlier(request_id, self._served[-1] if self._served else "", stray)
         try:
             frame = self._await_frame(frame_bytes, deadline, tick=tick, tick_s=poll_s)
         except _Abort as abort:
@@ -328,11 +337,20 @@ class WorkerProcess:
             return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id, message, FaultReason.OVERSIZE_FRAME)
         except FrameError as error:
             return self._protocol_violation(request_id, str(error))
-        return self._judge_reply(frame, request_id, max_response_bytes)
+        outcome = self._judge_reply(frame, request_id, max_response_bytes)
+        if outcome.blame is None:
+            self._served.append(request_id)
+            if outcome.fault is None and (self._frames or self._decoder.pending_bytes):
+                self.kill()  # a second reply came with the first: this invocation's fault, its own answer stands
+                outcome.fault = FaultReason.STRAY_FRAME
+        return outcome
 
     def _judge_reply(self, frame: Frame, request_id: str, max_response_bytes: int) -> Outcome:
-        if frame.header.get("request_id") != request_id:
-            return self._protocol_violation(request_id, f"reply for request {frame.header.get('request_id')!r}")
+        replied_to = frame.header.get("request_id")
+        if replied_to != request_id:
+            if isinstance(replied_to, str) and replied_to in self._served:
+                return self._blame_earlier(request_id, replied_to, "a second reply to it arrived during this one")
+            return self._protocol_violation(request_id, f"reply for request {replied_to!r}")
         if frame.type == MessageType.RESULT:
             if len(frame.payload) > max_response_bytes:
                 return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id,
@@ -346,6 +364,36 @@ class WorkerProcess:
             fatal = frame.header.get("fatal") is True
             return Outcome(error=error, fault=FaultReason.MEMORY_ERROR if fatal else None)
         return self._protocol_violation(request_id, f"unexpected {frame.type!r} frame")
+
+    def _stray_between_invocations(self) -> str | None:
+        """Whatever the worker wrote after its last reply and before this event (one non-blocking read): the
+        fault of the invocation before, or of the init. Returns what was found, or None if the pipe is quiet."""
+        if self._frames or self._decoder.pending_bytes:
+            return "a frame was left over after the last reply"
+        if self._input_eof:
+            return None
+        try:
+            frames = self._decoder.read_from(self._from_worker)
+        except BlockingIOError:
+            return None
+        except FrameError as error:
+            return f"it wrote an invalid frame while idle ({error})"
+        if frames is None:  # closed: the wait for the reply sees that, as it does for a worker that closes mid-event
+            self._input_eof = True
+            self._selector.unregister(self._from_worker)
+            return None
+        self._frames.extend(frames)
+        return "it wrote a frame while idle"
+
+    def _blame_earlier(self, request_id: str, guilty: str, detail: str) -> Outcome:
+        """The worker was broken by an earlier invocation (``guilty``; "" for its init), not by this one: replace
+        it and serve this request again."""
+        self.kill()
+        outcome = failure(ErrorType.INVALID_WORKER_MESSAGE, request_id,
+                          f"worker sent an invalid message ({detail}); worker replaced", FaultReason.STRAY_FRAME)
+        outcome.delivered = False
+        outcome.blame = guilty
+        return outcome
 
     def _protocol_violation(self, request_id: str, detail: str) -> Outcome:
         self.kill()

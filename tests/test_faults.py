@@ -267,3 +267,54 @@ def test_an_init_error_with_a_hostile_class_name_is_still_posted(start_runtime: 
     assert posted.error_type_header == "\\u041e\\u0448\\u0438\\u0431\\u043a\\u0430\\r\\nX-Injected: yes"
     assert runtime.wait_exit() == ExitCode.INIT_FAILED
     assert not any(line.startswith("X-Injected") for line in runtime.log().splitlines())
+
+
+# -- a reply frame outside its invocation is charged to the invocation that sent it ---------------------------
+
+
+def _assert_innocent_requests_succeed(runtime, count: int = 3) -> list[int]:
+    pids = []
+    for _ in range(count):
+        record = runtime.invoke({"action": "ok"})
+        assert record.outcome_kind == "response", record.describe()
+        pids.append(record.json()["pid"])
+    return pids
+
+
+def test_a_forked_child_returning_into_the_worker_loop_neither_replies_nor_breaks_the_worker(
+        start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults.act")
+    guilty = runtime.invoke({"action": "fork_and_return"})
+    assert guilty.outcome_kind == "response", guilty.describe()
+    worker_pid = guilty.json()["pid"]
+    assert _assert_innocent_requests_succeed(runtime) == [worker_pid] * 3, "the worker stays warm"
+    assert "InvalidWorkerMessage" not in runtime.log()
+    assert runtime.alive()
+
+
+def test_a_second_reply_frame_is_the_fault_of_the_request_that_wrote_it(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults.act")
+    guilty = runtime.invoke({"action": "double_reply"})
+    assert guilty.outcome_kind == "response", guilty.describe()  # its own (forged) answer: its own business
+    _assert_innocent_requests_succeed(runtime)
+    log = runtime.log()
+    assert "InvalidWorkerMessage" not in log
+    assert f"worker replaced: reason=stray-frame request_id={guilty.request_id}" in log
+    assert runtime.alive()
+
+
+def test_a_late_stray_reply_during_the_next_request_blames_the_earlier_one(start_runtime: StartRuntime,
+                                                                           tmp_path: Path) -> None:
+    """A child of request A writes a reply for A while request B runs: A is named, B is served on a fresh
+    worker."""
+    runtime = start_runtime("faults.act")
+    guilty = runtime.invoke({"action": "stray_later", "dir": str(tmp_path)})
+    assert guilty.outcome_kind == "response", guilty.describe()
+    innocent = runtime.invoke({"action": "let_stray_in", "dir": str(tmp_path)})
+    assert innocent.outcome_kind == "response", innocent.describe()
+    assert innocent.json()["pid"] != guilty.json()["pid"], "served again, on a fresh worker"
+    log = runtime.log()
+    assert f"guilty_request_id={guilty.request_id} request_id={innocent.request_id}" in log
+    assert f"worker replaced: reason=stray-frame request_id={guilty.request_id}" in log
+    _assert_innocent_requests_succeed(runtime)
+    assert runtime.alive()

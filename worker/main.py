@@ -140,11 +140,18 @@ class UserFunction:
 
 
 def serve(channel: Channel, function: UserFunction) -> int:
-    """Announce readiness, then answer invoke frames until the supervisor closes the pipe."""
+    """Announce readiness, then answer invoke frames until the supervisor closes the pipe.
+
+    A handler that forks and whose child forgets ``os._exit`` returns into this loop in the child too: that child
+    must neither reply nor take the next event, so it ends here, at once."""
+    worker_pid = os.getpid()
     channel.announce_ready()
     while (frame := channel.receive()) is not None:
         if frame.type == MessageType.INVOKE:
-            channel.send(function.invoke(frame))
+            reply = function.invoke(frame)
+            if os.getpid() != worker_pid:
+                os._exit(0)
+            channel.send(reply)
     return 0
 
 
