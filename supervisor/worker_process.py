@@ -288,8 +288,14 @@ class WorkerProcess:
         shutdown_grace_s: float,
     ) -> Outcome:
         """Run one invocation to its single outcome. On any outcome with a ``fault`` the worker is already dead."""
-        self.invocations += 1
         request_id = invocation.request_id
+        try:
+            frame_bytes = encode_frame(invocation.worker_header(soft_timeout_ms), invocation.body)
+        except ValueError as error:  # the event never reaches the worker, which stays warm
+            return failure(ErrorType.EVENT_METADATA_TOO_LARGE, request_id,
+                           f"the invocation's metadata (client context, identity, ids) cannot be passed to the "
+                           f"function: {error}")
+        self.invocations += 1
         deadline = time.monotonic() + invocation.seconds_left()
         shutdown_started: list[float] = []
 
@@ -307,7 +313,6 @@ class WorkerProcess:
                 return min(deadline, time.monotonic() + shutdown_grace_s)
             return None
 
-        frame_bytes = encode_frame(invocation.worker_header(soft_timeout_ms), invocation.body)
         self._sent = 0
         if (stray := self._stray_between_invocations()) is not None:
             return self._blame_earlier(request_id, self._served[-1] if self._served else "", stray)

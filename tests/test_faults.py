@@ -50,6 +50,18 @@ def test_empty_event_is_an_empty_object(start_runtime: StartRuntime) -> None:
     assert runtime.invoke(b"").json()["event"] == {}
 
 
+def test_event_metadata_too_large_to_frame_is_an_error_post_and_the_worker_stays_warm(
+        start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("faults.echo")
+    first_pid = runtime.invoke({}).json()["pid"]
+    record = runtime.invoke({"number": 1}, client_context='{"custom": {"blob": "' + "x" * 70_000 + '"}}')
+    assert record.error.error_type == "Runtime.EventMetadataTooLarge", record.describe()
+    assert record.request_id in (record.error.error_message or "")
+    assert runtime.alive()
+    assert runtime.invoke({}).json()["pid"] == first_pid, "the worker never saw the event: it stays warm"
+    assert "worker replaced" not in runtime.log()
+
+
 def test_handler_exception_is_reported_and_the_worker_stays_warm(start_runtime: StartRuntime) -> None:
     runtime = start_runtime("faults.raise_error")
     first = runtime.invoke({"detail": 42})
