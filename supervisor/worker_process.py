@@ -139,6 +139,17 @@ def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, 
     return env
 
 
+def _event_frame(invocation: Invocation, soft_timeout_ms: int) -> bytes | Outcome:
+    """The invoke frame for an event, or the error to post when it cannot be framed (metadata over the frame
+    header's bound, as a huge client context makes it): the event never reaches the worker, which stays warm."""
+    try:
+        return encode_frame(invocation.worker_header(soft_timeout_ms), invocation.body)
+    except ValueError as error:
+        return failure(ErrorType.EVENT_METADATA_TOO_LARGE, invocation.request_id,
+                       f"the invocation's metadata (client context, identity, ids) cannot be passed to the function: "
+                       f"{error}")
+
+
 def parse_worker_error(payload: bytes) -> dict[str, Any]:
     """Validate an error object sent by the (untrusted) worker, keeping only the fields Lambda knows."""
     try:
@@ -289,12 +300,9 @@ class WorkerProcess:
     ) -> Outcome:
         """Run one invocation to its single outcome. On any outcome with a ``fault`` the worker is already dead."""
         request_id = invocation.request_id
-        try:
-            frame_bytes = encode_frame(invocation.worker_header(soft_timeout_ms), invocation.body)
-        except ValueError as error:  # the event never reaches the worker, which stays warm
-            return failure(ErrorType.EVENT_METADATA_TOO_LARGE, request_id,
-                           f"the invocation's metadata (client context, identity, ids) cannot be passed to the "
-                           f"function: {error}")
+        frame_bytes = _event_frame(invocation, soft_timeout_ms)
+        if isinstance(frame_bytes, Outcome):
+            return frame_bytes
         self.invocations += 1
         deadline = time.monotonic() + invocation.seconds_left()
         shutdown_started: list[float] = []
@@ -329,24 +337,32 @@ class WorkerProcess:
             return failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {elapsed:.2f} seconds",
                            FaultReason.TIMEOUT)
         except _WorkerGone:
-            if not self._reap_after_gone():
-                outcome = self._protocol_violation(request_id, "it closed its pipe")
-            else:
-                outcome = failure(ErrorType.EXIT, request_id, f"Runtime exited with error: {self.exit_description}",
-                                  FaultReason.CRASH)
-            outcome.delivered = self._sent > 0
-            return outcome
+            return self._gone(request_id)
         except FrameTooLarge as error:
             self.kill()
             message = response_size_message(error.size, error.limit)
             return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id, message, FaultReason.OVERSIZE_FRAME)
         except FrameError as error:
             return self._protocol_violation(request_id, str(error))
-        outcome = self._judge_reply(frame, request_id, max_response_bytes)
+        return self._after_reply(request_id, self._judge_reply(frame, request_id, max_response_bytes))
+
+    def _gone(self, request_id: str) -> Outcome:
+        """The worker exited or closed its pipe during the invocation."""
+        if not self._reap_after_gone():
+            outcome = self._protocol_violation(request_id, "it closed its pipe")
+        else:
+            outcome = failure(ErrorType.EXIT, request_id, f"Runtime exited with error: {self.exit_description}",
+                              FaultReason.CRASH)
+        outcome.delivered = self._sent > 0
+        return outcome
+
+    def _after_reply(self, request_id: str, outcome: Outcome) -> Outcome:
+        """Remember the request as answered; a second frame that came with the reply is this invocation's fault
+        (its own answer stands, the worker is replaced)."""
         if outcome.blame is None:
             self._served.append(request_id)
             if outcome.fault is None and (self._frames or self._decoder.pending_bytes):
-                self.kill()  # a second reply came with the first: this invocation's fault, its own answer stands
+                self.kill()
                 outcome.fault = FaultReason.STRAY_FRAME
         return outcome
 
