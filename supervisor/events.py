@@ -8,7 +8,6 @@ decides how it is shown. Every event keeps its fields structured (bound on the l
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,7 +15,7 @@ from loguru import logger
 
 from lambda_supervisor.shared.printable import log_safe
 
-from .logs import write_line
+from .logs import write_line, write_out
 
 #: Called with every event and its fields; returns the metric lines to write for it ("" for none). Set by
 #: :func:`.metrics.configure_metrics`; None: no metrics.
@@ -41,8 +40,7 @@ def emit_line(event: str, line: str, /, *, level: str = "INFO", **fields: Any) -
     logger.bind(event=event, fields=fields).log(level, line)
     metrics = observer(event, fields) if observer is not None else ""
     if metrics:
-        sys.stdout.write(metrics)
-        sys.stdout.flush()
+        write_out(metrics)
 
 
 def emit_invocation(line: str, /, **fields: Any) -> None:
