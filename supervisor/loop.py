@@ -35,6 +35,7 @@ from .process_tree import (
 from .report import report_invocation
 from .respawn import make_factory
 from .runtime_api import Invocation, MalformedInvocation, RuntimeApiClient, RuntimeApiUnavailable
+from .soft_timeout import SoftTimeout
 from .worker_process import FaultReason, Outcome, WorkerInitFailed, WorkerProcess
 
 
@@ -55,6 +56,7 @@ class Supervisor:
         self.api = api
         self.environ = dict(environ)
         self.worker: WorkerProcess | None = None
+        self.soft_timeout = SoftTimeout(config.soft_timeout_ms, self.environ)
         self.factory = make_factory(config, self.environ, CpuHandoff.plan() if config.share_cpu else None)
         self._invocation_limit = 0
         self._shutdown_requested = False
@@ -284,7 +286,7 @@ class Supervisor:
             invocation,
             max_rss_bytes=self.config.max_rss_bytes,
             max_response_bytes=self.config.max_response_bytes,
-            soft_timeout_ms=self.config.soft_timeout_ms,
+            soft_timeout_ms=self.soft_timeout.for_invocation(invocation),
             poll_s=self.config.memory_poll_ms / 1000,
             shutdown_requested=lambda: self._shutdown_requested,
             shutdown_grace_s=self.config.shutdown_grace_ms / 1000,

@@ -141,6 +141,21 @@ def test_the_soft_timeout_raises_inside_the_handler_before_the_kill(
     assert ok_pid(runtime) == pid, "a soft timeout is an ordinary error: the worker stays warm"
 
 
+@pytest.mark.parametrize("known_at_init", [False, True], ids=["from-the-deadline", "from-AWS_LAMBDA_FUNCTION_TIMEOUT"])
+def test_a_soft_timeout_not_shorter_than_the_function_timeout_is_ignored_with_one_warning(
+    start_runtime: StartRuntime, known_at_init: bool
+) -> None:
+    env = {"LAMBDA_SUPERVISOR_SOFT_TIMEOUT_MS": "5000"}
+    if known_at_init:
+        env["AWS_LAMBDA_FUNCTION_TIMEOUT"] = "2"
+    runtime = start_runtime("counted.handler", task_root=COUNTED, timeout_s=2.0, env=env)
+    if known_at_init:
+        assert "soft timeout is ignored" in runtime.log(), "warned at init, before any event"
+    pids = {ok_pid(runtime, {"action": "sleep", "seconds": 0.05}) for _ in range(3)}
+    assert len(pids) == 1
+    assert runtime.log().count("soft timeout is ignored") == 1, runtime.log()
+
+
 def test_a_swallowed_soft_timeout_still_meets_the_hard_kill(start_runtime: StartRuntime) -> None:
     runtime = start_runtime("counted.handler", task_root=COUNTED, timeout_s=1.5,
                             env={"LAMBDA_SUPERVISOR_SOFT_TIMEOUT_MS": "500"})

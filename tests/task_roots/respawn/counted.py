@@ -28,6 +28,8 @@ def handler(event, context):
             with open(event["marker"], "w") as marker:
                 marker.write(str(context.get_remaining_time_in_millis()))
             raise
+    if action == "sleep":
+        time.sleep(event["seconds"])
     if action == "soft_swallow":
         for _ in range(600):
             try:
