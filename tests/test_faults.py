@@ -6,14 +6,17 @@ on the same supervisor process.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
-from conftest import TASK_ROOTS, StartRuntime, process_dead, process_gone, wait_for
+from conftest import TASK_ROOTS, StartRuntime, clean_environment, process_dead, process_gone, wait_for
 from lambda_supervisor.supervisor.exit_codes import ExitCode
 
 
@@ -330,3 +333,41 @@ def test_a_late_stray_reply_during_the_next_request_blames_the_earlier_one(start
     assert f"worker replaced: reason=stray-frame request_id={guilty.request_id}" in log
     _assert_innocent_requests_succeed(runtime)
     assert runtime.alive()
+
+
+# -- nothing in the task root shadows the runtime's own imports ------------------------------------------------
+
+SHADOWING_DEPS = TASK_ROOTS / "shadowing_deps"
+REPOSITORY = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+@pytest.mark.parametrize("entry_point", ["python -m", "console script", "docker/bootstrap"])
+def test_user_modules_named_like_the_runtimes_dependencies_do_not_shadow_them(
+        start_runtime: StartRuntime, entry_point: str) -> None:
+    """The task root (also the working directory, as on Lambda) holds tenacity.py, loguru.py, psutil.py,
+    httptools.py and requests.py, each raising on import: the supervisor must not see them, the handler works."""
+    command = {
+        "python -m": [sys.executable, "-m", "lambda_supervisor.supervisor", "run"],
+        "console script": [str(BIN / "lambda-supervisor"), "run"],
+        "docker/bootstrap": ["sh", str(REPOSITORY / "docker" / "bootstrap")],
+    }[entry_point]
+    env = {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # the bootstrap's python3 is ours
+    runtime = start_runtime("app.handler", task_root=SHADOWING_DEPS, command=command, cwd=SHADOWING_DEPS, env=env)
+    record = runtime.invoke({})
+    assert record.json() == {"ok": True, "task_root_first": str(SHADOWING_DEPS)}, record.describe()
+    assert runtime.alive()
+    assert "instead of the runtime's own" not in runtime.log()
+
+
+def test_a_local_runtime_started_from_the_task_root_is_not_shadowed(tmp_path: Path) -> None:
+    """`invoke` (like `serve` and `demo`) starts the bootstrap itself, from the working directory."""
+    events = tmp_path / "events.json"
+    events.write_text('[{"n": 1}, {"n": 2}]')
+    log = tmp_path / "runtime.log"
+    result = subprocess.run(
+        [str(BIN / "lambda-supervisor"), "invoke", "app.handler", "--events", str(events), "--task-root", ".",
+         "--runtime-log", str(log)],
+        cwd=SHADOWING_DEPS, env=clean_environment(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr + log.read_text()
+    assert "instead of the runtime's own" not in log.read_text()
