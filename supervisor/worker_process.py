@@ -577,6 +577,22 @@ class WorkerProcess:
         self.kill()
         return exited
 
+    def init_error(self) -> dict[str, Any] | None:
+        """The init error a dead worker left in its pipe (a standby that failed its init), once it is reaped."""
+        for frame in self._frames:
+            if frame.type == MessageType.INIT_ERROR:
+                try:
+                    return parse_worker_error(frame.payload)
+                except FrameError as error:
+                    return error_object(ErrorType.INVALID_WORKER_MESSAGE, str(error))
+        return None
+
+    def _take_last_words(self) -> None:
+        """Before the pipe is closed: keep the frames the dead worker left in it (an init error, say)."""
+        with contextlib.suppress(OSError, FrameError):  # BlockingIOError (nothing more) is an OSError
+            while not self._input_eof and (frames := self._decoder.read_from(self._from_worker)) is not None:
+                self._frames.extend(frames)
+
     def _reap(self) -> None:
         _, status, usage = os.wait4(self.pid, 0)
         track_worker(self.pid, alive=False)
@@ -586,6 +602,7 @@ class WorkerProcess:
         self.exit_description = describe_wait_status(status)
         self.peak_rss_bytes = max(self.peak_rss_bytes, usage.ru_maxrss * 1024)
         self._selector.close()
+        self._take_last_words()
         os.close(self._statm)
         os.close(self._pidfd)
         os.close(self._from_worker)

@@ -176,3 +176,33 @@ def test_a_crash_loop_backs_off_then_reports_the_init_error(start_runtime: Start
     waits = [float(w) for w in re.findall(r"backing off: attempt=\d+ wait_ms=([\d.]+)", runtime.log())]
     assert len(waits) == 2 and all(wait > 0 for wait in waits), runtime.log()
     assert len((tmp_path / "inits").read_text().split()) == 4, "one good init, then exactly three attempts"
+
+
+def test_a_standby_whose_init_keeps_failing_is_retried_with_backoff_and_its_error_logged(
+    start_runtime: StartRuntime, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    runtime = start(start_runtime, "spare", BREAK_INIT_FILE=str(broken))
+    first = ok_pid(runtime)
+    broken.touch()  # from now on every init fails: the standby started after the next crash will die
+    assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
+    promoted = ok_pid(runtime)
+    assert promoted != first, "the standby initialised before the break was promoted"
+
+    def standby_losses() -> list[tuple[int, float]]:
+        ok_pid(runtime)  # between invocations the supervisor looks after its standby
+        found = re.findall(r"standby worker died; starting another after a pause: .*error='RuntimeError: init is "
+                           r"broken from now on' attempt=(\d+) retry_in_ms=([\d.]+)", runtime.log())
+        return [(int(attempt), float(pause)) for attempt, pause in found] if len(found) >= 3 else []
+
+    losses = wait_for(standby_losses, timeout=60, what="three standby losses")
+    assert [attempt for attempt, _ in losses[:3]] == [1, 2, 3]
+    pauses = [pause for _, pause in losses[:3]]
+    assert pauses == sorted(pauses) and pauses[0] >= 100, f"the pause grows: {pauses}"
+    assert "exit status 1" in runtime.log()
+    broken.unlink()  # the dependency is back: a standby is ready again once the pause is over
+    assert runtime.alive()
+    wait_for(lambda: ok_pid(runtime) and len(supervisor_children(runtime)) == 2, timeout=60,
+             what="a healthy standby")
+    assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
+    assert ok_pid(runtime) != promoted

@@ -12,6 +12,10 @@ if os.environ.get("INIT_LOG"):
     if os.environ.get("FAIL_LATER_INITS") and len(open(os.environ["INIT_LOG"]).read().split()) > 1:
         raise RuntimeError("init fails from now on")
 
+# BREAK_INIT_FILE: once the test creates this file, every init fails (the standby started after that, say)
+if os.environ.get("BREAK_INIT_FILE") and os.path.exists(os.environ["BREAK_INIT_FILE"]):
+    raise RuntimeError("init is broken from now on")
+
 HOARD = []
 
 
