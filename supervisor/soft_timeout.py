@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from lambda_supervisor.shared.printable import log_safe
+
 from .events import emit
 from .runtime_api import Invocation
 
@@ -38,7 +40,7 @@ class SoftTimeout:
     def for_invocation(self, invocation: Invocation) -> int:
         soft = self.soft_timeout_ms
         if soft and soft >= (time_left_ms := invocation.deadline_ms - time.time() * 1000):
-            self._warn(f"{max(time_left_ms, 0):.0f} ms, the time left for request {invocation.request_id}")
+            self._warn(f"{max(time_left_ms, 0):.0f} ms, the time left for request {log_safe(invocation.request_id)}")
             return 0
         return soft
 
