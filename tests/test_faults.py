@@ -371,3 +371,20 @@ def test_a_local_runtime_started_from_the_task_root_is_not_shadowed(tmp_path: Pa
         cwd=SHADOWING_DEPS, env=clean_environment(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr + log.read_text()
     assert "instead of the runtime's own" not in log.read_text()
+
+
+def test_a_request_id_with_odd_characters_is_answered_and_cannot_split_a_log_line(
+        start_runtime: StartRuntime) -> None:
+    """Lambda's ids are UUIDs, but the id is echoed in the post's path and in log lines: it is quoted in the path
+    and escaped in the log."""
+    runtime = start_runtime("faults.echo")
+    odd = "req/../1?x=y#z\t2026-01-01T00:00:00.000Z"
+    polls = runtime.emulator.next_poll_count
+    runtime.emulator.submit({"n": 1}, request_id=odd)
+    record = runtime.emulator.wait_outcome(odd, 60)
+    runtime.emulator.wait_next_polled(polls + 1, timeout=60)
+    assert record.json()["request_id"] == odd, "the handler sees the id as Lambda gave it"
+    log = runtime.log()
+    assert "REPORT RequestId: req/../1?x=y#z\\t2026-01-01T00:00:00.000Z\t" in log
+    assert f"\t{odd}\t" not in log
+    assert runtime.alive()
