@@ -296,9 +296,13 @@ def _assert_innocent_requests_succeed(runtime, count: int = 3) -> list[int]:
     return pids
 
 
+STRATEGIES = ["spare", "fork", "fresh"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_a_forked_child_returning_into_the_worker_loop_neither_replies_nor_breaks_the_worker(
-        start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("faults.act")
+        start_runtime: StartRuntime, strategy: str) -> None:
+    runtime = start_runtime("faults.act", env={"LAMBDA_SUPERVISOR_RESPAWN": strategy})
     guilty = runtime.invoke({"action": "fork_and_return"})
     assert guilty.outcome_kind == "response", guilty.describe()
     worker_pid = guilty.json()["pid"]
@@ -307,8 +311,10 @@ def test_a_forked_child_returning_into_the_worker_loop_neither_replies_nor_break
     assert runtime.alive()
 
 
-def test_a_second_reply_frame_is_the_fault_of_the_request_that_wrote_it(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("faults.act")
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_second_reply_frame_is_the_fault_of_the_request_that_wrote_it(start_runtime: StartRuntime,
+                                                                         strategy: str) -> None:
+    runtime = start_runtime("faults.act", env={"LAMBDA_SUPERVISOR_RESPAWN": strategy})
     guilty = runtime.invoke({"action": "double_reply"})
     assert guilty.outcome_kind == "response", guilty.describe()  # its own (forged) answer: its own business
     _assert_innocent_requests_succeed(runtime)
@@ -318,11 +324,12 @@ def test_a_second_reply_frame_is_the_fault_of_the_request_that_wrote_it(start_ru
     assert runtime.alive()
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
 def test_a_late_stray_reply_during_the_next_request_blames_the_earlier_one(start_runtime: StartRuntime,
-                                                                           tmp_path: Path) -> None:
+                                                                           tmp_path: Path, strategy: str) -> None:
     """A child of request A writes a reply for A while request B runs: A is named, B is served on a fresh
     worker."""
-    runtime = start_runtime("faults.act")
+    runtime = start_runtime("faults.act", env={"LAMBDA_SUPERVISOR_RESPAWN": strategy})
     guilty = runtime.invoke({"action": "stray_later", "dir": str(tmp_path)})
     assert guilty.outcome_kind == "response", guilty.describe()
     innocent = runtime.invoke({"action": "let_stray_in", "dir": str(tmp_path)})

@@ -171,12 +171,12 @@ def act(event, context):
             try:
                 _wait_for_file(event["dir"] + "/go")
                 os.write(_worker_out_fd(), _reply_frame(context.aws_request_id))
-                with open(event["dir"] + "/done", "w"):
-                    pass
             finally:
                 os._exit(0)
-    elif action == "let_stray_in":  # the innocent request, running while the stray frame arrives
-        with open(event["dir"] + "/go", "w"):
-            pass
-        _wait_for_file(event["dir"] + "/done")
+    elif action == "let_stray_in":  # the innocent request: the stray frame arrives while it runs
+        try:
+            os.close(os.open(event["dir"] + "/go", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:  # served again, on a fresh worker: nothing more to wait for
+            return {"pid": os.getpid(), "action": action}
+        time.sleep(3600)  # the supervisor ends this worker when the stray frame arrives
     return {"pid": os.getpid(), "action": action}
