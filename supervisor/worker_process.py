@@ -51,6 +51,8 @@ PIPE_SIZE = 1 << 20
 STACK_DUMP_WAIT_S = 0.005
 #: After the worker's pipe hits EOF, how long to wait for its exit to show before calling it a closed pipe.
 EXIT_AFTER_EOF_S = 0.5
+#: At most this many reads (of up to 1 MiB each) of what a dead worker left in its pipe.
+LAST_WORDS_READS = 4
 #: How many of a worker's past request ids are remembered, to tell a late stray reply from garbage.
 REMEMBERED_REQUEST_IDS = 64
 
@@ -588,9 +590,13 @@ class WorkerProcess:
         return None
 
     def _take_last_words(self) -> None:
-        """Before the pipe is closed: keep the frames the dead worker left in it (an init error, say)."""
+        """Before the pipe is closed: keep the frames the dead worker left in it (an init error, say). Bounded: a
+        descendant that kept the pipe open could write for ever."""
         with contextlib.suppress(OSError, FrameError):  # BlockingIOError (nothing more) is an OSError
-            while not self._input_eof and (frames := self._decoder.read_from(self._from_worker)) is not None:
+            for _ in range(LAST_WORDS_READS):
+                frames = self._decoder.read_from(self._from_worker) if not self._input_eof else None
+                if frames is None:
+                    return
                 self._frames.extend(frames)
 
     def _reap(self) -> None:
