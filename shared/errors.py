@@ -27,6 +27,7 @@ class ErrorType(StrEnum):
     TIMEOUT = "Runtime.Timeout"
     OUT_OF_MEMORY = "Runtime.OutOfMemory"
     INVALID_WORKER_MESSAGE = "Runtime.InvalidWorkerMessage"
+    EVENT_METADATA_TOO_LARGE = "Runtime.EventMetadataTooLarge"
     INIT_TIMEOUT = "Runtime.InitTimeout"
     CONFIGURATION = "Runtime.InvalidConfiguration"
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from loguru import logger
 
 from lambda_supervisor.shared.errors import ErrorType, error_object
+from lambda_supervisor.shared.printable import log_safe
 
 from .config import SETTINGS, Config, ConfigError
 from .exit_codes import ExitCode
@@ -36,7 +37,7 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
         config = Config.load(os.environ, defaults)
     except ConfigError as error:
         configure_logging(log_format=os.environ.get("AWS_LAMBDA_LOG_FORMAT", "Text"))
-        logger.error(f"invalid configuration: {error}")
+        logger.error(f"invalid configuration: {log_safe(str(error))}")
         _report_config_error(str(error))
         return ExitCode.CONFIG_ERROR
     configure_logging(config.log_level, config.log_format)

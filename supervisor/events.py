@@ -8,13 +8,14 @@ decides how it is shown. Every event keeps its fields structured (bound on the l
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from loguru import logger
 
-from .logs import write_line
+from lambda_supervisor.shared.printable import log_safe
+
+from .logs import write_line, write_out
 
 #: Called with every event and its fields; returns the metric lines to write for it ("" for none). Set by
 #: :func:`.metrics.configure_metrics`; None: no metrics.
@@ -24,8 +25,8 @@ observer: Callable[[str, Mapping[str, Any]], str] | None = None
 def _render(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.1f}"
-    text = str(value)
-    return repr(text) if (" " in text or not text) else text
+    text = str(value)  # may come from user code (an error type, a message): it must not end the line
+    return repr(text) if (" " in text or not text) else log_safe(text)
 
 
 def emit(event: str, message: str, /, *, level: str = "INFO", **fields: Any) -> None:
@@ -39,8 +40,7 @@ def emit_line(event: str, line: str, /, *, level: str = "INFO", **fields: Any) -
     logger.bind(event=event, fields=fields).log(level, line)
     metrics = observer(event, fields) if observer is not None else ""
     if metrics:
-        sys.stdout.write(metrics)
-        sys.stdout.flush()
+        write_out(metrics)
 
 
 def emit_invocation(line: str, /, **fields: Any) -> None:

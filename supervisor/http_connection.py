@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import httptools
 
+from lambda_supervisor.shared.printable import is_header_safe
+
 #: Read size per ``recv``: under glibc's mmap threshold, so small answers do not map and unmap a buffer each time.
 RECV_BYTES = 65536
 #: Bodies up to this size are sent in one write together with the head; larger ones are not copied to do so.
@@ -74,6 +76,19 @@ def _timeval(seconds: float) -> bytes:
     """A ``struct timeval`` for SO_RCVTIMEO/SO_SNDTIMEO; at least 1 µs, as zero would mean no timeout at all."""
     microseconds = max(round(seconds * 1_000_000), 1)
     return struct.pack("@ll", microseconds // 1_000_000, microseconds % 1_000_000)
+
+
+class UnsafeRequest(ValueError):
+    """A request line or header holds what HTTP cannot carry safely (a CR, an LF, a non-ASCII character). Callers
+    make their values safe first (shared/printable.py); this is the last line of defence, and never retried."""
+
+
+def _refuse_unsafe(method: str, path: str, headers: dict[str, str] | None) -> None:
+    if not (is_header_safe(method) and is_header_safe(path) and " " not in path):
+        raise UnsafeRequest(f"unsafe request line: {method!r} {path!r}")
+    for name, value in (headers or {}).items():
+        if not (is_header_safe(name) and is_header_safe(value)) or ":" in name:
+            raise UnsafeRequest(f"unsafe header: {name!r}: {value!r}")
 
 
 class HttpConnection:
@@ -138,6 +153,7 @@ class HttpConnection:
 
     def _send(self, sock: socket.socket, method: str, path: str, body: bytes | None,
               headers: dict[str, str] | None) -> None:
+        _refuse_unsafe(method, path, headers)
         head = [f"{method} {path} HTTP/1.1\r\n".encode("latin-1"), self._fixed_headers]
         if headers:
             head.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items())

@@ -33,7 +33,9 @@ def start_runtime(emulator: RuntimeApiEmulator, handler: str, task_root: Path,
     env.update(extra_env or {})
     env["AWS_LAMBDA_RUNTIME_API"] = emulator.address
     env.setdefault("AWS_LAMBDA_FUNCTION_NAME", emulator.function_name)
-    command = [sys.executable, "-m", "lambda_supervisor.supervisor", "run", handler, "--task-root", str(task_root)]
+    # -P: the working directory (often the task root) must not shadow the supervisor's own imports
+    command = [sys.executable, "-P", "-m", "lambda_supervisor.supervisor", "run", handler, "--task-root",
+               str(task_root)]
     return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=output,
                             stderr=subprocess.STDOUT if output is not None else None)
 

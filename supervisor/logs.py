@@ -9,10 +9,18 @@ Every line goes through loguru except one: the REPORT line that ends each invoca
 rendered by the same function and written to the same stream, but without loguru's per-call work (building a
 record, its timestamp and caller frame), which cost more in ``bench/`` than the rest of the supervisor's
 bookkeeping for an invocation. Lifecycle events are rare; the REPORT line is on every invocation.
+
+The worker's children share our stdout, and one may have left a partial line (``"downloading 10%\r"``) just
+before our line; glued onto it, a REPORT line in JSON would no longer be JSON. So every write starts on a line
+of its own (:func:`write_out`): on a regular file we look at its last byte and add a newline only when it is not
+one; on a pipe (Lambda's, Docker's) we cannot look, so every write starts with a newline, and an empty line is
+the price; on a terminal nothing is parsed and nothing is added.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 import time
 import traceback
@@ -29,6 +37,11 @@ LOGGER_NAME = "lambda-supervisor"
 #: The levels at or above the configured one, for the lines written without loguru.
 _enabled_levels: frozenset[str] = frozenset()
 _json_format = False
+#: How stdout is checked before a write: "file" (its last byte is read), "stream" (a newline always goes first),
+#: or "terminal" (nothing is done).
+_stdout_kind = "terminal"
+#: For a "file" stdout: the same file opened for reading (stdout itself is usually opened write-only).
+_peek_fd = -1
 
 
 def render(seconds: float, level: str, message: str, event: str | None = None,
@@ -48,8 +61,46 @@ def write_line(level: str, message: str, event: str, fields: Mapping[str, Any], 
     for the per-invocation line only. The configured level applies as it does to loguru's lines."""
     line = render(time.time(), level, message, event, fields) if level in _enabled_levels else ""
     if line or then:
-        sys.stdout.write(line + then)
-        sys.stdout.flush()
+        write_out(line + then)
+
+
+def write_out(text: str) -> None:
+    """Write whole lines of ours to stdout, starting on a line of their own whatever a child wrote before."""
+    sys.stdout.write(_line_break_needed() + text)
+    sys.stdout.flush()
+
+
+def _line_break_needed() -> str:
+    if _stdout_kind == "terminal":
+        return ""
+    if _stdout_kind == "stream":
+        return "\n"
+    try:
+        size = os.fstat(_peek_fd).st_size
+        return "" if size == 0 or os.pread(_peek_fd, 1, size - 1) == b"\n" else "\n"
+    except OSError:
+        return "\n"
+
+
+def _watch_stdout() -> None:
+    """Decide how stdout is checked before each write (see the module's docstring)."""
+    global _stdout_kind, _peek_fd
+    if _peek_fd >= 0:
+        os.close(_peek_fd)
+        _peek_fd = -1
+    try:
+        fd = sys.stdout.fileno()
+        if os.isatty(fd):
+            _stdout_kind = "terminal"
+        elif stat.S_ISREG(os.fstat(fd).st_mode):
+            _peek_fd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+            _stdout_kind = "file"
+        else:
+            _stdout_kind = "stream"
+    except OSError:  # a file we cannot read back: treat it as a pipe
+        _stdout_kind = "stream"
+    except ValueError:  # no descriptor (a test's capture): nothing shares it
+        _stdout_kind = "terminal"
 
 
 def _message(record: Any) -> str:
@@ -63,15 +114,15 @@ def _message(record: Any) -> str:
 def _sink(message: Any) -> None:
     record = message.record
     extra = record["extra"]
-    sys.stdout.write(render(record["time"].timestamp(), record["level"].name, _message(record), extra.get("event"),
-                            extra.get("fields")))
-    sys.stdout.flush()
+    write_out(render(record["time"].timestamp(), record["level"].name, _message(record), extra.get("event"),
+                     extra.get("fields")))
 
 
 def configure_logging(level: str = "INFO", log_format: str = "Text") -> None:
     """One sink, stdout, flushed after every line, so a line is out before the next thing can go wrong."""
     global _enabled_levels, _json_format
     _json_format = log_format.upper() == JSON
+    _watch_stdout()
     threshold = logger.level(level).no
     _enabled_levels = frozenset(name for name in LOG_LEVELS if logger.level(name).no >= threshold)
     logger.remove()

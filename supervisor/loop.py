@@ -35,7 +35,8 @@ from .process_tree import (
 from .report import report_invocation
 from .respawn import make_factory
 from .runtime_api import Invocation, MalformedInvocation, RuntimeApiClient, RuntimeApiUnavailable
-from .worker_process import FaultReason, WorkerInitFailed, WorkerProcess
+from .soft_timeout import SoftTimeout
+from .worker_process import FaultReason, Outcome, WorkerInitFailed, WorkerProcess
 
 
 def _log_respawn_retry(state: RetryCallState) -> None:
@@ -55,6 +56,7 @@ class Supervisor:
         self.api = api
         self.environ = dict(environ)
         self.worker: WorkerProcess | None = None
+        self.soft_timeout = SoftTimeout(config.soft_timeout_ms, self.environ)
         self.factory = make_factory(config, self.environ, CpuHandoff.plan() if config.share_cpu else None)
         self._invocation_limit = 0
         self._shutdown_requested = False
@@ -220,6 +222,18 @@ class Supervisor:
              old_pid=old.pid, new_pid=self.worker.pid, strategy=self.factory.strategy,
              ready_ms=(time.monotonic() - started) * 1000)
 
+    def _replace_broken_worker(self, outcome: Outcome, innocent_request_id: str) -> None:
+        """Replace a worker that broke before it could serve this request, naming whoever broke it: an earlier
+        invocation whose stray frame arrived late, or (unknown) an exit while idle."""
+        if outcome.blame is None:
+            self._replace_worker("died-while-idle", innocent_request_id, graceful=False)
+            return
+        detail = (outcome.error or {}).get("errorMessage", "")
+        emit("stray_frame", "a frame arrived outside its invocation; blaming the invocation that sent it",
+             level="WARNING", guilty_request_id=outcome.blame or "(init)", request_id=innocent_request_id,
+             detail=detail)
+        self._replace_worker(FaultReason.STRAY_FRAME, outcome.blame or innocent_request_id, graceful=False)
+
     def _recycle_reason(self, worker: WorkerProcess) -> str | None:
         """Why a healthy worker should be retired now, between two requests (gunicorn/uWSGI/Celery policies)."""
         config = self.config
@@ -272,13 +286,13 @@ class Supervisor:
             invocation,
             max_rss_bytes=self.config.max_rss_bytes,
             max_response_bytes=self.config.max_response_bytes,
-            soft_timeout_ms=self.config.soft_timeout_ms,
+            soft_timeout_ms=self.soft_timeout.for_invocation(invocation),
             poll_s=self.config.memory_poll_ms / 1000,
             shutdown_requested=lambda: self._shutdown_requested,
             shutdown_grace_s=self.config.shutdown_grace_ms / 1000,
         )
         if not outcome.delivered and not retried:  # the worker broke before this event: not this request's fault
-            self._replace_worker("died-while-idle", invocation.request_id, graceful=False)
+            self._replace_broken_worker(outcome, invocation.request_id)
             self._serve(invocation, retried=True)
             return
         finished = time.monotonic()

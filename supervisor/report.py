@@ -9,6 +9,8 @@ JSON log format carries the same values as fields and the metrics recorder count
 
 from __future__ import annotations
 
+from lambda_supervisor.shared.printable import log_safe
+
 from .events import emit_invocation
 from .runtime_api import Invocation
 from .worker_process import Outcome, WorkerProcess
@@ -24,8 +26,9 @@ def report_invocation(invocation: Invocation, worker: WorkerProcess, outcome: Ou
     else:
         result = str((outcome.error or {}).get("errorType") or "Runtime.Unknown")
     fault = str(outcome.fault) if outcome.fault is not None else None
-    line = (f"REPORT RequestId: {invocation.request_id}\tDuration: {duration_ms:.2f} ms\tWorker PID: {worker.pid}\t"
-            f"Max RSS: {max_rss_mb:.1f} MB\tOutcome: {result}" + (f"\tFault: {fault}" if fault else ""))
+    line = (f"REPORT RequestId: {log_safe(invocation.request_id)}\tDuration: {duration_ms:.2f} ms\t"
+            f"Worker PID: {worker.pid}\tMax RSS: {max_rss_mb:.1f} MB\tOutcome: {log_safe(result)}"
+            + (f"\tFault: {fault}" if fault else ""))
     emit_invocation(line, request_id=invocation.request_id, duration_ms=round(duration_ms, 3),
                     worker_pid=worker.pid, max_rss_mb=round(max_rss_mb, 1), outcome=result, fault=fault,
                     served=worker.invocations)

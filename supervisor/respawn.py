@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import socket
+import time
 from collections.abc import Mapping
 
 import psutil
@@ -31,6 +33,18 @@ from .events import emit
 from .worker_process import WorkerInitFailed, WorkerProcess
 
 MAX_TEMPLATE_REPLY_BYTES = 4096
+#: The pause before a lost standby is started again: doubled with each loss in a row, jittered, capped.
+SPARE_RETRY_INITIAL_S = 0.2
+SPARE_RETRY_MAX_S = 30.0
+
+
+def _reason_it_died(worker: WorkerProcess) -> str:
+    """What a dead standby said before it died: its init error, if it sent one."""
+    worker.kill()  # reaps it, keeping what it left in its pipe
+    error = worker.init_error()
+    if error is None:
+        return "no init error was sent"
+    return f"{error['errorType']}: {error['errorMessage']}"
 
 
 class WorkerFactory:
@@ -75,11 +89,17 @@ class WorkerFactory:
 
 
 class SpareFactory(WorkerFactory):
+    """Keeps one standby initialised. A standby that dies (its init failing, say) is reported with its init error
+    and started again after a jittered exponential pause, so a broken init is not re-run between every two
+    invocations."""
+
     strategy = "spare"
 
     def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
         super().__init__(config, environ, cpu_handoff)
         self._spare: WorkerProcess | None = None
+        self._spare_failures = 0  # standbys lost in a row, since one was last promoted
+        self._next_spare_at = 0.0  # time.monotonic() before which no new standby is started
 
     def start(self) -> WorkerProcess:
         active = self._spawn()
@@ -95,20 +115,32 @@ class SpareFactory(WorkerFactory):
         promoted, self._spare = self._spare, None
         if promoted is None or promoted.has_exited():
             if promoted is not None:
-                promoted.kill()
+                self._standby_lost(promoted)
             promoted = self._spawn()
         try:
             promoted.wait_ready(self.config.init_timeout_s)  # instant when the standby is already initialised
+            self._spare_failures = 0
         finally:
             self._spare = self._spawn()
         return promoted
 
     def maintain(self) -> None:
         if self._spare is not None and self._spare.has_exited():
-            self._spare.kill()
-            emit("spare_lost", "standby worker died; starting another", level="WARNING", pid=self._spare.pid,
-                 exit=self._spare.exit_description)
+            self._standby_lost(self._spare)
+            self._spare = None
+        if self._spare is None and time.monotonic() >= self._next_spare_at:
             self._spare = self._spawn()
+
+    def _standby_lost(self, standby: WorkerProcess) -> None:
+        """Log a dead standby with the reason it gave (its init error), and pause before starting the next."""
+        self._spare_failures += 1
+        ceiling = min(SPARE_RETRY_INITIAL_S * 2 ** (self._spare_failures - 1), SPARE_RETRY_MAX_S)
+        pause = ceiling / 2 + random.uniform(0, ceiling / 2)
+        self._next_spare_at = time.monotonic() + pause
+        reason = _reason_it_died(standby)
+        emit("spare_lost", "standby worker died; starting another after a pause", level="WARNING", pid=standby.pid,
+             exit=standby.exit_description or "unknown", error=reason, attempt=self._spare_failures,
+             retry_in_ms=pause * 1000)
 
     def reserves(self) -> list[WorkerProcess]:
         return [self._spare] if self._spare is not None else []

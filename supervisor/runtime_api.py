@@ -14,17 +14,20 @@ unknown or already-answered request, a payload too large): it is logged and the 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from loguru import logger
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
+from lambda_supervisor.shared.printable import error_type_header, log_safe
 from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, RESULT_CONTENT_TYPES
 
-from .http_connection import HttpConnection, ResponseParseError
+from .http_connection import HttpConnection, ResponseParseError, UnsafeRequest
 from .xray_cause import XRAY_ERROR_CAUSE_HEADER, xray_error_cause
 
 API_VERSION = "2018-06-01"
@@ -32,6 +35,7 @@ CONNECT_TIMEOUT_S = 3.0
 POST_READ_TIMEOUT_S = 30.0
 #: Used when the Runtime API gives no usable deadline (it always does on Lambda): Lambda's maximum timeout.
 FALLBACK_TIMEOUT_MS = 900_000
+_PLAIN_REQUEST_ID = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 class TransientApiError(Exception):
@@ -87,7 +91,17 @@ def _log_retry(state: RetryCallState) -> None:
 
 
 def _error_headers(error: dict[str, Any]) -> dict[str, str]:
-    return {"Lambda-Runtime-Function-Error-Type": str(error.get("errorType", "Unhandled"))}
+    """The error type goes in a header, where user code's class name must not inject anything (see
+    shared/printable.py); the body keeps the real name."""
+    return {"Lambda-Runtime-Function-Error-Type": error_type_header(error.get("errorType"))}
+
+
+def _invocation_path(request_id: str, kind: str) -> str:
+    """The post path of an invocation; its id is quoted, so that no id can change the path or break the request
+    line."""
+    if _PLAIN_REQUEST_ID.fullmatch(request_id) is None:  # Lambda's are UUIDs: quoting those is time wasted
+        request_id = quote(request_id, safe="")
+    return f"invocation/{request_id}/{kind}"
 
 
 def _error_body(request_id: str, error: dict[str, Any]) -> bytes:
@@ -142,8 +156,8 @@ class RuntimeApiClient:
         try:
             deadline_ms = int(deadline_text)
         except ValueError:
-            logger.warning(f"invalid Lambda-Runtime-Deadline-Ms {deadline_text!r}: request_id={request_id}; "
-                           f"using {FALLBACK_TIMEOUT_MS} ms")
+            logger.warning(f"invalid Lambda-Runtime-Deadline-Ms {deadline_text!r}: "
+                           f"request_id={log_safe(request_id)}; using {FALLBACK_TIMEOUT_MS} ms")
             deadline_ms = int(time.time() * 1000) + FALLBACK_TIMEOUT_MS
         return Invocation(
             request_id=request_id,
@@ -173,7 +187,7 @@ class RuntimeApiClient:
         if content_type not in RESULT_CONTENT_TYPES:
             raise ValueError(f"not a result content type: {content_type[:64]!r}")
         headers = {} if content_type == JSON_CONTENT_TYPE else {"Content-Type": content_type}
-        return self._post_overlapped(f"invocation/{request_id}/response", body, headers, meanwhile)
+        return self._post_overlapped(_invocation_path(request_id, "response"), body, headers, meanwhile)
 
     def post_error(self, request_id: str, error: dict[str, Any], *, xray_cause: object = None,
                    meanwhile: Callable[[], None] | None = None) -> bool:
@@ -183,7 +197,7 @@ class RuntimeApiClient:
         cause = xray_error_cause(xray_cause, error)
         if cause is not None:
             headers[XRAY_ERROR_CAUSE_HEADER] = cause
-        return self._post_overlapped(f"invocation/{request_id}/error", body, headers, meanwhile)
+        return self._post_overlapped(_invocation_path(request_id, "error"), body, headers, meanwhile)
 
     def _post_overlapped(self, path: str, body: bytes, headers: dict[str, str],
                          meanwhile: Callable[[], None] | None) -> bool:
@@ -210,7 +224,12 @@ class RuntimeApiClient:
 
     def _post(self, path: str, body: bytes, headers: dict[str, str],
               while_waiting: Callable[[], None] | None = None) -> bool:
-        self._connection.send("POST", f"{self.base_path}/{path}", body, {"Content-Type": "application/json", **headers})
+        try:
+            self._connection.send("POST", f"{self.base_path}/{path}", body,
+                                  {"Content-Type": "application/json", **headers})
+        except UnsafeRequest as error:  # not retried: it would be refused again
+            logger.error(f"post not sent: path={log_safe(path)} error={error}")
+            return False
         if while_waiting is not None:
             while_waiting()
         response = self._connection.receive()
@@ -218,6 +237,6 @@ class RuntimeApiClient:
         if status >= 500:
             raise TransientApiError(f"POST {path} answered {status}: {answer[:200]!r}")
         if status >= 400:
-            logger.error(f"runtime api refused a post: path={path} status={status} body={answer[:200]!r}")
+            logger.error(f"runtime api refused a post: path={log_safe(path)} status={status} body={answer[:200]!r}")
             return False
         return True

@@ -53,6 +53,10 @@ PIPE_SIZE = 1 << 20
 STACK_DUMP_WAIT_S = 0.005
 #: After the worker's pipe hits EOF, how long to wait for its exit to show before calling it a closed pipe.
 EXIT_AFTER_EOF_S = 0.5
+#: At most this many reads (of up to 1 MiB each) of what a dead worker left in its pipe.
+LAST_WORDS_READS = 4
+#: How many of a worker's past request ids are remembered, to tell a late stray reply from garbage.
+REMEMBERED_REQUEST_IDS = 64
 
 
 class FaultReason(StrEnum):
@@ -64,6 +68,7 @@ class FaultReason(StrEnum):
     MEMORY_ERROR = "memory-error"
     INVALID_MESSAGE = "invalid-message"
     OVERSIZE_FRAME = "oversize-frame"
+    STRAY_FRAME = "stray-frame"
     SHUTDOWN = "shutdown"
 
 
@@ -77,6 +82,9 @@ class Outcome:
     xray_cause: object = None  # the worker's X-Ray cause for the error, unchecked (the post checks it)
     fault: FaultReason | None = None
     delivered: bool = True  # False: the worker was gone before one byte of the event reached it
+    #: Set when this request failed for another's fault: the earlier request whose stray frame broke the worker
+    #: ("" if it came before any invocation). Serve the request again, on a fresh worker.
+    blame: str | None = None
 
 
 def failure(error_type: str, request_id: str, detail: str, fault: FaultReason | None = None) -> Outcome:
@@ -137,6 +145,17 @@ def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, 
     return env
 
 
+def _event_frame(invocation: Invocation, soft_timeout_ms: int) -> bytes | Outcome:
+    """The invoke frame for an event, or the error to post when it cannot be framed (metadata over the frame
+    header's bound, as a huge client context makes it): the event never reaches the worker, which stays warm."""
+    try:
+        return encode_frame(invocation.worker_header(soft_timeout_ms), invocation.body)
+    except ValueError as error:
+        return failure(ErrorType.EVENT_METADATA_TOO_LARGE, invocation.request_id,
+                       f"the invocation's metadata (client context, identity, ids) cannot be passed to the function: "
+                       f"{error}")
+
+
 def parse_worker_error(payload: bytes) -> dict[str, Any]:
     """Validate an error object sent by the (untrusted) worker, keeping only the fields Lambda knows."""
     try:
@@ -181,6 +200,7 @@ class WorkerProcess:
         self._exited = False
         self._input_eof = False
         self._sent = 0  # bytes of the current event written to the worker
+        self._served: deque[str] = deque(maxlen=REMEMBERED_REQUEST_IDS)  # request ids this worker has answered
         self._statm = os.open(f"/proc/{pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
         self._exit_poller = select.poll()  # one poll on the pidfd, asked twice per invocation: made once
         self._exit_poller.register(self._pidfd, select.POLLIN)
@@ -285,8 +305,11 @@ class WorkerProcess:
         shutdown_grace_s: float,
     ) -> Outcome:
         """Run one invocation to its single outcome. On any outcome with a ``fault`` the worker is already dead."""
-        self.invocations += 1
         request_id = invocation.request_id
+        frame_bytes = _event_frame(invocation, soft_timeout_ms)
+        if isinstance(frame_bytes, Outcome):
+            return frame_bytes
+        self.invocations += 1
         deadline = time.monotonic() + invocation.seconds_left()
         shutdown_started: list[float] = []
 
@@ -304,8 +327,9 @@ class WorkerProcess:
                 return min(deadline, time.monotonic() + shutdown_grace_s)
             return None
 
-        frame_bytes = encode_frame(invocation.worker_header(soft_timeout_ms), invocation.body)
         self._sent = 0
+        if (stray := self._stray_between_invocations()) is not None:
+            return self._blame_earlier(request_id, self._served[-1] if self._served else "", stray)
         try:
             frame = self._await_frame(frame_bytes, deadline, tick=tick, tick_s=poll_s)
         except _Abort as abort:
@@ -319,24 +343,41 @@ class WorkerProcess:
             return failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {elapsed:.2f} seconds",
                            FaultReason.TIMEOUT)
         except _WorkerGone:
-            if not self._reap_after_gone():
-                outcome = self._protocol_violation(request_id, "it closed its pipe")
-            else:
-                outcome = failure(ErrorType.EXIT, request_id, f"Runtime exited with error: {self.exit_description}",
-                                  FaultReason.CRASH)
-            outcome.delivered = self._sent > 0
-            return outcome
+            return self._gone(request_id)
         except FrameTooLarge as error:
             self.kill()
             message = response_size_message(error.size, error.limit)
             return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id, message, FaultReason.OVERSIZE_FRAME)
         except FrameError as error:
             return self._protocol_violation(request_id, str(error))
-        return self._judge_reply(frame, request_id, max_response_bytes)
+        return self._after_reply(request_id, self._judge_reply(frame, request_id, max_response_bytes))
+
+    def _gone(self, request_id: str) -> Outcome:
+        """The worker exited or closed its pipe during the invocation."""
+        if not self._reap_after_gone():
+            outcome = self._protocol_violation(request_id, "it closed its pipe")
+        else:
+            outcome = failure(ErrorType.EXIT, request_id, f"Runtime exited with error: {self.exit_description}",
+                              FaultReason.CRASH)
+        outcome.delivered = self._sent > 0
+        return outcome
+
+    def _after_reply(self, request_id: str, outcome: Outcome) -> Outcome:
+        """Remember the request as answered; a second frame that came with the reply is this invocation's fault
+        (its own answer stands, the worker is replaced)."""
+        if outcome.blame is None:
+            self._served.append(request_id)
+            if outcome.fault is None and (self._frames or self._decoder.pending_bytes):
+                self.kill()
+                outcome.fault = FaultReason.STRAY_FRAME
+        return outcome
 
     def _judge_reply(self, frame: Frame, request_id: str, max_response_bytes: int) -> Outcome:
-        if frame.header.get("request_id") != request_id:
-            return self._protocol_violation(request_id, f"reply for request {frame.header.get('request_id')!r}")
+        replied_to = frame.header.get("request_id")
+        if replied_to != request_id:
+            if isinstance(replied_to, str) and replied_to in self._served:
+                return self._blame_earlier(request_id, replied_to, "a second reply to it arrived during this one")
+            return self._protocol_violation(request_id, f"reply for request {replied_to!r}")
         if frame.type == MessageType.RESULT:
             if len(frame.payload) > max_response_bytes:
                 return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id,
@@ -354,6 +395,36 @@ class WorkerProcess:
             return Outcome(error=error, fault=FaultReason.MEMORY_ERROR if fatal else None,
                            xray_cause=frame.header.get("xray_cause"))
         return self._protocol_violation(request_id, f"unexpected {frame.type!r} frame")
+
+    def _stray_between_invocations(self) -> str | None:
+        """Whatever the worker wrote after its last reply and before this event (one non-blocking read): the
+        fault of the invocation before, or of the init. Returns what was found, or None if the pipe is quiet."""
+        if self._frames or self._decoder.pending_bytes:
+            return "a frame was left over after the last reply"
+        if self._input_eof:
+            return None
+        try:
+            frames = self._decoder.read_from(self._from_worker)
+        except BlockingIOError:
+            return None
+        except FrameError as error:
+            return f"it wrote an invalid frame while idle ({error})"
+        if frames is None:  # closed: the wait for the reply sees that, as it does for a worker that closes mid-event
+            self._input_eof = True
+            self._selector.unregister(self._from_worker)
+            return None
+        self._frames.extend(frames)
+        return "it wrote a frame while idle"
+
+    def _blame_earlier(self, request_id: str, guilty: str, detail: str) -> Outcome:
+        """The worker was broken by an earlier invocation (``guilty``; "" for its init), not by this one: replace
+        it and serve this request again."""
+        self.kill()
+        outcome = failure(ErrorType.INVALID_WORKER_MESSAGE, request_id,
+                          f"worker sent an invalid message ({detail}); worker replaced", FaultReason.STRAY_FRAME)
+        outcome.delivered = False
+        outcome.blame = guilty
+        return outcome
 
     def _protocol_violation(self, request_id: str, detail: str) -> Outcome:
         self.kill()
@@ -516,6 +587,26 @@ class WorkerProcess:
         self.kill()
         return exited
 
+    def init_error(self) -> dict[str, Any] | None:
+        """The init error a dead worker left in its pipe (a standby that failed its init), once it is reaped."""
+        for frame in self._frames:
+            if frame.type == MessageType.INIT_ERROR:
+                try:
+                    return parse_worker_error(frame.payload)
+                except FrameError as error:
+                    return error_object(ErrorType.INVALID_WORKER_MESSAGE, str(error))
+        return None
+
+    def _take_last_words(self) -> None:
+        """Before the pipe is closed: keep the frames the dead worker left in it (an init error, say). Bounded: a
+        descendant that kept the pipe open could write for ever."""
+        with contextlib.suppress(OSError, FrameError):  # BlockingIOError (nothing more) is an OSError
+            for _ in range(LAST_WORDS_READS):
+                frames = self._decoder.read_from(self._from_worker) if not self._input_eof else None
+                if frames is None:
+                    return
+                self._frames.extend(frames)
+
     def _reap(self) -> None:
         _, status, usage = os.wait4(self.pid, 0)
         track_worker(self.pid, alive=False)
@@ -525,6 +616,7 @@ class WorkerProcess:
         self.exit_description = describe_wait_status(status)
         self.peak_rss_bytes = max(self.peak_rss_bytes, usage.ru_maxrss * 1024)
         self._selector.close()
+        self._take_last_words()
         os.close(self._statm)
         os.close(self._pidfd)
         os.close(self._from_worker)

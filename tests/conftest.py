@@ -137,7 +137,11 @@ def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
         timeout_s: float = 10.0,
         env: dict[str, str] | None = None,
         wait_ready: bool = True,
+        command: list[str] | None = None,
+        cwd: Path | None = None,
     ) -> Runtime:
+        """``command`` replaces ``python -m lambda_supervisor.supervisor run`` (another entry point), run in
+        ``cwd`` (default: ours; on Lambda it is the task root)."""
         emulator = RuntimeApiEmulator(function_timeout_s=timeout_s, function_name="test-function").start()
         environment = clean_environment()
         environment.update(
@@ -156,8 +160,8 @@ def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
         log_path = tmp_path / f"runtime-{len(started)}.log"
         log_file = log_path.open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "lambda_supervisor.supervisor", "run"],
-            env=environment, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            command or [sys.executable, "-m", "lambda_supervisor.supervisor", "run"],
+            env=environment, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
         )
         runtime = Runtime(emulator, process, log_path, log_file)
         started.append(runtime)

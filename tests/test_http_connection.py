@@ -13,7 +13,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from lambda_supervisor.supervisor.http_connection import HttpConnection, IncompleteResponse, ResponseParseError
+from lambda_supervisor.supervisor.http_connection import (
+    HttpConnection,
+    IncompleteResponse,
+    ResponseParseError,
+    UnsafeRequest,
+)
 
 OK = b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n{\"status\":\"OK\"}"
 
@@ -189,3 +194,24 @@ def test_a_long_poll_whose_answer_stalls_halfway_times_out(serve: type[ScriptedS
     with pytest.raises(TimeoutError):
         connection.request("GET", "/next", long_poll=True)
     assert connection.request("GET", "/next", long_poll=True).status == 202
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        pytest.param("/x", {"Lambda-Runtime-Function-Error-Type": "Boom\r\nX-Injected: yes"}, id="crlf-value"),
+        pytest.param("/x", {"Lambda-Runtime-Function-Error-Type": "Ошибка"}, id="non-ascii-value"),
+        pytest.param("/x", {"X-Bad\r\nName": "v"}, id="crlf-name"),
+        pytest.param("/x HTTP/1.1\r\nX-Injected: yes\r\n\r\nGET /y", {}, id="crlf-path"),
+    ],
+)
+def test_an_unsafe_header_or_path_is_refused_before_anything_is_sent(
+        serve: type[ScriptedServer], path: str, headers: dict[str, str]) -> None:
+    """The last line of defence: a ValueError (never retried), and not one byte on the wire."""
+    server = serve([OK, OK])
+    connection = connect(server)
+    with pytest.raises(UnsafeRequest):
+        connection.request("POST", path, b"{}", headers)
+    assert connection.request("POST", "/ok", b"{}").status == 202
+    assert len(server.requests) == 1 and server.requests[0].startswith(b"POST /ok ")
+    connection.close()

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
-from conftest import TASK_ROOTS, StartRuntime
+from conftest import TASK_ROOTS, StartRuntime, clean_environment
+from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
 
 LOGS = TASK_ROOTS / "logs"
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
@@ -168,3 +171,44 @@ def test_an_invalid_log_setting_is_a_configuration_error(start_runtime: StartRun
     posted = runtime.emulator.wait_init_error(60)
     assert posted.error_type == "Runtime.InvalidConfiguration"
     assert variable in (posted.error_message or "")
+
+
+@pytest.mark.parametrize("log_format", ["JSON", "Text"])
+def test_a_supervisor_line_starts_on_its_own_line_after_a_childs_partial_line(start_runtime: StartRuntime,
+                                                                               log_format: str) -> None:
+    """The REPORT line follows the child's "downloading 10%\\r" at once; it must still be a line of its own (in
+    JSON, a JSON object CloudWatch can parse; its metric line too)."""
+    runtime = start_runtime("logs.child_partial_line", task_root=LOGS, env={"AWS_LAMBDA_LOG_FORMAT": log_format})
+    record = runtime.invoke()
+    assert record.json() == "ok"
+    log = runtime.log()
+    assert "downloading 10%\r" in log
+    report = [line for line in lines(log) if f"REPORT RequestId: {record.request_id}" in line]
+    assert len(report) == 1, log
+    if log_format == "JSON":
+        assert json.loads(report[0])["event"] == "invocation", report[0]
+        assert all(json.loads(line) for line in lines(log) if "_aws" in line), "metric lines stay JSON too"
+    else:
+        assert re.match(TIMESTAMP + r"\tINFO\tlambda-supervisor\tREPORT ", report[0]), report[0]
+    assert "\n\n" not in log, "on a file, a newline is only added when the last byte is not one"
+
+
+def test_on_a_pipe_as_on_lambda_a_supervisor_line_also_starts_on_its_own_line() -> None:
+    """On Lambda stdout is a pipe, whose last byte cannot be read back: the line must still be whole."""
+    with RuntimeApiEmulator(function_timeout_s=10) as emulator:
+        environment = clean_environment()
+        environment.update(AWS_LAMBDA_RUNTIME_API=emulator.address, AWS_LAMBDA_LOG_FORMAT="JSON")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lambda_supervisor.supervisor", "run", "logs.child_partial_line", "--task-root",
+             str(LOGS)], env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            emulator.wait_next_polled(1, timeout=60)
+            record = emulator.invoke({}, wait=60)
+            emulator.wait_next_polled(2, timeout=60)
+        finally:
+            process.terminate()
+            output, _ = process.communicate(timeout=30)
+    log = output.decode()
+    assert "downloading 10%\r" in log
+    report = [line for line in lines(log) if f"REPORT RequestId: {record.request_id}" in line]
+    assert len(report) == 1 and json.loads(report[0])["event"] == "invocation", log

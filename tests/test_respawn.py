@@ -145,6 +145,21 @@ def test_the_soft_timeout_raises_inside_the_handler_before_the_kill(
     assert ok_pid(runtime) == pid, "a soft timeout is an ordinary error: the worker stays warm"
 
 
+@pytest.mark.parametrize("known_at_init", [False, True], ids=["from-the-deadline", "from-AWS_LAMBDA_FUNCTION_TIMEOUT"])
+def test_a_soft_timeout_not_shorter_than_the_function_timeout_is_ignored_with_one_warning(
+    start_runtime: StartRuntime, known_at_init: bool
+) -> None:
+    env = {"LAMBDA_SUPERVISOR_SOFT_TIMEOUT_MS": "5000"}
+    if known_at_init:
+        env["AWS_LAMBDA_FUNCTION_TIMEOUT"] = "2"
+    runtime = start_runtime("counted.handler", task_root=COUNTED, timeout_s=2.0, env=env)
+    if known_at_init:
+        assert "soft timeout is ignored" in runtime.log(), "warned at init, before any event"
+    pids = {ok_pid(runtime, {"action": "sleep", "seconds": 0.05}) for _ in range(3)}
+    assert len(pids) == 1
+    assert runtime.log().count("soft timeout is ignored") == 1, runtime.log()
+
+
 def test_a_swallowed_soft_timeout_still_meets_the_hard_kill(start_runtime: StartRuntime) -> None:
     runtime = start_runtime("counted.handler", task_root=COUNTED, timeout_s=1.5,
                             env={"LAMBDA_SUPERVISOR_SOFT_TIMEOUT_MS": "500"})
@@ -165,3 +180,33 @@ def test_a_crash_loop_backs_off_then_reports_the_init_error(start_runtime: Start
     waits = [float(w) for w in re.findall(r"backing off: attempt=\d+ wait_ms=([\d.]+)", runtime.log())]
     assert len(waits) == 2 and all(wait > 0 for wait in waits), runtime.log()
     assert len((tmp_path / "inits").read_text().split()) == 4, "one good init, then exactly three attempts"
+
+
+def test_a_standby_whose_init_keeps_failing_is_retried_with_backoff_and_its_error_logged(
+    start_runtime: StartRuntime, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    runtime = start(start_runtime, "spare", BREAK_INIT_FILE=str(broken))
+    first = ok_pid(runtime)
+    broken.touch()  # from now on every init fails: the standby started after the next crash will die
+    assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
+    promoted = ok_pid(runtime)
+    assert promoted != first, "the standby initialised before the break was promoted"
+
+    def standby_losses() -> list[tuple[int, float]]:
+        ok_pid(runtime)  # between invocations the supervisor looks after its standby
+        found = re.findall(r"standby worker died; starting another after a pause: .*error='RuntimeError: init is "
+                           r"broken from now on' attempt=(\d+) retry_in_ms=([\d.]+)", runtime.log())
+        return [(int(attempt), float(pause)) for attempt, pause in found] if len(found) >= 3 else []
+
+    losses = wait_for(standby_losses, timeout=60, what="three standby losses")
+    assert [attempt for attempt, _ in losses[:3]] == [1, 2, 3]
+    pauses = [pause for _, pause in losses[:3]]
+    assert pauses == sorted(pauses) and pauses[0] >= 100, f"the pause grows: {pauses}"
+    assert "exit status 1" in runtime.log()
+    broken.unlink()  # the dependency is back: a standby is ready again once the pause is over
+    assert runtime.alive()
+    wait_for(lambda: ok_pid(runtime) and len(supervisor_children(runtime)) == 2, timeout=60,
+             what="a healthy standby")
+    assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
+    assert ok_pid(runtime) != promoted

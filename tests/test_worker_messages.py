@@ -10,7 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from lambda_supervisor.shared.printable import error_type_header, is_header_safe, log_safe
 from lambda_supervisor.shared.protocol import FrameError
 from lambda_supervisor.supervisor.config import Config
 from lambda_supervisor.supervisor.worker_process import describe_wait_status, parse_worker_error, worker_environment
@@ -167,3 +170,21 @@ def test_the_worker_environment_from_defaults_only(tmp_path: Path, monkeypatch: 
     assert env["LAMBDA_TASK_ROOT"] == str(tmp_path.resolve())
     assert env["LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES"] == str(config.max_response_bytes)
     assert int(env["LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES"]) > 0
+
+
+# -- user-controlled text in headers and log lines -------------------------------------------------------------
+
+
+@given(st.text())
+def test_any_text_becomes_a_safe_header_value_and_a_safe_log_field(text: str) -> None:
+    assert is_header_safe(error_type_header(text))
+    assert len(error_type_header(text)) <= 256
+    safe = log_safe(text)
+    assert not any(char in safe for char in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"), "nothing that ends a line"
+
+
+def test_safe_names_are_kept_and_others_escaped_readably() -> None:
+    assert error_type_header("Runtime.ExitError") == "Runtime.ExitError"
+    assert error_type_header("") == error_type_header(None) == "Unhandled"
+    assert error_type_header("Ошибка\r\n") == "\\u041e\\u0448\\u0438\\u0431\\u043a\\u0430\\r\\n"
+    assert log_safe("Ошибка a\tb") == "Ошибка a\\tb", "printable non-ASCII stays readable in a log line"

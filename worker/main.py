@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, exception_error_object
+from lambda_supervisor.shared.printable import log_safe
 from lambda_supervisor.shared.protocol import Frame, FrameDecoder, MessageType, encode_frame
 from lambda_supervisor.shared.rlimits import RLimit, apply_rlimits, arm_cpu_limit, parse_rlimits
 
@@ -124,7 +125,7 @@ class UserFunction:
         """One invocation, under its soft timeout if the supervisor set one; always one reply frame."""
         reply: bytes | None = None
         request_id = str(frame.header["request_id"])
-        self.output.request_id = request_id  # tags what the handler writes
+        self.output.request_id = log_safe(request_id)  # tags what the handler writes (one line each, always)
         arm_cpu_limit(self.limits)
         try:
             armed = soft_timeout.arm(frame.header.get("soft_deadline_ms"))
@@ -141,11 +142,18 @@ class UserFunction:
 
 
 def serve(channel: Channel, function: UserFunction) -> int:
-    """Announce readiness, then answer invoke frames until the supervisor closes the pipe."""
+    """Announce readiness, then answer invoke frames until the supervisor closes the pipe.
+
+    A handler that forks and whose child forgets ``os._exit`` returns into this loop in the child too: that child
+    must neither reply nor take the next event, so it ends here, at once."""
+    worker_pid = os.getpid()
     channel.announce_ready()
     while (frame := channel.receive()) is not None:
         if frame.type == MessageType.INVOKE:
-            channel.send(function.invoke(frame))
+            reply = function.invoke(frame)
+            if os.getpid() != worker_pid:
+                os._exit(0)
+            channel.send(reply)
     return 0
 
 

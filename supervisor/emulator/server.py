@@ -200,15 +200,17 @@ class RuntimeApiEmulator:
         client_context: str | None = None,
         cognito_identity: str | None = None,
         tenant_id: str | None = None,
+        request_id: str | None = None,
     ) -> str:
-        """Queue an invocation for the runtime's next ``GET /next``; returns its request id. ``client_context`` is
-        the JSON the Runtime API hands out (the Invoke API's ``X-Amz-Client-Context``, base64-decoded)."""
+        """Queue an invocation for the runtime's next ``GET /next``; returns its request id (``request_id``, or a
+        new UUID as Lambda makes them). ``client_context`` is the JSON the Runtime API hands out (the Invoke API's
+        ``X-Amz-Client-Context``, base64-decoded)."""
         if isinstance(body, dict):
             body = json.dumps(body)
         event = body.encode() if isinstance(body, str) else bytes(body)
         timeout = self.function_timeout_s if timeout_s is None else timeout_s
         record = InvocationRecord(
-            request_id=str(uuid.uuid4()),
+            request_id=request_id or str(uuid.uuid4()),
             event=event,
             deadline_ms=int((time.time() + timeout) * 1000),
             submitted_at=time.monotonic(),

@@ -139,3 +139,44 @@ def ignore_sigterm_and_block(event, context):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _announce_pid(event)
     time.sleep(3600)
+
+
+def raise_named(event, context):
+    """Raise an exception whose class is named by the event: user code controls that name completely."""
+    raise type(event["name"], (Exception,), {})(event.get("message", "named"))
+
+
+def _reply_frame(request_id, payload=b'"forged"'):
+    header = ('{"type":"result","request_id":"%s"}' % request_id).encode()
+    return struct.pack(">4sII", b"LSF1", len(header), len(payload)) + header + payload
+
+
+def _wait_for_file(path, timeout_s=60.0):
+    end = time.monotonic() + timeout_s
+    while not os.path.exists(path):
+        if time.monotonic() > end:
+            raise TimeoutError(path)
+        time.sleep(0.005)
+
+
+def act(event, context):
+    """One function, several misbehaviours, chosen by event["action"] (so a test can mix them on one worker)."""
+    action = event.get("action", "ok")
+    if action == "fork_and_return":  # the child forgets os._exit and returns into the worker's loop
+        os.fork()
+    elif action == "double_reply":  # a reply frame of our own, then the runtime's
+        os.write(_worker_out_fd(), _reply_frame(context.aws_request_id))
+    elif action == "stray_later":  # a child writes a reply for this request once the next one is running
+        if os.fork() == 0:
+            try:
+                _wait_for_file(event["dir"] + "/go")
+                os.write(_worker_out_fd(), _reply_frame(context.aws_request_id))
+            finally:
+                os._exit(0)
+    elif action == "let_stray_in":  # the innocent request: the stray frame arrives while it runs
+        try:
+            os.close(os.open(event["dir"] + "/go", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:  # served again, on a fresh worker: nothing more to wait for
+            return {"pid": os.getpid(), "action": action}
+        time.sleep(3600)  # the supervisor ends this worker when the stray frame arrives
+    return {"pid": os.getpid(), "action": action}

@@ -53,3 +53,9 @@ def child_process(event, context):
 
 def fail(event, context):
     raise RuntimeError("handler failed")
+
+
+def child_partial_line(event, context):
+    """A child process leaves a progress line without its newline on the shared stdout."""
+    subprocess.run([sys.executable, "-c", "import os; os.write(1, b'downloading 10%\\r')"], check=True)
+    return "ok"

@@ -12,6 +12,10 @@ if os.environ.get("INIT_LOG"):
     if os.environ.get("FAIL_LATER_INITS") and len(open(os.environ["INIT_LOG"]).read().split()) > 1:
         raise RuntimeError("init fails from now on")
 
+# BREAK_INIT_FILE: once the test creates this file, every init fails (the standby started after that, say)
+if os.environ.get("BREAK_INIT_FILE") and os.path.exists(os.environ["BREAK_INIT_FILE"]):
+    raise RuntimeError("init is broken from now on")
+
 HOARD = []
 
 
@@ -28,6 +32,8 @@ def handler(event, context):
             with open(event["marker"], "w") as marker:
                 marker.write(str(context.get_remaining_time_in_millis()))
             raise
+    if action == "sleep":
+        time.sleep(event["seconds"])
     if action == "soft_swallow":
         for _ in range(600):
             try:

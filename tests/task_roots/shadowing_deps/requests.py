@@ -1,0 +1,3 @@
+"""A user module named like one of the runtime's dependencies; importing it is a bug in the runtime."""
+
+raise ImportError("the user's requests.py was imported instead of the runtime's own")
