@@ -16,6 +16,7 @@ from pathlib import Path
 from loguru import logger
 
 from lambda_supervisor.shared.errors import ErrorType, error_object
+from lambda_supervisor.shared.prctl import set_dumpable
 
 from .config import SETTINGS, Config, ConfigError
 from .exit_codes import ExitCode
@@ -31,6 +32,9 @@ def _settings_help() -> str:
 
 
 def run_bootstrap(handler: str | None, task_root: str | None) -> int:
+    # First of all: a worker runs as our user, and must not read our environment (the Runtime API address) or
+    # memory through /proc, nor ptrace us. Workers are exec'd, which makes them dumpable again.
+    set_dumpable(False)
     defaults = {name: value for name, value in (("_HANDLER", handler), ("LAMBDA_TASK_ROOT", task_root)) if value}
     try:
         config = Config.load(os.environ, defaults)

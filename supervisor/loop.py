@@ -149,9 +149,9 @@ class Supervisor:
                 for worker in workers:
                     if worker.has_exited():
                         worker.kill()  # reaps it (and SIGKILLs whatever is left of its process group)
-                        if worker is self.worker:  # what its handlers started dies with it, escaped or not
-                            self._killed_unlogged += kill_orphans(keep=self.factory.helper_pids(), log=False)
                 reap_exited_orphans(keep={worker.pid for worker in workers})
+                # whatever a dead worker (active, standby or template) left behind dies with it, escaped or not
+                self._killed_unlogged += kill_orphans(log=False)
             self._swept_at_signal_count = count
         finally:
             self._reaping = False
@@ -169,7 +169,7 @@ class Supervisor:
             self.worker.terminate(self.config.shutdown_grace_ms / 1000)
             emit("worker_stopped", "worker stopped", pid=self.worker.pid, exit=self.worker.exit_description,
                  served=self.worker.invocations)
-        kill_orphans(keep=set())
+        kill_orphans()
 
     def _post_init_error(self, error: dict[str, Any]) -> None:
         try:
@@ -212,7 +212,7 @@ class Supervisor:
         else:
             old.kill()
         self.worker = None
-        kill_orphans(keep=self.factory.helper_pids())
+        kill_orphans()  # what the old worker left behind; the reserves' own processes are in their trees
         started = time.monotonic()
         self.worker = self._replacement()
         emit("worker_replaced", "worker replaced", reason=reason, request_id=request_id,

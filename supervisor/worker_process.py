@@ -41,7 +41,8 @@ from lambda_supervisor.shared.protocol import (
 from lambda_supervisor.shared.rlimits import format_rlimits
 
 from .config import Config
-from .process_tree import adopted_orphans, child_signal_count, kill_tree, signal_group, track_worker
+from .memory import tree_memory_bytes
+from .process_tree import child_signal_count, kill_tree, signal_group, track_worker
 from .runtime_api import Invocation
 
 F_SETPIPE_SZ = 1031
@@ -288,10 +289,11 @@ class WorkerProcess:
 
         def tick() -> float | None:
             """Between select calls: enforce the memory limit, begin a requested shutdown. Returns a new end time."""
-            rss = self.rss_bytes()
-            if rss > max_rss_bytes:
+            memory = self.memory_bytes(max_rss_bytes)
+            if memory > max_rss_bytes:
                 self.kill()
-                detail = f"worker exceeded the memory limit: RSS {rss / 2**20:.1f} MB > {max_rss_bytes / 2**20:.0f} MB"
+                detail = (f"worker exceeded the memory limit: PSS {memory / 2**20:.1f} MB > "
+                          f"{max_rss_bytes / 2**20:.0f} MB")
                 raise _Abort(failure(ErrorType.OUT_OF_MEMORY, request_id, f"{detail}; killed",
                                      FaultReason.OUT_OF_MEMORY))
             if not shutdown_started and shutdown_requested():
@@ -421,18 +423,17 @@ class WorkerProcess:
 
     # -- health -------------------------------------------------------------------------------------------------
 
-    def rss_bytes(self) -> int:
-        """RSS of the worker and all its descendants (a handler's children count against its limit), including those
-        re-parented to the supervisor (a daemon is still the handler's)."""
+    def memory_bytes(self, limit_bytes: int) -> int:
+        """What the worker and all its descendants hold (a handler's children and daemons count against its limit):
+        their PSS when their summed RSS is over ``limit_bytes``, else that RSS sum (see memory.py). Only the
+        worker's own tree: what a dead worker left behind is not this one's."""
         try:
-            total = int(self._psutil.memory_info().rss)
-            for child in self._psutil.children(recursive=True) + adopted_orphans():
-                with contextlib.suppress(psutil.Error):
-                    total += int(child.memory_info().rss)
+            processes = [self._psutil, *self._psutil.children(recursive=True)]
         except psutil.Error:
             return 0
-        self.peak_rss_bytes = max(self.peak_rss_bytes, total)
-        return total
+        memory, rss = tree_memory_bytes(processes, limit_bytes)
+        self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
+        return memory
 
     def own_rss_bytes(self) -> int:
         """The worker's own RSS: one ``pread`` of its /proc statm, kept open, cheap enough for every invocation

@@ -137,6 +137,7 @@ def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
         timeout_s: float = 10.0,
         env: dict[str, str] | None = None,
         wait_ready: bool = True,
+        run_as: int | None = None,
     ) -> Runtime:
         emulator = RuntimeApiEmulator(function_timeout_s=timeout_s, function_name="test-function").start()
         environment = clean_environment()
@@ -158,6 +159,8 @@ def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
         process = subprocess.Popen(
             [sys.executable, "-m", "lambda_supervisor.supervisor", "run"],
             env=environment, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            # run_as: this uid and gid, with no supplementary groups (a test needing root to switch must check first)
+            user=run_as, group=run_as, extra_groups=[] if run_as is not None else None,
         )
         runtime = Runtime(emulator, process, log_path, log_file)
         started.append(runtime)
