@@ -138,6 +138,7 @@ def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
         env: dict[str, str] | None = None,
         wait_ready: bool = True,
         run_as: int | None = None,
+        python: str = sys.executable,
     ) -> Runtime:
         emulator = RuntimeApiEmulator(function_timeout_s=timeout_s, function_name="test-function").start()
         environment = clean_environment()
@@ -157,7 +158,7 @@ def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
         log_path = tmp_path / f"runtime-{len(started)}.log"
         log_file = log_path.open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "lambda_supervisor.supervisor", "run"],
+            [python, "-m", "lambda_supervisor.supervisor", "run"],
             env=environment, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             # run_as: this uid and gid, with no supplementary groups (a test needing root to switch must check first)
             user=run_as, group=run_as, extra_groups=[] if run_as is not None else None,
