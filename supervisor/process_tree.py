@@ -80,35 +80,51 @@ def kill_tree(pid: int) -> None:
             process.kill()
 
 
-def _leftovers() -> list[psutil.Process]:
-    """Our children that are not live workers: what dead workers left behind."""
-    try:
-        return [child for child in psutil.Process().children() if child.pid not in _workers]
-    except psutil.Error:
-        return []
+def _children_by_parent() -> dict[int, list[int]]:
+    """Every process's children, from one scan of /proc (psutil scans it once per ``children()`` call)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(name))
+    return children
+
+
+def _with_descendants(roots: list[int], children: dict[int, list[int]]) -> list[int]:
+    found, pending = [], list(roots)
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        pending.extend(children.get(pid, []))
+    return found
 
 
 def kill_orphans(*, log: bool = True) -> list[int]:
     """Kill and reap every child of this process that is not a worker, with all its descendants, round after round
-    until none is left: a leftover's own children are re-parented to us only once it dies.
+    until none is left: whatever a leftover forked meanwhile is re-parented to us once it dies, for the next round.
 
     Returns their pids. ``log=False`` is for a signal handler, which must not enter the logger: the main thread
     may be inside it, holding its lock.
     """
     pids: list[int] = []
+    me = os.getpid()
     for _ in range(MAX_ORPHAN_ROUNDS):
-        strays = _leftovers()
+        children = _children_by_parent()
+        strays = [pid for pid in children.get(me, []) if pid not in _workers]
         if not strays:
             break
-        for stray in strays:
-            with contextlib.suppress(psutil.Error):
-                for process in [stray, *stray.children(recursive=True)]:
-                    with contextlib.suppress(psutil.Error):
-                        process.kill()
-        for stray in strays:
+        for pid in _with_descendants(strays, children):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in strays:  # our children: their pids cannot be reused before we reap them
             with contextlib.suppress(ChildProcessError):
-                os.waitpid(stray.pid, 0)
-        pids += [stray.pid for stray in strays]
+                os.waitpid(pid, 0)
+        pids += strays
     if pids and log:
         log_killed_orphans(pids)
     return pids
