@@ -24,6 +24,7 @@ from .config import Config
 from .events import emit
 from .exit_codes import ExitCode
 from .process_tree import (
+    MAX_WORKER_ZOMBIES,
     become_subreaper,
     child_signal_count,
     count_child_signal,
@@ -232,6 +233,8 @@ class Supervisor:
             return "recycle-rss-over-limit"
         if config.recycle_rss_mb and rss > config.recycle_rss_mb * 2**20:
             return "recycle-rss-soft-limit"
+        if worker.zombie_children >= MAX_WORKER_ZOMBIES:  # counted when it answered
+            return "recycle-zombies"
         return None
 
     def _keep_worker_healthy(self, request_id: str) -> None:
@@ -285,6 +288,7 @@ class Supervisor:
 
         def report() -> None:  # done while the Runtime API handles the post, not between two invocations
             worker.own_rss_bytes()  # one /proc read serves the REPORT line and recycling
+            worker.count_zombie_children(MAX_WORKER_ZOMBIES)  # one more tells whether its adopted zombies pile up
             report_invocation(invocation, worker, outcome, finished)
 
         if outcome.response is not None:

@@ -21,6 +21,11 @@ from lambda_supervisor.shared.prctl import set_child_subreaper
 #: Rounds of killing leftovers before giving up on a tree that keeps forking (each round kills all it found).
 MAX_ORPHAN_ROUNDS = 1000
 
+#: A worker recycles (between requests) once it holds this many zombies. As a subreaper it adopts the orphans of its
+#: tree but never reaps them: it cannot tell them from the user's own children, whose exit status belongs to the
+#: code waiting for them (subprocess.Popen). They count against RLIMIT_NPROC, which Lambda sets to 1024.
+MAX_WORKER_ZOMBIES = 64
+
 #: The workers this process started and has not reaped yet. Every other child of ours is what a dead worker left
 #: behind: re-parented to us (we are a subreaper) when the worker, its nearest subreaper, died.
 _workers: set[int] = set()
@@ -148,3 +153,12 @@ def reap_exited_orphans(keep: set[int]) -> None:
             return
         with contextlib.suppress(ChildProcessError):
             os.waitpid(status.si_pid, 0)
+
+
+def count_zombies(pids: list[int]) -> int:
+    """How many of these processes have exited and wait to be reaped."""
+    zombies = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError), open(f"/proc/{pid}/stat", "rb") as stat:
+            zombies += stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    return zombies

@@ -42,7 +42,7 @@ from lambda_supervisor.shared.rlimits import format_rlimits
 
 from .config import Config
 from .memory import tree_memory_bytes
-from .process_tree import child_signal_count, kill_tree, signal_group, track_worker
+from .process_tree import child_signal_count, count_zombies, kill_tree, signal_group, track_worker
 from .runtime_api import Invocation
 
 F_SETPIPE_SZ = 1031
@@ -179,6 +179,8 @@ class WorkerProcess:
         self._input_eof = False
         self._sent = 0  # bytes of the current event written to the worker
         self._statm = os.open(f"/proc/{pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
+        self._children = self._open_children_list(pid)
+        self.zombie_children = 0
         self._exit_poller = select.poll()  # one poll on the pidfd, asked twice per invocation: made once
         self._exit_poller.register(self._pidfd, select.POLLIN)
         self._alive_at_signal_count: int | None = None  # the SIGCHLD count when it was last seen alive
@@ -448,6 +450,26 @@ class WorkerProcess:
         self.peak_rss_bytes = max(self.peak_rss_bytes, self.last_rss_bytes)
         return self.last_rss_bytes
 
+    @staticmethod
+    def _open_children_list(pid: int) -> int | None:
+        """The worker's main thread's children (where the kernel puts the orphans it adopts), kept open."""
+        try:
+            return os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:  # a kernel without CONFIG_PROC_CHILDREN
+            return None
+
+    def count_zombie_children(self, at_least: int) -> int:
+        """How many exited children the worker holds unreaped, counted only when it has ``at_least`` children (one
+        ``pread`` otherwise). Kept as ``zombie_children``."""
+        if self._exited or self._children is None:
+            return self.zombie_children
+        try:
+            children = [int(pid) for pid in os.pread(self._children, 16384, 0).split()]
+        except (OSError, ValueError):
+            return self.zombie_children
+        self.zombie_children = count_zombies(children) if len(children) >= at_least else 0
+        return self.zombie_children
+
     def has_exited(self) -> bool:
         """Whether the worker died on its own since we last looked (e.g. right after sending its reply).
 
@@ -519,6 +541,8 @@ class WorkerProcess:
         self.peak_rss_bytes = max(self.peak_rss_bytes, usage.ru_maxrss * 1024)
         self._selector.close()
         os.close(self._statm)
+        if self._children is not None:
+            os.close(self._children)
         os.close(self._pidfd)
         os.close(self._from_worker)
         self._close_input()

@@ -138,3 +138,31 @@ def test_children_that_copy_the_handlers_memory_still_count_in_full(start_runtim
     assert record.error.error_type == "Runtime.OutOfMemory", record.describe()
     assert "PSS" in record.error.error_message and "> 400 MB" in record.error.error_message
     assert strays(runtime.process.pid, marker) == []
+
+
+# -- zombies the worker adopts ------------------------------------------------------------------------------------
+
+
+def test_a_worker_never_takes_the_exit_status_of_its_handlers_children(start_runtime: StartRuntime) -> None:
+    """The worker is a subreaper but reaps nothing: a child started in one invocation and waited for in a later one
+    still gives its own exit status (a stolen one would read as 0)."""
+    runtime, _ = start_tree(start_runtime)
+    started = runtime.invoke({"action": "start_child", "status": 7}).json()
+    waited = runtime.invoke({"action": "wait_child"}).json()
+    assert waited["pid"] == started["pid"]
+    assert (waited["status"], waited["run"]) == (7, 9)
+
+
+def test_a_worker_piling_up_adopted_zombies_is_recycled_between_requests(start_runtime: StartRuntime) -> None:
+    """Orphans the worker adopted and that exited stay its zombies (it cannot reap them safely); once it holds 64,
+    it is recycled after its reply, and the supervisor reaps them all."""
+    runtime, _ = start_tree(start_runtime)
+    few = runtime.invoke({"action": "leave_zombies", "count": 10}).json()
+    assert few["zombies"] >= 10
+    assert runtime.invoke({"action": "hold", "mb": 1, "hold_s": 0}).json()["pid"] == few["pid"], "recycled too soon"
+    many = runtime.invoke({"action": "leave_zombies", "count": 60}).json()
+    assert many["pid"] == few["pid"] and many["zombies"] >= 64
+    after = runtime.invoke({"action": "hold", "mb": 1, "hold_s": 0}).json()
+    assert after["pid"] != few["pid"]
+    assert "worker replaced: reason=recycle-zombies" in runtime.log()
+    assert zombie_children(runtime.process.pid) == []

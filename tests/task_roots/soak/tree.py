@@ -8,6 +8,7 @@ SOAK_WORKER (the pid of the worker, or fork template, that started it).
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -137,6 +138,42 @@ def _try_ptrace(pid):
     return "attached" if code == 0 else os.strerror(code)
 
 
+def _child_pids():
+    pids = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as children:
+                pids += [int(pid) for pid in children.read().split()]
+        except OSError:
+            continue
+    return pids
+
+
+def _leave_zombies(count):
+    """``count`` orphans that the worker adopts (it is a subreaper) and that then exit: zombies only the worker
+    could reap. Returns once they are all its zombie children."""
+    before = {pid for pid in _child_pids() if not _alive(pid)}
+    for _ in range(count):
+        intermediate = os.fork()
+        if intermediate == 0:
+            if os.fork() == 0:
+                while os.getppid() != int(os.environ["TREE_WORKER_PID"]):
+                    time.sleep(0.001)
+                os._exit(0)
+            os._exit(0)
+        os.waitpid(intermediate, 0)
+    end = time.monotonic() + 30
+    while len({pid for pid in _child_pids() if not _alive(pid)} - before) < count:
+        if time.monotonic() > end:
+            raise RuntimeError("the orphans did not become the worker's zombies")
+        time.sleep(0.005)
+    return {"pid": os.getpid(), "zombies": len([pid for pid in _child_pids() if not _alive(pid)])}
+
+
+#: A child started by one invocation and waited for by a later one.
+_PENDING = []
+
+
 def handler(event, context):
     action = event["action"]
     if action == "daemon_family_and_crash":
@@ -155,6 +192,17 @@ def handler(event, context):
         return {"pid": os.getpid(), "held_mb": len(hoard) // 2**20}
     if action == "hold_and_fork":
         return _hold_and_fork(event["mb"], event["children"], event.get("hold_s", 1.0), event.get("dirty", False))
+    if action == "leave_zombies":
+        os.environ["TREE_WORKER_PID"] = str(os.getpid())
+        return _leave_zombies(event["count"])
+    if action == "start_child":  # its status is collected by "wait_child", in a later invocation
+        _PENDING.append(subprocess.Popen(["sh", "-c", f"exit {event['status']}"]))
+        return {"pid": os.getpid(), "child": _PENDING[-1].pid}
+    if action == "wait_child":
+        child = _PENDING.pop()
+        while _alive(child.pid):  # until it has exited: from then on, no one but us may reap it
+            time.sleep(0.005)
+        return {"pid": os.getpid(), "status": child.wait(), "run": subprocess.run(["sh", "-c", "exit 9"]).returncode}
     if action == "init_daemon":
         return {"pid": os.getpid(), "daemon": INIT_DAEMON, "alive": _alive(INIT_DAEMON)}
     if action == "proc_access":
