@@ -41,7 +41,7 @@ from lambda_supervisor.shared.protocol import (
 from lambda_supervisor.shared.rlimits import format_rlimits
 
 from .config import Config
-from .memory import tree_memory_bytes
+from .memory import TreeMemoryGauge
 from .process_tree import child_signal_count, count_zombies, kill_tree, signal_group, track_worker
 from .runtime_api import Invocation
 
@@ -181,6 +181,7 @@ class WorkerProcess:
         self._statm = os.open(f"/proc/{pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
         self._children = self._open_children_list(pid)
         self.zombie_children = 0
+        self._memory = TreeMemoryGauge()
         self._exit_poller = select.poll()  # one poll on the pidfd, asked twice per invocation: made once
         self._exit_poller.register(self._pidfd, select.POLLIN)
         self._alive_at_signal_count: int | None = None  # the SIGCHLD count when it was last seen alive
@@ -433,7 +434,7 @@ class WorkerProcess:
             processes = [self._psutil, *self._psutil.children(recursive=True)]
         except psutil.Error:
             return 0
-        memory, rss = tree_memory_bytes(processes, limit_bytes)
+        memory, rss = self._memory.measure(processes, limit_bytes)
         self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
         return memory
 
