@@ -143,7 +143,7 @@ def test_every_process_a_handler_started_dies_with_its_worker(
     start_runtime: StartRuntime, action: str, error_type: str
 ) -> None:
     """A child in the worker's group, one that left it with setsid, and a double-forked daemon that the kernel
-    re-parented to the supervisor: none outlives the worker, and none is left a zombie."""
+    re-parented to the worker (a subreaper): none outlives the worker, and none is left a zombie."""
     runtime, marker = start_soak(start_runtime)
     record = runtime.invoke({"action": action}, timeout_s=1.5)
     assert record.error.error_type == error_type
@@ -153,8 +153,8 @@ def test_every_process_a_handler_started_dies_with_its_worker(
 
 
 def test_a_daemon_counts_against_its_workers_memory_limit(start_runtime: StartRuntime) -> None:
-    """A double-forked child is re-parented to the supervisor, out of the worker's tree, but its memory is still
-    the handler's doing: it counts against LAMBDA_SUPERVISOR_MAX_RSS_MB, and dies with the worker."""
+    """A double-forked child left its parent and its session, but the worker (a subreaper) adopted it: its memory
+    is the handler's doing, counts against LAMBDA_SUPERVISOR_MAX_RSS_MB, and it dies with the worker."""
     runtime, marker = start_soak(start_runtime, LAMBDA_SUPERVISOR_MAX_RSS_MB="200")
     record = runtime.invoke({"action": "daemon_hog", "mb": 400}, timeout_s=10)
     assert record.error.error_type == "Runtime.OutOfMemory", record.describe()

@@ -83,6 +83,16 @@ def test_nothing_a_handler_started_outlives_the_runtime(start_runtime: StartRunt
 # -- a healthy worker's own daemons (bug 4) --------------------------------------------------------------------
 
 
+def test_a_daemon_is_adopted_by_the_worker_that_started_it_not_by_the_supervisor(start_runtime: StartRuntime) -> None:
+    """Ownership is the process tree: a double-forked daemon and its child stay under their worker."""
+    runtime, _ = start_tree(start_runtime)
+    family = runtime.invoke({"action": "daemon_family_and_return"}).json()
+    assert psutil.Process(family["daemon"]).ppid() == family["pid"]
+    assert psutil.Process(family["child"]).ppid() == family["daemon"]
+    assert family["daemon"] not in [child.pid for child in psutil.Process(runtime.process.pid).children()]
+
+
+
 def test_a_workers_init_daemon_lives_as_long_as_that_worker_and_no_longer(start_runtime: StartRuntime) -> None:
     """Under spare, the standby started a daemon in its init; under fork, the template did. Replacing the active
     worker must not kill them: the promoted standby (or the next forked worker) still has its daemon. The old
