@@ -123,7 +123,7 @@ def kill_orphans(*, log: bool = True) -> list[int]:
         strays = [pid for pid in children.get(me, []) if pid not in _workers]
         if not strays:
             break
-        for pid in _with_descendants(strays, children):  # (a pid from the scan reused within microseconds: no)
+        for pid in _with_descendants(strays, children):  # reusing a scanned pid takes a pid-space wrap
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         for pid in strays:  # our children: their pids cannot be reused before we reap them
