@@ -16,6 +16,7 @@ from pathlib import Path
 from loguru import logger
 
 from lambda_supervisor.shared.errors import ErrorType, error_object
+from lambda_supervisor.shared.prctl import set_dumpable
 from lambda_supervisor.shared.printable import log_safe
 
 from .config import SETTINGS, Config, ConfigError
@@ -32,6 +33,9 @@ def _settings_help() -> str:
 
 
 def run_bootstrap(handler: str | None, task_root: str | None) -> int:
+    # First of all: a worker runs as our user, and must not read our environment (the Runtime API address) or
+    # memory through /proc, nor ptrace us. Workers are exec'd, which makes them dumpable again.
+    undumpable = set_dumpable(False)
     defaults = {name: value for name, value in (("_HANDLER", handler), ("LAMBDA_TASK_ROOT", task_root)) if value}
     try:
         config = Config.load(os.environ, defaults)
@@ -41,6 +45,8 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
         _report_config_error(str(error))
         return ExitCode.CONFIG_ERROR
     configure_logging(config.log_level, config.log_format)
+    if not undumpable:
+        logger.warning("could not make the supervisor non-dumpable: workers of the same user can read its /proc")
     from .loop import Supervisor  # imported late: a config error should not pay for it
     from .metrics import configure_metrics
 

@@ -24,6 +24,7 @@ from .config import Config
 from .events import emit
 from .exit_codes import ExitCode
 from .process_tree import (
+    MAX_WORKER_ZOMBIES,
     become_subreaper,
     child_signal_count,
     count_child_signal,
@@ -151,9 +152,9 @@ class Supervisor:
                 for worker in workers:
                     if worker.has_exited():
                         worker.kill()  # reaps it (and SIGKILLs whatever is left of its process group)
-                        if worker is self.worker:  # what its handlers started dies with it, escaped or not
-                            self._killed_unlogged += kill_orphans(keep=self.factory.helper_pids(), log=False)
                 reap_exited_orphans(keep={worker.pid for worker in workers})
+                # whatever a dead worker (active, standby or template) left behind dies with it, escaped or not
+                self._killed_unlogged += kill_orphans(log=False)
             self._swept_at_signal_count = count
         finally:
             self._reaping = False
@@ -171,7 +172,7 @@ class Supervisor:
             self.worker.terminate(self.config.shutdown_grace_ms / 1000)
             emit("worker_stopped", "worker stopped", pid=self.worker.pid, exit=self.worker.exit_description,
                  served=self.worker.invocations)
-        kill_orphans(keep=set())
+        kill_orphans()
 
     def _post_init_error(self, error: dict[str, Any]) -> None:
         try:
@@ -214,7 +215,7 @@ class Supervisor:
         else:
             old.kill()
         self.worker = None
-        kill_orphans(keep=self.factory.helper_pids())
+        kill_orphans()  # what the old worker left behind; the reserves' own processes are in their trees
         started = time.monotonic()
         self.worker = self._replacement()
         emit("worker_replaced", "worker replaced", reason=reason, request_id=request_id,
@@ -246,6 +247,8 @@ class Supervisor:
             return "recycle-rss-over-limit"
         if config.recycle_rss_mb and rss > config.recycle_rss_mb * 2**20:
             return "recycle-rss-soft-limit"
+        if worker.zombie_children >= MAX_WORKER_ZOMBIES:  # counted when it answered
+            return "recycle-zombies"
         return None
 
     def _keep_worker_healthy(self, request_id: str) -> None:
@@ -299,6 +302,7 @@ class Supervisor:
 
         def report() -> None:  # done while the Runtime API handles the post, not between two invocations
             worker.own_rss_bytes()  # one /proc read serves the REPORT line and recycling
+            worker.count_zombie_children(MAX_WORKER_ZOMBIES)  # one more tells whether its adopted zombies pile up
             report_invocation(invocation, worker, outcome, finished)
 
         if outcome.response is not None:

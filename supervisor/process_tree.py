@@ -1,25 +1,33 @@
 """Killing a worker together with everything it started, and leaving neither orphans nor zombies behind.
 
-A worker runs in its own session, so its process group normally holds all its descendants and one ``killpg``
-ends them. A handler may still move a child out of that group (``setsid``, double fork); to catch those, the
-supervisor makes itself a *child subreaper*: orphans of the worker's tree are re-parented to the supervisor instead
-of to init, where it can see them, kill them and reap them.
+Who owns which process is kept by the kernel: every worker makes itself a *child subreaper* before it runs user
+code, so an orphan anywhere in its tree (a daemon that double-forked or called ``setsid``) is re-parented to that
+worker, and a worker's descendants are exactly the processes it is answerable for. The supervisor is a subreaper
+too: only when a worker dies do its leftovers reach the supervisor. So every child of the supervisor is either a
+worker it tracks (the active one, a standby, the fork template) or the leftover of a dead worker, to be killed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 
 import psutil
 from loguru import logger
 
-PR_SET_CHILD_SUBREAPER = 36
+from lambda_supervisor.shared.prctl import set_child_subreaper
 
-#: The workers this process started and has not reaped yet. Every other child of ours is an orphan the kernel
-#: re-parented to us from a worker's tree (we are a subreaper): a handler's daemon, still the handler's doing.
+#: Rounds of killing leftovers before giving up on a tree that keeps forking (each round kills all it found).
+MAX_ORPHAN_ROUNDS = 1000
+
+#: A worker recycles (between requests) once it holds this many zombies. As a subreaper it adopts the orphans of its
+#: tree but never reaps them: it cannot tell them from the user's own children, whose exit status belongs to the
+#: code waiting for them (subprocess.Popen). They count against RLIMIT_NPROC, which Lambda sets to 1024.
+MAX_WORKER_ZOMBIES = 64
+
+#: The workers this process started and has not reaped yet. Every other child of ours is what a dead worker left
+#: behind: re-parented to us (we are a subreaper) when the worker, its nearest subreaper, died.
 _workers: set[int] = set()
 
 
@@ -51,26 +59,9 @@ def track_worker(pid: int, *, alive: bool) -> None:
     (_workers.add if alive else _workers.discard)(pid)
 
 
-def adopted_orphans() -> list[psutil.Process]:
-    """Our children that are not workers, and their descendants: what left a worker's tree but still runs."""
-    try:
-        strays = [child for child in psutil.Process().children() if child.pid not in _workers]
-    except psutil.Error:
-        return []
-    found = list(strays)
-    for stray in strays:
-        with contextlib.suppress(psutil.Error):
-            found.extend(stray.children(recursive=True))
-    return found
-
-
 def become_subreaper() -> bool:
     """Adopt orphaned descendants (Linux only); returns whether it worked."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
-    except (OSError, AttributeError):
-        return False
+    return set_child_subreaper(True)
 
 
 def descendants(pid: int) -> list[psutil.Process]:
@@ -94,25 +85,52 @@ def kill_tree(pid: int) -> None:
             process.kill()
 
 
-def kill_orphans(keep: set[int], *, log: bool = True) -> list[int]:
-    """Kill and reap every child of this process not in ``keep``: descendants of dead workers adopted by us.
+def _children_by_parent() -> dict[int, list[int]]:
+    """Every process's children, from one scan of /proc (psutil scans it once per ``children()`` call)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat:
+                parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(name))
+    return children
+
+
+def _with_descendants(roots: list[int], children: dict[int, list[int]]) -> list[int]:
+    found, pending = [], list(roots)
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        pending.extend(children.get(pid, []))
+    return found
+
+
+def kill_orphans(*, log: bool = True) -> list[int]:
+    """Kill and reap every child of this process that is not a worker, with all its descendants, round after round
+    until none is left: whatever a leftover forked meanwhile is re-parented to us once it dies, for the next round.
 
     Returns their pids. ``log=False`` is for a signal handler, which must not enter the logger: the main thread
     may be inside it, holding its lock.
     """
-    try:
-        children = psutil.Process().children()
-    except psutil.Error:
-        return []
-    strays = [child for child in children if child.pid not in keep]
-    for child in strays:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
-    for child in strays:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(child.pid, 0)
-    pids = [child.pid for child in strays]
-    if strays and log:
+    pids: list[int] = []
+    me = os.getpid()
+    for _ in range(MAX_ORPHAN_ROUNDS):
+        children = _children_by_parent()
+        strays = [pid for pid in children.get(me, []) if pid not in _workers]
+        if not strays:
+            break
+        for pid in _with_descendants(strays, children):  # reusing a scanned pid takes a pid-space wrap
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in strays:  # our children: their pids cannot be reused before we reap them
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        pids += strays
+    if pids and log:
         log_killed_orphans(pids)
     return pids
 
@@ -135,3 +153,12 @@ def reap_exited_orphans(keep: set[int]) -> None:
             return
         with contextlib.suppress(ChildProcessError):
             os.waitpid(status.si_pid, 0)
+
+
+def count_zombies(pids: list[int]) -> int:
+    """How many of these processes have exited and wait to be reaped."""
+    zombies = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError), open(f"/proc/{pid}/stat", "rb") as stat:
+            zombies += stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    return zombies

@@ -80,10 +80,6 @@ class WorkerFactory:
         """The workers kept besides the active one (a standby, the template)."""
         return []
 
-    def helper_pids(self) -> set[int]:
-        """Our children that are not the active worker but must be left alive."""
-        return {worker.pid for worker in self.reserves()}
-
     def close(self, grace_s: float) -> None:
         """Stop whatever the strategy keeps in reserve."""
 

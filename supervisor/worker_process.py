@@ -43,7 +43,8 @@ from lambda_supervisor.shared.protocol import (
 from lambda_supervisor.shared.rlimits import format_rlimits
 
 from .config import Config
-from .process_tree import adopted_orphans, child_signal_count, kill_tree, signal_group, track_worker
+from .memory import TreeMemoryGauge
+from .process_tree import child_signal_count, count_zombies, kill_tree, signal_group, track_worker
 from .runtime_api import Invocation
 
 F_SETPIPE_SZ = 1031
@@ -202,6 +203,9 @@ class WorkerProcess:
         self._sent = 0  # bytes of the current event written to the worker
         self._served: deque[str] = deque(maxlen=REMEMBERED_REQUEST_IDS)  # request ids this worker has answered
         self._statm = os.open(f"/proc/{pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
+        self._children = self._open_children_list(pid)
+        self.zombie_children = 0
+        self._memory = TreeMemoryGauge()
         self._exit_poller = select.poll()  # one poll on the pidfd, asked twice per invocation: made once
         self._exit_poller.register(self._pidfd, select.POLLIN)
         self._alive_at_signal_count: int | None = None  # the SIGCHLD count when it was last seen alive
@@ -315,10 +319,11 @@ class WorkerProcess:
 
         def tick() -> float | None:
             """Between select calls: enforce the memory limit, begin a requested shutdown. Returns a new end time."""
-            rss = self.rss_bytes()
-            if rss > max_rss_bytes:
+            memory = self.memory_bytes(max_rss_bytes)
+            if memory > max_rss_bytes:
                 self.kill()
-                detail = f"worker exceeded the memory limit: RSS {rss / 2**20:.1f} MB > {max_rss_bytes / 2**20:.0f} MB"
+                detail = (f"worker exceeded the memory limit: PSS {memory / 2**20:.1f} MB > "
+                          f"{max_rss_bytes / 2**20:.0f} MB")
                 raise _Abort(failure(ErrorType.OUT_OF_MEMORY, request_id, f"{detail}; killed",
                                      FaultReason.OUT_OF_MEMORY))
             if not shutdown_started and shutdown_requested():
@@ -500,18 +505,17 @@ class WorkerProcess:
 
     # -- health -------------------------------------------------------------------------------------------------
 
-    def rss_bytes(self) -> int:
-        """RSS of the worker and all its descendants (a handler's children count against its limit), including those
-        re-parented to the supervisor (a daemon is still the handler's)."""
+    def memory_bytes(self, limit_bytes: int) -> int:
+        """What the worker and all its descendants hold (a handler's children and daemons count against its limit):
+        their PSS when their summed RSS is over ``limit_bytes``, else that RSS sum (see memory.py). Only the
+        worker's own tree: what a dead worker left behind is not this one's."""
         try:
-            total = int(self._psutil.memory_info().rss)
-            for child in self._psutil.children(recursive=True) + adopted_orphans():
-                with contextlib.suppress(psutil.Error):
-                    total += int(child.memory_info().rss)
+            processes = [self._psutil, *self._psutil.children(recursive=True)]
         except psutil.Error:
             return 0
-        self.peak_rss_bytes = max(self.peak_rss_bytes, total)
-        return total
+        memory, rss = self._memory.measure(processes, limit_bytes)
+        self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
+        return memory
 
     def own_rss_bytes(self) -> int:
         """The worker's own RSS: one ``pread`` of its /proc statm, kept open, cheap enough for every invocation
@@ -525,6 +529,26 @@ class WorkerProcess:
             return 0
         self.peak_rss_bytes = max(self.peak_rss_bytes, self.last_rss_bytes)
         return self.last_rss_bytes
+
+    @staticmethod
+    def _open_children_list(pid: int) -> int | None:
+        """The worker's main thread's children (where the kernel puts the orphans it adopts), kept open."""
+        try:
+            return os.open(f"/proc/{pid}/task/{pid}/children", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:  # a kernel without CONFIG_PROC_CHILDREN
+            return None
+
+    def count_zombie_children(self, at_least: int) -> int:
+        """How many exited children the worker holds unreaped, counted only when it has ``at_least`` children (one
+        ``pread`` otherwise). Kept as ``zombie_children``."""
+        if self._exited or self._children is None:
+            return self.zombie_children
+        try:
+            children = [int(pid) for pid in os.pread(self._children, 16384, 0).split()]
+        except (OSError, ValueError):
+            return self.zombie_children
+        self.zombie_children = count_zombies(children) if len(children) >= at_least else 0
+        return self.zombie_children
 
     def has_exited(self) -> bool:
         """Whether the worker died on its own since we last looked (e.g. right after sending its reply).
@@ -618,6 +642,8 @@ class WorkerProcess:
         self._selector.close()
         self._take_last_words()
         os.close(self._statm)
+        if self._children is not None:
+            os.close(self._children)
         os.close(self._pidfd)
         os.close(self._from_worker)
         self._close_input()

@@ -139,6 +139,8 @@ def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
         wait_ready: bool = True,
         command: list[str] | None = None,
         cwd: Path | None = None,
+        run_as: int | None = None,
+        python: str = sys.executable,
     ) -> Runtime:
         """``command`` replaces ``python -m lambda_supervisor.supervisor run`` (another entry point), run in
         ``cwd`` (default: ours; on Lambda it is the task root)."""
@@ -160,8 +162,10 @@ def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
         log_path = tmp_path / f"runtime-{len(started)}.log"
         log_file = log_path.open("wb")
         process = subprocess.Popen(
-            command or [sys.executable, "-m", "lambda_supervisor.supervisor", "run"],
+            command or [python, "-m", "lambda_supervisor.supervisor", "run"],
             env=environment, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
+            # run_as: this uid and gid, with no supplementary groups (a test needing root to switch must check first)
+            user=run_as, group=run_as, extra_groups=[] if run_as is not None else None,
         )
         runtime = Runtime(emulator, process, log_path, log_file)
         started.append(runtime)

@@ -5,7 +5,14 @@ and what the test sees in /proc."""
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
 import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -28,11 +35,70 @@ def test_no_runtime_api_address_anywhere_in_the_workers_environment_or_command_l
     assert port not in seen["cmdline"]
 
 
-def test_threat_model_the_worker_can_still_read_the_supervisors_environment(start_runtime: StartRuntime) -> None:
-    """Documented, not prevented: same user, so /proc/<ppid>/environ is readable (see the README)."""
-    runtime = start_runtime("soak.handler", task_root=SOAK)
-    seen = runtime.invoke({"action": "environ"}).json()
-    assert f"AWS_LAMBDA_RUNTIME_API={runtime.emulator.address}" in seen["parent_environ"]
+def _runs_as(python: str, uid: int) -> bool:
+    """Whether ``python`` starts as ``uid`` and finds lambda_supervisor (its home may be in a directory only root
+    can enter, as pyenv's under /root is)."""
+    probe = [python, "-c", "import lambda_supervisor.supervisor.cli, psutil"]
+    try:
+        return subprocess.run(probe, user=uid, group=uid, extra_groups=[], cwd="/", capture_output=True,
+                              timeout=60).returncode == 0
+    except OSError:
+        return False
+
+
+def _unprivileged_python(request: pytest.FixtureRequest) -> tuple[int, str]:
+    """A uid other than root, and an interpreter that uid can run with this checkout installed: ours, or else a
+    world-readable interpreter of the same version in a throw-away venv that adds our site-packages. Skips (with
+    the reason) when neither exists; when this process is not root it runs as itself."""
+    if os.geteuid() != 0:
+        return os.geteuid(), sys.executable
+    try:
+        uid = pwd.getpwnam("nobody").pw_uid
+    except KeyError:
+        pytest.skip("running as root with no 'nobody' user to run the runtime as")
+    if _runs_as(sys.executable, uid):
+        return uid, sys.executable
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    system_python = shutil.which(version, path="/usr/local/bin:/usr/bin:/bin")
+    if system_python is None:
+        pytest.skip(f"{sys.executable} cannot be run by uid {uid} and there is no system {version}")
+    home = Path(tempfile.mkdtemp(prefix="lambda-supervisor-tests-"))  # pytest's tmp_path is root's alone
+    request.addfinalizer(lambda: shutil.rmtree(home, ignore_errors=True))
+    shim = home / "venv"
+    subprocess.run([system_python, "-m", "venv", "--without-pip", str(shim)], check=True)
+    for site_packages in shim.glob("lib/python*/site-packages"):
+        ours = sysconfig.get_paths()["purelib"]
+        (site_packages / "lambda_supervisor_tests.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+    for path in [home, *home.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o005 | (0o001 if path.is_dir() else 0))
+    python = str(shim / "bin" / "python")
+    if not _runs_as(python, uid):
+        pytest.skip(f"neither {sys.executable} nor {system_python} can run lambda_supervisor as uid {uid}")
+    return uid, python
+
+
+def test_a_worker_of_the_same_user_cannot_read_the_supervisors_environment_memory_or_trace_it(
+    start_runtime: StartRuntime, request: pytest.FixtureRequest
+) -> None:
+    """The supervisor is non-dumpable: /proc/<supervisor>/environ (holding the Runtime API address) and mem are
+    refused, and ptrace is denied, to a worker running as the same (unprivileged) user. The worker itself stays
+    dumpable, and the supervisor still reads the worker's memory (PSS, from smaps_rollup) to enforce its limit."""
+    uid, python = _unprivileged_python(request)
+    runtime = start_runtime("tree.handler", task_root=SOAK, run_as=uid, python=python,
+                            env={"LAMBDA_SUPERVISOR_MAX_RSS_MB": "300"})
+    seen = runtime.invoke({"action": "proc_access"}).json()
+    assert seen["uid"] == uid and psutil.Process(runtime.process.pid).uids().real == uid
+    assert seen["supervisor"] == runtime.process.pid
+    assert seen["environ"] == "PermissionError", seen
+    assert seen["mem"] == "PermissionError", seen
+    assert seen["ptrace"] != "attached", seen
+    assert seen["dumpable"] == 1, "the worker must not inherit the supervisor's non-dumpable flag"
+    shared = runtime.invoke({"action": "hold_and_fork", "mb": 100, "children": 3, "hold_s": 0.5}, timeout_s=30)
+    assert shared.outcome_kind == "response", shared.describe()  # PSS read: 100 MB shared, not 400 MB
+    blown = runtime.invoke({"action": "hold_and_fork", "mb": 100, "children": 3, "hold_s": 20, "dirty": True},
+                           timeout_s=30)
+    assert blown.error.error_type == "Runtime.OutOfMemory", blown.describe()
+    assert runtime.invoke({"action": "init_daemon"}).outcome_kind == "response"
 
 
 def test_the_worker_holds_no_supervisor_descriptor_but_its_pipe_ends_and_its_children_none(
@@ -77,7 +143,7 @@ def test_every_process_a_handler_started_dies_with_its_worker(
     start_runtime: StartRuntime, action: str, error_type: str
 ) -> None:
     """A child in the worker's group, one that left it with setsid, and a double-forked daemon that the kernel
-    re-parented to the supervisor: none outlives the worker, and none is left a zombie."""
+    re-parented to the worker (a subreaper): none outlives the worker, and none is left a zombie."""
     runtime, marker = start_soak(start_runtime)
     record = runtime.invoke({"action": action}, timeout_s=1.5)
     assert record.error.error_type == error_type
@@ -87,8 +153,8 @@ def test_every_process_a_handler_started_dies_with_its_worker(
 
 
 def test_a_daemon_counts_against_its_workers_memory_limit(start_runtime: StartRuntime) -> None:
-    """A double-forked child is re-parented to the supervisor, out of the worker's tree, but its memory is still
-    the handler's doing: it counts against LAMBDA_SUPERVISOR_MAX_RSS_MB, and dies with the worker."""
+    """A double-forked child left its parent and its session, but the worker (a subreaper) adopted it: its memory
+    is the handler's doing, counts against LAMBDA_SUPERVISOR_MAX_RSS_MB, and it dies with the worker."""
     runtime, marker = start_soak(start_runtime, LAMBDA_SUPERVISOR_MAX_RSS_MB="200")
     record = runtime.invoke({"action": "daemon_hog", "mb": 400}, timeout_s=10)
     assert record.error.error_type == "Runtime.OutOfMemory", record.describe()

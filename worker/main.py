@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, exception_error_object
+from lambda_supervisor.shared.prctl import set_child_subreaper
 from lambda_supervisor.shared.printable import log_safe
 from lambda_supervisor.shared.protocol import Frame, FrameDecoder, MessageType, encode_frame
 from lambda_supervisor.shared.rlimits import RLimit, apply_rlimits, arm_cpu_limit, parse_rlimits
@@ -168,6 +169,9 @@ def report_init_failure(channel: Channel, failure: InitFailure, output: HandlerO
 def main(argv: list[str] | None = None) -> int:
     arguments = _parse_arguments(argv)
     die_with_parent(arguments.parent_pid)
+    # Before any user code: orphans of what the user's code starts are re-parented to this worker, not to the
+    # supervisor, so the worker's process tree is exactly what it is answerable for (supervisor/process_tree.py).
+    set_child_subreaper(True)
     cpu = MainThreadCpu(arguments.cpu_handoff)
     cpu.release()  # we inherited the supervisor's pinning: undo it before any user code runs
     channel = Channel(arguments.in_fd, arguments.out_fd, cpu)

@@ -5,7 +5,9 @@ costs a ``fork()``, not an interpreter start plus the user's imports. The templa
 
 A worker is made by a double fork. The template forks an intermediate process, which forks the worker and exits
 at once; the orphaned worker is then adopted by the supervisor (a child subreaper), so the supervisor can wait for
-it, read its exit status and kill its process group exactly as for a worker it started itself.
+it, read its exit status and kill its process group exactly as for a worker it started itself. Like every worker,
+the template is a child subreaper itself (the daemons its init started are its own), so it stops being one while
+it forks a worker, or the worker would be re-parented to the template; the worker becomes one once adopted.
 
 Caveats users must know (the README repeats them): anything the user's init opened (sockets, database
 connections, files) is shared by every forked worker; threads started at import do not exist in the workers; and
@@ -21,6 +23,7 @@ import sys
 import time
 import traceback
 
+from lambda_supervisor.shared.prctl import set_child_subreaper
 from lambda_supervisor.shared.rlimits import RLimit
 
 from .handler_loader import InitFailure
@@ -57,6 +60,7 @@ def _become_worker(template: Channel, control: socket.socket, function: UserFunc
                 os._exit(70)
             time.sleep(0.0002)
         die_with_parent(supervisor_pid)
+        set_child_subreaper(True)  # not inherited through fork: this worker's orphans are its own
         code = serve(Channel(in_fd, out_fd, template.cpu), function)
     except SystemExit as error:  # sys.exit() in a handler ends this worker with that status, as in a fresh one
         code = _exit_code(error)
@@ -68,6 +72,18 @@ def _become_worker(template: Channel, control: socket.socket, function: UserFunc
 
 def _fork_worker(template: Channel, control: socket.socket, function: UserFunction, in_fd: int, out_fd: int,
                  supervisor_pid: int) -> None:
+    """Fork a worker that the supervisor adopts. While the intermediate lives, the template is no subreaper: the
+    worker must be re-parented past it, to the supervisor (an orphan of the template's own tree re-parented in that
+    instant goes to the supervisor too, and is killed as a leftover)."""
+    set_child_subreaper(False)
+    try:
+        _fork_through_intermediate(template, control, function, in_fd, out_fd, supervisor_pid)
+    finally:
+        set_child_subreaper(True)
+
+
+def _fork_through_intermediate(template: Channel, control: socket.socket, function: UserFunction, in_fd: int,
+                               out_fd: int, supervisor_pid: int) -> None:
     intermediate = os.fork()
     if intermediate == 0:
         try:

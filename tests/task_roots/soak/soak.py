@@ -61,7 +61,7 @@ def _owned_environment():
 
 
 def _daemon(command=SLEEPER):
-    """Double fork: a grandchild whose parent exits at once, so it is re-parented (to the supervisor)."""
+    """Double fork: a grandchild whose parent exits at once, so it is re-parented (to the worker, a subreaper)."""
     environment = _owned_environment()
     pid = os.fork()
     if pid == 0:
@@ -123,7 +123,7 @@ def handler(event, context):
     if action == "spawn_and_hang":
         _spawn_family()
         time.sleep(3600)
-    if action == "daemon_hog":  # a daemon that holds memory, outside the worker's process tree
+    if action == "daemon_hog":  # a daemon that holds memory, out of the worker's process group and session
         _daemon([sys.executable, "-c", f"x = bytearray({event['mb']} * 2**20); import time; time.sleep(300)"])
         time.sleep(3600)
     if action == "write_garbage":
