@@ -157,7 +157,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("handler", "_HANDLER", _handler, None,
             "The handler, `module.function` or `dir/module.function` (or the first argument, as in an image's CMD).",
             True),
-    Setting("task_root", "LAMBDA_TASK_ROOT", _directory, ".", "Directory holding the user's code; first on sys.path."),
+    Setting("task_root", "LAMBDA_TASK_ROOT", _directory, ".",
+            "Directory holding the user's code; first on the worker's sys.path, never on the supervisor's."),
     Setting("function_name", "AWS_LAMBDA_FUNCTION_NAME", str, "function", "Seen by handlers as context.function_name."),
     Setting("function_version", "AWS_LAMBDA_FUNCTION_VERSION", str, "$LATEST", "context.function_version."),
     Setting("memory_size_mb", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", _positive_int, DEFAULT_MEMORY_SIZE_MB,
@@ -165,8 +166,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_group_name", "AWS_LAMBDA_LOG_GROUP_NAME", str, "", "context.log_group_name."),
     Setting("log_stream_name", "AWS_LAMBDA_LOG_STREAM_NAME", str, "", "context.log_stream_name."),
     Setting("max_rss_mb", "LAMBDA_SUPERVISOR_MAX_RSS_MB", _positive_int, _default_max_rss_mb,
-            "Hard memory limit: a worker (with its children) above this RSS is killed, the request fails with "
-            f"Runtime.OutOfMemory. Default: memory size minus {SUPERVISOR_RESERVE_MB} MB for the supervisor, "
+            "Hard memory limit: a worker whose PSS, with its children and daemons (a shared page counts once), is "
+            "above this is killed, the request fails with Runtime.OutOfMemory. "
+            f"Default: memory size minus {SUPERVISOR_RESERVE_MB} MB for the supervisor, "
             "but at least half the memory size."),
     Setting("respawn", "LAMBDA_SUPERVISOR_RESPAWN", _respawn_strategy, "spare",
             "How a replacement worker is made: `fresh` (new interpreter, user init re-run), `spare` (a standby "
@@ -183,7 +185,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Recycle a worker older than this many seconds, between two requests (0: never)."),
     Setting("soft_timeout_ms", "LAMBDA_SUPERVISOR_SOFT_TIMEOUT_MS", _non_negative_int, 0,
             "This long before the deadline, raise SoftTimeoutError (a TimeoutError) inside the handler so it can "
-            "clean up; the hard kill at the deadline stays (0: off). Uses SIGALRM in the worker."),
+            "clean up; the hard kill at the deadline stays (0: off). Uses SIGALRM in the worker. Ignored, with one "
+            "warning, when not shorter than the function timeout (AWS_LAMBDA_FUNCTION_TIMEOUT if set, else the time "
+            "left when an event arrives)."),
     Setting("respawn_attempts", "LAMBDA_SUPERVISOR_RESPAWN_ATTEMPTS", _positive_int, 5,
             "After a fault, how many times a replacement worker that fails init is retried (with jittered "
             "exponential backoff) before the init error is reported and the runtime exits."),
@@ -192,7 +196,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("init_timeout_s", "LAMBDA_SUPERVISOR_INIT_TIMEOUT_S", _positive_float, 120.0,
             "How long a worker may take to import the handler before init fails with Runtime.InitTimeout."),
     Setting("memory_poll_ms", "LAMBDA_SUPERVISOR_MEMORY_POLL_MS", _positive_int, 20,
-            "How often a running invocation's RSS is checked against the hard limit."),
+            "How often a running invocation's memory is checked against the hard limit (the RSS sum; PSS once that "
+            "is over the limit)."),
     Setting("shutdown_grace_ms", "LAMBDA_SUPERVISOR_SHUTDOWN_GRACE_MS", _non_negative_int, 500,
             "On SIGTERM, how long the worker may take to exit after it is forwarded the signal, before SIGKILL."),
     Setting("api_retry_s", "LAMBDA_SUPERVISOR_API_RETRY_S", _positive_float, 10.0,
