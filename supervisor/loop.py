@@ -285,15 +285,17 @@ class Supervisor:
 
         def report() -> None:  # done while the Runtime API handles the post, not between two invocations
             worker.own_rss_bytes()  # one /proc read serves the REPORT line and recycling
-            report_invocation(invocation, worker, outcome, finished)
+            if self.config.report:  # opt-in: Lambda writes its own REPORT line for every invocation
+                report_invocation(invocation, worker, outcome, finished)
 
         if outcome.response is not None:
             self.api.post_response(invocation.request_id, outcome.response, content_type=outcome.content_type,
                                    meanwhile=report)
         else:
             error = outcome.error or error_object("Runtime.Unknown", "the worker gave no outcome")
-            emit("invocation_failed", "invocation failed", request_id=invocation.request_id,
-                 error_type=error["errorType"], fault=outcome.fault or "none")
+            # a handler's own error is logged by the worker, as awslambdaric does; a fault only the supervisor saw
+            emit("invocation_failed", "invocation failed", level="INFO" if outcome.fault else "DEBUG",
+                 request_id=invocation.request_id, error_type=error["errorType"], fault=outcome.fault or "none")
             self.api.post_error(invocation.request_id, error, xray_cause=outcome.xray_cause, meanwhile=report)
         if outcome.fault is not None and not self._shutdown_requested:
             graceful = outcome.fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly

@@ -148,14 +148,14 @@ def test_json_fault_lines_carry_their_fields(start_runtime: StartRuntime) -> Non
 
 
 def test_the_report_line_in_text(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("logs.fail", task_root=LOGS)
+    runtime = start_runtime("logs.fail", task_root=LOGS, env={"LAMBDA_SUPERVISOR_REPORT": "on"})
     record = runtime.invoke()
     pattern = (rf"\tINFO\tlambda-supervisor\tREPORT RequestId: {record.request_id}\tDuration: [\d.]+ ms\t"
                r"Worker PID: (\d+)\tMax RSS: ([\d.]+) MB\tOutcome: RuntimeError$")
     match = re.search(pattern, runtime.log(), re.MULTILINE)
     assert match, runtime.log()
     assert float(match.group(2)) > 1
-    crash = start_runtime("logs.print_then_exit", task_root=LOGS)
+    crash = start_runtime("logs.print_then_exit", task_root=LOGS, env={"LAMBDA_SUPERVISOR_REPORT": "on"})
     record = crash.invoke()
     assert re.search(rf"REPORT RequestId: {record.request_id}\t.*\tOutcome: Runtime.ExitError\tFault: crash$",
                      crash.log(), re.MULTILINE)
