@@ -8,6 +8,8 @@ from typing import Any
 
 from conftest import TASK_ROOTS, StartRuntime
 
+#: The per-invocation REPORT line and its metrics are opt-in.
+REPORT = {"LAMBDA_SUPERVISOR_REPORT": "on"}
 UNITS = {"Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Count", "Percent", "None"}
 
 
@@ -51,7 +53,7 @@ def by_metric(documents: list[dict[str, Any]], name: str) -> list[dict[str, Any]
 
 
 def test_invocations_faults_and_restarts_by_reason(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("logs.print_then_exit", task_root=TASK_ROOTS / "logs", env={"LAMBDA_SUPERVISOR_REPORT": "on"})
+    runtime = start_runtime("logs.print_then_exit", task_root=TASK_ROOTS / "logs", env=REPORT)
     first = runtime.invoke()
     second = runtime.invoke()
     documents = emf_documents(runtime.log())
@@ -116,7 +118,7 @@ def test_an_init_failure_is_counted(start_runtime: StartRuntime) -> None:
 
 
 def test_metrics_do_not_depend_on_the_log_level(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("faults.os_exit", env={"LAMBDA_SUPERVISOR_LOG_LEVEL": "ERROR", "LAMBDA_SUPERVISOR_REPORT": "on"})
+    runtime = start_runtime("faults.os_exit", env={"LAMBDA_SUPERVISOR_LOG_LEVEL": "ERROR", **REPORT})
     runtime.invoke()
     log = runtime.log()
     assert "REPORT RequestId" not in log and "worker replaced" not in log

@@ -26,7 +26,7 @@ from .handler_loader import InitFailure, load_handler, put_task_root_first
 from .invocation import Invoker, bounded_error_payload, error_frame
 from .output import HandlerOutput
 from .output import install as install_output
-from .settings import read_decode_base64, resolve_options
+from .settings import HTTP, read_decode_base64, read_switch, resolve_options
 
 #: Events come from the (trusted) supervisor; the bound only guards against a broken pipe stream.
 MAX_EVENT_BYTES = 64 * 1024 * 1024
@@ -114,8 +114,9 @@ class UserFunction:
         put_task_root_first(Path(environ.get("LAMBDA_TASK_ROOT") or os.getcwd()))
         max_response_bytes = int(environ.get("LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES") or DEFAULT_MAX_RESPONSE_BYTES)
         decode_base64 = read_decode_base64(environ)  # a bad setting is reported before any user code runs
+        http = read_switch(environ, HTTP)
         handler = load_handler(environ.get("_HANDLER", ""))
-        options = resolve_options(environ, decode_base64, handler)
+        options = resolve_options(environ, decode_base64, handler, http)
         invoker = Invoker(handler, FunctionInfo.from_environ(environ), max_response_bytes, options,
                           error_log=output.log_error)
         return cls(invoker, output, limits)
