@@ -17,6 +17,7 @@ from .registration import HandlerOptions, registered_options
 from .serialisers import ResolveError, resolve_callable
 
 HTTP = "LAMBDA_SUPERVISOR_HTTP"
+TAG_OUTPUT = "LAMBDA_SUPERVISOR_TAG_OUTPUT"
 DECODE_BASE64 = "LAMBDA_SUPERVISOR_DECODE_BASE64"
 SERIALISER = "LAMBDA_SUPERVISOR_SERIALISER"
 DESERIALISER = "LAMBDA_SUPERVISOR_DESERIALISER"
@@ -42,6 +43,10 @@ WORKER_SETTINGS = (
     WorkerSetting(DECODE_BASE64, f"as `{HTTP}`",
                   "Decode base64 request bodies of HTTP events before the handler sees them "
                   "(true/false, on/off, 1/0, yes/no; also `@lambda_handler(decode_base64=True)`)."),
+    WorkerSetting(TAG_OUTPUT, "`false`",
+                  "Tag each write to stdout/stderr (`print`) with the request id, as a log event in the log format "
+                  "(Text: `[INFO]`/`[ERROR]` lines like `logging` records; JSON: records of logger `stdout`/"
+                  "`stderr`); a line that is a JSON object stays untouched. Off: raw, as on Lambda."),
     WorkerSetting(DESERIALISER, "JSON (`json.loads`)",
                   "Dotted path of a function turning the event text into the handler's event, or `identity` for the "
                   "raw text."),
