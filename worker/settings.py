@@ -1,4 +1,5 @@
-"""The worker's own settings, read from its environment at init: how events are decoded and results encoded.
+"""The worker's own settings, read from its environment at init: how events are decoded, results encoded and output
+written.
 
 They live here, not in the supervisor's configuration, because only the worker may import user code (a custom
 serialiser is user code). An unusable value fails init with ``Runtime.InvalidConfiguration`` naming the variable,
