@@ -97,12 +97,13 @@ def test_base64_decoding_can_be_turned_off(
         assert seen["body"] == event["body"] and seen["isBase64Encoded"] is True
 
 
-def test_an_invalid_decode_setting_fails_init_naming_the_variable(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("app.describe", task_root=HTTP_ROOT, env={"LAMBDA_SUPERVISOR_DECODE_BASE64": "maybe"},
-                            wait_ready=False)
+@pytest.mark.parametrize("variable", ["LAMBDA_SUPERVISOR_DECODE_BASE64", "LAMBDA_SUPERVISOR_HTTP",
+                                      "LAMBDA_SUPERVISOR_TAG_OUTPUT"])
+def test_an_invalid_worker_switch_fails_init_naming_the_variable(start_runtime: StartRuntime, variable: str) -> None:
+    runtime = start_runtime("app.describe", task_root=HTTP_ROOT, env={variable: "maybe"}, wait_ready=False)
     posted = runtime.emulator.wait_init_error(60)
     assert posted.error_type == "Runtime.InvalidConfiguration", posted.describe()
-    assert "LAMBDA_SUPERVISOR_DECODE_BASE64='maybe' is invalid" in (posted.error_message or "")
+    assert f"{variable}='maybe' is invalid" in (posted.error_message or "")
     assert runtime.wait_exit() == ExitCode.INIT_FAILED
 
 
@@ -120,16 +121,18 @@ def test_plain_results_become_proxy_responses(start_runtime: StartRuntime) -> No
     assert runtime.invoke(event).json() == {"statusCode": 204, "headers": {}, "body": "", "isBase64Encoded": False}
 
 
-def test_explicit_and_ready_made_responses(start_runtime: StartRuntime) -> None:
-    """http_response and a ready proxy response need no opt-in: an unchanged function uses neither."""
-    runtime = start_runtime("app.explicit", task_root=HTTP_ROOT)
+@pytest.mark.parametrize("env", [{}, SHAPING])
+def test_explicit_and_ready_made_responses(start_runtime: StartRuntime, env: dict[str, str]) -> None:
+    """http_response and a ready proxy response work with shaping on, and need no opt-in: an unchanged function
+    uses neither."""
+    runtime = start_runtime("app.explicit", task_root=HTTP_ROOT, env=env)
     response = runtime.invoke(sample("apigateway-http")).json()
     assert response["statusCode"] == 201
     assert response["headers"] == {"Content-Type": "application/json", "Location": "/orders/42"}
     assert json.loads(response["body"]) == {"created": "42"}
-    runtime = start_runtime("app.explicit_html", task_root=HTTP_ROOT)
+    runtime = start_runtime("app.explicit_html", task_root=HTTP_ROOT, env=env)
     assert runtime.invoke(sample("function-url")).json()["headers"] == {"Content-Type": "text/html"}
-    runtime = start_runtime("app.proxy", task_root=HTTP_ROOT)
+    runtime = start_runtime("app.proxy", task_root=HTTP_ROOT, env=env)
     assert runtime.invoke(sample("alb")).json() == {
         "statusCode": 302, "headers": {"Location": "https://example.com/"}, "body": ""}, "passed as is"
 
