@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import logging
 import os
 import re
+import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -151,3 +154,60 @@ def test_text_records_in_lambdas_layout(pipe: Pipe) -> None:
     assert re.fullmatch(r"\[INFO\]\t\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\t\tbefore any invocation", first)
     assert second.startswith("[WARNING]\t") and second.endswith("\trid-3\ttwo\rlines"), "one event"
     assert third == "ERROR rid-3 mine", "a formatter the user sets is honoured, with the request id"
+
+
+def _records() -> list[logging.LogRecord]:
+    """Records of every kind a handler logs, made fresh for each formatter (awslambdaric's changes the record)."""
+    try:
+        {}["k"]
+    except KeyError:
+        exc_info = sys.exc_info()
+    made = [
+        logging.LogRecord("app", logging.INFO, "/x/app.py", 3, "hello %s", ("there",), None, "handler"),
+        logging.LogRecord("app", logging.WARNING, "/x/app.py", 4, {"structured": True}, None, None, "handler"),
+        logging.LogRecord("app", logging.ERROR, "/x/app.py", 5, "failed", None, exc_info, "handler"),
+        logging.LogRecord("app", 5, "/x/app.py", 6, "trace level", None, None, "handler"),
+        logging.LogRecord("app", 45, "/x/app.py", 7, "between", None, None, "handler"),
+        logging.LogRecord("app", logging.CRITICAL, "/x/app.py", 8, "caf\u00e9 %d", (1,), None, "handler"),
+    ]
+    made[0].order, made[0].when = 7, {1, 2}  # extra fields, one that JSON cannot encode
+    for record in made:
+        record.aws_request_id = "rid-9"
+    made[1].tenant_id = "tenant-1"
+    return made
+
+
+@pytest.mark.skipif(importlib.util.find_spec("awslambdaric") is None, reason="awslambdaric not installed")
+def test_json_records_are_awslambdarics_byte_for_byte() -> None:
+    from awslambdaric.lambda_runtime_log_utils import JsonFormatter
+
+    from lambda_supervisor.worker.log_records import JsonRecordFormatter
+
+    theirs, ours = JsonFormatter(), JsonRecordFormatter()
+    theirs.converter = time.gmtime
+    for their_record, our_record in zip(_records(), _records(), strict=True):
+        assert ours.format(our_record) == theirs.format(their_record)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("awslambdaric") is None, reason="awslambdaric not installed")
+def test_text_records_are_awslambdarics_byte_for_byte() -> None:
+    from awslambdaric.bootstrap import _setup_logging
+    from awslambdaric.lambda_runtime_log_utils import LogFormat
+
+    from lambda_supervisor.worker.log_records import text_formatter
+
+    class Sink:
+        def log(self, msg: str, frame_type: bytes | None = None) -> None:
+            pass
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    _setup_logging(LogFormat.TEXT, "", Sink())
+    try:
+        theirs = root.handlers[-1].formatter
+    finally:
+        root.handlers[:] = before
+        root.setLevel(logging.WARNING)
+    assert theirs is not None
+    for their_record, our_record in zip(_records(), _records(), strict=True):
+        assert text_formatter().format(our_record) == theirs.format(their_record)
