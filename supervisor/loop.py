@@ -93,11 +93,11 @@ class Supervisor:
         finally:
             self._stop_worker()
             self.api.close()
-            emit("supervisor_stopped", "supervisor stopped")
+            emit("supervisor_stopped", "supervisor stopped", level="DEBUG")
 
     def _install_signal_handlers(self) -> None:
         def request_shutdown(signum: int, _frame: FrameType | None) -> None:
-            emit("shutdown_requested", "shutdown requested", signal=signal.Signals(signum).name)
+            emit("shutdown_requested", "shutdown requested", level="DEBUG", signal=signal.Signals(signum).name)
             self._shutdown_requested = True
             # Lambda only stops a sandbox between invocations, so while idle in `next` there is nothing to lose.
             if self._idle:
@@ -167,8 +167,8 @@ class Supervisor:
         self.factory.close(self.config.shutdown_grace_ms / 1000)
         if self.worker is not None:
             self.worker.terminate(self.config.shutdown_grace_ms / 1000)
-            emit("worker_stopped", "worker stopped", pid=self.worker.pid, exit=self.worker.exit_description,
-                 served=self.worker.invocations)
+            emit("worker_stopped", "worker stopped", level="DEBUG", pid=self.worker.pid,
+                 exit=self.worker.exit_description, served=self.worker.invocations)
         kill_orphans(keep=set())
 
     def _post_init_error(self, error: dict[str, Any]) -> None:
@@ -187,7 +187,8 @@ class Supervisor:
 
     def _start_worker(self) -> WorkerProcess:
         worker = self._adopt(self.factory.start())
-        emit("worker_ready", "worker ready", pid=worker.pid, strategy=self.factory.strategy,
+        # routine, and Lambda reports the init's duration itself: only faults and replacements are INFO lines
+        emit("worker_ready", "worker ready", level="DEBUG", pid=worker.pid, strategy=self.factory.strategy,
              init_ms=(worker.ready_seconds or 0.0) * 1000)
         return worker
 

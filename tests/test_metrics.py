@@ -127,15 +127,18 @@ def test_metrics_do_not_depend_on_the_log_level(start_runtime: StartRuntime) -> 
 
 
 def test_by_default_only_what_lambda_cannot_see_is_logged(start_runtime: StartRuntime) -> None:
-    """No REPORT line and no per-invocation metrics by default (Lambda writes its own REPORT line); a fault still
-    gets its lines and its restart metric."""
-    runtime = start_runtime("faults.echo")
+    """No REPORT line and no per-invocation metrics by default (Lambda writes its own REPORT line), and at the
+    default level no line at all for a healthy function, from its start to its stop; a fault still gets its lines
+    and its restart metric."""
+    default_level = {"LAMBDA_SUPERVISOR_LOG_LEVEL": "INFO"}
+    runtime = start_runtime("faults.echo", env=default_level)
     runtime.invoke({})
     runtime.invoke({})
+    assert runtime.stop() == 0
     log = runtime.log()
     assert "REPORT RequestId" not in log and not emf_documents(log)
-    assert "invocation failed" not in log
-    crash = start_runtime("faults.os_exit")
+    assert "lambda-supervisor" not in log, log
+    crash = start_runtime("faults.os_exit", env=default_level)
     record = crash.invoke()
     log = crash.log()
     assert "REPORT RequestId" not in log and not by_metric(emf_documents(log), "Invocations")
