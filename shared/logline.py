@@ -1,9 +1,11 @@
 """One log line, in Lambda's Text or JSON log format; used by the supervisor's lines and the handler's output.
 
-Text: ``timestamp<TAB>requestId<TAB>LEVEL<TAB>message``. We write to stdout, where every ``\\n`` would start a new
-CloudWatch log event, so newlines *inside* a message (a traceback) are written as ``\\r``: CloudWatch shows them as
-line breaks but keeps the message one event. JSON: one object per line with ``timestamp``, ``level``, ``message``,
-``logger`` and ``requestId`` (left out outside an invocation), plus whatever structured fields the caller adds.
+Text (:func:`text_line`, the worker's tagged output): Lambda's ``[LEVEL]<TAB>timestamp<TAB>requestId<TAB>message``;
+the supervisor's lines use their own column order (see supervisor/logs.py). We write to stdout, where every
+``\\n`` would start a new CloudWatch log event, so newlines *inside* a message (a traceback) are written as
+``\\r``: CloudWatch shows them as line breaks but keeps the message one event. JSON: one object per line with
+``timestamp``, ``level``, ``message``, ``logger`` and ``requestId`` (left out outside an invocation), plus whatever
+structured fields the caller adds.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def one_line(message: str) -> str:
 
 
 def text_line(seconds: float, request_id: str | None, level: str, message: str) -> str:
-    return f"{timestamp(seconds)}\t{request_id or ''}\t{level}\t{one_line(message)}\n"
+    return f"[{level}]\t{timestamp(seconds)}\t{request_id or ''}\t{one_line(message)}\n"
 
 
 def json_line(

@@ -217,8 +217,13 @@ SETTINGS: tuple[Setting, ...] = (
             "With several vCPUs, the supervisor and the idle worker wait on one CPU, so handing an event over and "
             "back needs no cross-CPU wake-up; handlers (and their threads) still run on every vCPU. `off`: no CPU "
             "affinity is set."),
+    Setting("report", "LAMBDA_SUPERVISOR_REPORT", _switch, "off",
+            "`on`: a REPORT line per invocation (duration, worker, peak RSS, outcome) and, with metrics on, its "
+            "per-invocation metrics (Invocations, Errors, Faults, Duration). `off`: only what Lambda cannot see is "
+            "logged: faults, worker replacements and recycles, init failures."),
     Setting("metrics", "LAMBDA_SUPERVISOR_METRICS", _switch, "on",
-            "`off` stops the CloudWatch Embedded Metric Format lines (restarts, invocations, faults, time to ready)."),
+            "`off` stops the CloudWatch Embedded Metric Format lines (restarts and time to ready, init failures, "
+            "and the per-invocation metrics of `LAMBDA_SUPERVISOR_REPORT`)."),
     Setting("metrics_namespace", "LAMBDA_SUPERVISOR_METRICS_NAMESPACE", _namespace, "LambdaSupervisor",
             "CloudWatch namespace of those metrics."),
 )
@@ -252,6 +257,7 @@ class Config:
     rlimits: tuple[RLimit, ...]
     log_level: str
     share_cpu: bool
+    report: bool
     metrics: bool
     metrics_namespace: str
 

@@ -96,11 +96,11 @@ class Supervisor:
         finally:
             self._stop_worker()
             self.api.close()
-            emit("supervisor_stopped", "supervisor stopped")
+            emit("supervisor_stopped", "supervisor stopped", level="DEBUG")
 
     def _install_signal_handlers(self) -> None:
         def request_shutdown(signum: int, _frame: FrameType | None) -> None:
-            emit("shutdown_requested", "shutdown requested", signal=signal.Signals(signum).name)
+            emit("shutdown_requested", "shutdown requested", level="DEBUG", signal=signal.Signals(signum).name)
             self._shutdown_requested = True
             # Lambda only stops a sandbox between invocations, so while idle in `next` there is nothing to lose.
             if self._idle:
@@ -170,8 +170,8 @@ class Supervisor:
         self.factory.close(self.config.shutdown_grace_ms / 1000)
         if self.worker is not None:
             self.worker.terminate(self.config.shutdown_grace_ms / 1000)
-            emit("worker_stopped", "worker stopped", pid=self.worker.pid, exit=self.worker.exit_description,
-                 served=self.worker.invocations)
+            emit("worker_stopped", "worker stopped", level="DEBUG", pid=self.worker.pid,
+                 exit=self.worker.exit_description, served=self.worker.invocations)
         kill_orphans()
 
     def _post_init_error(self, error: dict[str, Any]) -> None:
@@ -190,7 +190,8 @@ class Supervisor:
 
     def _start_worker(self) -> WorkerProcess:
         worker = self._adopt(self.factory.start())
-        emit("worker_ready", "worker ready", pid=worker.pid, strategy=self.factory.strategy,
+        # routine, and Lambda reports the init's duration itself: only faults and replacements are INFO lines
+        emit("worker_ready", "worker ready", level="DEBUG", pid=worker.pid, strategy=self.factory.strategy,
              init_ms=(worker.ready_seconds or 0.0) * 1000)
         return worker
 
@@ -303,15 +304,17 @@ class Supervisor:
         def report() -> None:  # done while the Runtime API handles the post, not between two invocations
             worker.own_rss_bytes()  # one /proc read serves the REPORT line and recycling
             worker.count_zombie_children(MAX_WORKER_ZOMBIES)  # one more tells whether its adopted zombies pile up
-            report_invocation(invocation, worker, outcome, finished)
+            if self.config.report:  # opt-in: Lambda writes its own REPORT line for every invocation
+                report_invocation(invocation, worker, outcome, finished)
 
         if outcome.response is not None:
             self.api.post_response(invocation.request_id, outcome.response, content_type=outcome.content_type,
                                    meanwhile=report)
         else:
             error = outcome.error or error_object("Runtime.Unknown", "the worker gave no outcome")
-            emit("invocation_failed", "invocation failed", request_id=invocation.request_id,
-                 error_type=error["errorType"], fault=outcome.fault or "none")
+            # a handler's own error is logged by the worker, as awslambdaric does; a fault only the supervisor saw
+            emit("invocation_failed", "invocation failed", level="INFO" if outcome.fault else "DEBUG",
+                 request_id=invocation.request_id, error_type=error["errorType"], fault=outcome.fault or "none")
             self.api.post_error(invocation.request_id, error, xray_cause=outcome.xray_cause, meanwhile=report)
         if outcome.fault is not None and not self._shutdown_requested:
             graceful = outcome.fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly

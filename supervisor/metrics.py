@@ -4,8 +4,8 @@ CloudWatch Logs turns a log event that is a JSON object with an ``_aws.CloudWatc
 so graphs and alarms on restarts need no code and no permissions. Lines are written to stdout as they are (not
 wrapped in a log envelope), one per event that has metrics:
 
-* ``invocation`` (the REPORT line): ``Invocations``, ``Errors``, ``Faults`` (the worker had to be replaced),
-  ``Duration``; dimensions ``[FunctionName]``.
+* ``invocation`` (the REPORT line, opt-in with ``LAMBDA_SUPERVISOR_REPORT``): ``Invocations``, ``Errors``,
+  ``Faults`` (the worker had to be replaced), ``Duration``; dimensions ``[FunctionName]``.
 * ``worker_replaced``: ``Restarts`` and ``TimeToReady`` (how long the new worker took); dimensions
   ``[FunctionName]`` and ``[FunctionName, Reason]``.
 * ``init_failed``: ``InitFailures``; dimensions ``[FunctionName]``.

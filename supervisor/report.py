@@ -4,7 +4,8 @@
 
 fields separated by tabs as Lambda separates them; ``Outcome`` is ``success`` or the posted ``errorType``, and a
 ``Fault`` field names the reason when the worker has to be replaced. The line is an ``invocation`` event, so the
-JSON log format carries the same values as fields and the metrics recorder counts it.
+JSON log format carries the same values as fields and the metrics recorder counts it. It is opt-in
+(``LAMBDA_SUPERVISOR_REPORT=on``): Lambda writes its own REPORT line for every invocation, and users pay for both.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """The differential suite: the same handler under awslambdaric and under lambda-supervisor, against one emulator.
 
+Covered: results, errors, X-Ray causes, the context, init errors, log lines (logging at each level, print, stderr,
+AWS Lambda Powertools' Logger and Metrics) in Text and JSON, and events from API Gateway (through Powertools'
+APIGatewayRestResolver too), function URLs, ALBs, SQS, S3 and Lambda authorizers.
+
 Each runtime is started in turn, as its own bootstrap, against the same RuntimeApiEmulator (once per log format),
 with the same environment and working directory (the task root), and gets the same events
 (tests/task_roots/parity/parity.py picks what to do from the event's "case"). What each posted (body bytes,
@@ -12,6 +16,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,7 +30,9 @@ from conftest import TASK_ROOTS, clean_environment
 from lambda_supervisor.supervisor.emulator.records import InvocationRecord
 from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("awslambdaric") is None, reason="awslambdaric not installed")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("awslambdaric") is None or importlib.util.find_spec("aws_lambda_powertools") is None,
+    reason="awslambdaric or aws-lambda-powertools not installed")
 
 TASK_ROOT = TASK_ROOTS / "parity"
 FUNCTION_NAME = "parity-function"
@@ -56,6 +63,35 @@ INVOCATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     }),
     "context-bad-json": ("context", {"client_context": "{not json"}),
 }
+EVENTS = Path(__file__).parent / "events"
+#: Handlers whose log lines are compared: logging at each level, print, Powertools' Logger and Metrics.
+LOGGED = ("log-everything", "powertools-logger", "powertools-metrics")
+
+
+def _sample(name: str, case: str, **changes: Any) -> dict[str, Any]:
+    """One of tests/events/NAME.json with the case for parity.handler added (and ``changes``)."""
+    return {**json.loads((EVENTS / f"{name}.json").read_text()), **changes, "case": case}
+
+
+#: label -> the event (a sample of an AWS event source), for the invocations that take one.
+SOURCE_EVENTS: dict[str, dict[str, Any]] = {
+    "powertools-api": _sample("apigateway-rest", "powertools-api"),
+    "powertools-api-raise": _sample("apigateway-rest", "powertools-api", httpMethod="GET"),
+    "powertools-api-no-route": _sample("apigateway-rest", "powertools-api", path="/nowhere"),
+    "apigateway-rest-as-is": _sample("apigateway-rest", "describe-event"),
+    "apigateway-http-as-is": _sample("apigateway-http", "describe-event"),
+    "function-url-as-is": _sample("function-url", "describe-event"),
+    "alb-as-is": _sample("alb", "describe-event"),
+    "apigateway-http-raise": _sample("apigateway-http", "raise"),
+    "alb-raise": _sample("alb", "raise-custom"),
+    "sqs-batch": _sample("sqs", "batch"),
+    "s3-keys": _sample("s3", "keys"),
+    "sqs-raise": _sample("sqs", "raise"),
+    **{name: _sample(name, "authorize") for name in (
+        "authorizer-token", "authorizer-rest-request", "authorizer-http-v1", "authorizer-http-v2",
+        "authorizer-websocket")},
+}
+INVOCATIONS.update({case: (case, {}) for case in LOGGED})
 
 
 @dataclass
@@ -96,6 +132,8 @@ def _run(runtime: str, emulator: RuntimeApiEmulator, log_format: str, log_path: 
         AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_LAMBDA_LOG_GROUP_NAME=f"/aws/lambda/{FUNCTION_NAME}",
         AWS_LAMBDA_LOG_STREAM_NAME="2026/01/01/[$LATEST]0123456789abcdef", AWS_LAMBDA_LOG_FORMAT=log_format,
     )
+    if log_format == "JSON":  # Lambda sets the application log level with the JSON format (INFO by default)
+        environment["AWS_LAMBDA_LOG_LEVEL"] = "INFO"
     environment.update(env or {})
     polls = emulator.next_poll_count
     with log_path.open("wb") as log:
@@ -105,6 +143,7 @@ def _run(runtime: str, emulator: RuntimeApiEmulator, log_format: str, log_path: 
             emulator.wait_next_polled(polls + 1, timeout=60)
             records = {label: emulator.invoke({"case": case}, wait=30, **extra)
                        for label, (case, extra) in INVOCATIONS.items()}
+            records.update({label: emulator.invoke(event, wait=30) for label, event in SOURCE_EVENTS.items()})
         finally:
             process.terminate()
             try:
@@ -338,6 +377,85 @@ def test_the_invoke_endpoint_decodes_the_sdks_base64_client_context(tmp_path: Pa
     assert got["client"]["installation_id"] == ["str", "'inst-1'"]
     assert got["client_context"]["custom"] == ["dict", "{'tenant': 't1'}"]
     assert got["attributes"]["tenant_id"] == ["str", "'tenant-9'"]
+
+
+# -- event sources: what Lambda sends reaches the handler, what it returns reaches Lambda -------------------------
+
+
+@pytest.mark.parametrize("label", SOURCE_EVENTS)
+def test_event_sources_get_identical_posts_by_default(runs: dict[tuple[str, str], Run], label: str) -> None:
+    """API Gateway (through Powertools' resolver too), function URLs, ALBs, SQS, S3 and every kind of authorizer:
+    the same post, byte for byte, as under awslambdaric; an exception behind API Gateway is an invocation error."""
+    theirs, ours = pair(runs)
+    assert ours.post(label) == theirs.post(label)
+    assert ours.header(label, "Content-Type") == theirs.header(label, "Content-Type")
+    if label.endswith("-raise"):
+        assert ours.post(label)[0] == "error"
+    if label.endswith("-as-is"):
+        seen = json.loads(ours.post(label)[1])
+        assert seen == SOURCE_EVENTS[label], "the handler saw the event exactly as sent (base64 bodies included)"
+
+
+def test_powertools_resolver_answers_alike(runs: dict[tuple[str, str], Run]) -> None:
+    _, ours = pair(runs)
+    answer = json.loads(ours.post("powertools-api")[1])
+    assert answer["statusCode"] == 200 and json.loads(answer["body"]) == {
+        "order": "42", "body": SOURCE_EVENTS["powertools-api"]["body"], "verbose": "1"}
+    assert json.loads(ours.post("powertools-api-no-route")[1])["statusCode"] == 404
+    assert ours.error("powertools-api-raise")["errorMessage"] == "order 42 exploded"
+    assert json.loads(ours.post("authorizer-http-v2")[1]) == {"isAuthorized": True, "context": {"user": "user-1"}}
+
+
+# -- log lines --------------------------------------------------------------------------------------------------
+
+#: Timestamps differ between runs: ISO (Lambda's, to the millisecond or the second), Powertools', EMF's.
+_TIMESTAMPS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}[+-]\d{4}"
+                         r'|(?<="Timestamp":)\s*\d+')
+_TRACE_IDS = re.compile(r"1-[0-9a-f]{8}-[0-9a-f]{24}")
+
+
+def _segment(run: Run, label: str) -> list[str]:
+    """The log lines a handler wrote between its markers, as CloudWatch events split on "\\n" (our "\\r" inside
+    a record is a newline in awslambdaric's stdout), empty lines left out, with placeholders for the request id,
+    timestamps and trace ids."""
+    start = run.log.index(f"==> {label}\n")
+    end = run.log.index(f"<== {label}\n", start)
+    text = run.log[start:end].replace("\r", "\n").replace(run.records[label].request_id, "<request-id>")
+    text = _TRACE_IDS.sub("<trace-id>", _TIMESTAMPS.sub("<time>", text))
+    return [line for line in text.split("\n") if line]
+
+
+@pytest.mark.parametrize("log_format", FORMATS)
+@pytest.mark.parametrize("label", LOGGED)
+def test_log_lines_alike(runs: dict[tuple[str, str], Run], log_format: str, label: str) -> None:
+    """logging at each level, print and stderr, Powertools' Logger (its JSON not double-encoded) and Metrics (its
+    EMF line as that object): the same lines, but for timestamps, in Text and in JSON."""
+    theirs, ours = pair(runs, log_format)
+    assert _segment(ours, label) == _segment(theirs, label)
+
+
+def test_powertools_lines_reach_the_log_as_their_objects(runs: dict[tuple[str, str], Run]) -> None:
+    for log_format in FORMATS:
+        _, ours = pair(runs, log_format)
+        lines = _segment(ours, "powertools-metrics")
+        emf = json.loads(next(line for line in lines if line.startswith('{"_aws"')).replace("<time>", "0"))
+        assert emf["Orders"] == [2.0] or emf["Orders"] == 2.0
+        assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Parity" and emf["channel"] == "web"
+        logged = [json.loads(line) for line in _segment(ours, "powertools-logger") if line.startswith("{")]
+        assert logged[0]["message"] == "from powertools" and logged[0]["function_request_id"] == "<request-id>"
+        assert logged[1]["message"] == {"structured": True}
+
+
+def test_text_records_in_lambdas_layout(runs: dict[tuple[str, str], Run]) -> None:
+    _, ours = pair(runs, "Text")
+    lines = _segment(ours, "log-everything")
+    assert "[WARNING]\t<time>\t<request-id>\twarning record 7" in lines
+    assert "[INFO]\t<time>\t<request-id>\t{'structured': True, 'n': 1}" in lines
+    assert "printed line" in lines and "to stderr" in lines and "two" in lines
+    # a deliberate difference on stdout: a record is one CloudWatch event, its inner newlines written as \r
+    theirs, _ = pair(runs, "Text")
+    assert "\twith a traceback\rTraceback (most recent call last):\r" in ours.log
+    assert "\twith a traceback\nTraceback (most recent call last):\n" in theirs.log
 
 
 # -- init errors -----------------------------------------------------------------------------------------------

@@ -23,6 +23,11 @@ SAMPLES = {
     "sqs": EventSource.SQS,
     "s3": EventSource.S3,
     "direct": EventSource.DIRECT,
+    "authorizer-token": EventSource.APIGATEWAY_AUTHORIZER,
+    "authorizer-rest-request": EventSource.APIGATEWAY_AUTHORIZER,
+    "authorizer-http-v1": EventSource.APIGATEWAY_AUTHORIZER,
+    "authorizer-http-v2": EventSource.APIGATEWAY_AUTHORIZER,
+    "authorizer-websocket": EventSource.APIGATEWAY_AUTHORIZER,
 }
 
 
@@ -42,7 +47,8 @@ def test_samples_are_classified(name: str, source: EventSource) -> None:
 @pytest.mark.parametrize("event", [
     None, [], "text", 42, {}, {"Records": []}, {"Records": ["x"]}, {"Records": [{"eventSource": "aws:kinesis"}]},
     {"requestContext": {}}, {"requestContext": "x", "httpMethod": "GET"}, {"source": "only"},
-    {"Records": [{"eventSource": 7}]},
+    {"Records": [{"eventSource": 7}]}, {"type": "TOKEN"}, {"type": ["TOKEN"], "methodArn": "arn:x"},
+    {"type": "OTHER", "methodArn": "arn:x"}, {"type": "REQUEST", "methodArn": 7},
 ])
 def test_anything_else_is_direct(event: Any) -> None:
     assert classify(event) is EventSource.DIRECT
@@ -56,3 +62,14 @@ def test_http_api_payload_v1_is_shaped_like_rest() -> None:
 def test_the_enum_compares_as_its_string() -> None:
     assert EventSource.FUNCTION_URL == "function-url" and json.dumps(EventSource.SQS) == '"sqs"'
     assert EventSource.ALB in HTTP_SOURCES and EventSource.SQS not in HTTP_SOURCES
+
+
+def test_authorizers_are_not_http_sources() -> None:
+    """A REQUEST authorizer's event carries the request's own fields (httpMethod, requestContext, version 2.0), but
+    its answer is a policy or isAuthorized: it must never be shaped into a proxy response."""
+    assert EventSource.APIGATEWAY_AUTHORIZER not in HTTP_SOURCES
+    for name in ("authorizer-rest-request", "authorizer-http-v1", "authorizer-http-v2"):
+        event = sample(name)
+        assert "requestContext" in event and classify(event) is EventSource.APIGATEWAY_AUTHORIZER
+        del event["type"]
+        assert classify(event) in HTTP_SOURCES, "without its type, the same event is the request itself"

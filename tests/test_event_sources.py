@@ -17,6 +17,8 @@ from lambda_supervisor.supervisor.exit_codes import ExitCode
 
 EVENTS = Path(__file__).parent / "events"
 HTTP_ROOT = TASK_ROOTS / "http"
+#: HTTP shaping, error-to-500 and base64 decoding are opt-in; the tests of those features opt in.
+SHAPING = {"LAMBDA_SUPERVISOR_HTTP": "true"}
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -48,7 +50,7 @@ OTHER_SAMPLES = [
 
 
 def test_each_source_is_classified_and_shaped_on_one_warm_worker(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("app.describe", task_root=HTTP_ROOT)
+    runtime = start_runtime("app.describe", task_root=HTTP_ROOT, env=SHAPING)
     for name, source in HTTP_SAMPLES:
         record = runtime.invoke(sample(name))
         response = record.json()
@@ -64,7 +66,7 @@ def test_each_source_is_classified_and_shaped_on_one_warm_worker(start_runtime: 
 
 
 def test_base64_request_bodies_are_decoded_to_text_or_bytes(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("app.describe", task_root=HTTP_ROOT)
+    runtime = start_runtime("app.describe", task_root=HTTP_ROOT, env=SHAPING)
     text = proxy_body(runtime.invoke(sample("apigateway-http")))
     assert text == {"source": "apigateway-http", "body": '{"quantity": 3}', "body_type": "str",
                     "isBase64Encoded": False}
@@ -77,9 +79,11 @@ def test_base64_request_bodies_are_decoded_to_text_or_bytes(start_runtime: Start
 
 
 @pytest.mark.parametrize(("handler", "env", "decoded"), [
-    ("app.describe", {"LAMBDA_SUPERVISOR_DECODE_BASE64": "no"}, False),
-    ("app.keep_base64", {}, False),  # @lambda_handler(decode_base64=False)
-    ("app.keep_base64", {"LAMBDA_SUPERVISOR_DECODE_BASE64": "TRUE"}, True),  # the environment wins
+    ("app.describe", {**SHAPING, "LAMBDA_SUPERVISOR_DECODE_BASE64": "no"}, False),
+    ("app.keep_base64", SHAPING, False),  # @lambda_handler(decode_base64=False)
+    ("app.keep_base64", {**SHAPING, "LAMBDA_SUPERVISOR_DECODE_BASE64": "TRUE"}, True),  # the environment wins
+    ("app.shaped", {}, True),  # @lambda_handler(http=True): decoding follows shaping
+    ("app.shaped", {"LAMBDA_SUPERVISOR_DECODE_BASE64": "off"}, False),
 ])
 def test_base64_decoding_can_be_turned_off(
     start_runtime: StartRuntime, handler: str, env: dict[str, str], decoded: bool
@@ -93,44 +97,50 @@ def test_base64_decoding_can_be_turned_off(
         assert seen["body"] == event["body"] and seen["isBase64Encoded"] is True
 
 
-def test_an_invalid_decode_setting_fails_init_naming_the_variable(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("app.describe", task_root=HTTP_ROOT, env={"LAMBDA_SUPERVISOR_DECODE_BASE64": "maybe"},
-                            wait_ready=False)
+@pytest.mark.parametrize("variable", ["LAMBDA_SUPERVISOR_DECODE_BASE64", "LAMBDA_SUPERVISOR_HTTP",
+                                      "LAMBDA_SUPERVISOR_TAG_OUTPUT"])
+def test_an_invalid_worker_switch_fails_init_naming_the_variable(start_runtime: StartRuntime, variable: str) -> None:
+    runtime = start_runtime("app.describe", task_root=HTTP_ROOT, env={variable: "maybe"}, wait_ready=False)
     posted = runtime.emulator.wait_init_error(60)
     assert posted.error_type == "Runtime.InvalidConfiguration", posted.describe()
-    assert "LAMBDA_SUPERVISOR_DECODE_BASE64='maybe' is invalid" in (posted.error_message or "")
+    assert f"{variable}='maybe' is invalid" in (posted.error_message or "")
     assert runtime.wait_exit() == ExitCode.INIT_FAILED
 
 
 def test_plain_results_become_proxy_responses(start_runtime: StartRuntime) -> None:
     event = sample("apigateway-rest")
-    runtime = start_runtime("app.text", task_root=HTTP_ROOT)
+    runtime = start_runtime("app.text", task_root=HTTP_ROOT, env=SHAPING)
     assert runtime.invoke(event).json() == {"statusCode": 200, "headers": {"Content-Type": "text/plain; charset=utf-8"},
                                             "body": "hello, world", "isBase64Encoded": False}
-    runtime = start_runtime("app.binary", task_root=HTTP_ROOT)
+    runtime = start_runtime("app.binary", task_root=HTTP_ROOT, env=SHAPING)
     response = runtime.invoke(event).json()
     assert response["isBase64Encoded"] is True
     assert response["headers"] == {"Content-Type": "application/octet-stream"}
     assert base64.b64decode(response["body"]) == b"\x89PNG\r\n\x1a\n"
-    runtime = start_runtime("app.nothing", task_root=HTTP_ROOT)
+    runtime = start_runtime("app.nothing", task_root=HTTP_ROOT, env=SHAPING)
     assert runtime.invoke(event).json() == {"statusCode": 204, "headers": {}, "body": "", "isBase64Encoded": False}
 
 
-def test_explicit_and_ready_made_responses(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("app.explicit", task_root=HTTP_ROOT)
+@pytest.mark.parametrize("env", [{}, SHAPING])
+def test_explicit_and_ready_made_responses(start_runtime: StartRuntime, env: dict[str, str]) -> None:
+    """http_response and a ready proxy response work with shaping on, and need no opt-in: an unchanged function
+    uses neither."""
+    runtime = start_runtime("app.explicit", task_root=HTTP_ROOT, env=env)
     response = runtime.invoke(sample("apigateway-http")).json()
     assert response["statusCode"] == 201
     assert response["headers"] == {"Content-Type": "application/json", "Location": "/orders/42"}
     assert json.loads(response["body"]) == {"created": "42"}
-    runtime = start_runtime("app.explicit_html", task_root=HTTP_ROOT)
+    runtime = start_runtime("app.explicit_html", task_root=HTTP_ROOT, env=env)
     assert runtime.invoke(sample("function-url")).json()["headers"] == {"Content-Type": "text/html"}
-    runtime = start_runtime("app.proxy", task_root=HTTP_ROOT)
+    runtime = start_runtime("app.proxy", task_root=HTTP_ROOT, env=env)
     assert runtime.invoke(sample("alb")).json() == {
         "statusCode": 302, "headers": {"Location": "https://example.com/"}, "body": ""}, "passed as is"
 
 
-def test_http_error_is_a_status_for_http_events_and_an_error_otherwise(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("app.not_found", task_root=HTTP_ROOT)
+@pytest.mark.parametrize("env", [{}, SHAPING])
+def test_http_error_is_a_status_for_http_events_and_an_error_otherwise(start_runtime: StartRuntime,
+                                                                      env: dict[str, str]) -> None:
+    runtime = start_runtime("app.not_found", task_root=HTTP_ROOT, env=env)
     rest = runtime.invoke(sample("apigateway-rest")).json()
     assert rest == {"statusCode": 404, "headers": {"Content-Type": "text/plain; charset=utf-8"},
                     "body": "no such order", "isBase64Encoded": False}
@@ -146,15 +156,14 @@ def test_http_error_is_a_status_for_http_events_and_an_error_otherwise(start_run
 
 
 def test_an_unexpected_exception_behind_http_is_a_500_that_leaks_nothing(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("app.boom", task_root=HTTP_ROOT)
+    runtime = start_runtime("app.boom", task_root=HTTP_ROOT, env=SHAPING)
     record = runtime.invoke(sample("apigateway-http"))
     response = record.json()
     assert response == {"statusCode": 500, "headers": {"Content-Type": "text/plain; charset=utf-8"},
                         "body": "500 Internal Server Error", "isBase64Encoded": False}
     assert "hunter2" not in record.response.decode()
-    log = runtime.log()
-    assert f"RequestId: {record.request_id}" in log
-    assert "Traceback (most recent call last)" in log and "RuntimeError: database password is hunter2" in log
+    log = runtime.log()  # logged as awslambdaric logs an unhandled exception
+    assert "[ERROR] RuntimeError: database password is hunter2\rTraceback (most recent call last)" in log
     assert 'app.py", line' in log
     # the same handler behind a queue is an ordinary error, with its stack
     error = runtime.invoke(sample("sqs")).error
@@ -165,10 +174,10 @@ def test_an_unexpected_exception_behind_http_is_a_500_that_leaks_nothing(start_r
 
 
 def test_an_unencodable_result_behind_http_is_a_500(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("app.unencodable", task_root=HTTP_ROOT)
+    runtime = start_runtime("app.unencodable", task_root=HTTP_ROOT, env=SHAPING)
     record = runtime.invoke(sample("apigateway-rest"))
     assert record.json()["statusCode"] == 500
-    assert f"RequestId: {record.request_id}" in runtime.log()
+    assert "[ERROR] TypeError: Object of type set is not JSON serializable" in runtime.log()
     assert runtime.invoke(sample("direct")).error.error_type == "Runtime.MarshalError"
 
 
@@ -191,8 +200,61 @@ def test_faults_behind_http_events_are_posted_as_lambda_errors(
     assert runtime.log().count("worker replaced") == 2
 
 
+def test_by_default_http_events_get_exactly_what_lambda_sends_and_results_go_as_they_are(
+    start_runtime: StartRuntime,
+) -> None:
+    """Without the opt-in, a handler behind HTTP is treated as awslambdaric treats it: its event untouched (base64
+    bodies stay encoded), its result posted as it is, its exception an invocation error (Lambda's Errors metric)."""
+    runtime = start_runtime("app.describe", task_root=HTTP_ROOT)
+    for name, source in HTTP_SAMPLES:
+        event = sample(name)
+        seen = runtime.invoke(event).json()
+        assert seen == {"source": source, "body": event.get("body"), "body_type": type(event.get("body")).__name__,
+                        "isBase64Encoded": event.get("isBase64Encoded")}, name
+    runtime = start_runtime("app.boom", task_root=HTTP_ROOT)
+    for name, _ in HTTP_SAMPLES:
+        error = runtime.invoke(sample(name)).error
+        assert error.error_type == "RuntimeError" and "hunter2" in (error.error_message or ""), name
+    runtime = start_runtime("app.text", task_root=HTTP_ROOT)
+    assert runtime.invoke(sample("apigateway-rest")).json() == "hello, world"
+
+
+def test_shaping_opted_in_by_the_decorator(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("app.shaped", task_root=HTTP_ROOT)
+    response = runtime.invoke(sample("apigateway-http")).json()
+    assert response["statusCode"] == 200 and json.loads(response["body"])["body"] == '{"quantity": 3}'
+    assert runtime.invoke(sample("sqs")).json()["body"] is None, "other sources are never shaped"
+    assert start_runtime("app.shaped", task_root=HTTP_ROOT, env={"LAMBDA_SUPERVISOR_HTTP": "off"}).invoke(
+        sample("apigateway-http")).json()["isBase64Encoded"] is True, "the environment wins over the decorator"
+
+
+AUTHORIZER_SAMPLES = ["authorizer-token", "authorizer-rest-request", "authorizer-http-v1", "authorizer-http-v2",
+                      "authorizer-websocket"]
+
+
+@pytest.mark.parametrize("env", [{}, SHAPING])
+def test_authorizers_are_never_shaped(start_runtime: StartRuntime, env: dict[str, str]) -> None:
+    """An authorizer's answer (an IAM policy, or an HTTP API simple response) reaches API Gateway as the handler
+    returned it, even with shaping on; its exception is an invocation error (API Gateway then answers 500)."""
+    runtime = start_runtime("app.authorize", task_root=HTTP_ROOT, env=env)
+    for name in AUTHORIZER_SAMPLES:
+        event = sample(name)
+        answer = runtime.invoke(event).json()
+        if "routeArn" in event:
+            assert answer == {"isAuthorized": True, "context": {"source": "apigateway-authorizer"}}, name
+        else:
+            assert answer == {
+                "principalId": "user-1",
+                "policyDocument": {"Version": "2012-10-17", "Statement": [
+                    {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}]},
+                "context": {"source": "apigateway-authorizer"},
+            }, name
+    denied = runtime.invoke({**sample("authorizer-token"), "authorizationToken": "deny"})
+    assert denied.error.error_type == "Exception" and denied.error.error_message == "Unauthorized"
+
+
 def test_async_handlers_run_behind_http_and_directly(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("app.async_describe", task_root=HTTP_ROOT)
+    runtime = start_runtime("app.async_describe", task_root=HTTP_ROOT, env=SHAPING)
     assert proxy_body(runtime.invoke(sample("function-url"))) == {"source": "function-url", "async": True}
     assert runtime.invoke(sample("s3")).json() == {"source": "s3", "async": True}
 

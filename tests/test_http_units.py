@@ -80,7 +80,7 @@ def test_boolean_settings_are_strict(text: str, value: bool) -> None:
     assert parse_bool("VAR", text) is value
 
 
-@pytest.mark.parametrize("text", ["on", "off", "2", "tru", "y"])
+@pytest.mark.parametrize("text", ["enabled", "none", "2", "tru", "y"])
 def test_other_boolean_spellings_are_init_errors(text: str) -> None:
     with pytest.raises(InitFailure) as failure:
         parse_bool("LAMBDA_SUPERVISOR_DECODE_BASE64", text)
@@ -120,11 +120,23 @@ def test_environment_options_win_over_registered_ones() -> None:
     def configured(event: Any, context: Any) -> Any:
         return event
 
-    assert resolve_options({}, None, configured) == HandlerOptions(identity, identity, False)
+    assert resolve_options({}, None, configured) == HandlerOptions(identity, identity, False, False)
     environ = {"LAMBDA_SUPERVISOR_SERIALISER": "json.dumps", "LAMBDA_SUPERVISOR_DECODE_BASE64": "yes"}
     options = resolve_options(environ, read_decode_base64(environ), configured)
-    assert options == HandlerOptions(json.dumps, identity, True)
-    assert resolve_options({}, None, lambda event, context: None) == HandlerOptions(None, None, True)
+    assert options == HandlerOptions(json.dumps, identity, True, False)
+
+
+def test_http_shaping_is_off_unless_opted_in_and_decoding_follows_it() -> None:
+    def plain(event: Any, context: Any) -> Any:
+        return event
+
+    assert resolve_options({}, None, plain) == HandlerOptions(None, None, False, False)
+    assert resolve_options({}, None, plain, True) == HandlerOptions(None, None, True, True)
+    assert resolve_options({}, False, plain, True) == HandlerOptions(None, None, False, True)
+    shaped = lambda_handler(http=True)(plain)
+    assert resolve_options({}, None, shaped) == HandlerOptions(None, None, True, True)
+    assert resolve_options({}, None, shaped, False) == HandlerOptions(None, None, False, False), "the env wins"
+    assert parse_bool("X", "on") is True and parse_bool("X", "OFF") is False
 
 
 

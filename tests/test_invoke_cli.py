@@ -14,9 +14,9 @@ from lambda_supervisor.supervisor.invoke import EventFileError, load_events, per
 from lambda_supervisor.supervisor.local import DEMO_TASK_ROOT
 
 
-def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "lambda_supervisor.supervisor", "invoke", *arguments],
-                          env=clean_environment(), capture_output=True, text=True, timeout=120)
+                          env={**clean_environment(), **(env or {})}, capture_output=True, text=True, timeout=120)
 
 
 def summary_counts(stdout: str) -> dict[str, int]:
@@ -50,7 +50,7 @@ def test_invoke_on_an_embedded_runtime_summarises_faults(tmp_path: Path) -> None
     events.write_text('{"action": "ok"}\n{"action": "raise"}\n{"action": "segfault"}\n{"action": "exit"}\n')
     log = tmp_path / "runtime.log"
     result = run_cli("app.handler", "--events", str(events), "--task-root", str(DEMO_TASK_ROOT), "-n", "6",
-                     "--runtime-log", str(log))
+                     "--runtime-log", str(log), env={"LAMBDA_SUPERVISOR_REPORT": "on"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"^\s+3  Runtime.ExitError\s+[\d.]+ ms  Runtime exited with error: signal SIGSEGV$",
                      result.stdout, re.MULTILINE), result.stdout

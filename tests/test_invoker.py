@@ -42,7 +42,7 @@ def test_an_oversized_proxy_response_is_still_refused() -> None:
 
 
 def test_a_decorated_async_handler_and_a_sync_wrapper_returning_a_coroutine() -> None:
-    from lambda_supervisor.worker.registration import lambda_handler
+    from lambda_supervisor.worker.registration import HandlerOptions, lambda_handler
 
     @lambda_handler(decode_base64=True)
     async def decorated(event: Any, context: Any) -> Any:
@@ -54,7 +54,7 @@ def test_a_decorated_async_handler_and_a_sync_wrapper_returning_a_coroutine() ->
     function = FunctionInfo("f", "$LATEST", 128, "", "")
     http_event = (EVENTS / "function-url.json").read_bytes()
     for handler in (decorated, wrapper):
-        invoker = Invoker(handler, function, 6 * 1024 * 1024)
+        invoker = Invoker(handler, function, 6 * 1024 * 1024, HandlerOptions(http=True))
         header, payload = _invoke(invoker, http_event)
         assert header["type"] == "result", payload
         assert json.loads(json.loads(payload)["body"]) == {"source": "function-url"}

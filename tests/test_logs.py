@@ -18,19 +18,24 @@ LOGS = TASK_ROOTS / "logs"
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 
 
+EMF_LINE = ('{"_aws":{"Timestamp":1795425164000,"CloudWatchMetrics":[{"Namespace":"App","Dimensions":[["service"]],'
+            '"Metrics":[{"Name":"Orders","Unit":"Count"}]}]},"service":"shop","Orders":1}')
+
+
 def lines(log: str) -> list[str]:
     """Log events as CloudWatch would split them: on "\\n" only (a "\\r" stays inside its event)."""
     return [line for line in log.split("\n") if line]
 
 
 def tagged(log: str, request_id: str) -> list[tuple[str, str]]:
-    """(level, message) of the Text lines tagged with ``request_id``."""
+    """(level, message) of the Text lines in Lambda's layout, [LEVEL]<TAB>time<TAB>request id<TAB>message, of
+    ``request_id``."""
     found = []
     for line in lines(log):
         parts = line.split("\t", 3)
-        if len(parts) == 4 and parts[1] == request_id:
-            assert re.fullmatch(TIMESTAMP, parts[0]), line
-            found.append((parts[2], parts[3]))
+        if len(parts) == 4 and parts[2] == request_id and parts[0].startswith("["):
+            assert re.fullmatch(TIMESTAMP, parts[1]), line
+            found.append((parts[0].strip("[]"), parts[3]))
     return found
 
 
@@ -38,27 +43,51 @@ def json_lines(log: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines(log) if line.startswith("{")]
 
 
-def test_text_handler_output_is_tagged_with_the_request_id(start_runtime: StartRuntime) -> None:
+def test_text_print_is_raw_and_logging_records_are_in_lambdas_layout(start_runtime: StartRuntime) -> None:
     runtime = start_runtime("logs.talk", task_root=LOGS)
     record = runtime.invoke({"n": 1})
     assert record.json() == "done"
-    events = tagged(runtime.log(), record.request_id)
+    log = runtime.log()
+    events = lines(log)
+    for raw in ("hello from print 1", "two+parts", "no newline", "to stderr", "raw bytes", "line one", "line two",
+                "printed during init", "Traceback (most recent call last):", EMF_LINE):
+        assert raw in events, f"{raw!r} is written as it is, as on Lambda"
+    records = tagged(log, record.request_id)
+    assert ("WARNING", "warning record 7") in records
+    assert not any("debug record" in message or "info record" in message for _, message in records), \
+        "in Text format the root logger keeps Python's default level, WARNING, as on Lambda"
+    logged = [message for level, message in records if message.startswith("with a traceback")]
+    assert len(logged) == 1 and "\rTraceback (most recent call last):\r" in logged[0], "a record is one event"
+    assert logged[0].endswith("KeyError: 'missing'")
+    assert not any(message in ("hello from print 1", "to stderr") for _, message in records), "print is untagged"
+
+
+def test_tagged_output_is_opt_in_and_json_objects_stay_untouched(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("logs.talk", task_root=LOGS, env={"LAMBDA_SUPERVISOR_TAG_OUTPUT": "true"})
+    record = runtime.invoke({"n": 1})
+    log = runtime.log()
+    events = tagged(log, record.request_id)
     assert ("INFO", "hello from print 1") in events
     assert ("INFO", "two+parts") in events, "one print call is one event"
     assert ("INFO", "no newline") in events and ("INFO", "") not in events
     assert ("ERROR", "to stderr") in events
     assert ("INFO", "raw bytes") in events
     assert ("WARNING", "warning record 7") in events
-    assert not any("debug record" in message or "info record" in message for _, message in events), \
-        "in Text format the root logger keeps Python's default level, WARNING, as on Lambda"
     assert ("INFO", "line one\rline two") in events, "a multi-line message is one event, newlines as \\r"
-    logged = [message for level, message in events if message.startswith("with a traceback")]
-    assert len(logged) == 1 and "\rTraceback (most recent call last):\r" in logged[0]
-    assert logged[0].endswith("KeyError: 'missing'")
     printed = [message for level, message in events if level == "ERROR" and message.startswith("Traceback")]
     assert len(printed) == 1, "traceback.print_exc() is one event"
-    assert re.search(rf"^{TIMESTAMP}\t\tINFO\tprinted during init$", runtime.log(), re.MULTILINE), \
+    assert EMF_LINE in lines(log), "a JSON object line (EMF) is never wrapped"
+    assert re.search(rf"^\[INFO\]\t{TIMESTAMP}\t\tprinted during init$", log, re.MULTILINE), \
         "output outside an invocation has an empty request id"
+    runtime = start_runtime("logs.talk", task_root=LOGS, env={"LAMBDA_SUPERVISOR_TAG_OUTPUT": "true",
+                                                              "AWS_LAMBDA_LOG_FORMAT": "JSON"})
+    record = runtime.invoke({"n": 5})
+    objects = json_lines(runtime.log())
+    mine = {(o.get("logger"), o.get("level"), o.get("message")) for o in objects
+            if o.get("requestId") == record.request_id}
+    assert ("stdout", "INFO", "hello from print 5") in mine and ("stderr", "ERROR", "to stderr") in mine
+    assert ("stdout", "INFO", "line one\nline two") in mine
+    assert EMF_LINE in lines(runtime.log())
 
 
 @pytest.mark.parametrize(
@@ -75,7 +104,7 @@ def test_nothing_printed_is_lost_when_the_worker_dies_right_after(
     record = runtime.invoke()
     assert record.error.error_type == "Runtime.ExitError"
     assert exit in (record.error.error_message or "")
-    assert ("INFO", words) in tagged(runtime.log(), record.request_id)
+    assert words in lines(runtime.log())
 
 
 def test_a_segfault_leaves_the_python_stack_in_the_log(start_runtime: StartRuntime) -> None:
@@ -104,35 +133,44 @@ def test_the_application_log_level_filters_logging_records(start_runtime: StartR
     record = runtime.invoke({"n": 3})
     events = tagged(runtime.log(), record.request_id)
     assert not any("record" in message and level != "ERROR" for level, message in events)
-    assert ("INFO", "hello from print 3") in events, "print is never filtered"
+    assert "hello from print 3" in lines(runtime.log()), "print is never filtered"
+    runtime = start_runtime("logs.talk", task_root=LOGS, env={"AWS_LAMBDA_LOG_LEVEL": "TRACE"})
+    record = runtime.invoke({"n": 4})
+    assert ("DEBUG", "debug record") in tagged(runtime.log(), record.request_id), "TRACE is DEBUG, as awslambdaric"
 
 
-def test_json_format_for_handler_output_and_supervisor_events(start_runtime: StartRuntime) -> None:
+def test_json_format_for_logging_records_and_supervisor_events(start_runtime: StartRuntime) -> None:
     runtime = start_runtime("logs.talk", task_root=LOGS, env={"AWS_LAMBDA_LOG_FORMAT": "JSON"})
     record = runtime.invoke({"n": 4})
-    objects = json_lines(runtime.log())
+    log = runtime.log()
+    assert "hello from print 4" in lines(log) and "line one" in lines(log), "stdout stays plain text"
+    assert EMF_LINE in lines(log)
+    objects = json_lines(log)
     application = [o for o in objects if "_aws" not in o and o.get("logger") != "lambda-supervisor"]
-    for entry in application:
-        assert {"timestamp", "level", "message", "logger"} <= set(entry), entry
-        assert re.fullmatch(TIMESTAMP, entry["timestamp"])
-    mine = {(o["logger"], o["level"], o["message"]) for o in application if o.get("requestId") == record.request_id}
-    assert ("stdout", "INFO", "hello from print 4") in mine
-    assert ("stdout", "INFO", "line one\nline two") in mine
-    assert ("stderr", "ERROR", "to stderr") in mine
-    assert ("app", "INFO", "info record") in mine, "JSON format defaults the application level to INFO"
-    assert not any(message == "debug record" for _, _, message in mine)
-    warning = next(o for o in application if o["message"] == "warning record 7")
+    mine = [o for o in application if o.get("requestId") == record.request_id]
+    info = next(o for o in mine if o["message"] == "info record")
+    assert list(info) == ["timestamp", "level", "message", "logger", "requestId"], "awslambdaric's fields"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["timestamp"]), "to the second"
+    assert info["logger"] == "app" and info["level"] == "INFO", "JSON format defaults the application level to INFO"
+    assert not any(o["message"] == "debug record" for o in mine)
+    warning = next(o for o in mine if o["message"] == "warning record 7")
     assert warning["tenant"] == "t1", "extra fields of a logging record are kept"
-    failure = next(o for o in application if o["message"] == "with a traceback")
+    failure = next(o for o in mine if o["message"] == "with a traceback")
+    assert list(failure)[:9] == ["timestamp", "level", "message", "logger", "stackTrace", "errorType", "errorMessage",
+                                 "requestId", "location"]
     assert failure["errorType"] == "KeyError" and failure["stackTrace"]
-    assert any(o["message"] == "printed during init" and "requestId" not in o for o in application)
+    assert re.search(r"logs\.py:talk:\d+$", failure["location"])
 
     supervisor = [o for o in objects if o.get("logger") == "lambda-supervisor"]
     ready = next(o for o in supervisor if o.get("event") == "worker_ready")
     expected_strategy = os.environ.get("TEST_RESPAWN_STRATEGY", "spare")
     assert ready["fields"]["pid"] > 0 and ready["fields"]["init_ms"] > 0
     assert ready["fields"]["strategy"] == expected_strategy
-    report = next(o for o in supervisor if o.get("event") == "invocation")
+    assert not any(o.get("event") == "invocation" for o in supervisor), "the REPORT line is opt-in"
+    runtime = start_runtime("logs.talk", task_root=LOGS, env={"AWS_LAMBDA_LOG_FORMAT": "JSON",
+                                                              "LAMBDA_SUPERVISOR_REPORT": "on"})
+    record = runtime.invoke({"n": 4})
+    report = next(o for o in json_lines(runtime.log()) if o.get("event") == "invocation")
     assert report["requestId"] == record.request_id
     assert report["message"].startswith(f"REPORT RequestId: {record.request_id}\tDuration: ")
     assert report["fields"]["outcome"] == "success" and report["fields"]["fault"] is None
@@ -151,14 +189,14 @@ def test_json_fault_lines_carry_their_fields(start_runtime: StartRuntime) -> Non
 
 
 def test_the_report_line_in_text(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("logs.fail", task_root=LOGS)
+    runtime = start_runtime("logs.fail", task_root=LOGS, env={"LAMBDA_SUPERVISOR_REPORT": "on"})
     record = runtime.invoke()
     pattern = (rf"\tINFO\tlambda-supervisor\tREPORT RequestId: {record.request_id}\tDuration: [\d.]+ ms\t"
                r"Worker PID: (\d+)\tMax RSS: ([\d.]+) MB\tOutcome: RuntimeError$")
     match = re.search(pattern, runtime.log(), re.MULTILINE)
     assert match, runtime.log()
     assert float(match.group(2)) > 1
-    crash = start_runtime("logs.print_then_exit", task_root=LOGS)
+    crash = start_runtime("logs.print_then_exit", task_root=LOGS, env={"LAMBDA_SUPERVISOR_REPORT": "on"})
     record = crash.invoke()
     assert re.search(rf"REPORT RequestId: {record.request_id}\t.*\tOutcome: Runtime.ExitError\tFault: crash$",
                      crash.log(), re.MULTILINE)

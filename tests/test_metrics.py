@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from conftest import TASK_ROOTS, StartRuntime
 
+#: The per-invocation REPORT line and its metrics are opt-in.
+REPORT = {"LAMBDA_SUPERVISOR_REPORT": "on"}
 UNITS = {"Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Count", "Percent", "None"}
 
 
@@ -50,7 +53,7 @@ def by_metric(documents: list[dict[str, Any]], name: str) -> list[dict[str, Any]
 
 
 def test_invocations_faults_and_restarts_by_reason(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("logs.print_then_exit", task_root=TASK_ROOTS / "logs")
+    runtime = start_runtime("logs.print_then_exit", task_root=TASK_ROOTS / "logs", env=REPORT)
     first = runtime.invoke()
     second = runtime.invoke()
     documents = emf_documents(runtime.log())
@@ -76,7 +79,8 @@ def test_invocations_faults_and_restarts_by_reason(start_runtime: StartRuntime) 
 
 
 def test_a_success_counts_no_error_and_the_namespace_is_configurable(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("faults.echo", env={"LAMBDA_SUPERVISOR_METRICS_NAMESPACE": "My/App"})
+    runtime = start_runtime("faults.echo", env={"LAMBDA_SUPERVISOR_METRICS_NAMESPACE": "My/App",
+                                                         "LAMBDA_SUPERVISOR_REPORT": "on"})
     record = runtime.invoke({})
     [document] = emf_documents(runtime.log())
     assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "My/App"
@@ -86,7 +90,7 @@ def test_a_success_counts_no_error_and_the_namespace_is_configurable(start_runti
 
 
 def test_emf_lines_stay_raw_json_in_the_json_log_format(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("faults.echo", env={"AWS_LAMBDA_LOG_FORMAT": "JSON"})
+    runtime = start_runtime("faults.echo", env={"AWS_LAMBDA_LOG_FORMAT": "JSON", "LAMBDA_SUPERVISOR_REPORT": "on"})
     runtime.invoke({})
     assert len(by_metric(emf_documents(runtime.log()), "Invocations")) == 1
 
@@ -114,9 +118,39 @@ def test_an_init_failure_is_counted(start_runtime: StartRuntime) -> None:
 
 
 def test_metrics_do_not_depend_on_the_log_level(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("faults.os_exit", env={"LAMBDA_SUPERVISOR_LOG_LEVEL": "ERROR"})
+    runtime = start_runtime("faults.os_exit", env={"LAMBDA_SUPERVISOR_LOG_LEVEL": "ERROR", **REPORT})
     runtime.invoke()
     log = runtime.log()
     assert "REPORT RequestId" not in log and "worker replaced" not in log
     documents = emf_documents(log)
     assert len(by_metric(documents, "Invocations")) == 1 and len(by_metric(documents, "Restarts")) == 1
+
+
+def test_by_default_only_what_lambda_cannot_see_is_logged(start_runtime: StartRuntime) -> None:
+    """No REPORT line and no per-invocation metrics by default (Lambda writes its own REPORT line), and at the
+    default level no line at all for a healthy function, from its start to its stop; a fault still gets its lines
+    and its restart metric."""
+    default_level = {"LAMBDA_SUPERVISOR_LOG_LEVEL": "INFO"}
+    runtime = start_runtime("faults.echo", env=default_level)
+    runtime.invoke({})
+    runtime.invoke({})
+    assert runtime.stop() == 0
+    log = runtime.log()
+    assert "REPORT RequestId" not in log and not emf_documents(log)
+    assert "lambda-supervisor" not in log, log
+    crash = start_runtime("faults.os_exit", env=default_level)
+    record = crash.invoke()
+    log = crash.log()
+    assert "REPORT RequestId" not in log and not by_metric(emf_documents(log), "Invocations")
+    assert f"invocation failed: request_id={record.request_id}" in log and "worker replaced: reason=crash" in log
+    assert len(by_metric(emf_documents(log), "Restarts")) == 1
+
+
+def test_a_handler_exception_is_no_supervisor_line_by_default(start_runtime: StartRuntime) -> None:
+    """The worker logs the exception as awslambdaric does; the supervisor adds nothing for it."""
+    runtime = start_runtime("logs.fail", task_root=TASK_ROOTS / "logs")
+    assert runtime.invoke().error.error_type == "RuntimeError"
+    log = runtime.log()
+    assert "[ERROR] RuntimeError: handler failed" in log
+    after_ready = log.split("worker ready", 1)[1]
+    assert not re.search(r"\t(INFO|WARNING|ERROR)\tlambda-supervisor\t", after_ready) and '"_aws"' not in log

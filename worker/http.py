@@ -2,8 +2,10 @@
 
     from lambda_supervisor.worker.http import HTTPError, http_response
 
-A handler behind HTTP may also return a plain dict, list, str or bytes (or a ready proxy response with a
-``statusCode``); the runtime shapes it. These two are for when the handler wants to choose the status or headers.
+Both work behind API Gateway, an ALB or a function URL without any setting (an unchanged function uses neither).
+A handler that opted in to HTTP shaping (``LAMBDA_SUPERVISOR_HTTP`` or ``@lambda_handler(http=True)``) may also
+return a plain dict, list, str or bytes and have the runtime shape it; these two are for when it wants to choose the
+status or headers.
 """
 
 from __future__ import annotations

@@ -6,9 +6,11 @@ exception but marked ``fatal``, so the supervisor replaces this worker rather th
 ``SystemExit`` and ``KeyboardInterrupt`` are deliberately not caught: a handler that exits the process ends this
 worker, as it would end Lambda's own runtime, and the supervisor reports ``Runtime.ExitError``.
 
-Events from HTTP sources (API Gateway, function URLs, ALBs) take a second path: their caller wants a proxy
-response, so results are shaped into one, ``HTTPError`` becomes its status and any other exception a bare 500
-(the stack goes to stderr, not to the client). Only the event's classification costs the plain path anything.
+By default every event takes the same path, as under awslambdaric: the result goes to Lambda as it is and an
+exception is an invocation error, whatever the source. Behind HTTP sources (API Gateway, function URLs, ALBs) a
+returned ``http_response(...)`` is rendered and a raised ``HTTPError`` becomes its status (an unchanged function
+does neither). A handler that opted in (``http``) takes a second path there: results are shaped into proxy
+responses and any other exception is a bare 500 (the stack goes to the log, not to the client).
 """
 
 from __future__ import annotations
@@ -18,8 +20,6 @@ import contextlib
 import inspect
 import json
 import os
-import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +34,8 @@ from .context import ContextUnmarshalError, FunctionInfo, LambdaContext
 from .error_report import describe_handler_exception, validation_cause
 from .event_source import HTTP_SOURCES, EventSource, classify
 from .handler_loader import Handler
-from .http import HTTPError
-from .http_shaping import http_error_response, internal_error_response, shape_result
+from .http import HTTPError, HTTPResponse
+from .http_shaping import http_error_response, internal_error_response, render, shape_result
 from .registration import HandlerOptions
 from .request_body import decode_base64_body
 from .serialisers import Deserialiser, Serialiser, marshal_result, to_json
@@ -132,14 +132,6 @@ def error_frame(request_id: str, error: dict[str, Any], *, fatal: bool = False, 
     return encode_frame(header, bounded_error_payload(error) if payload is None else payload)
 
 
-def _log_http_failure(request_id: str, source: EventSource, error: BaseException) -> None:
-    """The stack of an exception answered with a bare 500: the client must not see it, the function's log must."""
-    lines = traceback.format_exception(error)
-    sys.stderr.write(f"[ERROR] RequestId: {request_id} {source} request answered 500: "
-                     f"{type(error).__name__}: {error}\n{''.join(lines)}")
-    sys.stderr.flush()
-
-
 def _set_trace_id(trace_id: str | None) -> None:
     """Expose the X-Ray trace id to the handler (and the X-Ray SDK) the way Lambda does, for this call only."""
     if trace_id:
@@ -177,14 +169,21 @@ class Invoker:
         except _EventDecodeError as error:
             return self._fail(request_id, error_object(ErrorType.UNMARSHAL, str(error)))
         source = context.event_source = classify(event)
-        if source in HTTP_SOURCES:
+        behind_http = source in HTTP_SOURCES
+        if behind_http and self.options.decode_base64:
+            decode_base64_body(event)
+        if behind_http and self.options.http:
             return self._run_http(request_id, source, event, context)
         try:
             result = self._call(event, context)
         except MemoryError as error:
             return self._fail(request_id, *describe_handler_exception(error, _HIDDEN_FRAMES), fatal=True)
         except Exception as error:
+            if behind_http and isinstance(error, HTTPError):  # the handler chose an HTTP answer
+                return self._result_frame(request_id, to_json(http_error_response(error, source, event)).encode())
             return self._fail(request_id, *describe_handler_exception(error, _HIDDEN_FRAMES))
+        if behind_http and isinstance(result, HTTPResponse) and self.options.serialiser is None:
+            result = render(result, source, event)
         try:
             payload, content_type = encode_result(result, self.options.serialiser)
         except _EncodeError as error:
@@ -209,12 +208,16 @@ class Invoker:
         """Log the error as awslambdaric does, then make its frame; a runtime error's X-Ray type is awslambdaric's
         ``LambdaValidationError``."""
         payload = bounded_error_payload(error)
-        if self.error_log is not None:
-            # the log line is a courtesy: the error must be reported whatever becomes of it
-            with contextlib.suppress(Exception):
-                self.error_log(json.loads(payload))  # what is posted, after bounding
+        self._log_error(error, payload)
         cause = xray if xray is not None else validation_cause(str(error["errorMessage"]))
         return error_frame(request_id, error, fatal=fatal, xray=cause, payload=payload)
+
+    def _log_error(self, error: dict[str, Any], payload: bytes | None = None) -> None:
+        """Log an error object as awslambdaric does (as it is posted, after bounding). The log line is a courtesy:
+        the error must be reported whatever becomes of it."""
+        if self.error_log is not None:
+            with contextlib.suppress(Exception):
+                self.error_log(json.loads(bounded_error_payload(error) if payload is None else payload))
 
     def _call(self, event: Any, context: LambdaContext) -> Any:
         if self._is_async:
@@ -225,10 +228,8 @@ class Invoker:
         return result
 
     def _run_http(self, request_id: str, source: EventSource, event: dict[str, Any], context: LambdaContext) -> bytes:
-        """The HTTP path: whatever the handler does, its caller gets a proxy response (or, for a MemoryError, the
-        worker is replaced and Lambda's error stands, as for any event)."""
-        if self.options.decode_base64:
-            decode_base64_body(event)
+        """The opted-in HTTP path: whatever the handler does, its caller gets a proxy response (or, for a MemoryError,
+        the worker is replaced and Lambda's error stands, as for any event)."""
         serialiser = self.options.serialiser
         try:
             result = self._call(event, context)
@@ -239,8 +240,10 @@ class Invoker:
             return self._fail(request_id, *describe_handler_exception(error, _HIDDEN_FRAMES), fatal=True)
         except HTTPError as error:
             return self._result_frame(request_id, to_json(http_error_response(error, source, event)).encode("utf-8"))
-        except Exception as error:  # the handler's, or its result's encoding (_EncodeError)
-            _log_http_failure(request_id, source, error)
+        except Exception as error:  # the handler's, or its result's encoding; for the log, not the client
+            failure = (error_object(ErrorType.MARSHAL, str(error)) if isinstance(error, _EncodeError)
+                       else describe_handler_exception(error, _HIDDEN_FRAMES)[0])
+            self._log_error(failure)
             return self._result_frame(request_id, to_json(internal_error_response(source, event)).encode("utf-8"))
         return self._result_frame(request_id, payload, content_type)
 

@@ -28,7 +28,7 @@ from .handler_loader import InitFailure, load_handler, put_task_root_first
 from .invocation import Invoker, bounded_error_payload, error_frame
 from .output import HandlerOutput
 from .output import install as install_output
-from .settings import read_decode_base64, resolve_options
+from .settings import HTTP, TAG_OUTPUT, read_decode_base64, read_switch, resolve_options
 
 #: Events come from the (trusted) supervisor; the bound only guards against a broken pipe stream.
 MAX_EVENT_BYTES = 64 * 1024 * 1024
@@ -116,8 +116,9 @@ class UserFunction:
         put_task_root_first(Path(environ.get("LAMBDA_TASK_ROOT") or os.getcwd()))
         max_response_bytes = int(environ.get("LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES") or DEFAULT_MAX_RESPONSE_BYTES)
         decode_base64 = read_decode_base64(environ)  # a bad setting is reported before any user code runs
+        http = read_switch(environ, HTTP)
         handler = load_handler(environ.get("_HANDLER", ""))
-        options = resolve_options(environ, decode_base64, handler)
+        options = resolve_options(environ, decode_base64, handler, http)
         invoker = Invoker(handler, FunctionInfo.from_environ(environ), max_response_bytes, options,
                           error_log=output.log_error)
         return cls(invoker, output, limits)
@@ -126,7 +127,9 @@ class UserFunction:
         """One invocation, under its soft timeout if the supervisor set one; always one reply frame."""
         reply: bytes | None = None
         request_id = str(frame.header["request_id"])
-        self.output.request_id = log_safe(request_id)  # tags what the handler writes (one line each, always)
+        self.output.request_id = log_safe(request_id)  # in what the handler logs: no control character
+        tenant_id = frame.header.get("tenant_id")
+        self.output.tenant_id = log_safe(str(tenant_id)) if tenant_id is not None else None
         arm_cpu_limit(self.limits)
         try:
             armed = soft_timeout.arm(frame.header.get("soft_deadline_ms"))
@@ -138,7 +141,7 @@ class UserFunction:
             if reply is None:
                 reply = error_frame(request_id, exception_error_object(error))
         finally:
-            self.output.request_id = None
+            self.output.request_id = self.output.tenant_id = None
         return reply
 
 
@@ -176,7 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     cpu.release()  # we inherited the supervisor's pinning: undo it before any user code runs
     channel = Channel(arguments.in_fd, arguments.out_fd, cpu)
     environ = dict(os.environ)
-    output = install_output(environ.get("AWS_LAMBDA_LOG_FORMAT", "Text"), environ.get("AWS_LAMBDA_LOG_LEVEL", ""))
+    try:
+        tag_output = bool(read_switch(environ, TAG_OUTPUT))
+    except InitFailure as failure:
+        return report_init_failure(channel, failure)
+    output = install_output(environ.get("AWS_LAMBDA_LOG_FORMAT", "Text"), environ.get("AWS_LAMBDA_LOG_LEVEL", ""),
+                            tag_output=tag_output)
     try:  # before any user code runs, so that it runs under them (the fork template's workers inherit them)
         limits = parse_rlimits(environ.get("LAMBDA_SUPERVISOR_RLIMITS", ""))
         apply_rlimits(limits)

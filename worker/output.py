@@ -1,10 +1,14 @@
-"""The handler's output, as log events tagged with the request id: ``print``, ``sys.stdout/stderr`` and ``logging``.
+"""The handler's output: ``print``, ``sys.stdout/stderr`` and ``logging``, as awslambdaric writes them.
 
-Everything is written straight to file descriptor 1 with one ``os.write`` per event: nothing is buffered in this
-process, so whatever the handler wrote is out before it can crash. One event per ``write`` call (and per ``print``
-call, which is made one call, and per ``traceback.print_exception``), in Lambda's Text or JSON log format (see
-:mod:`lambda_supervisor.shared.logline`). Output that bypasses Python (C code, child processes) goes to the same
-descriptors untagged; C's own ``stdout`` is made unbuffered so that it too survives a crash.
+``print`` and everything else written to ``sys.stdout``/``sys.stderr`` reaches the log raw, as on Lambda (log
+shippers, CloudWatch filters and Embedded Metric Format lines depend on it). ``logging`` records use Lambda's Text or
+JSON layout (see :mod:`.log_records`); each record is one CloudWatch event, newlines inside it written as ``\\r``.
+With ``LAMBDA_SUPERVISOR_TAG_OUTPUT`` on, each write to stdout/stderr becomes a log event tagged with the request id
+instead, except a line that is a JSON object (an EMF metric, a structured logger's record), which stays untouched.
+
+Everything is written straight to the file descriptor with one ``os.write`` per write: nothing is buffered in this
+process, so whatever the handler wrote is out before it can crash (``print`` is made one write). Output that bypasses
+Python (C code, child processes) goes to the same descriptors; C's own ``stdout`` is made unbuffered.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import ctypes
 import errno
 import faulthandler
 import io
+import json
 import logging
 import os
 import select
@@ -22,33 +27,44 @@ import time
 import traceback
 from typing import Any
 
-from lambda_supervisor.shared.logline import JSON, json_line, text_line
+from lambda_supervisor.shared.logline import JSON, json_line, one_line, text_line
 from lambda_supervisor.shared.protocol import STACK_DUMP_SIGNAL
 
 from .error_log import error_log_line
+from .log_records import JsonRecordFormatter, RequestIdFilter, text_formatter
 
-#: Lambda's application log levels, as ``logging`` levels (TRACE is below DEBUG).
-LEVELS = {"TRACE": 5, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
-          "ERROR": logging.ERROR, "FATAL": logging.CRITICAL}
-_STANDARD_RECORD_KEYS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+#: Lambda's application log levels, as ``logging`` levels (as awslambdaric maps them: TRACE is DEBUG).
+LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
+          "WARNING": logging.WARNING, "ERROR": logging.ERROR, "FATAL": logging.CRITICAL,
+          "CRITICAL": logging.CRITICAL}
 
 
 class HandlerOutput:
-    """Where and how the handler's log events are written; ``request_id`` is the invocation in progress."""
+    """Where and how the handler's output is written; ``request_id`` and ``tenant_id`` are the invocation in
+    progress. ``tag_output``: stdout/stderr writes become tagged log events instead of raw text."""
 
-    def __init__(self, log_format: str, fd: int = 1) -> None:
+    def __init__(self, log_format: str, fd: int = 1, *, tag_output: bool = False) -> None:
         self.json = log_format.upper() == JSON
         self.fd = fd
+        self.tag_output = tag_output
         self.request_id: str | None = None
+        self.tenant_id: str | None = None
 
-    def event(self, level: str, message: str, logger: str, extra: dict[str, Any] | None = None,
-              created: float | None = None) -> None:
-        seconds = time.time() if created is None else created
+    def raw(self, data: bytes) -> None:
+        _write_all(self.fd, data)
+
+    def record(self, formatted: str) -> None:
+        """One formatted ``logging`` record, as one CloudWatch event."""
+        self.raw((one_line(formatted) + "\n").encode("utf-8", "backslashreplace"))
+
+    def event(self, level: str, message: str, logger: str) -> None:
+        """A tagged event (``tag_output``): Lambda's Text layout, or a JSON record from ``logger``."""
+        seconds = time.time()
         if self.json:
-            line = json_line(seconds, self.request_id, level, message, logger, extra)
+            line = json_line(seconds, self.request_id, level, message, logger)
         else:
             line = text_line(seconds, self.request_id, level, message)
-        _write_all(self.fd, line.encode("utf-8", "backslashreplace"))
+        self.raw(line.encode("utf-8", "backslashreplace"))
 
     def log_error(self, error: dict[str, Any]) -> None:
         """Log an error about to be reported (an invocation's or init's), untagged, as awslambdaric logs it
@@ -106,18 +122,41 @@ class LogStream(io.TextIOBase):
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if not self._output.tag_output:
+            self._output.raw(text.encode("utf-8", "backslashreplace"))
+            return len(text)
         size = len(text)
         if self._line_open and text.startswith("\n"):  # the end of a line we already wrote out
             text = text[1:]
             self._line_open = False
         if text:
             self._line_open = not text.endswith("\n")
-            self._output.event(self._level, text[:-1] if not self._line_open else text, self._name)
+            message = text[:-1] if not self._line_open else text
+            if not self._line_open and is_json_object_line(message):  # EMF, a structured logger: as it is
+                self._output.raw(text.encode("utf-8", "backslashreplace"))
+            else:
+                self._output.event(self._level, message, self._name)
         return size
+
+    def write_bytes(self, data: bytes) -> None:
+        if self._output.tag_output:
+            self.write(data.decode("utf-8", "backslashreplace"))
+        else:
+            self._output.raw(data)
+
+
+def is_json_object_line(line: str) -> bool:
+    """Whether ``line`` is one JSON object (which a log pipeline reads as such: it must not be wrapped)."""
+    if not (line.startswith("{") and line.endswith("}")) or "\n" in line:
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 class _BinaryStream(io.RawIOBase):
-    """``sys.stdout.buffer``: bytes are decoded and written as one event."""
+    """``sys.stdout.buffer``: bytes written as they are (or, tagging, decoded and written as one event)."""
 
     def __init__(self, stream: LogStream) -> None:
         super().__init__()
@@ -131,38 +170,23 @@ class _BinaryStream(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         raw = bytes(data)
-        self._stream.write(raw.decode("utf-8", "backslashreplace"))
+        self._stream.write_bytes(raw)
         return len(raw)
 
 
 class LambdaLogHandler(logging.Handler):
-    """The root logger's handler: each record one event; a formatter the user sets is honoured in Text format."""
+    """The root logger's handler, as awslambdaric's: each record formatted in Lambda's layout (a formatter the user
+    sets instead is honoured) and written as one event; records carry ``aws_request_id`` and ``tenant_id``."""
 
     def __init__(self, output: HandlerOutput) -> None:
         super().__init__()
         self._output = output
+        self.setFormatter(JsonRecordFormatter() if output.json else text_formatter())
+        self.addFilter(RequestIdFilter(output))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            extra: dict[str, Any] = {key: value for key, value in vars(record).items()
-                                     if key not in _STANDARD_RECORD_KEYS}
-            if self._output.json:
-                message = record.getMessage()
-                if record.exc_info and record.exc_info[1] is not None:
-                    error = record.exc_info[1]
-                    extra.update(errorType=type(error).__name__, errorMessage=str(error),
-                                 stackTrace=traceback.format_tb(error.__traceback__))
-                elif record.stack_info:
-                    extra["stackInfo"] = record.stack_info
-            elif self.formatter is not None:
-                message = self.format(record)
-            else:
-                message = record.getMessage()
-                if record.exc_info:
-                    message += "\n" + logging.Formatter().formatException(record.exc_info)
-                if record.stack_info:
-                    message += "\n" + record.stack_info
-            self._output.event(record.levelname, message, record.name, extra, record.created)
+            self._output.record(self.format(record))
         except RecursionError:
             raise
         except Exception:
@@ -186,7 +210,7 @@ _builtin_print_exception = traceback.print_exception
 
 def _print_exception(exc: Any, /, value: Any = _MISSING, tb: Any = _MISSING, limit: int | None = None,
                      file: Any = None, chain: bool = True) -> None:
-    """``traceback.print_exception`` (and ``print_exc``) as one ``write``: a traceback is one log event."""
+    """``traceback.print_exception`` (and ``print_exc``) as one ``write`` (one log event when tagging)."""
     given = (exc,) if value is _MISSING and tb is _MISSING else (exc, value, tb)
     stream = sys.stderr if file is None else file
     if isinstance(stream, LogStream):
@@ -204,9 +228,9 @@ def _unbuffer_c_stdout() -> None:
         pass
 
 
-def install(log_format: str, log_level: str) -> HandlerOutput:
+def install(log_format: str, log_level: str, *, tag_output: bool = False) -> HandlerOutput:
     """Route the handler's output through :class:`HandlerOutput`; returns it, to set ``request_id`` on."""
-    output = HandlerOutput(log_format)
+    output = HandlerOutput(log_format, tag_output=tag_output)
     faulthandler.enable(file=2, all_threads=True)  # a segfault leaves the Python stack in the log (untagged)
     # and so does a hang: the supervisor sends this signal just before it kills a worker at the deadline
     faulthandler.register(STACK_DUMP_SIGNAL, file=2, all_threads=True)
@@ -218,9 +242,9 @@ def install(log_format: str, log_level: str) -> HandlerOutput:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+    logging.Formatter.converter = time.gmtime  # as awslambdaric: the user's formatters write UTC times too
     root.addHandler(LambdaLogHandler(output))
     level = LEVELS.get(log_level.upper()) if log_level else (logging.INFO if output.json else None)
     if level is not None:
         root.setLevel(level)
-    logging.addLevelName(5, "TRACE")
     return output

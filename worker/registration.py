@@ -6,6 +6,9 @@
     @lambda_handler(deserialiser=identity, serialiser=identity)
     def handler(body: str, context) -> str: ...
 
+    @lambda_handler(http=True)  # behind HTTP: results shaped into proxy responses, exceptions a bare 500
+    def get_order(event, context): ...
+
 The decorator only attaches a :class:`HandlerOptions` to the function (which stays callable as before, also in unit
 tests); the worker's loader reads it. Environment variables, when set, win over these: they are the deployment's
 configuration, as everywhere else in this runtime.
@@ -30,6 +33,8 @@ class HandlerOptions:
     serialiser: Serialiser | None = None
     deserialiser: Deserialiser | None = None
     decode_base64: bool | None = None
+    #: Behind HTTP sources: shape results into proxy responses and answer exceptions with a bare 500.
+    http: bool | None = None
 
 
 @overload
@@ -42,6 +47,7 @@ def lambda_handler(
     serialiser: Serialiser | None = None,
     deserialiser: Deserialiser | None = None,
     decode_base64: bool | None = None,
+    http: bool | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -52,9 +58,11 @@ def lambda_handler(
     serialiser: Serialiser | None = None,
     deserialiser: Deserialiser | None = None,
     decode_base64: bool | None = None,
+    http: bool | None = None,
 ) -> F | Callable[[F], F]:
     """Register a handler's options; usable bare (``@lambda_handler``) or with arguments."""
-    options = HandlerOptions(serialiser=serialiser, deserialiser=deserialiser, decode_base64=decode_base64)
+    options = HandlerOptions(serialiser=serialiser, deserialiser=deserialiser, decode_base64=decode_base64,
+                             http=http)
     for name, value in (("serialiser", serialiser), ("deserialiser", deserialiser)):
         if value is not None and not callable(value):
             raise TypeError(f"lambda_handler({name}=...) needs a callable, got {type(value).__name__}")

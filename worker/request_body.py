@@ -1,8 +1,9 @@
 """Decode the base64 request bodies HTTP sources send, so handlers read ``event["body"]`` directly.
 
 API Gateway, function URLs and ALBs base64-encode bodies they consider binary (and function URLs often any body)
-and set ``isBase64Encoded``. With ``LAMBDA_SUPERVISOR_DECODE_BASE64`` on (the default) the handler instead sees the
-decoded body: ``str`` when it is UTF-8, ``bytes`` otherwise, and ``isBase64Encoded`` false.
+and set ``isBase64Encoded``. With ``LAMBDA_SUPERVISOR_DECODE_BASE64`` on (by default, when HTTP shaping is on) the
+handler instead sees the decoded body: ``str`` when it is UTF-8, ``bytes`` otherwise, and ``isBase64Encoded`` false.
+Off (the default), the handler sees exactly what Lambda sends, as under awslambdaric.
 """
 
 from __future__ import annotations

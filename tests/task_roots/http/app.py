@@ -105,3 +105,22 @@ def keep_base64(event, context):
 
 def returns_int_to_identity(event, context):
     return 42
+
+
+@lambda_handler(http=True)
+def shaped(event, context):
+    return describe(event, context)
+
+
+def authorize(event, context):
+    """A Lambda authorizer: a simple response for HTTP API payload 2.0, an IAM policy otherwise."""
+    if event.get("authorizationToken") == "deny":
+        raise Exception("Unauthorized")
+    if "routeArn" in event:
+        return {"isAuthorized": True, "context": {"source": context.event_source}}
+    return {
+        "principalId": "user-1",
+        "policyDocument": {"Version": "2012-10-17", "Statement": [
+            {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}]},
+        "context": {"source": context.event_source},
+    }

@@ -1,6 +1,7 @@
 """Handlers that write output every way a handler can, for the log tests. Only the worker imports this file."""
 
 import ctypes
+import json
 import logging
 import os
 import subprocess
@@ -27,6 +28,9 @@ def talk(event, context):
         logger.exception("with a traceback")
         traceback.print_exc()
     print("line one\nline two")
+    print(json.dumps({"_aws": {"Timestamp": 1795425164000, "CloudWatchMetrics": [
+        {"Namespace": "App", "Dimensions": [["service"]], "Metrics": [{"Name": "Orders", "Unit": "Count"}]}]},
+        "service": "shop", "Orders": 1}, separators=(",", ":")))
     return "done"
 
 
