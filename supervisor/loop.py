@@ -273,6 +273,7 @@ class Supervisor:
             max_rss_bytes=self.config.max_rss_bytes,
             max_response_bytes=self.config.max_response_bytes,
             soft_timeout_ms=self.config.soft_timeout_ms,
+            timeout_margin_s=self.config.timeout_margin_ms / 1000,
             poll_s=self.config.memory_poll_ms / 1000,
             shutdown_requested=lambda: self._shutdown_requested,
             shutdown_grace_s=self.config.shutdown_grace_ms / 1000,
@@ -282,6 +283,10 @@ class Supervisor:
             self._serve(invocation, retried=True)
             return
         finished = time.monotonic()
+        if outcome.never_sent:
+            emit("no_time_left", "event arrived with less time left than the timeout margin; answered without "
+                 "running it", level="WARNING", request_id=invocation.request_id,
+                 margin_ms=self.config.timeout_margin_ms)
 
         def report() -> None:  # done while the Runtime API handles the post, not between two invocations
             worker.own_rss_bytes()  # one /proc read serves the REPORT line and recycling
@@ -294,6 +299,8 @@ class Supervisor:
             emit("invocation_failed", "invocation failed", request_id=invocation.request_id,
                  error_type=error["errorType"], fault=outcome.fault or "none")
             self.api.post_error(invocation.request_id, error, meanwhile=report)
-        if outcome.fault is not None and not self._shutdown_requested:
+        if outcome.fault is not None and self._shutdown_requested:
+            worker.kill()  # a timed-out worker is only frozen until its error is posted
+        elif outcome.fault is not None:
             graceful = outcome.fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly
             self._replace_worker(outcome.fault, invocation.request_id, graceful=graceful)

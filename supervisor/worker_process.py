@@ -73,6 +73,7 @@ class Outcome:
     error: dict[str, Any] | None = None
     fault: FaultReason | None = None
     delivered: bool = True  # False: the worker was gone before one byte of the event reached it
+    never_sent: bool = False  # True: the event had no time left on arrival and was answered without the worker
 
 
 def failure(error_type: str, request_id: str, detail: str, fault: FaultReason | None = None) -> Outcome:
@@ -276,14 +277,26 @@ class WorkerProcess:
         max_rss_bytes: int,
         max_response_bytes: int,
         soft_timeout_ms: int = 0,
+        timeout_margin_s: float = 0.0,
         poll_s: float,
         shutdown_requested: Callable[[], bool],
         shutdown_grace_s: float,
     ) -> Outcome:
-        """Run one invocation to its single outcome. On any outcome with a ``fault`` the worker is already dead."""
-        self.invocations += 1
+        """Run one invocation to its single outcome. On any outcome with a ``fault`` the worker is dead, or, after a
+        timeout, frozen (SIGSTOP) so that the error can be posted first: the caller kills it after the post.
+
+        The timeout fires ``timeout_margin_s`` before Lambda's deadline, which resets the whole environment when it
+        passes unanswered. An event with less time left than that is answered at once and never sent."""
         request_id = invocation.request_id
-        deadline = time.monotonic() + invocation.seconds_left()
+        now = time.monotonic()
+        seconds_left = invocation.seconds_left()
+        budget_s = max(seconds_left + now - invocation.received_monotonic, 0.0)  # from its arrival to the deadline
+        deadline = now + seconds_left - timeout_margin_s
+        if deadline <= now:
+            outcome = failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {budget_s:.2f} seconds")
+            outcome.never_sent = True
+            return outcome
+        self.invocations += 1
         shutdown_started: list[float] = []
 
         def tick() -> float | None:
@@ -307,12 +320,12 @@ class WorkerProcess:
         except _Abort as abort:
             return abort.outcome
         except _DeadlineReached:
-            self._dump_stacks_then_kill()
             if shutdown_started:
+                self._dump_stacks_then_kill()
                 return failure(ErrorType.EXIT, request_id, "Runtime exited with error: worker terminated because "
                                "the runtime is shutting down", FaultReason.SHUTDOWN)
-            elapsed = time.monotonic() - invocation.received_monotonic
-            return failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {elapsed:.2f} seconds",
+            self._dump_stacks_then_freeze()  # killed after the post: the post must beat Lambda's deadline
+            return failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {budget_s:.2f} seconds",
                            FaultReason.TIMEOUT)
         except _WorkerGone:
             if not self._reap_after_gone():
@@ -473,12 +486,21 @@ class WorkerProcess:
         kill_tree(self.pid)
         self._reap()
 
-    def _dump_stacks_then_kill(self) -> None:
-        """Let a hung worker show where it hung (faulthandler, in the log), then kill it: a few ms, not more."""
+    def _dump_stacks(self) -> None:
+        """Let a hung worker show where it hung (faulthandler, in the log): a few ms, not more."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, STACK_DUMP_SIGNAL)
             self._exit_seen(STACK_DUMP_WAIT_S)
+
+    def _dump_stacks_then_kill(self) -> None:
+        self._dump_stacks()
         self.kill()
+
+    def _dump_stacks_then_freeze(self) -> None:
+        """Dump the stacks, then stop the worker's process group where it is (one system call), so that it takes no
+        CPU from the post that follows; :meth:`kill` ends it, stopped or not."""
+        self._dump_stacks()
+        signal_group(self.pid, signal.SIGSTOP)
 
     def retire(self, grace_s: float) -> None:
         """End a healthy worker between invocations: close its input so it exits on its own, then make sure."""

@@ -65,6 +65,7 @@ class InvocationRecord:
     handed_out_at: float | None = None  # time.monotonic() at hand-out
     # ("response", body) or ("error", PostedError), in arrival order, duplicates included; only posts made in time.
     posts: list[Post] = field(default_factory=list)
+    answered_at: float | None = None  # time.time() when the first of those posts arrived
     # Posts refused because they came after the deadline, in arrival order.
     late_posts: list[Post] = field(default_factory=list)
     # Set when an init error answered this invocation instead of the runtime (posts then stays as the runtime left it).

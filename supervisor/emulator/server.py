@@ -351,6 +351,8 @@ class RuntimeApiEmulator:
                 expired = self._expire_locked(record)
             else:
                 already = record.outcome is not None
+                if not record.posts:
+                    record.answered_at = time.time()
                 record.posts.append(post)
                 self._cancel_deadline_locked(request_id)
             self._cond.notify_all()

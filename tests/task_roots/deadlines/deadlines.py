@@ -1,0 +1,40 @@
+"""Handlers for the deadline, shutdown and foreign-post tests. Only the worker imports this file."""
+
+import json
+import os
+import time
+import urllib.request
+
+_SLOW_INIT_FLAG = os.environ.get("SLOW_INIT_FLAG")
+if _SLOW_INIT_FLAG and os.path.exists(_SLOW_INIT_FLAG):  # init blocks, once the test has raised the flag
+    with open(f"{_SLOW_INIT_FLAG}.{os.getpid()}.started", "w"):
+        pass
+    time.sleep(60)
+
+
+def pid(event, context):
+    return os.getpid()
+
+
+def crash(event, context):
+    os._exit(3)
+
+
+def spin(event, context):
+    """A hang that burns CPU, competing with the supervisor for it."""
+    while True:
+        pass
+
+
+def sleep(event, context):
+    time.sleep(float(event.get("seconds", 0)))
+    return os.getpid()
+
+
+def post_own_response(event, context):
+    """Answer our own request behind the supervisor's back, as user code that found the Runtime API could."""
+    url = f"http://{event['runtime_api']}/2018-06-01/runtime/invocation/{context.aws_request_id}/response"
+    request = urllib.request.Request(url, data=json.dumps({"forged": True}).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        status = answer.status
+    return {"handler_post_status": status, "pid": os.getpid()}
