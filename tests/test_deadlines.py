@@ -7,9 +7,14 @@ same (the fixture's ``on_timeout`` kills the runtime and starts it again), so a 
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
-from conftest import StartRuntime, process_gone, wait_for
+import requests
+
+from conftest import StartRuntime, clean_environment, free_port, post_when_listening, process_gone, wait_for
 
 DEADLINES = Path(__file__).parent / "task_roots" / "deadlines"
 
@@ -65,3 +70,28 @@ def test_an_event_with_no_time_left_is_answered_without_touching_the_worker(star
     assert f"event arrived with less time left than the timeout margin; answered without running it: " \
            f"request_id={record.request_id}" in log
     assert runtime.resets == []
+
+
+def test_serve_resets_a_runtime_that_answers_a_timeout_late(tmp_path: Path) -> None:
+    """`serve` behaves like Lambda too: the caller gets Sandbox.Timedout, the runtime is restarted and serves on."""
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "lambda_supervisor.supervisor", "serve", "deadlines.sleep",
+             "--task-root", str(DEADLINES), "--port", str(port), "--timeout", "1"],
+            env={**clean_environment(), "LAMBDA_SUPERVISOR_TIMEOUT_MARGIN_MS": "0"}, stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
+        try:
+            first_pid = post_when_listening(url, b'{"seconds": 0}').json()
+            timed_out = requests.post(url, data=b'{"seconds": 30}', timeout=30)
+            assert timed_out.json()["errorType"] == "Sandbox.Timedout", timed_out.text
+            assert timed_out.headers["X-Amz-Function-Error"] == "Unhandled"
+            after = requests.post(url, data=b'{"seconds": 0}', timeout=60)
+            assert after.status_code == 200 and isinstance(after.json(), int) and after.json() != first_pid
+            assert "resetting the runtime, as Lambda does" in log_path.read_text()
+        finally:
+            server.send_signal(signal.SIGINT)
+            assert server.wait(30) == 0
