@@ -34,8 +34,8 @@ from .process_tree import (
 )
 from .report import report_invocation
 from .respawn import make_factory
-from .runtime_api import Invocation, MalformedInvocation, RuntimeApiClient, RuntimeApiUnavailable
-from .worker_process import FaultReason, WorkerInitFailed, WorkerProcess
+from .runtime_api import Invocation, MalformedInvocation, PostResult, RuntimeApiClient, RuntimeApiUnavailable
+from .worker_process import FaultReason, Outcome, WorkerInitFailed, WorkerProcess
 
 
 def _log_respawn_retry(state: RetryCallState) -> None:
@@ -282,25 +282,33 @@ class Supervisor:
             self._replace_worker("died-while-idle", invocation.request_id, graceful=False)
             self._serve(invocation, retried=True)
             return
-        finished = time.monotonic()
         if outcome.never_sent:
             emit("no_time_left", "event arrived with less time left than the timeout margin; answered without "
                  "running it", level="WARNING", request_id=invocation.request_id,
                  margin_ms=self.config.timeout_margin_ms)
+        fault = outcome.fault
+        if self._post_outcome(invocation, worker, outcome) is PostResult.ALREADY_ANSWERED:
+            emit("foreign_post", "SECURITY: the Runtime API says this request was already answered, and not by the "
+                 "supervisor: code in the worker posted to the Runtime API; replacing the worker", level="WARNING",
+                 request_id=invocation.request_id)
+            fault = fault or FaultReason.FOREIGN_POST
+        if fault is not None and self._shutdown_requested:
+            worker.kill()  # a timed-out worker is only frozen until its error is posted
+        elif fault is not None:
+            graceful = fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly
+            self._replace_worker(fault, invocation.request_id, graceful=graceful)
+
+    def _post_outcome(self, invocation: Invocation, worker: WorkerProcess, outcome: Outcome) -> PostResult:
+        """Post the one response or error; the invocation's bookkeeping is done while the Runtime API handles it."""
+        finished = time.monotonic()
 
         def report() -> None:  # done while the Runtime API handles the post, not between two invocations
             worker.own_rss_bytes()  # one /proc read serves the REPORT line and recycling
             report_invocation(invocation, worker, outcome, finished)
 
         if outcome.response is not None:
-            self.api.post_response(invocation.request_id, outcome.response, meanwhile=report)
-        else:
-            error = outcome.error or error_object("Runtime.Unknown", "the worker gave no outcome")
-            emit("invocation_failed", "invocation failed", request_id=invocation.request_id,
-                 error_type=error["errorType"], fault=outcome.fault or "none")
-            self.api.post_error(invocation.request_id, error, meanwhile=report)
-        if outcome.fault is not None and self._shutdown_requested:
-            worker.kill()  # a timed-out worker is only frozen until its error is posted
-        elif outcome.fault is not None:
-            graceful = outcome.fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly
-            self._replace_worker(outcome.fault, invocation.request_id, graceful=graceful)
+            return self.api.post_response(invocation.request_id, outcome.response, meanwhile=report)
+        error = outcome.error or error_object("Runtime.Unknown", "the worker gave no outcome")
+        emit("invocation_failed", "invocation failed", request_id=invocation.request_id,
+             error_type=error["errorType"], fault=outcome.fault or "none")
+        return self.api.post_error(invocation.request_id, error, meanwhile=report)

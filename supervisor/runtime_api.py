@@ -8,7 +8,8 @@ tenacity, entered only after a first failure.
 Transient faults (connection refused or reset, timeouts, 5xx) are retried with jittered exponential backoff for
 at most ``retry_seconds``; only after that is the Runtime API considered gone, which is the one reason the
 supervisor exits on its own. A 4xx on a response or error post is the Runtime API refusing that one post (an
-unknown or already-answered request, a payload too large): it is logged and the loop goes on.
+unknown or already-answered request, a payload too large): it is logged and the loop goes on. "Already answered"
+(403 ``InvalidStateTransition``) is told apart: when our first attempt gets it, someone else answered the request.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from loguru import logger
@@ -83,6 +85,39 @@ def _log_retry(state: RetryCallState) -> None:
 
 def _error_headers(error: dict[str, Any]) -> dict[str, str]:
     return {"Lambda-Runtime-Function-Error-Type": str(error.get("errorType", "Unhandled"))}
+
+
+class PostResult(Enum):
+    """How the Runtime API took a post; true only when it accepted it."""
+
+    ACCEPTED = "accepted"
+    #: 403 InvalidStateTransition on our first attempt: the request was answered, and not by us.
+    ALREADY_ANSWERED = "already-answered"
+    REFUSED = "refused"  # any other 4xx: an unknown request id, a payload too large
+
+    def __bool__(self) -> bool:
+        return self is PostResult.ACCEPTED
+
+
+#: The status and errorType with which the Runtime API refuses a second answer to one request.
+ALREADY_ANSWERED_STATUS = 403
+ALREADY_ANSWERED_ERROR_TYPE = "InvalidStateTransition"
+
+
+def _refusal(status: int, answer: bytes, *, first: bool) -> PostResult:
+    """Classify a 4xx. A retried post may be refused because an earlier attempt did reach the API (its answer was
+    lost): only a first attempt's "already answered" proves that someone else answered."""
+    try:
+        error_type = json.loads(answer).get("errorType")
+    except (ValueError, AttributeError):
+        error_type = None
+    if status == ALREADY_ANSWERED_STATUS and error_type == ALREADY_ANSWERED_ERROR_TYPE:
+        if first:
+            return PostResult.ALREADY_ANSWERED
+        logger.warning("runtime api says the request was already answered: an earlier attempt of this post "
+                       "reached it, though its answer was lost")
+        return PostResult.ACCEPTED
+    return PostResult.REFUSED
 
 
 #: What a call may fail with that is worth another try.
@@ -152,21 +187,23 @@ class RuntimeApiClient:
 
     # -- posts --------------------------------------------------------------------------------------------------
 
-    def post_response(self, request_id: str, body: bytes, *, meanwhile: Callable[[], None] | None = None) -> bool:
+    def post_response(self, request_id: str, body: bytes, *,
+                      meanwhile: Callable[[], None] | None = None) -> PostResult:
         """Post a result. ``meanwhile`` runs once, while the Runtime API handles the post (the bookkeeping of an
         invocation, such as its REPORT line, then costs no time between two invocations); it runs whatever
         becomes of the post."""
         return self._post_overlapped(f"invocation/{request_id}/response", body, {}, meanwhile)
 
     def post_error(self, request_id: str, error: dict[str, Any], *,
-                   meanwhile: Callable[[], None] | None = None) -> bool:
+                   meanwhile: Callable[[], None] | None = None) -> PostResult:
         body = json.dumps({**error, "requestId": request_id}).encode("utf-8")
         return self._post_overlapped(f"invocation/{request_id}/error", body, _error_headers(error), meanwhile)
 
     def _post_overlapped(self, path: str, body: bytes, headers: dict[str, str],
-                         meanwhile: Callable[[], None] | None) -> bool:
+                         meanwhile: Callable[[], None] | None) -> PostResult:
         pending = [meanwhile] if meanwhile is not None else []
         failures: list[Exception] = []
+        attempts = [0]
 
         def run_pending() -> None:
             # its failure must not pass for the post's (an OSError would be retried: the result posted twice)
@@ -177,7 +214,8 @@ class RuntimeApiClient:
                     failures.append(error)
 
         try:
-            return bool(self._call(self._post, path, body, headers, run_pending))
+            result: PostResult = self._call(self._post, path, body, headers, run_pending, attempts)
+            return result
         finally:
             run_pending()  # if no attempt got as far as sending
             if failures:
@@ -187,8 +225,11 @@ class RuntimeApiClient:
         return bool(self._call(self._post, "init/error", json.dumps(error).encode("utf-8"), _error_headers(error)))
 
     def _post(self, path: str, body: bytes, headers: dict[str, str],
-              while_waiting: Callable[[], None] | None = None) -> bool:
+              while_waiting: Callable[[], None] | None = None, attempts: list[int] | None = None) -> PostResult:
+        attempts = attempts if attempts is not None else [0]
+        sent_before = attempts[0]  # earlier attempts that were sent, and so may have reached the API
         self._connection.send("POST", f"{self.base_path}/{path}", body, {"Content-Type": "application/json", **headers})
+        attempts[0] += 1
         if while_waiting is not None:
             while_waiting()
         response = self._connection.receive()
@@ -197,5 +238,5 @@ class RuntimeApiClient:
             raise TransientApiError(f"POST {path} answered {status}: {answer[:200]!r}")
         if status >= 400:
             logger.error(f"runtime api refused a post: path={path} status={status} body={answer[:200]!r}")
-            return False
-        return True
+            return _refusal(status, answer, first=sent_before == 0)
+        return PostResult.ACCEPTED

@@ -63,6 +63,7 @@ class FaultReason(StrEnum):
     INVALID_MESSAGE = "invalid-message"
     OVERSIZE_FRAME = "oversize-frame"
     SHUTDOWN = "shutdown"
+    FOREIGN_POST = "foreign-post"  # someone else answered its request through the Runtime API
 
 
 @dataclass

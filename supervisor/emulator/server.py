@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from loguru import logger
 
-from .faults import Delay, Fault, Injection, Reset, Status
+from .faults import Delay, Fault, Injection, LostAnswer, Reset, Status
 from .records import InvocationRecord, Post, PostedError
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -49,6 +49,7 @@ class Reply(NamedTuple):
     headers: Mapping[str, str] = {}
     handed_out_id: str | None = None  # set on a /next reply: requeue this invocation if the reply cannot be sent
     reset: bool = False  # send nothing: reset the connection instead (an injected fault)
+    lose_answer: bool = False  # handle the request normally, then reset the connection instead of answering
 
 
 def _json_reply(status: HTTPStatus, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Reply:
@@ -316,6 +317,8 @@ class RuntimeApiEmulator:
             return _error_reply(HTTPStatus(fault.code), "Emulator.InjectedFault", f"injected status {fault.code}")
         if isinstance(fault, Reset):
             return Reply(HTTPStatus.OK, reset=True)
+        if isinstance(fault, LostAnswer):
+            return Reply(HTTPStatus.OK, lose_answer=True)
         assert isinstance(fault, Delay)
         with self._cond:
             generation = self._generation
@@ -579,8 +582,9 @@ class _Handler(BaseHTTPRequestHandler):
         reply: Reply | None
         if path.startswith(_RUNTIME_PREFIX):
             reply = emulator._before_runtime_request(method, path, self.headers)
-            if reply is None:
-                reply = emulator._runtime_request(method, path, self.headers, body, self._client_connected)
+            if reply is None or reply.lose_answer:
+                handled = emulator._runtime_request(method, path, self.headers, body, self._client_connected)
+                reply = handled if reply is None else Reply(HTTPStatus.OK, reset=True)
         elif method == "POST" and _INVOKE_PATH.match(path):
             reply = emulator._invoke_request(self.headers, body)
         else:
