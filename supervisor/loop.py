@@ -7,8 +7,10 @@ asking for the next event, so a respawn costs no request its answer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import select
 import signal
 import time
 from collections.abc import Mapping
@@ -18,7 +20,7 @@ from typing import Any
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
-from lambda_supervisor.shared.errors import error_object
+from lambda_supervisor.shared.errors import ErrorType, error_object
 
 from .config import Config
 from .events import emit
@@ -35,7 +37,7 @@ from .process_tree import (
 from .report import report_invocation
 from .respawn import make_factory
 from .runtime_api import Invocation, MalformedInvocation, PostResult, RuntimeApiClient, RuntimeApiUnavailable
-from .worker_process import FaultReason, Outcome, WorkerInitFailed, WorkerProcess
+from .worker_process import FaultReason, Outcome, WorkerInitFailed, WorkerProcess, WorkerWaitInterrupted
 
 
 def _log_respawn_retry(state: RetryCallState) -> None:
@@ -63,6 +65,9 @@ class Supervisor:
         self._sweep_again = False
         self._swept_at_signal_count: int | None = None  # no child has exited since that count: no sweep needed
         self._killed_unlogged: list[int] = []  # orphans killed in the SIGCHLD handler, to log from the main loop
+        # The self-pipe: SIGTERM writes a byte, which ends any wait for a starting worker (and backoff sleeps).
+        self._shutdown_read, self._shutdown_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.factory.interrupt_fd = self._shutdown_read
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -79,7 +84,7 @@ class Supervisor:
                     self._serve(invocation)
                     self._keep_worker_healthy(invocation.request_id)
             return ExitCode.OK
-        except ShutdownRequested:
+        except (ShutdownRequested, WorkerWaitInterrupted):
             return ExitCode.OK
         except WorkerInitFailed as failure:
             error = failure.error
@@ -93,12 +98,16 @@ class Supervisor:
         finally:
             self._stop_worker()
             self.api.close()
+            os.close(self._shutdown_read)
+            os.close(self._shutdown_write)
             emit("supervisor_stopped", "supervisor stopped")
 
     def _install_signal_handlers(self) -> None:
         def request_shutdown(signum: int, _frame: FrameType | None) -> None:
             emit("shutdown_requested", "shutdown requested", signal=signal.Signals(signum).name)
             self._shutdown_requested = True
+            with contextlib.suppress(BlockingIOError):  # full: a byte is there already
+                os.write(self._shutdown_write, b"x")
             # Lambda only stops a sandbox between invocations, so while idle in `next` there is nothing to lose.
             if self._idle:
                 raise ShutdownRequested
@@ -199,9 +208,16 @@ class Supervisor:
             wait=wait_exponential_jitter(initial=0.1, max=5.0),
             retry=retry_if_exception_type(WorkerInitFailed),
             before_sleep=_log_respawn_retry,
+            sleep=self._sleep_unless_shutdown,
             reraise=True,
         )
         return self._adopt(retrying(self.factory.replace))
+
+    def _sleep_unless_shutdown(self, seconds: float) -> None:
+        """A backoff sleep that a shutdown request ends at once."""
+        readable, _, _ = select.select([self._shutdown_read], [], [], seconds)
+        if readable:
+            raise WorkerWaitInterrupted("shutdown requested during a respawn backoff")
 
     def _replace_worker(self, reason: str, request_id: str, *, graceful: bool) -> None:
         """Retire or bury the current worker, then put a ready one in its place; log it all as one line."""
@@ -265,7 +281,7 @@ class Supervisor:
         assert self.worker is not None
         self._log_killed_while_idle()
         if self.worker.has_exited():  # killed while idle (OOM killer, an operator): not this request's fault
-            self._replace_worker("died-while-idle", invocation.request_id, graceful=False)
+            self._replace_dead_worker(invocation)
         worker = self.worker
         assert worker is not None
         outcome = worker.invoke(
@@ -279,7 +295,7 @@ class Supervisor:
             shutdown_grace_s=self.config.shutdown_grace_ms / 1000,
         )
         if not outcome.delivered and not retried:  # the worker broke before this event: not this request's fault
-            self._replace_worker("died-while-idle", invocation.request_id, graceful=False)
+            self._replace_dead_worker(invocation)
             self._serve(invocation, retried=True)
             return
         if outcome.never_sent:
@@ -297,6 +313,17 @@ class Supervisor:
         elif fault is not None:
             graceful = fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly
             self._replace_worker(fault, invocation.request_id, graceful=graceful)
+
+    def _replace_dead_worker(self, invocation: Invocation) -> None:
+        """Replace a worker that died before the event reached it. If a shutdown cuts that short, the event still
+        gets its one post before the supervisor exits."""
+        try:
+            self._replace_worker("died-while-idle", invocation.request_id, graceful=False)
+        except WorkerWaitInterrupted:
+            request_id = invocation.request_id
+            message = f"RequestId: {request_id} Error: Runtime exited with error: the runtime is shutting down"
+            self.api.post_error(request_id, error_object(ErrorType.EXIT, message))
+            raise
 
     def _post_outcome(self, invocation: Invocation, worker: WorkerProcess, outcome: Outcome) -> PostResult:
         """Post the one response or error; the invocation's bookkeeping is done while the Runtime API handles it."""

@@ -90,6 +90,14 @@ class WorkerInitFailed(Exception):
         self.error = error
 
 
+class WorkerWaitInterrupted(Exception):
+    """A wait for a starting worker was cut short by a shutdown request; the worker has been killed."""
+
+
+class _Interrupted(Exception):
+    """The interrupt descriptor became readable."""
+
+
 class _WorkerGone(Exception):
     """The worker's pipe closed or the worker exited."""
 
@@ -236,13 +244,18 @@ class WorkerProcess:
                 fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
         return (to_read, to_write), (from_read, from_write)
 
-    def wait_ready(self, timeout_s: float) -> float:
+    def wait_ready(self, timeout_s: float, interrupt_fd: int | None = None) -> float:
         """Block until the worker has imported the handler; returns the seconds it took.
 
-        Raises WorkerInitFailed (after making sure the worker is gone) with the error object to report.
+        Raises WorkerInitFailed (after making sure the worker is gone) with the error object to report, or
+        WorkerWaitInterrupted (after killing the worker) once ``interrupt_fd`` is readable: the supervisor's
+        shutdown self-pipe, so that SIGTERM does not wait for a long init.
         """
         try:
-            frame = self._await_frame(b"", time.monotonic() + timeout_s)
+            frame = self._await_frame(b"", time.monotonic() + timeout_s, interrupt_fd=interrupt_fd)
+        except _Interrupted:
+            self.kill()
+            raise WorkerWaitInterrupted("shutdown requested while the worker was starting") from None
         except _WorkerGone:
             if not self._reap_after_gone():
                 raise WorkerInitFailed(error_object(
@@ -375,12 +388,15 @@ class WorkerProcess:
         *,
         tick: Callable[[], float | None] | None = None,
         tick_s: float = 0.05,
+        interrupt_fd: int | None = None,
     ) -> Frame:
         # The pipe holds 1 MiB: an event is almost always written at once, without the selector. Only what did
         # not fit is written as the worker drains the pipe.
         pending = self._write_some(memoryview(outgoing), registered=False) if outgoing else memoryview(b"")
         if pending:
             self._selector.register(self._to_worker, selectors.EVENT_WRITE)
+        if interrupt_fd is not None:
+            self._selector.register(interrupt_fd, selectors.EVENT_READ)
         next_tick = time.monotonic() + tick_s
         try:
             while not self._frames:
@@ -389,6 +405,8 @@ class WorkerProcess:
                     raise _DeadlineReached
                 timeout = until - now if tick is None else min(until - now, max(next_tick - now, 0.0))
                 for key, _ in self._selector.select(timeout):
+                    if key.fd == interrupt_fd:
+                        raise _Interrupted
                     if key.fd == self._to_worker:
                         pending = self._write_some(pending)
                     elif key.fd == self._from_worker:
@@ -404,6 +422,8 @@ class WorkerProcess:
         finally:
             if pending:
                 self._selector.unregister(self._to_worker)
+            if interrupt_fd is not None and not self._exited:  # a reaped worker's selector is closed
+                self._selector.unregister(interrupt_fd)
 
     def _write_some(self, pending: memoryview, *, registered: bool = True) -> memoryview:
         try:

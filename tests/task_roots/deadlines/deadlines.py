@@ -10,14 +10,19 @@ if _SLOW_INIT_FLAG and os.path.exists(_SLOW_INIT_FLAG):  # init blocks, once the
     with open(f"{_SLOW_INIT_FLAG}.{os.getpid()}.started", "w"):
         pass
     time.sleep(60)
+_FAIL_INIT_FLAG = os.environ.get("FAIL_INIT_FLAG")
+if _FAIL_INIT_FLAG and os.path.exists(_FAIL_INIT_FLAG):  # init fails, once the test has raised the flag
+    raise RuntimeError("init fails on purpose")
 
 
 def pid(event, context):
     return os.getpid()
 
 
-def crash(event, context):
-    os._exit(3)
+def pid_or_crash(event, context):
+    if event.get("crash"):
+        os._exit(3)
+    return os.getpid()
 
 
 def spin(event, context):
