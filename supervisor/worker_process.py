@@ -300,7 +300,8 @@ class WorkerProcess:
         timeout, frozen (SIGSTOP) so that the error can be posted first: the caller kills it after the post.
 
         The timeout fires ``timeout_margin_s`` before Lambda's deadline, which resets the whole environment when it
-        passes unanswered. An event with less time left than that is answered at once and never sent."""
+        passes unanswered (the soft timeout counts back from there). An event with less time left than that is
+        answered at once and never sent."""
         request_id = invocation.request_id
         now = time.monotonic()
         seconds_left = invocation.seconds_left()
@@ -327,28 +328,17 @@ class WorkerProcess:
                 return min(deadline, time.monotonic() + shutdown_grace_s)
             return None
 
-        frame_bytes = encode_frame(invocation.worker_header(soft_timeout_ms), invocation.body)
+        soft_before_deadline_ms = soft_timeout_ms + round(timeout_margin_s * 1000) if soft_timeout_ms else 0
+        frame_bytes = encode_frame(invocation.worker_header(soft_before_deadline_ms), invocation.body)
         self._sent = 0
         try:
             frame = self._await_frame(frame_bytes, deadline, tick=tick, tick_s=poll_s)
         except _Abort as abort:
             return abort.outcome
         except _DeadlineReached:
-            if shutdown_started:
-                self._dump_stacks_then_kill()
-                return failure(ErrorType.EXIT, request_id, "Runtime exited with error: worker terminated because "
-                               "the runtime is shutting down", FaultReason.SHUTDOWN)
-            self._dump_stacks_then_freeze()  # killed after the post: the post must beat Lambda's deadline
-            return failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {budget_s:.2f} seconds",
-                           FaultReason.TIMEOUT)
+            return self._deadline_outcome(request_id, budget_s, shutting_down=bool(shutdown_started))
         except _WorkerGone:
-            if not self._reap_after_gone():
-                outcome = self._protocol_violation(request_id, "it closed its pipe")
-            else:
-                outcome = failure(ErrorType.EXIT, request_id, f"Runtime exited with error: {self.exit_description}",
-                                  FaultReason.CRASH)
-            outcome.delivered = self._sent > 0
-            return outcome
+            return self._gone_outcome(request_id)
         except FrameTooLarge as error:
             self.kill()
             message = response_size_message(error.size, error.limit)
@@ -356,6 +346,24 @@ class WorkerProcess:
         except FrameError as error:
             return self._protocol_violation(request_id, str(error))
         return self._judge_reply(frame, request_id, max_response_bytes)
+
+    def _deadline_outcome(self, request_id: str, budget_s: float, *, shutting_down: bool) -> Outcome:
+        if shutting_down:
+            self._dump_stacks_then_kill()
+            return failure(ErrorType.EXIT, request_id, "Runtime exited with error: worker terminated because "
+                           "the runtime is shutting down", FaultReason.SHUTDOWN)
+        self._dump_stacks_then_freeze()  # killed after the post: the post must beat Lambda's deadline
+        return failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {budget_s:.2f} seconds",
+                       FaultReason.TIMEOUT)
+
+    def _gone_outcome(self, request_id: str) -> Outcome:
+        if not self._reap_after_gone():
+            outcome = self._protocol_violation(request_id, "it closed its pipe")
+        else:
+            outcome = failure(ErrorType.EXIT, request_id, f"Runtime exited with error: {self.exit_description}",
+                              FaultReason.CRASH)
+        outcome.delivered = self._sent > 0
+        return outcome
 
     def _judge_reply(self, frame: Frame, request_id: str, max_response_bytes: int) -> Outcome:
         if frame.header.get("request_id") != request_id:

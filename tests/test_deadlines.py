@@ -95,3 +95,14 @@ def test_serve_resets_a_runtime_that_answers_a_timeout_late(tmp_path: Path) -> N
         finally:
             server.send_signal(signal.SIGINT)
             assert server.wait(30) == 0
+
+
+def test_the_soft_timeout_counts_back_from_the_timeout_post_not_from_lambdas_deadline(
+    start_runtime: StartRuntime,
+) -> None:
+    """A soft timeout shorter than the margin still fires: it is that long before the hard timeout."""
+    runtime = start_runtime("deadlines.soft_then_report", task_root=DEADLINES, timeout_s=2.0,
+                            env={"LAMBDA_SUPERVISOR_TIMEOUT_MARGIN_MS": "600",
+                                 "LAMBDA_SUPERVISOR_SOFT_TIMEOUT_MS": "200"})
+    record = runtime.invoke({})
+    assert record.error.error_type == "SoftTimeoutError", record.describe()

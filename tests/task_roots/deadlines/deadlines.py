@@ -43,3 +43,8 @@ def post_own_response(event, context):
     with urllib.request.urlopen(request, timeout=10) as answer:
         status = answer.status
     return {"handler_post_status": status, "pid": os.getpid()}
+
+
+def soft_then_report(event, context):
+    """Sleeps until the soft timeout interrupts it, which then propagates as the invocation's error."""
+    time.sleep(60)
