@@ -26,7 +26,7 @@ LAMBDA_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 _LOG_LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 #: How long before Lambda's deadline a hang is answered, by default: sized from the deadline-to-post latency
 #: measured under CPU load (README, "Timeouts"), with room for a small function's fraction of a vCPU.
-DEFAULT_TIMEOUT_MARGIN_MS = 100
+DEFAULT_TIMEOUT_MARGIN_MS = 150
 MAX_TIMEOUT_MARGIN_MS = 10_000
 
 

@@ -65,7 +65,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert config.init_timeout_s == 120.0
     assert config.memory_poll_ms == 20
     assert config.shutdown_grace_ms == 500
-    assert config.timeout_margin_ms == 100
+    assert config.timeout_margin_ms == 150
     assert config.api_retry_s == 10.0
     assert config.log_level == "INFO"
 
