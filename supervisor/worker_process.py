@@ -47,8 +47,13 @@ from .runtime_api import Invocation
 F_SETPIPE_SZ = 1031
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PIPE_SIZE = 1 << 20
-#: At the deadline, how long a hung worker gets to write its stack dump before SIGKILL.
+#: At the timeout, how long a hung worker gets to take the stack dump signal before the post goes out.
 STACK_DUMP_WAIT_S = 0.005
+#: How long a worker that had not taken it by then may still take (a CPU-starved worker waits for the CPU) before
+#: SIGKILL. The error has been posted by then, so this delays only the replacement.
+STACK_DUMP_START_WAIT_S = 0.2
+#: Once it has taken the signal, how long it gets to finish writing the dump.
+STACK_DUMP_WRITE_WAIT_S = 0.003
 #: After the worker's pipe hits EOF, how long to wait for its exit to show before calling it a closed pipe.
 EXIT_AFTER_EOF_S = 0.5
 
@@ -124,6 +129,18 @@ def describe_wait_status(status: int) -> str:
     return f"exit status {code}"
 
 
+def signal_pending(pid: int, signum: int) -> bool:
+    """Whether a signal sent to the process ``pid`` is still waiting to be taken by one of its threads."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"ShdPnd:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
 def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
     """The worker's environment: the Lambda environment minus the Runtime API address, plus resolved settings."""
     env = {name: value for name, value in environ.items() if name != "AWS_LAMBDA_RUNTIME_API"}
@@ -191,6 +208,7 @@ class WorkerProcess:
         self._exit_poller = select.poll()  # one poll on the pidfd, asked twice per invocation: made once
         self._exit_poller.register(self._pidfd, select.POLLIN)
         self._alive_at_signal_count: int | None = None  # the SIGCHLD count when it was last seen alive
+        self._stack_dump_requested_at: float | None = None  # kill() waits for that dump first
         track_worker(self.pid, alive=True)
 
     # -- starting -----------------------------------------------------------------------------------------------
@@ -297,7 +315,7 @@ class WorkerProcess:
         shutdown_grace_s: float,
     ) -> Outcome:
         """Run one invocation to its single outcome. On any outcome with a ``fault`` the worker is dead, or, after a
-        timeout, frozen (SIGSTOP) so that the error can be posted first: the caller kills it after the post.
+        timeout, still dumping its stacks so that the error can be posted first: the caller kills it after the post.
 
         The timeout fires ``timeout_margin_s`` before Lambda's deadline, which resets the whole environment when it
         passes unanswered (the soft timeout counts back from there). An event with less time left than that is
@@ -349,10 +367,11 @@ class WorkerProcess:
 
     def _deadline_outcome(self, request_id: str, budget_s: float, *, shutting_down: bool) -> Outcome:
         if shutting_down:
-            self._dump_stacks_then_kill()
+            self._request_stack_dump()
+            self.kill()
             return failure(ErrorType.EXIT, request_id, "Runtime exited with error: worker terminated because "
                            "the runtime is shutting down", FaultReason.SHUTDOWN)
-        self._dump_stacks_then_freeze()  # killed after the post: the post must beat Lambda's deadline
+        self._dump_stacks_then_freeze()  # killed after the post, which must beat Lambda's deadline
         return failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {budget_s:.2f} seconds",
                        FaultReason.TIMEOUT)
 
@@ -509,27 +528,42 @@ class WorkerProcess:
     # -- ending -------------------------------------------------------------------------------------------------
 
     def kill(self) -> None:
-        """SIGKILL the worker's whole tree and reap the worker. Idempotent."""
+        """SIGKILL the worker's whole tree and reap the worker, once any stack dump asked of it is written.
+        Idempotent."""
         if self._exited:
             return
+        if self._stack_dump_requested_at is not None:
+            self._await_stack_dump(self._stack_dump_requested_at)
         kill_tree(self.pid)
         self._reap()
 
-    def _dump_stacks(self) -> None:
-        """Let a hung worker show where it hung (faulthandler, in the log): a few ms, not more."""
+    def _request_stack_dump(self) -> None:
+        """Ask a hung worker to show where it hung (faulthandler, in the log); :meth:`kill` waits for the dump."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, STACK_DUMP_SIGNAL)
-            self._exit_seen(STACK_DUMP_WAIT_S)
+            self._stack_dump_requested_at = time.monotonic()
 
-    def _dump_stacks_then_kill(self) -> None:
-        self._dump_stacks()
-        self.kill()
+    def _await_stack_dump(self, requested_at: float) -> None:
+        """Wait until the worker has taken the dump signal (it is no longer pending) and had a moment to write."""
+        if self._stack_dump_taken(requested_at + STACK_DUMP_START_WAIT_S):
+            self._exit_seen(STACK_DUMP_WRITE_WAIT_S)
+        self._stack_dump_requested_at = None
+
+    def _stack_dump_taken(self, give_up: float) -> bool:
+        while signal_pending(self.pid, STACK_DUMP_SIGNAL):
+            if time.monotonic() >= give_up or self._exit_seen(0.001):
+                return False
+        return True
 
     def _dump_stacks_then_freeze(self) -> None:
-        """Dump the stacks, then stop the worker's process group where it is (one system call), so that it takes no
-        CPU from the post that follows; :meth:`kill` ends it, stopped or not."""
-        self._dump_stacks()
-        signal_group(self.pid, signal.SIGSTOP)
+        """Ask for the stack dump. A worker that takes the signal at once writes it, then its process group is
+        stopped (SIGSTOP, one system call), so that a CPU-burning hang takes no CPU from the post that follows. A
+        worker too starved to take it at once is left to write it during the post; :meth:`kill` waits for it."""
+        self._request_stack_dump()
+        requested_at = self._stack_dump_requested_at
+        if requested_at is not None and self._stack_dump_taken(requested_at + STACK_DUMP_WAIT_S):
+            self._await_stack_dump(requested_at)
+            signal_group(self.pid, signal.SIGSTOP)
 
     def retire(self, grace_s: float) -> None:
         """End a healthy worker between invocations: close its input so it exits on its own, then make sure."""

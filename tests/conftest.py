@@ -121,10 +121,10 @@ class Runtime:
                 return
             kill_process_tree(self.process.pid)
             self.process.wait()
-            self.resets.append(record.request_id)
             self._log_file.write(f"--- test: runtime reset after {record.request_id} timed out ---\n".encode())
             self._log_file.flush()
             self.launch()
+            self.resets.append(record.request_id)  # last: a test that sees it sees the new process too
 
     def invoke(self, event: Any = b"", wait: float = 60.0, **kwargs: Any) -> InvocationRecord:
         """Invoke and wait until the runtime is idle again (it has polled ``next`` once more), so that whatever it

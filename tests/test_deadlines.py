@@ -106,3 +106,18 @@ def test_the_soft_timeout_counts_back_from_the_timeout_post_not_from_lambdas_dea
                                  "LAMBDA_SUPERVISOR_SOFT_TIMEOUT_MS": "200"})
     record = runtime.invoke({})
     assert record.error.error_type == "SoftTimeoutError", record.describe()
+
+
+def test_a_worker_slow_to_take_the_dump_signal_still_dumps_its_stacks_after_a_post_in_time(
+    start_runtime: StartRuntime,
+) -> None:
+    """The post does not wait for a starved worker's dump; the kill, after the post, does."""
+    runtime = start_runtime("deadlines.dump_late", task_root=DEADLINES, timeout_s=1.5,
+                            env={"LAMBDA_SUPERVISOR_TIMEOUT_MARGIN_MS": "300"})
+    record = runtime.invoke({"margin_ms": 300, "after_timer_ms": 60})
+    assert record.error.error_type == "Runtime.Timeout", record.describe()
+    assert record.answered_at is not None and record.deadline_ms is not None
+    assert record.answered_at * 1000 < record.deadline_ms
+    log = runtime.log()
+    assert "in dump_late" in log, "the dump, taken after the post, reaches the log before the kill"
+    assert "worker replaced: reason=timeout" in log and runtime.resets == []

@@ -48,3 +48,16 @@ def post_own_response(event, context):
 def soft_then_report(event, context):
     """Sleeps until the soft timeout interrupts it, which then propagates as the invocation's error."""
     time.sleep(60)
+
+
+def dump_late(event, context):
+    """A hang that cannot take the stack-dump signal at once (as a CPU-starved worker cannot): it holds SIGUSR2
+    blocked until a moment after the supervisor's timeout fired, then takes it."""
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+    unblock_at_ms = event["margin_ms"] - event["after_timer_ms"]
+    while context.get_remaining_time_in_millis() > unblock_at_ms:
+        time.sleep(0.001)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR2})
+    time.sleep(3600)
