@@ -309,7 +309,7 @@ class Supervisor:
                  request_id=invocation.request_id)
             fault = fault or FaultReason.FOREIGN_POST
         if fault is not None and self._shutdown_requested:
-            worker.kill()  # a timed-out worker is only frozen until its error is posted
+            worker.kill()  # a timed-out worker is left (frozen, or writing its stack dump) until its error is posted
         elif fault is not None:
             graceful = fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly
             self._replace_worker(fault, invocation.request_id, graceful=graceful)

@@ -366,8 +366,9 @@ class WorkerProcess:
         return self._judge_reply(frame, request_id, max_response_bytes)
 
     def _deadline_outcome(self, request_id: str, budget_s: float, *, shutting_down: bool) -> Outcome:
-        if shutting_down:
-            self._request_stack_dump()
+        if shutting_down:  # the shutdown grace is spent: no waiting for a starved worker's dump
+            self._dump_stacks(STACK_DUMP_WAIT_S)
+            self._stack_dump_requested_at = None
             self.kill()
             return failure(ErrorType.EXIT, request_id, "Runtime exited with error: worker terminated because "
                            "the runtime is shutting down", FaultReason.SHUTDOWN)
@@ -555,14 +556,20 @@ class WorkerProcess:
                 return False
         return True
 
+    def _dump_stacks(self, wait_s: float) -> bool:
+        """Ask for the stack dump and give the worker ``wait_s`` to take the signal; True if it took it and wrote."""
+        self._request_stack_dump()
+        requested_at = self._stack_dump_requested_at
+        if requested_at is None or not self._stack_dump_taken(requested_at + wait_s):
+            return False
+        self._await_stack_dump(requested_at)
+        return True
+
     def _dump_stacks_then_freeze(self) -> None:
         """Ask for the stack dump. A worker that takes the signal at once writes it, then its process group is
         stopped (SIGSTOP, one system call), so that a CPU-burning hang takes no CPU from the post that follows. A
         worker too starved to take it at once is left to write it during the post; :meth:`kill` waits for it."""
-        self._request_stack_dump()
-        requested_at = self._stack_dump_requested_at
-        if requested_at is not None and self._stack_dump_taken(requested_at + STACK_DUMP_WAIT_S):
-            self._await_stack_dump(requested_at)
+        if self._dump_stacks(STACK_DUMP_WAIT_S):
             signal_group(self.pid, signal.SIGSTOP)
 
     def retire(self, grace_s: float) -> None:
