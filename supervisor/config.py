@@ -24,6 +24,10 @@ LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL
 LOG_FORMATS = ("Text", "JSON")
 LAMBDA_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 _LOG_LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+#: How long before Lambda's deadline a hang is answered, by default: sized from the deadline-to-post latency
+#: measured under CPU load (README, "Timeouts"), with room for a small function's fraction of a vCPU.
+DEFAULT_TIMEOUT_MARGIN_MS = 150
+MAX_TIMEOUT_MARGIN_MS = 10_000
 
 
 class ConfigError(ValueError):
@@ -48,6 +52,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0 or value == float("inf"):
         raise ValueError("must be a positive number")
+    return value
+
+
+def _timeout_margin_ms(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > MAX_TIMEOUT_MARGIN_MS:
+        raise ValueError(f"must be at most {MAX_TIMEOUT_MARGIN_MS} (a margin, not a timeout)")
     return value
 
 
@@ -184,10 +195,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_worker_age_s", "LAMBDA_SUPERVISOR_MAX_WORKER_AGE_S", _non_negative_float, 0.0,
             "Recycle a worker older than this many seconds, between two requests (0: never)."),
     Setting("soft_timeout_ms", "LAMBDA_SUPERVISOR_SOFT_TIMEOUT_MS", _non_negative_int, 0,
-            "This long before the deadline, raise SoftTimeoutError (a TimeoutError) inside the handler so it can "
-            "clean up; the hard kill at the deadline stays (0: off). Uses SIGALRM in the worker. Ignored, with one "
+            "This long before the timeout is posted (the deadline minus the timeout margin), raise SoftTimeoutError "
+            "(a TimeoutError) inside the handler so it can clean up; the hard kill stays (0: off). Uses SIGALRM in "
+            "the worker. Ignored, with one "
             "warning, when not shorter than the function timeout (AWS_LAMBDA_FUNCTION_TIMEOUT if set, else the time "
             "left when an event arrives)."),
+    Setting("timeout_margin_ms", "LAMBDA_SUPERVISOR_TIMEOUT_MARGIN_MS", _timeout_margin_ms,
+            DEFAULT_TIMEOUT_MARGIN_MS,
+            "A hung invocation's Runtime.Timeout is posted this long before Lambda's deadline, then its worker is "
+            "killed and replaced: Lambda resets the whole execution environment when a deadline passes unanswered. "
+            f"0 to {MAX_TIMEOUT_MARGIN_MS}; an event arriving with less time left is answered at once."),
     Setting("respawn_attempts", "LAMBDA_SUPERVISOR_RESPAWN_ATTEMPTS", _positive_int, 5,
             "After a fault, how many times a replacement worker that fails init is retried (with jittered "
             "exponential backoff) before the init error is reported and the runtime exits."),
@@ -246,6 +263,7 @@ class Config:
     recycle_rss_mb: int
     max_worker_age_s: float
     soft_timeout_ms: int
+    timeout_margin_ms: int
     respawn_attempts: int
     max_response_bytes: int
     init_timeout_s: float

@@ -7,6 +7,7 @@ HTTP to the emulator, exactly as it would talk to Lambda.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import psutil
+
+from .emulator.records import InvocationRecord
 from .emulator.server import RuntimeApiEmulator
 from .logs import configure_logging
 
@@ -51,6 +55,56 @@ def stop_runtime(runtime: subprocess.Popen[bytes], timeout_s: float = 10.0) -> i
     return runtime.returncode
 
 
+class ResettableRuntime:
+    """The runtime process behind an emulator, killed and started again when an invocation's deadline passes
+    unanswered (the emulator's ``on_timeout``), as Lambda resets the execution environment then."""
+
+    def __init__(self, start: Callable[[], subprocess.Popen[bytes]], announce: bool = False) -> None:
+        self._start = start
+        self._announce = announce
+        self._lock = threading.Lock()
+        self._stopped = False
+        self.resets = 0
+        self.process = start()
+
+    def reset(self, record: InvocationRecord) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            if self._announce:
+                print(f"lambda-supervisor: invocation {record.request_id} was not answered by its deadline; "
+                      "resetting the runtime, as Lambda does", file=sys.stderr, flush=True)
+            _kill_process_tree(self.process.pid)
+            self.process.wait()
+            self.resets += 1
+            self.process = self._start()
+
+    def wait_exit(self) -> int:
+        """Block until the runtime exits on its own (a reset is not an exit); returns its status."""
+        while True:
+            process = self.process
+            status = process.wait()
+            with self._lock:
+                if process is self.process:
+                    return status
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        with self._lock:
+            self._stopped = True
+        return stop_runtime(self.process, timeout_s)
+
+
+def _kill_process_tree(pid: int) -> None:
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return
+    for process in tree:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+
+
 def serve(handler: str, task_root: Path, host: str, port: int, timeout_s: float) -> int:
     """Serve the invoke endpoint until SIGINT/SIGTERM."""
     configure_logging("INFO")
@@ -58,19 +112,20 @@ def serve(handler: str, task_root: Path, host: str, port: int, timeout_s: float)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with RuntimeApiEmulator(host, port, function_timeout_s=timeout_s) as emulator:
-        runtime = start_runtime(emulator, handler, task_root)
+        runtime = ResettableRuntime(lambda: start_runtime(emulator, handler, task_root), announce=True)
+        emulator.on_timeout = runtime.reset
         print(f"lambda-supervisor: serving {handler} from {task_root}\n"
               f"  curl -d '{{}}' {emulator.invoke_url}", file=sys.stderr, flush=True)
         def stop_when_runtime_exits() -> None:
-            runtime.wait()
+            runtime.wait_exit()
             stop.set()
 
         watcher = threading.Thread(target=stop_when_runtime_exits, daemon=True)
         watcher.start()
         stop.wait()
-        if runtime.poll() is not None:
-            print(f"lambda-supervisor: the runtime exited with status {runtime.returncode}", file=sys.stderr)
-        return stop_runtime(runtime)
+        if runtime.process.poll() is not None:
+            print(f"lambda-supervisor: the runtime exited with status {runtime.process.returncode}", file=sys.stderr)
+        return runtime.stop()
 
 
 def invoke_embedded(handler: str, task_root: Path, events: list[bytes], count: int, timeout_s: float,
@@ -82,17 +137,18 @@ def invoke_embedded(handler: str, task_root: Path, events: list[bytes], count: i
     if log_path is None:
         log_path = Path(tempfile.mkstemp(prefix="lambda-supervisor-", suffix=".log")[1])
     with RuntimeApiEmulator(function_timeout_s=timeout_s) as emulator, log_path.open("wb") as log:
-        runtime = start_runtime(emulator, handler, task_root, output=log)
+        runtime = ResettableRuntime(lambda: start_runtime(emulator, handler, task_root, output=log))
+        emulator.on_timeout = runtime.reset
         try:
-            _wait_until(lambda: emulator.next_poll_count >= 1 or runtime.poll() is not None, 120)
+            _wait_until(lambda: emulator.next_poll_count >= 1 or runtime.process.poll() is not None, 120)
             started = time.monotonic()
             results = send_all(emulator.invoke_url, events, count, timeout_s + emulator.no_response_grace_s + 5)
             elapsed = time.monotonic() - started
             # let the runtime finish what follows the last answer (a respawn) before reading its log
-            _wait_until(lambda: emulator.next_poll_count > count or runtime.poll() is not None, 60)
-            died = runtime.poll() is not None
+            _wait_until(lambda: emulator.next_poll_count > count or runtime.process.poll() is not None, 60)
+            died = runtime.process.poll() is not None
         finally:
-            stop_runtime(runtime)
+            runtime.stop()
     summarize(results, elapsed, restarts_in_log(log_path.read_bytes().decode(errors="replace")), sys.stdout)
     print(f"runtime log: {log_path}" + ("  (the runtime exited early!)" if died else ""))
     return 1 if died or not all(result.answered for result in results) else 0
@@ -131,7 +187,9 @@ def demo() -> int:
     configure_logging("INFO")
     rows: list[tuple[str, str, str, bool]] = []
     with RuntimeApiEmulator(function_timeout_s=2.0, function_name="demo") as emulator:
-        runtime = start_runtime(emulator, "app.handler", DEMO_TASK_ROOT, {"LAMBDA_SUPERVISOR_MAX_RSS_MB": "200"})
+        runtime = ResettableRuntime(lambda: start_runtime(emulator, "app.handler", DEMO_TASK_ROOT,
+                                                          {"LAMBDA_SUPERVISOR_MAX_RSS_MB": "200"}), announce=True)
+        emulator.on_timeout = runtime.reset
         try:
             for step in DEMO_STEPS:
                 record = emulator.invoke({"action": step.action}, wait=60)
@@ -143,8 +201,8 @@ def demo() -> int:
                     detail = (record.error.error_message or "").split(" Error: ", 1)[-1][:70]
                 rows.append((step.action, got, detail, got == step.expected))
         finally:
-            still_running = runtime.poll() is None
-            stop_runtime(runtime)
+            still_running = runtime.process.poll() is None and runtime.resets == 0
+            runtime.stop()
     print(f"\n{'action':<10} {'outcome':<22} {'':<4} detail")
     for action, got, detail, matched in rows:
         print(f"{action:<10} {got:<22} {'ok' if matched else 'FAIL':<4} {detail}")

@@ -7,8 +7,10 @@ asking for the next event, so a respawn costs no request its answer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import select
 import signal
 import time
 from collections.abc import Mapping
@@ -18,7 +20,7 @@ from typing import Any
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
-from lambda_supervisor.shared.errors import error_object
+from lambda_supervisor.shared.errors import ErrorType, error_object
 
 from .config import Config
 from .events import emit
@@ -35,9 +37,9 @@ from .process_tree import (
 )
 from .report import report_invocation
 from .respawn import make_factory
-from .runtime_api import Invocation, MalformedInvocation, RuntimeApiClient, RuntimeApiUnavailable
+from .runtime_api import Invocation, MalformedInvocation, PostResult, RuntimeApiClient, RuntimeApiUnavailable
 from .soft_timeout import SoftTimeout
-from .worker_process import FaultReason, Outcome, WorkerInitFailed, WorkerProcess
+from .worker_process import FaultReason, Outcome, WorkerInitFailed, WorkerProcess, WorkerWaitInterrupted
 
 
 def _log_respawn_retry(state: RetryCallState) -> None:
@@ -66,6 +68,9 @@ class Supervisor:
         self._sweep_again = False
         self._swept_at_signal_count: int | None = None  # no child has exited since that count: no sweep needed
         self._killed_unlogged: list[int] = []  # orphans killed in the SIGCHLD handler, to log from the main loop
+        # The self-pipe: SIGTERM writes a byte, which ends any wait for a starting worker (and backoff sleeps).
+        self._shutdown_read, self._shutdown_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.factory.interrupt_fd = self._shutdown_read
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -82,7 +87,7 @@ class Supervisor:
                     self._serve(invocation)
                     self._keep_worker_healthy(invocation.request_id)
             return ExitCode.OK
-        except ShutdownRequested:
+        except (ShutdownRequested, WorkerWaitInterrupted):
             return ExitCode.OK
         except WorkerInitFailed as failure:
             error = failure.error
@@ -96,12 +101,16 @@ class Supervisor:
         finally:
             self._stop_worker()
             self.api.close()
+            os.close(self._shutdown_read)
+            os.close(self._shutdown_write)
             emit("supervisor_stopped", "supervisor stopped", level="DEBUG")
 
     def _install_signal_handlers(self) -> None:
         def request_shutdown(signum: int, _frame: FrameType | None) -> None:
             emit("shutdown_requested", "shutdown requested", level="DEBUG", signal=signal.Signals(signum).name)
             self._shutdown_requested = True
+            with contextlib.suppress(BlockingIOError):  # full: a byte is there already
+                os.write(self._shutdown_write, b"x")
             # Lambda only stops a sandbox between invocations, so while idle in `next` there is nothing to lose.
             if self._idle:
                 raise ShutdownRequested
@@ -203,9 +212,16 @@ class Supervisor:
             wait=wait_exponential_jitter(initial=0.1, max=5.0),
             retry=retry_if_exception_type(WorkerInitFailed),
             before_sleep=_log_respawn_retry,
+            sleep=self._sleep_unless_shutdown,
             reraise=True,
         )
         return self._adopt(retrying(self.factory.replace))
+
+    def _sleep_unless_shutdown(self, seconds: float) -> None:
+        """A backoff sleep that a shutdown request ends at once."""
+        readable, _, _ = select.select([self._shutdown_read], [], [], seconds)
+        if readable:
+            raise WorkerWaitInterrupted("shutdown requested during a respawn backoff")
 
     def _replace_worker(self, reason: str, request_id: str, *, graceful: bool) -> None:
         """Retire or bury the current worker, then put a ready one in its place; log it all as one line."""
@@ -224,17 +240,17 @@ class Supervisor:
              old_pid=old.pid, new_pid=self.worker.pid, strategy=self.factory.strategy,
              ready_ms=(time.monotonic() - started) * 1000)
 
-    def _replace_broken_worker(self, outcome: Outcome, innocent_request_id: str) -> None:
+    def _replace_broken_worker(self, outcome: Outcome, invocation: Invocation) -> None:
         """Replace a worker that broke before it could serve this request, naming whoever broke it: an earlier
         invocation whose stray frame arrived late, or (unknown) an exit while idle."""
         if outcome.blame is None:
-            self._replace_worker("died-while-idle", innocent_request_id, graceful=False)
+            self._replace_dead_worker(invocation)
             return
         detail = (outcome.error or {}).get("errorMessage", "")
         emit("stray_frame", "a frame arrived outside its invocation; blaming the invocation that sent it",
-             level="WARNING", guilty_request_id=outcome.blame or "(init)", request_id=innocent_request_id,
+             level="WARNING", guilty_request_id=outcome.blame or "(init)", request_id=invocation.request_id,
              detail=detail)
-        self._replace_worker(FaultReason.STRAY_FRAME, outcome.blame or innocent_request_id, graceful=False)
+        self._replace_dead_worker(invocation, FaultReason.STRAY_FRAME, outcome.blame or invocation.request_id)
 
     def _recycle_reason(self, worker: WorkerProcess) -> str | None:
         """Why a healthy worker should be retired now, between two requests (gunicorn/uWSGI/Celery policies)."""
@@ -283,7 +299,7 @@ class Supervisor:
         assert self.worker is not None
         self._log_killed_while_idle()
         if self.worker.has_exited():  # killed while idle (OOM killer, an operator): not this request's fault
-            self._replace_worker("died-while-idle", invocation.request_id, graceful=False)
+            self._replace_dead_worker(invocation)
         worker = self.worker
         assert worker is not None
         outcome = worker.invoke(
@@ -291,14 +307,45 @@ class Supervisor:
             max_rss_bytes=self.config.max_rss_bytes,
             max_response_bytes=self.config.max_response_bytes,
             soft_timeout_ms=self.soft_timeout.for_invocation(invocation),
+            timeout_margin_s=self.config.timeout_margin_ms / 1000,
             poll_s=self.config.memory_poll_ms / 1000,
             shutdown_requested=lambda: self._shutdown_requested,
             shutdown_grace_s=self.config.shutdown_grace_ms / 1000,
         )
         if not outcome.delivered and not retried:  # the worker broke before this event: not this request's fault
-            self._replace_broken_worker(outcome, invocation.request_id)
+            self._replace_broken_worker(outcome, invocation)
             self._serve(invocation, retried=True)
             return
+        if outcome.never_sent:
+            emit("no_time_left", "event arrived with less time left than the timeout margin; answered without "
+                 "running it", level="WARNING", request_id=invocation.request_id,
+                 margin_ms=self.config.timeout_margin_ms)
+        fault = outcome.fault
+        if self._post_outcome(invocation, worker, outcome) is PostResult.ALREADY_ANSWERED:
+            emit("foreign_post", "SECURITY: the Runtime API says this request was already answered, and not by the "
+                 "supervisor: code in the worker posted to the Runtime API; replacing the worker", level="WARNING",
+                 request_id=invocation.request_id)
+            fault = fault or FaultReason.FOREIGN_POST
+        if fault is not None and self._shutdown_requested:
+            worker.kill()  # a timed-out worker is left (frozen, or writing its stack dump) until its error is posted
+        elif fault is not None:
+            graceful = fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly
+            self._replace_worker(fault, invocation.request_id, graceful=graceful)
+
+    def _replace_dead_worker(self, invocation: Invocation, reason: str = "died-while-idle",
+                             blamed_request_id: str | None = None) -> None:
+        """Replace a worker that died (or broke) before the event reached it. If a shutdown cuts that short, the
+        event still gets its one post before the supervisor exits."""
+        try:
+            self._replace_worker(reason, blamed_request_id or invocation.request_id, graceful=False)
+        except WorkerWaitInterrupted:
+            request_id = invocation.request_id
+            message = f"RequestId: {request_id} Error: Runtime exited with error: the runtime is shutting down"
+            self.api.post_error(request_id, error_object(ErrorType.EXIT, message))
+            raise
+
+    def _post_outcome(self, invocation: Invocation, worker: WorkerProcess, outcome: Outcome) -> PostResult:
+        """Post the one response or error; the invocation's bookkeeping is done while the Runtime API handles it."""
         finished = time.monotonic()
 
         def report() -> None:  # done while the Runtime API handles the post, not between two invocations
@@ -308,14 +355,10 @@ class Supervisor:
                 report_invocation(invocation, worker, outcome, finished)
 
         if outcome.response is not None:
-            self.api.post_response(invocation.request_id, outcome.response, content_type=outcome.content_type,
-                                   meanwhile=report)
-        else:
-            error = outcome.error or error_object("Runtime.Unknown", "the worker gave no outcome")
-            # a handler's own error is logged by the worker, as awslambdaric does; a fault only the supervisor saw
-            emit("invocation_failed", "invocation failed", level="INFO" if outcome.fault else "DEBUG",
-                 request_id=invocation.request_id, error_type=error["errorType"], fault=outcome.fault or "none")
-            self.api.post_error(invocation.request_id, error, xray_cause=outcome.xray_cause, meanwhile=report)
-        if outcome.fault is not None and not self._shutdown_requested:
-            graceful = outcome.fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly
-            self._replace_worker(outcome.fault, invocation.request_id, graceful=graceful)
+            return self.api.post_response(invocation.request_id, outcome.response, content_type=outcome.content_type,
+                                          meanwhile=report)
+        error = outcome.error or error_object("Runtime.Unknown", "the worker gave no outcome")
+        # a handler's own error is logged by the worker, as awslambdaric does; a fault only the supervisor saw
+        emit("invocation_failed", "invocation failed", level="INFO" if outcome.fault else "DEBUG",
+             request_id=invocation.request_id, error_type=error["errorType"], fault=outcome.fault or "none")
+        return self.api.post_error(invocation.request_id, error, xray_cause=outcome.xray_cause, meanwhile=report)

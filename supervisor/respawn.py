@@ -30,7 +30,7 @@ from lambda_supervisor.shared.errors import ErrorType, error_object
 
 from .config import Config
 from .events import emit
-from .worker_process import WorkerInitFailed, WorkerProcess
+from .worker_process import WorkerInitFailed, WorkerProcess, WorkerWaitInterrupted
 
 MAX_TEMPLATE_REPLY_BYTES = 4096
 #: The pause before a lost standby is started again: doubled with each loss in a row, jittered, capped.
@@ -56,13 +56,15 @@ class WorkerFactory:
         self.config = config
         self.environ = environ
         self.cpu_handoff = cpu_handoff
+        #: Readable once shutdown is requested (the supervisor's self-pipe): every wait for a starting worker ends.
+        self.interrupt_fd: int | None = None
 
     def _spawn(self, template_control_fd: int | None = None) -> WorkerProcess:
         return WorkerProcess.spawn(self.config, self.environ, template_control_fd, self.cpu_handoff)
 
     def _spawn_ready(self) -> WorkerProcess:
         worker = self._spawn()
-        worker.wait_ready(self.config.init_timeout_s)
+        worker.wait_ready(self.config.init_timeout_s, self.interrupt_fd)
         return worker
 
     def start(self) -> WorkerProcess:
@@ -101,7 +103,7 @@ class SpareFactory(WorkerFactory):
         active = self._spawn()
         self._spare = self._spawn()  # initialises alongside the first one
         try:
-            active.wait_ready(self.config.init_timeout_s)
+            active.wait_ready(self.config.init_timeout_s, self.interrupt_fd)
         except WorkerInitFailed:
             self.close(0)
             raise
@@ -113,11 +115,16 @@ class SpareFactory(WorkerFactory):
             if promoted is not None:
                 self._standby_lost(promoted)
             promoted = self._spawn()
+        interrupted = False
         try:
-            promoted.wait_ready(self.config.init_timeout_s)  # instant when the standby is already initialised
+            promoted.wait_ready(self.config.init_timeout_s, self.interrupt_fd)  # instant if the standby is ready
             self._spare_failures = 0
+        except WorkerWaitInterrupted:
+            interrupted = True  # shutting down: no new standby
+            raise
         finally:
-            self._spare = self._spawn()
+            if not interrupted:
+                self._spare = self._spawn()
         return promoted
 
     def maintain(self) -> None:
@@ -167,7 +174,7 @@ class ForkFactory(WorkerFactory):
             theirs.close()
         self._template, self._control = template, ours
         try:
-            template.wait_ready(self.config.init_timeout_s)
+            template.wait_ready(self.config.init_timeout_s, self.interrupt_fd)
         except WorkerInitFailed:
             self._drop_template()
             raise
@@ -199,7 +206,7 @@ class ForkFactory(WorkerFactory):
             os.close(from_read)
             raise TemplateGone(f"unusable reply from the template: {reply[:200]!r}")
         worker = WorkerProcess.adopt(pid, to_write, from_read, self.config)
-        worker.wait_ready(self.config.init_timeout_s)
+        worker.wait_ready(self.config.init_timeout_s, self.interrupt_fd)
         if psutil.Process(pid).ppid() != os.getpid():  # READY is only sent once adopted; anything else is a lie
             worker.kill()
             raise WorkerInitFailed(error_object(ErrorType.INVALID_WORKER_MESSAGE,

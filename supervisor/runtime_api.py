@@ -8,7 +8,8 @@ tenacity, entered only after a first failure.
 Transient faults (connection refused or reset, timeouts, 5xx) are retried with jittered exponential backoff for
 at most ``retry_seconds``; only after that is the Runtime API considered gone, which is the one reason the
 supervisor exits on its own. A 4xx on a response or error post is the Runtime API refusing that one post (an
-unknown or already-answered request, a payload too large): it is logged and the loop goes on.
+unknown or already-answered request, a payload too large): it is logged and the loop goes on. "Already answered"
+(403 ``InvalidStateTransition``) is told apart: when our first attempt gets it, someone else answered the request.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 from urllib.parse import quote
 
@@ -111,6 +113,39 @@ def _error_body(request_id: str, error: dict[str, Any]) -> bytes:
     return json.dumps({**ordered, **error, "requestId": request_id}).encode("utf-8")
 
 
+class PostResult(Enum):
+    """How the Runtime API took a post; true only when it accepted it."""
+
+    ACCEPTED = "accepted"
+    #: 403 InvalidStateTransition on our first attempt: the request was answered, and not by us.
+    ALREADY_ANSWERED = "already-answered"
+    REFUSED = "refused"  # any other 4xx: an unknown request id, a payload too large
+
+    def __bool__(self) -> bool:
+        return self is PostResult.ACCEPTED
+
+
+#: The status and errorType with which the Runtime API refuses a second answer to one request.
+ALREADY_ANSWERED_STATUS = 403
+ALREADY_ANSWERED_ERROR_TYPE = "InvalidStateTransition"
+
+
+def _refusal(status: int, answer: bytes, *, first: bool) -> PostResult:
+    """Classify a 4xx. A retried post may be refused because an earlier attempt did reach the API (its answer was
+    lost): only a first attempt's "already answered" proves that someone else answered."""
+    try:
+        error_type = json.loads(answer).get("errorType")
+    except (ValueError, AttributeError):
+        error_type = None
+    if status == ALREADY_ANSWERED_STATUS and error_type == ALREADY_ANSWERED_ERROR_TYPE:
+        if first:
+            return PostResult.ALREADY_ANSWERED
+        logger.warning("runtime api says the request was already answered: an earlier attempt of this post "
+                       "reached it, though its answer was lost")
+        return PostResult.ACCEPTED
+    return PostResult.REFUSED
+
+
 #: What a call may fail with that is worth another try.
 RETRYABLE = (OSError, ResponseParseError, TransientApiError)
 
@@ -180,7 +215,7 @@ class RuntimeApiClient:
     # -- posts --------------------------------------------------------------------------------------------------
 
     def post_response(self, request_id: str, body: bytes, *, content_type: str = JSON_CONTENT_TYPE,
-                      meanwhile: Callable[[], None] | None = None) -> bool:
+                      meanwhile: Callable[[], None] | None = None) -> PostResult:
         """Post a result, as ``content_type`` (one of RESULT_CONTENT_TYPES). ``meanwhile`` runs once, while the
         Runtime API handles the post (the bookkeeping of an invocation, such as its REPORT line, then costs no time
         between two invocations); it runs whatever becomes of the post."""
@@ -190,7 +225,7 @@ class RuntimeApiClient:
         return self._post_overlapped(_invocation_path(request_id, "response"), body, headers, meanwhile)
 
     def post_error(self, request_id: str, error: dict[str, Any], *, xray_cause: object = None,
-                   meanwhile: Callable[[], None] | None = None) -> bool:
+                   meanwhile: Callable[[], None] | None = None) -> PostResult:
         """Post an error, with its X-Ray cause (``xray_cause``: the worker's, untrusted; see xray_cause.py)."""
         body = _error_body(request_id, error)
         headers = _error_headers(error)
@@ -200,9 +235,10 @@ class RuntimeApiClient:
         return self._post_overlapped(_invocation_path(request_id, "error"), body, headers, meanwhile)
 
     def _post_overlapped(self, path: str, body: bytes, headers: dict[str, str],
-                         meanwhile: Callable[[], None] | None) -> bool:
+                         meanwhile: Callable[[], None] | None) -> PostResult:
         pending = [meanwhile] if meanwhile is not None else []
         failures: list[Exception] = []
+        attempts = [0]
 
         def run_pending() -> None:
             # its failure must not pass for the post's (an OSError would be retried: the result posted twice)
@@ -213,7 +249,8 @@ class RuntimeApiClient:
                     failures.append(error)
 
         try:
-            return bool(self._call(self._post, path, body, headers, run_pending))
+            result: PostResult = self._call(self._post, path, body, headers, run_pending, attempts)
+            return result
         finally:
             run_pending()  # if no attempt got as far as sending
             if failures:
@@ -223,13 +260,16 @@ class RuntimeApiClient:
         return bool(self._call(self._post, "init/error", _error_body("", error), _error_headers(error)))
 
     def _post(self, path: str, body: bytes, headers: dict[str, str],
-              while_waiting: Callable[[], None] | None = None) -> bool:
+              while_waiting: Callable[[], None] | None = None, attempts: list[int] | None = None) -> PostResult:
+        attempts = attempts if attempts is not None else [0]
+        sent_before = attempts[0]  # earlier attempts that were sent, and so may have reached the API
         try:
             self._connection.send("POST", f"{self.base_path}/{path}", body,
                                   {"Content-Type": "application/json", **headers})
         except UnsafeRequest as error:  # not retried: it would be refused again
             logger.error(f"post not sent: path={log_safe(path)} error={error}")
-            return False
+            return PostResult.REFUSED
+        attempts[0] += 1
         if while_waiting is not None:
             while_waiting()
         response = self._connection.receive()
@@ -238,5 +278,5 @@ class RuntimeApiClient:
             raise TransientApiError(f"POST {path} answered {status}: {answer[:200]!r}")
         if status >= 400:
             logger.error(f"runtime api refused a post: path={log_safe(path)} status={status} body={answer[:200]!r}")
-            return False
-        return True
+            return _refusal(status, answer, first=sent_before == 0)
+        return PostResult.ACCEPTED

@@ -50,8 +50,13 @@ from .runtime_api import Invocation
 F_SETPIPE_SZ = 1031
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 PIPE_SIZE = 1 << 20
-#: At the deadline, how long a hung worker gets to write its stack dump before SIGKILL.
+#: At the timeout, how long a hung worker gets to take the stack dump signal before the post goes out.
 STACK_DUMP_WAIT_S = 0.005
+#: How long a worker that had not taken it by then may still take (a CPU-starved worker waits for the CPU) before
+#: SIGKILL. The error has been posted by then, so this delays only the replacement.
+STACK_DUMP_START_WAIT_S = 0.2
+#: Once it has taken the signal, how long it gets to finish writing the dump.
+STACK_DUMP_WRITE_WAIT_S = 0.003
 #: After the worker's pipe hits EOF, how long to wait for its exit to show before calling it a closed pipe.
 EXIT_AFTER_EOF_S = 0.5
 #: At most this many reads (of up to 1 MiB each) of what a dead worker left in its pipe.
@@ -71,6 +76,7 @@ class FaultReason(StrEnum):
     OVERSIZE_FRAME = "oversize-frame"
     STRAY_FRAME = "stray-frame"
     SHUTDOWN = "shutdown"
+    FOREIGN_POST = "foreign-post"  # someone else answered its request through the Runtime API
 
 
 @dataclass
@@ -86,6 +92,7 @@ class Outcome:
     #: Set when this request failed for another's fault: the earlier request whose stray frame broke the worker
     #: ("" if it came before any invocation). Serve the request again, on a fresh worker.
     blame: str | None = None
+    never_sent: bool = False  # True: the event had no time left on arrival and was answered without the worker
 
 
 def failure(error_type: str, request_id: str, detail: str, fault: FaultReason | None = None) -> Outcome:
@@ -99,6 +106,14 @@ class WorkerInitFailed(Exception):
     def __init__(self, error: dict[str, Any]) -> None:
         super().__init__(f"{error['errorType']}: {error['errorMessage']}")
         self.error = error
+
+
+class WorkerWaitInterrupted(Exception):
+    """A wait for a starting worker was cut short by a shutdown request; the worker has been killed."""
+
+
+class _Interrupted(Exception):
+    """The interrupt descriptor became readable."""
 
 
 class _WorkerGone(Exception):
@@ -125,6 +140,18 @@ def describe_wait_status(status: int) -> str:
         except ValueError:
             return f"signal {-code}"
     return f"exit status {code}"
+
+
+def signal_pending(pid: int, signum: int) -> bool:
+    """Whether a signal sent to the process ``pid`` is still waiting to be taken by one of its threads."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"ShdPnd:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
 
 
 def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
@@ -209,6 +236,7 @@ class WorkerProcess:
         self._exit_poller = select.poll()  # one poll on the pidfd, asked twice per invocation: made once
         self._exit_poller.register(self._pidfd, select.POLLIN)
         self._alive_at_signal_count: int | None = None  # the SIGCHLD count when it was last seen alive
+        self._stack_dump_requested_at: float | None = None  # kill() waits for that dump first
         track_worker(self.pid, alive=True)
 
     # -- starting -----------------------------------------------------------------------------------------------
@@ -262,13 +290,18 @@ class WorkerProcess:
                 fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
         return (to_read, to_write), (from_read, from_write)
 
-    def wait_ready(self, timeout_s: float) -> float:
+    def wait_ready(self, timeout_s: float, interrupt_fd: int | None = None) -> float:
         """Block until the worker has imported the handler; returns the seconds it took.
 
-        Raises WorkerInitFailed (after making sure the worker is gone) with the error object to report.
+        Raises WorkerInitFailed (after making sure the worker is gone) with the error object to report, or
+        WorkerWaitInterrupted (after killing the worker) once ``interrupt_fd`` is readable: the supervisor's
+        shutdown self-pipe, so that SIGTERM does not wait for a long init.
         """
         try:
-            frame = self._await_frame(b"", time.monotonic() + timeout_s)
+            frame = self._await_frame(b"", time.monotonic() + timeout_s, interrupt_fd=interrupt_fd)
+        except _Interrupted:
+            self.kill()
+            raise WorkerWaitInterrupted("shutdown requested while the worker was starting") from None
         except _WorkerGone:
             if not self._reap_after_gone():
                 raise WorkerInitFailed(error_object(
@@ -304,17 +337,31 @@ class WorkerProcess:
         max_rss_bytes: int,
         max_response_bytes: int,
         soft_timeout_ms: int = 0,
+        timeout_margin_s: float = 0.0,
         poll_s: float,
         shutdown_requested: Callable[[], bool],
         shutdown_grace_s: float,
     ) -> Outcome:
-        """Run one invocation to its single outcome. On any outcome with a ``fault`` the worker is already dead."""
+        """Run one invocation to its single outcome. On any outcome with a ``fault`` the worker is dead, or, after a
+        timeout, still dumping its stacks so that the error can be posted first: the caller kills it after the post.
+
+        The timeout fires ``timeout_margin_s`` before Lambda's deadline, which resets the whole environment when it
+        passes unanswered (the soft timeout counts back from there). An event with less time left than that is
+        answered at once and never sent."""
         request_id = invocation.request_id
-        frame_bytes = _event_frame(invocation, soft_timeout_ms)
+        now = time.monotonic()
+        seconds_left = invocation.seconds_left()
+        budget_s = max(seconds_left + now - invocation.received_monotonic, 0.0)  # from its arrival to the deadline
+        deadline = now + seconds_left - timeout_margin_s
+        if deadline <= now:
+            outcome = failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {budget_s:.2f} seconds")
+            outcome.never_sent = True
+            return outcome
+        soft_before_deadline_ms = soft_timeout_ms + round(timeout_margin_s * 1000) if soft_timeout_ms else 0
+        frame_bytes = _event_frame(invocation, soft_before_deadline_ms)
         if isinstance(frame_bytes, Outcome):
             return frame_bytes
         self.invocations += 1
-        deadline = time.monotonic() + invocation.seconds_left()
         shutdown_started: list[float] = []
 
         def tick() -> float | None:
@@ -340,13 +387,7 @@ class WorkerProcess:
         except _Abort as abort:
             return abort.outcome
         except _DeadlineReached:
-            self._dump_stacks_then_kill()
-            if shutdown_started:
-                return failure(ErrorType.EXIT, request_id, "Runtime exited with error: worker terminated because "
-                               "the runtime is shutting down", FaultReason.SHUTDOWN)
-            elapsed = time.monotonic() - invocation.received_monotonic
-            return failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {elapsed:.2f} seconds",
-                           FaultReason.TIMEOUT)
+            return self._deadline_outcome(request_id, budget_s, shutting_down=bool(shutdown_started))
         except _WorkerGone:
             return self._gone(request_id)
         except FrameTooLarge as error:
@@ -376,6 +417,17 @@ class WorkerProcess:
                 self.kill()
                 outcome.fault = FaultReason.STRAY_FRAME
         return outcome
+
+    def _deadline_outcome(self, request_id: str, budget_s: float, *, shutting_down: bool) -> Outcome:
+        if shutting_down:  # the shutdown grace is spent: no waiting for a starved worker's dump
+            self._dump_stacks(STACK_DUMP_WAIT_S)
+            self._stack_dump_requested_at = None
+            self.kill()
+            return failure(ErrorType.EXIT, request_id, "Runtime exited with error: worker terminated because "
+                           "the runtime is shutting down", FaultReason.SHUTDOWN)
+        self._dump_stacks_then_freeze()  # killed after the post, which must beat Lambda's deadline
+        return failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {budget_s:.2f} seconds",
+                       FaultReason.TIMEOUT)
 
     def _judge_reply(self, frame: Frame, request_id: str, max_response_bytes: int) -> Outcome:
         replied_to = frame.header.get("request_id")
@@ -445,12 +497,15 @@ class WorkerProcess:
         *,
         tick: Callable[[], float | None] | None = None,
         tick_s: float = 0.05,
+        interrupt_fd: int | None = None,
     ) -> Frame:
         # The pipe holds 1 MiB: an event is almost always written at once, without the selector. Only what did
         # not fit is written as the worker drains the pipe.
         pending = self._write_some(memoryview(outgoing), registered=False) if outgoing else memoryview(b"")
         if pending:
             self._selector.register(self._to_worker, selectors.EVENT_WRITE)
+        if interrupt_fd is not None:
+            self._selector.register(interrupt_fd, selectors.EVENT_READ)
         next_tick = time.monotonic() + tick_s
         try:
             while not self._frames:
@@ -459,6 +514,8 @@ class WorkerProcess:
                     raise _DeadlineReached
                 timeout = until - now if tick is None else min(until - now, max(next_tick - now, 0.0))
                 for key, _ in self._selector.select(timeout):
+                    if key.fd == interrupt_fd:
+                        raise _Interrupted
                     if key.fd == self._to_worker:
                         pending = self._write_some(pending)
                     elif key.fd == self._from_worker:
@@ -474,6 +531,8 @@ class WorkerProcess:
         finally:
             if pending:
                 self._selector.unregister(self._to_worker)
+            if interrupt_fd is not None and not self._exited:  # a reaped worker's selector is closed
+                self._selector.unregister(interrupt_fd)
 
     def _write_some(self, pending: memoryview, *, registered: bool = True) -> memoryview:
         try:
@@ -570,18 +629,48 @@ class WorkerProcess:
     # -- ending -------------------------------------------------------------------------------------------------
 
     def kill(self) -> None:
-        """SIGKILL the worker's whole tree and reap the worker. Idempotent."""
+        """SIGKILL the worker's whole tree and reap the worker, once any stack dump asked of it is written.
+        Idempotent."""
         if self._exited:
             return
+        if self._stack_dump_requested_at is not None:
+            self._await_stack_dump(self._stack_dump_requested_at)
         kill_tree(self.pid)
         self._reap()
 
-    def _dump_stacks_then_kill(self) -> None:
-        """Let a hung worker show where it hung (faulthandler, in the log), then kill it: a few ms, not more."""
+    def _request_stack_dump(self) -> None:
+        """Ask a hung worker to show where it hung (faulthandler, in the log); :meth:`kill` waits for the dump."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, STACK_DUMP_SIGNAL)
-            self._exit_seen(STACK_DUMP_WAIT_S)
-        self.kill()
+            self._stack_dump_requested_at = time.monotonic()
+
+    def _await_stack_dump(self, requested_at: float) -> None:
+        """Wait until the worker has taken the dump signal (it is no longer pending) and had a moment to write."""
+        if self._stack_dump_taken(requested_at + STACK_DUMP_START_WAIT_S):
+            self._exit_seen(STACK_DUMP_WRITE_WAIT_S)
+        self._stack_dump_requested_at = None
+
+    def _stack_dump_taken(self, give_up: float) -> bool:
+        while signal_pending(self.pid, STACK_DUMP_SIGNAL):
+            if time.monotonic() >= give_up or self._exit_seen(0.001):
+                return False
+        return True
+
+    def _dump_stacks(self, wait_s: float) -> bool:
+        """Ask for the stack dump and give the worker ``wait_s`` to take the signal; True if it took it and wrote."""
+        self._request_stack_dump()
+        requested_at = self._stack_dump_requested_at
+        if requested_at is None or not self._stack_dump_taken(requested_at + wait_s):
+            return False
+        self._await_stack_dump(requested_at)
+        return True
+
+    def _dump_stacks_then_freeze(self) -> None:
+        """Ask for the stack dump. A worker that takes the signal at once writes it, then its process group is
+        stopped (SIGSTOP, one system call), so that a CPU-burning hang takes no CPU from the post that follows. A
+        worker too starved to take it at once is left to write it during the post; :meth:`kill` waits for it."""
+        if self._dump_stacks(STACK_DUMP_WAIT_S):
+            signal_group(self.pid, signal.SIGSTOP)
 
     def retire(self, grace_s: float) -> None:
         """End a healthy worker between invocations: close its input so it exits on its own, then make sure."""

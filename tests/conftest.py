@@ -7,11 +7,13 @@ read. Teardown stops the runtime with SIGTERM (SIGKILL if it does not go) and th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -84,12 +86,49 @@ def process_dead(pid: int) -> bool:
         return True
 
 
+def kill_process_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant (what Lambda does to an execution environment it resets)."""
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return
+    for process in tree:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+
+
 @dataclass
 class Runtime:
     emulator: RuntimeApiEmulator
     process: subprocess.Popen[bytes]
     log_path: Path
     _log_file: Any = field(repr=False, default=None)
+    _command: list[str] = field(repr=False, default_factory=list)
+    _environment: dict[str, str] = field(repr=False, default_factory=dict)
+    _cwd: Path | None = field(repr=False, default=None)  # where the runtime starts (default: ours)
+    _run_as: int | None = field(repr=False, default=None)
+    resets: list[str] = field(default_factory=list)  # request ids whose timeout made the emulator reset us
+    _lock: threading.Lock = field(repr=False, default_factory=threading.Lock)
+    _stopped: bool = False
+
+    def launch(self) -> None:
+        run_as = self._run_as  # this uid and gid, with no supplementary groups (a test must check it may switch)
+        self.process = subprocess.Popen(self._command, env=self._environment, stdout=self._log_file,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self._cwd,
+                                        user=run_as, group=run_as, extra_groups=[] if run_as is not None else None)
+
+    def reset(self, record: InvocationRecord) -> None:
+        """The emulator's ``on_timeout``: like Lambda after a timeout, kill the runtime and start it again."""
+        with self._lock:
+            if self._stopped:
+                return
+            kill_process_tree(self.process.pid)
+            self.process.wait()
+            self._log_file.write(f"--- test: runtime reset after {record.request_id} timed out ---\n".encode())
+            self._log_file.flush()
+            self.launch()
+            self.resets.append(record.request_id)  # last: a test that sees it sees the new process too
 
     def invoke(self, event: Any = b"", wait: float = 60.0, **kwargs: Any) -> InvocationRecord:
         """Invoke and wait until the runtime is idle again (it has polled ``next`` once more), so that whatever it
@@ -111,6 +150,8 @@ class Runtime:
         return self.process.wait(timeout)
 
     def stop(self) -> int:
+        with self._lock:
+            self._stopped = True
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -161,13 +202,10 @@ def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
         environment.update(env or {})
         log_path = tmp_path / f"runtime-{len(started)}.log"
         log_file = log_path.open("wb")
-        process = subprocess.Popen(
-            command or [python, "-m", "lambda_supervisor.supervisor", "run"],
-            env=environment, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
-            # run_as: this uid and gid, with no supplementary groups (a test needing root to switch must check first)
-            user=run_as, group=run_as, extra_groups=[] if run_as is not None else None,
-        )
-        runtime = Runtime(emulator, process, log_path, log_file)
+        runtime = Runtime(emulator, None, log_path, log_file,  # type: ignore[arg-type]
+                          command or [python, "-m", "lambda_supervisor.supervisor", "run"], environment, cwd, run_as)
+        runtime.launch()
+        emulator.on_timeout = runtime.reset  # a timeout the runtime did not answer in time resets it, as on Lambda
         started.append(runtime)
         if wait_ready:
             emulator.wait_next_polled(1, timeout=60)

@@ -65,6 +65,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert config.init_timeout_s == 120.0
     assert config.memory_poll_ms == 20
     assert config.shutdown_grace_ms == 500
+    assert config.timeout_margin_ms == 150
     assert config.api_retry_s == 10.0
     assert config.log_level == "INFO"
 
@@ -193,6 +194,9 @@ def _bad_values() -> list[tuple[str, str]]:
         ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:123456"),
         ("AWS_LAMBDA_RUNTIME_API", "::1:9001"),
         ("_HANDLER", "   "),
+        ("LAMBDA_SUPERVISOR_TIMEOUT_MARGIN_MS", "-1"),
+        ("LAMBDA_SUPERVISOR_TIMEOUT_MARGIN_MS", "soon"),
+        ("LAMBDA_SUPERVISOR_TIMEOUT_MARGIN_MS", "10001"),
     ]
     return cases
 
@@ -270,3 +274,8 @@ def test_any_text_for_a_numeric_setting_parses_or_is_a_config_error(setting: Set
 def test_runtime_api_port_must_be_an_ascii_port_number(address: str) -> None:
     with pytest.raises(ConfigError, match="AWS_LAMBDA_RUNTIME_API"):
         Config.load({"AWS_LAMBDA_RUNTIME_API": address, "_HANDLER": "app.handler"})
+
+
+@pytest.mark.parametrize(("text", "margin"), [("0", 0), ("250", 250), ("10000", 10_000)])
+def test_the_timeout_margin_takes_zero_up_to_ten_seconds(text: str, margin: int) -> None:
+    assert Config.load({**required(), "LAMBDA_SUPERVISOR_TIMEOUT_MARGIN_MS": text}).timeout_margin_ms == margin

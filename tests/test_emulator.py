@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -131,7 +131,7 @@ def test_duplicate_post_is_recorded_and_rejected(emulator: RuntimeApiEmulator, p
     turn.result(timeout=5)
     second = runtime.fail(request_id, {"errorType": "Late"})
     third = runtime.respond(request_id, b"2")
-    assert second.status_code == third.status_code == 400
+    assert second.status_code == third.status_code == 403  # as AWS's emulator answers a second post
     assert second.json()["errorType"] == third.json()["errorType"] == "InvalidStateTransition"
     record = emulator.record(request_id)
     assert [kind for kind, _ in record.posts] == ["response", "error", "response"]
@@ -212,8 +212,9 @@ def test_invoke_endpoint(emulator: RuntimeApiEmulator, pool: ThreadPoolExecutor)
     assert emulator.record(failed.headers["X-Amzn-RequestId"]).event == b""
 
 
-def test_no_response_is_504_and_a_late_post_is_still_recorded(pool: ThreadPoolExecutor) -> None:
-    with RuntimeApiEmulator(function_timeout_s=0.05, no_response_grace_s=0.05) as emu:
+def test_no_runtime_is_504_and_a_post_in_time_after_it_is_still_recorded(pool: ThreadPoolExecutor) -> None:
+    """Nobody took the invocation: the caller gives up; a runtime that takes it later still has its full timeout."""
+    with RuntimeApiEmulator(function_timeout_s=1.0, no_response_grace_s=0.05) as emu:
         timed_out = http_post(emu.invoke_url, b"{}")
         assert timed_out.status_code == 504
         assert timed_out.json()["errorType"] == "Emulator.NoResponse"
@@ -222,8 +223,8 @@ def test_no_response_is_504_and_a_late_post_is_still_recorded(pool: ThreadPoolEx
         with pytest.raises(TimeoutError, match="nothing posted yet"):
             emu.wait_outcome(request_id, timeout=0.01)
         runtime = FakeRuntime(emu)
-        serve_one(runtime, lambda n: runtime.respond(n.headers["Lambda-Runtime-Aws-Request-Id"], b"late"))
-        assert emu.wait_outcome(request_id, timeout=5).response == b"late"
+        serve_one(runtime, lambda n: runtime.respond(n.headers["Lambda-Runtime-Aws-Request-Id"], b"in time"))
+        assert emu.wait_outcome(request_id, timeout=5).response == b"in time"
 
 
 def test_stop_wakes_a_blocked_poller() -> None:
@@ -263,10 +264,6 @@ def test_a_runtime_that_left_its_long_poll_does_not_take_an_invocation(
 
 def test_deadline_and_pass_through_headers(emulator: RuntimeApiEmulator, pool: ThreadPoolExecutor) -> None:
     runtime = FakeRuntime(emulator)
-    turn: Future[requests.Response] = pool.submit(
-        serve_one, runtime, lambda n: runtime.respond(n.headers["Lambda-Runtime-Aws-Request-Id"], b"{}")
-    )
-    before_ms = time.time() * 1000
     request_id = emulator.submit(
         b"{}",
         timeout_s=2.0,
@@ -275,8 +272,10 @@ def test_deadline_and_pass_through_headers(emulator: RuntimeApiEmulator, pool: T
         cognito_identity='{"cognitoIdentityId":"id"}',
         tenant_id="tenant-1",
     )
+    time.sleep(0.3)  # the deadline counts from the hand-out, not from the submission, as on Lambda
+    before_ms = time.time() * 1000
+    headers = serve_one(runtime, lambda n: runtime.respond(n.headers["Lambda-Runtime-Aws-Request-Id"], b"{}")).headers
     after_ms = time.time() * 1000
-    headers = turn.result(timeout=5).headers
     deadline_ms = int(headers["Lambda-Runtime-Deadline-Ms"])
     assert before_ms + 2000 - 1 <= deadline_ms <= after_ms + 2000 + 1
     assert emulator.record(request_id).deadline_ms == deadline_ms
@@ -308,3 +307,42 @@ def test_a_client_context_that_is_not_base64_json_is_refused(emulator: RuntimeAp
     assert refused.status_code == 400
     assert refused.json()["errorType"] == "InvalidRequestContentException"
     assert emulator.records() == []
+
+
+def test_a_post_after_the_deadline_is_refused_and_the_runtime_reset(pool: ThreadPoolExecutor) -> None:
+    """Like Lambda: at the deadline the caller gets Sandbox.Timedout and the runtime is reset (the hook); the late
+    post is refused with a 4xx and kept apart from the posts made in time."""
+    resets: list[str] = []
+    reset_done = threading.Event()
+
+    def reset(record: Any) -> None:
+        resets.append(record.request_id)
+        reset_done.set()
+
+    with RuntimeApiEmulator(function_timeout_s=0.3, no_response_grace_s=5, on_timeout=reset) as emu:
+        runtime = FakeRuntime(emu)
+        turn = pool.submit(runtime.next)
+        answer = http_post(emu.invoke_url, b"{}")
+        request_id = turn.result(timeout=5).headers["Lambda-Runtime-Aws-Request-Id"]
+        assert answer.status_code == 200 and answer.headers["X-Amzn-RequestId"] == request_id
+        assert answer.headers["X-Amz-Function-Error"] == "Unhandled"
+        assert answer.json() == {"errorType": "Sandbox.Timedout",
+                                 "errorMessage": f"RequestId: {request_id} Error: Task timed out after 0.30 seconds"}
+        assert reset_done.wait(5) and resets == [request_id]
+        late = runtime.respond(request_id, b"too late")
+        assert late.status_code == 400 and late.json()["errorType"] == "InvalidRequestID"
+        record = emu.record(request_id)
+        assert record.posts == [] and record.late_posts == [("response", b"too late")]
+        assert record.error.error_type == "Sandbox.Timedout"
+        assert "refused late post" in record.describe()
+        assert resets == [request_id], "one reset per timed-out invocation"
+
+
+def test_a_post_in_time_cancels_the_deadline(pool: ThreadPoolExecutor) -> None:
+    resets: list[Any] = []
+    with RuntimeApiEmulator(function_timeout_s=0.3, on_timeout=resets.append) as emu:
+        runtime = FakeRuntime(emu)
+        pool.submit(serve_one, runtime, lambda n: runtime.respond(n.headers["Lambda-Runtime-Aws-Request-Id"], b"1"))
+        record = emu.invoke(b"{}", wait=5)
+        time.sleep(0.5)  # past the deadline: nothing may happen to an answered invocation
+        assert record.response == b"1" and record.timed_out is None and resets == []

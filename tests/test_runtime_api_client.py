@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import free_port
-from lambda_supervisor.supervisor.emulator import Reset, RuntimeApiEmulator, Status
-from lambda_supervisor.supervisor.runtime_api import RuntimeApiClient, RuntimeApiUnavailable
+from lambda_supervisor.supervisor.emulator import LostAnswer, Reset, RuntimeApiEmulator, Status
+from lambda_supervisor.supervisor.runtime_api import PostResult, RuntimeApiClient, RuntimeApiUnavailable
 
 RESPONSE = r"invocation/[^/]+/response$"
 ERROR = r"invocation/[^/]+/error$"
@@ -78,3 +78,23 @@ def test_meanwhile_still_runs_when_the_runtime_api_is_gone() -> None:
     with pytest.raises(RuntimeApiUnavailable):
         client.post_response("gone", b"1", meanwhile=lambda: calls.append("report"))
     assert calls == ["report"]
+
+
+def test_a_post_refused_as_already_answered_is_told_from_other_refusals(emulator: RuntimeApiEmulator,
+                                                                       client: RuntimeApiClient) -> None:
+    emulator.submit({"n": 5})
+    invocation = client.next_invocation()
+    assert client.post_response(invocation.request_id, b"1") is PostResult.ACCEPTED
+    assert client.post_error(invocation.request_id, {"errorType": "E", "errorMessage": "m"}) \
+        is PostResult.ALREADY_ANSWERED  # someone posted before us: on Lambda, code in the worker
+    assert client.post_response("no-such-request", b"1") is PostResult.REFUSED
+    assert not PostResult.ALREADY_ANSWERED and not PostResult.REFUSED
+
+
+def test_already_answered_on_a_retry_is_our_own_earlier_attempt(emulator: RuntimeApiEmulator,
+                                                                 client: RuntimeApiClient) -> None:
+    request_id = emulator.submit({"n": 6})
+    invocation = client.next_invocation()
+    emulator.inject(RESPONSE, LostAnswer(), times=1)
+    assert client.post_response(invocation.request_id, b"1") is PostResult.ACCEPTED
+    assert emulator.record(request_id).posts == [("response", b"1"), ("response", b"1")]

@@ -3,8 +3,9 @@
 ``emulator.inject(path_pattern, fault, times=n)`` arms a fault for the next ``n`` runtime requests whose path
 matches (``re.search``); each matching request takes the fault instead of (or, for :class:`Delay`, before) its
 normal handling. Faults fire before the emulator handles the request, so a faulted post is never recorded: a
-runtime that retries it produces exactly one post. :meth:`RuntimeApiEmulator.restart` is the other kind of outage:
-the emulator stops listening, drops every connection, and listens again on the same port.
+runtime that retries it produces exactly one post (except :class:`LostAnswer`, whose post is recorded).
+:meth:`RuntimeApiEmulator.restart` is the other kind of outage: the emulator stops listening, drops every
+connection, and listens again on the same port.
 """
 
 from __future__ import annotations
@@ -26,13 +27,19 @@ class Reset:
 
 
 @dataclass(frozen=True)
+class LostAnswer:
+    """Handle the request, then reset the connection instead of answering: the API saw the post, the runtime never
+    learns it (the one fault after which a retried post is recorded twice)."""
+
+
+@dataclass(frozen=True)
 class Delay:
     """Hold the request this long, then handle it normally (a slow Runtime API)."""
 
     seconds: float
 
 
-Fault = Status | Reset | Delay
+Fault = Status | Reset | Delay | LostAnswer
 
 
 @dataclass

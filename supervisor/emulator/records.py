@@ -54,7 +54,6 @@ class InvocationRecord:
 
     request_id: str
     event: bytes
-    deadline_ms: int  # epoch milliseconds: submit time + function timeout
     submitted_at: float  # time.monotonic() at submit
     timeout_s: float
     trace_id: str
@@ -62,20 +61,30 @@ class InvocationRecord:
     cognito_identity: str | None = None
     tenant_id: str | None = None
     handed_out: bool = False  # returned by GET /next
-    # ("response", body) or ("error", PostedError), in arrival order, duplicates included.
+    # Epoch milliseconds: when GET /next handed it out + the function timeout, as on Lambda (None before that).
+    deadline_ms: int | None = None
+    handed_out_at: float | None = None  # time.monotonic() at hand-out
+    # ("response", body) or ("error", PostedError), in arrival order, duplicates included; only posts made in time.
     posts: list[Post] = field(default_factory=list)
     # The request headers of each post, names in lower case, in the same order as ``posts``.
     post_headers: list[dict[str, str]] = field(default_factory=list)
+    answered_at: float | None = None  # time.time() when the first of those posts arrived
+    # Posts refused because they came after the deadline, in arrival order.
+    late_posts: list[Post] = field(default_factory=list)
     # Set when an init error answered this invocation instead of the runtime (posts then stays as the runtime left it).
     init_error: PostedError | None = None
+    # Set when the deadline passed with no post: what the caller gets instead (Sandbox.Timedout, as from AWS).
+    timed_out: PostedError | None = None
 
     @property
     def outcome(self) -> Post | None:
-        """The first post, or the init error that answered this invocation, or None while there is neither."""
+        """The first post, or the init error or timeout that answered this invocation, or None while there is none."""
         if self.posts:
             return self.posts[0]
         if self.init_error is not None:
             return ("error", self.init_error)
+        if self.timed_out is not None:
+            return ("error", self.timed_out)
         return None
 
     @property
@@ -117,6 +126,10 @@ class InvocationRecord:
         ]
         if self.init_error is not None:
             parts.insert(0, f"init {self.init_error.describe()}")
+        if self.timed_out is not None:
+            parts.append(f"timed out at its deadline ({self.timed_out.describe()})")
+        parts += [f"refused late post: {body.describe() if isinstance(body, PostedError) else _preview(body)}"
+                  for _, body in self.late_posts]
         if not parts:
             return "nothing posted yet" + ("" if self.handed_out else " (never handed out by /next)")
         return "; then ".join(parts)

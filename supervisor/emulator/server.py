@@ -29,8 +29,8 @@ from urllib.parse import unquote, urlsplit
 
 from loguru import logger
 
-from .faults import Delay, Fault, Injection, Reset, Status
-from .records import InvocationRecord, PostedError
+from .faults import Delay, Fault, Injection, LostAnswer, Reset, Status
+from .records import InvocationRecord, Post, PostedError
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _ALIVE_CHECK_S = 0.25  # how often a blocked /next checks that its client is still connected
@@ -50,6 +50,7 @@ class Reply(NamedTuple):
     headers: Mapping[str, str] = {}
     handed_out_id: str | None = None  # set on a /next reply: requeue this invocation if the reply cannot be sent
     reset: bool = False  # send nothing: reset the connection instead (an injected fault)
+    lose_answer: bool = False  # handle the request normally, then reset the connection instead of answering
 
 
 def _json_reply(status: HTTPStatus, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Reply:
@@ -79,10 +80,15 @@ class RuntimeApiEmulator:
         function_timeout_s: float = 3.0,
         function_name: str = "function",
         no_response_grace_s: float = 5.0,
+        on_timeout: Callable[[InvocationRecord], None] | None = None,
     ) -> None:
+        """``on_timeout`` is called (in a thread of its own) when an invocation's deadline passes without a post,
+        as Lambda resets the execution environment then: give it a function that kills and restarts the runtime."""
         self.function_timeout_s = function_timeout_s
         self.function_name = function_name
         self.no_response_grace_s = no_response_grace_s
+        self.on_timeout = on_timeout
+        self._deadline_timers: dict[str, threading.Timer] = {}  # handed out, not answered yet
         self._cond = threading.Condition()
         self._records: dict[str, InvocationRecord] = {}  # insertion order is submit order
         self._queue: deque[str] = deque()  # submitted, not yet handed out
@@ -115,6 +121,9 @@ class RuntimeApiEmulator:
             self._closed = True
             self._cond.notify_all()  # blocked /next and invoke requests answer and end
             thread = self._thread
+            timers, self._deadline_timers = list(self._deadline_timers.values()), {}
+        for timer in timers:
+            timer.cancel()
         if thread is not None:
             self._server.shutdown()
             thread.join()
@@ -212,7 +221,6 @@ class RuntimeApiEmulator:
         record = InvocationRecord(
             request_id=request_id or str(uuid.uuid4()),
             event=event,
-            deadline_ms=int((time.time() + timeout) * 1000),
             submitted_at=time.monotonic(),
             timeout_s=timeout,
             trace_id=trace_id or _new_trace_id(),
@@ -317,6 +325,8 @@ class RuntimeApiEmulator:
             return _error_reply(HTTPStatus(fault.code), "Emulator.InjectedFault", f"injected status {fault.code}")
         if isinstance(fault, Reset):
             return Reply(HTTPStatus.OK, reset=True)
+        if isinstance(fault, LostAnswer):
+            return Reply(HTTPStatus.OK, lose_answer=True)
         assert isinstance(fault, Delay)
         with self._cond:
             generation = self._generation
@@ -343,16 +353,74 @@ class RuntimeApiEmulator:
             if record is None or not record.handed_out:
                 why = "unknown request id" if record is None else "request id not handed out by /next yet"
                 return _error_reply(HTTPStatus.BAD_REQUEST, "InvalidRequestID", f"{why}: {request_id}")
-            already = record.outcome is not None
-            record.posts.append(("response", posted) if isinstance(posted, bytes) else ("error", posted))
-            record.post_headers.append({name.lower(): value for name, value in headers.items()})
+            post: Post = ("response", posted) if isinstance(posted, bytes) else ("error", posted)
+            already = expired = False
+            late = record.timed_out is not None or (
+                not record.posts and record.deadline_ms is not None and time.time() * 1000 >= record.deadline_ms)
+            if late:
+                record.late_posts.append(post)
+                expired = self._expire_locked(record)
+            else:
+                already = record.outcome is not None
+                if not record.posts:
+                    record.answered_at = time.time()
+                record.posts.append(post)
+                record.post_headers.append({name.lower(): value for name, value in headers.items()})
+                self._cancel_deadline_locked(request_id)
             self._cond.notify_all()
+        if late:
+            logger.debug("refused a {} post for {}: it came after the deadline", kind, request_id)
+            if expired:
+                self._reset_runtime(record)
+            return _error_reply(HTTPStatus.BAD_REQUEST, "InvalidRequestID",
+                                f"invocation {request_id} timed out at its deadline")
         logger.debug("runtime posted {} for {}{}", kind, request_id, " (duplicate)" if already else "")
-        if already:
+        if already:  # as AWS's Runtime API does: the runtime is no longer in a state that may answer it
             return _error_reply(
-                HTTPStatus.BAD_REQUEST, "InvalidStateTransition", f"invocation {request_id} already has an outcome"
+                HTTPStatus.FORBIDDEN, "InvalidStateTransition", f"invocation {request_id} already has an outcome"
             )
         return _json_reply(HTTPStatus.ACCEPTED, {"status": "OK"})
+
+    # --------------------------------------------------------------------------------------------- deadlines
+
+    def _start_deadline_locked(self, record: InvocationRecord) -> None:
+        """The deadline counts from the hand-out, as on Lambda; a timer ends the invocation when it passes."""
+        record.handed_out_at = time.monotonic()
+        record.deadline_ms = int((time.time() + record.timeout_s) * 1000)
+        timer = threading.Timer(record.timeout_s, self._deadline_passed, (record.request_id,))
+        timer.daemon = True
+        self._deadline_timers[record.request_id] = timer
+        timer.start()
+
+    def _cancel_deadline_locked(self, request_id: str) -> None:
+        timer = self._deadline_timers.pop(request_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire_locked(self, record: InvocationRecord) -> bool:
+        """Answer an unanswered invocation with a timeout, as AWS does; True if this call did it."""
+        self._cancel_deadline_locked(record.request_id)
+        if record.outcome is not None:
+            return False
+        message = f"RequestId: {record.request_id} Error: Task timed out after {record.timeout_s:.2f} seconds"
+        record.timed_out = PostedError.parse(
+            json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": message}).encode(), None)
+        self._cond.notify_all()
+        return True
+
+    def _deadline_passed(self, request_id: str) -> None:
+        with self._cond:
+            record = self._records[request_id]
+            expired = not self._closed and self._expire_locked(record)
+        if expired:
+            self._reset_runtime(record)
+
+    def _reset_runtime(self, record: InvocationRecord) -> None:
+        """Lambda resets the execution environment after a timeout: hand that to ``on_timeout``, off this thread."""
+        logger.debug("invocation {} timed out at its deadline; resetting the runtime", record.request_id)
+        hook = self.on_timeout
+        if hook is not None:
+            threading.Thread(target=hook, args=(record,), name="emulator-reset", daemon=True).start()
 
     def _next_invocation(self, alive: Callable[[], bool]) -> Reply | None:
         with self._cond:
@@ -368,6 +436,7 @@ class RuntimeApiEmulator:
                 if self._queue:
                     record = self._records[self._queue.popleft()]
                     record.handed_out = True
+                    self._start_deadline_locked(record)
                     break
                 self._cond.wait(_ALIVE_CHECK_S)
         logger.debug("handing out invocation {}", record.request_id)
@@ -391,7 +460,9 @@ class RuntimeApiEmulator:
         with self._cond:
             record = self._records[request_id]
             if record.outcome is None and not self._closed:
+                self._cancel_deadline_locked(request_id)
                 record.handed_out = False
+                record.deadline_ms = record.handed_out_at = None
                 self._queue.appendleft(request_id)
                 self._cond.notify_all()
         logger.debug("requeued invocation {}: its /next reply could not be sent", request_id)
@@ -423,9 +494,9 @@ class RuntimeApiEmulator:
         id_header = {"X-Amzn-RequestId": request_id}
         with self._cond:
             record = self._records[request_id]
-            give_up_at = record.submitted_at + record.timeout_s + self.no_response_grace_s
             while (outcome := record.outcome) is None and not self._closed:
-                remaining = give_up_at - time.monotonic()
+                started = record.handed_out_at if record.handed_out_at is not None else record.submitted_at
+                remaining = started + record.timeout_s + self.no_response_grace_s - time.monotonic()
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
@@ -537,8 +608,9 @@ class _Handler(BaseHTTPRequestHandler):
         reply: Reply | None
         if path.startswith(_RUNTIME_PREFIX):
             reply = emulator._before_runtime_request(method, path, self.headers)
-            if reply is None:
-                reply = emulator._runtime_request(method, path, self.headers, body, self._client_connected)
+            if reply is None or reply.lose_answer:
+                handled = emulator._runtime_request(method, path, self.headers, body, self._client_connected)
+                reply = handled if reply is None else Reply(HTTPStatus.OK, reset=True)
         elif method == "POST" and _INVOKE_PATH.match(path):
             reply = emulator._invoke_request(self.headers, body)
         else:
