@@ -216,7 +216,8 @@ def test_a_supervisor_line_starts_on_its_own_line_after_a_childs_partial_line(st
                                                                                log_format: str) -> None:
     """The REPORT line follows the child's "downloading 10%\\r" at once; it must still be a line of its own (in
     JSON, a JSON object CloudWatch can parse; its metric line too)."""
-    runtime = start_runtime("logs.child_partial_line", task_root=LOGS, env={"AWS_LAMBDA_LOG_FORMAT": log_format})
+    runtime = start_runtime("logs.child_partial_line", task_root=LOGS,
+                            env={"AWS_LAMBDA_LOG_FORMAT": log_format, "LAMBDA_SUPERVISOR_REPORT": "on"})
     record = runtime.invoke()
     assert record.json() == "ok"
     log = runtime.log()
@@ -235,7 +236,8 @@ def test_on_a_pipe_as_on_lambda_a_supervisor_line_also_starts_on_its_own_line() 
     """On Lambda stdout is a pipe, whose last byte cannot be read back: the line must still be whole."""
     with RuntimeApiEmulator(function_timeout_s=10) as emulator:
         environment = clean_environment()
-        environment.update(AWS_LAMBDA_RUNTIME_API=emulator.address, AWS_LAMBDA_LOG_FORMAT="JSON")
+        environment.update(AWS_LAMBDA_RUNTIME_API=emulator.address, AWS_LAMBDA_LOG_FORMAT="JSON",
+                           LAMBDA_SUPERVISOR_REPORT="on")
         process = subprocess.Popen(
             [sys.executable, "-m", "lambda_supervisor.supervisor", "run", "logs.child_partial_line", "--task-root",
              str(LOGS)], env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
