@@ -74,7 +74,7 @@ class ResettableRuntime:
             if self._announce:
                 print(f"lambda-supervisor: invocation {record.request_id} was not answered by its deadline; "
                       "resetting the runtime, as Lambda does", file=sys.stderr, flush=True)
-            _kill_process_tree(self.process.pid)
+            kill_process_tree(self.process.pid)
             self.process.wait()
             self.resets += 1
             self.process = self._start()
@@ -94,7 +94,8 @@ class ResettableRuntime:
         return stop_runtime(self.process, timeout_s)
 
 
-def _kill_process_tree(pid: int) -> None:
+def kill_process_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant: what Lambda does to an execution environment it resets."""
     try:
         root = psutil.Process(pid)
         tree = [root, *root.children(recursive=True)]

@@ -7,7 +7,6 @@ read. Teardown stops the runtime with SIGTERM (SIGKILL if it does not go) and th
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -26,6 +25,7 @@ import requests
 
 from lambda_supervisor.supervisor.emulator.records import InvocationRecord
 from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
+from lambda_supervisor.supervisor.local import kill_process_tree
 
 TASK_ROOTS = Path(__file__).parent / "task_roots"
 FAULTS = TASK_ROOTS / "faults"
@@ -84,18 +84,6 @@ def process_dead(pid: int) -> bool:
         return psutil.Process(pid).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
     except psutil.NoSuchProcess:
         return True
-
-
-def kill_process_tree(pid: int) -> None:
-    """SIGKILL a process and every descendant (what Lambda does to an execution environment it resets)."""
-    try:
-        root = psutil.Process(pid)
-        tree = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return
-    for process in tree:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
 
 
 @dataclass
