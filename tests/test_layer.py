@@ -33,6 +33,9 @@ import os, signal, sys
 def handler(event, context):
     if event.get("action") == "crash":
         os.kill(os.getpid(), signal.SIGSEGV)
+    if event.get("action") == "other layer":
+        import other_layer
+        return other_layer.NAME
     return {"pid": os.getpid(), "worker_from": sys.modules["lambda_supervisor.worker"].__file__,
             "pythonpath": os.environ.get("PYTHONPATH", "")}
 '''
@@ -76,8 +79,8 @@ def emulator() -> Iterator[RuntimeApiEmulator]:
 
 def managed_runtime_environment(emulator: RuntimeApiEmulator, task_root: Path, opt: Path, var_runtime: Path
                                 ) -> dict[str, str]:
-    """What the managed runtime's bootstrap hands its wrapper: Lambda's variables, layers and the runtime on
-    PYTHONPATH (the task root too, as a user may add it), and nothing from this test's virtualenv."""
+    """What the managed runtime's bootstrap hands its wrapper: Lambda's variables (no PYTHONPATH: the runtime's
+    bootstrap.py sets up sys.path itself), and nothing from this test's virtualenv."""
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "en_US.UTF-8",
@@ -89,12 +92,15 @@ def managed_runtime_environment(emulator: RuntimeApiEmulator, task_root: Path, o
         "AWS_LAMBDA_EXEC_WRAPPER": str(opt / "lambda-supervisor"),
         "AWS_LAMBDA_FUNCTION_NAME": "layered",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
-        "PYTHONPATH": os.pathsep.join([str(task_root), str(opt / "python"), str(var_runtime)]),
     }
 
 
+@pytest.mark.parametrize("pythonpath", ["unset, as on Lambda", "set by the function"])
 def test_the_layer_runs_the_supervisor_in_place_of_the_managed_runtime(
-        built_layer: Path, task_root: Path, emulator: RuntimeApiEmulator, tmp_path: Path) -> None:
+        built_layer: Path, task_root: Path, emulator: RuntimeApiEmulator, tmp_path: Path, pythonpath: str) -> None:
+    layer_site_packages = built_layer / "python" / "lib" / MANAGED_PYTHON.name / "site-packages"
+    layer_site_packages.mkdir(parents=True, exist_ok=True)  # where another layer may put its packages
+    (layer_site_packages / "other_layer.py").write_text("NAME = 'from another layer'\n")
     var_runtime = tmp_path / "var-runtime"
     var_runtime.mkdir()
     marker = tmp_path / "bootstrap.py-ran"
@@ -102,17 +108,26 @@ def test_the_layer_runs_the_supervisor_in_place_of_the_managed_runtime(
     assert subprocess.run([str(MANAGED_PYTHON), "-c", "import psutil"], capture_output=True).returncode != 0, \
         "the stand-in for the managed runtime's Python must not have our dependencies"
     argv = [str(built_layer / "lambda-supervisor"), str(MANAGED_PYTHON), str(var_runtime / "bootstrap.py")]
+    env = managed_runtime_environment(emulator, task_root, built_layer, var_runtime)
+    layer_python = str(built_layer / "python")
+    if pythonpath == "set by the function":  # the runtime's bootstrap.py would only put the task root before it
+        env["PYTHONPATH"] = os.pathsep.join([str(task_root), str(tmp_path / "elsewhere")])
+        expected_path = os.pathsep.join([layer_python, env["PYTHONPATH"]])
+    else:  # what the runtime's bootstrap.py puts on sys.path, and PYTHONPATH=LAMBDA_RUNTIME_DIR for subprocesses
+        expected_path = os.pathsep.join([str(layer_site_packages), layer_python, str(var_runtime)])
     log_path = tmp_path / "runtime.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(argv, cwd=task_root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   env=managed_runtime_environment(emulator, task_root, built_layer, var_runtime))
+                                   env=env)
         try:
             emulator.wait_next_polled(1, timeout=60)
             command = psutil.Process(process.pid).cmdline()
             assert command == [str(MANAGED_PYTHON), "-P", "-m", "lambda_supervisor.supervisor", "run"], command
             first = emulator.invoke({}, wait=30).json()
-            assert first["worker_from"].startswith(str(built_layer / "python")), first
-            assert first["pythonpath"].split(os.pathsep)[0] == str(built_layer / "python")
+            assert first["worker_from"].startswith(layer_python), first
+            assert first["pythonpath"] == expected_path
+            if pythonpath != "set by the function":
+                assert emulator.invoke({"action": "other layer"}, wait=30).json() == "from another layer"
             crash = emulator.invoke({"action": "crash"}, wait=30)
             assert crash.error.error_type == "Runtime.ExitError", crash.describe()
             again = emulator.invoke({}, wait=30).json()
