@@ -8,7 +8,6 @@ of events to a function (``serve``'s endpoint, or one it starts) and summarises 
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 import time
@@ -49,6 +48,8 @@ def _command_and_arguments(arguments: list[str]) -> tuple[str, list[str]] | str:
         return first, rest
     if "." in first:
         return "run", arguments
+    import difflib  # only on this error path: the bootstrap's start stays lean
+
     close = difflib.get_close_matches(first, COMMANDS, n=1)
     suggestion = f" (did you mean '{close[0]}'?)" if close else ""
     return (f"lambda-supervisor: unknown command {log_safe(first)!r}{suggestion}; the commands are "
