@@ -25,6 +25,35 @@ from .logs import configure_logging
 from .runtime_api import RuntimeApiClient, RuntimeApiUnavailable
 
 COMMANDS = ("run", "serve", "demo", "invoke")
+SUMMARY = """\
+usage: lambda-supervisor [run] [HANDLER] [--task-root DIR]
+       lambda-supervisor {serve,invoke,demo} ... (each with --help)
+
+commands:
+  run     the Lambda bootstrap: talk to $AWS_LAMBDA_RUNTIME_API (the default: `lambda-supervisor app.handler`)
+  serve   serve a handler locally on AWS's invoke endpoint (port 8080), for curl
+  invoke  send a file of events to a handler (started here, or --url) and summarise the outcomes
+  demo    drive a bundled sample function through every fault on one runtime, and report
+"""
+
+
+def _command_and_arguments(arguments: list[str]) -> tuple[str, list[str]] | str:
+    """The command and its arguments, or an error message. A first word that is neither a command nor an option is
+    the handler of the bootstrap form (``lambda-supervisor app.handler``) when it has a dot, as every handler does
+    (``module.function``); without one it is a mistyped command."""
+    if not arguments or arguments[0].startswith("-"):
+        return "run", arguments
+    first, rest = arguments[0], arguments[1:]
+    if first in COMMANDS:
+        return first, rest
+    if "." in first:
+        return "run", arguments
+    import difflib  # only on this error path: the bootstrap's start stays lean
+
+    close = difflib.get_close_matches(first, COMMANDS, n=1)
+    suggestion = f" (did you mean '{close[0]}'?)" if close else ""
+    return (f"lambda-supervisor: unknown command {log_safe(first)!r}{suggestion}; the commands are "
+            f"{', '.join(COMMANDS)}, and a handler (module.function) alone means run")
 
 
 def _settings_help() -> str:
@@ -73,6 +102,14 @@ def _report_config_error(message: str) -> None:
         client.close()
 
 
+def _default_timeout(parser: argparse.ArgumentParser) -> float:
+    text = os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "3")
+    try:
+        return float(text)
+    except ValueError:
+        parser.error(f"AWS_LAMBDA_FUNCTION_TIMEOUT={log_safe(text)!r} is not a number of seconds")
+
+
 def _invoke(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
     from . import invoke, local
 
@@ -86,19 +123,20 @@ def _invoke(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
     parser.add_argument("--task-root", default=".", help="directory with the handler's code (default: .)")
     parser.add_argument("--url", help="invoke endpoint of a running serve / emulator / container")
     parser.add_argument("-n", "--count", type=int, help="send this many events, cycling through the file")
-    parser.add_argument("--timeout", type=float, default=float(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", 3)),
-                        help="function timeout in seconds (default: $AWS_LAMBDA_FUNCTION_TIMEOUT or 3)")
+    parser.add_argument("--timeout", type=float, default=_default_timeout(parser),
+                        help="function timeout in seconds (default: $AWS_LAMBDA_FUNCTION_TIMEOUT, else 3, Lambda's "
+                             "default)")
     parser.add_argument("--runtime-log", type=Path, help="where the embedded runtime's log goes (default: a temp file)")
     options = parser.parse_args(arguments)
+    if options.count is not None and options.count < 1:  # 0 is a slip (an empty variable), not a request for nothing
+        parser.error("--count must be at least 1")
     if (options.url is None) == (options.handler is None):
         parser.error("give either HANDLER (to start a runtime here) or --url (to use a running one)")
     try:
         events = invoke.load_events(options.events)
     except invoke.EventFileError as error:
         parser.error(str(error))
-    count = options.count or len(events)
-    if count <= 0:
-        parser.error("--count must be positive")
+    count = len(events) if options.count is None else options.count
     if options.url is not None:
         started = time.monotonic()
         results = invoke.send_all(options.url, events, count, options.timeout + 30)
@@ -110,7 +148,14 @@ def _invoke(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    command = arguments.pop(0) if arguments and arguments[0] in COMMANDS else "run"
+    if arguments in (["-h"], ["--help"]):
+        print(SUMMARY + "\n" + _settings_help())
+        return 0
+    parsed = _command_and_arguments(arguments)
+    if isinstance(parsed, str):
+        print(parsed, file=sys.stderr)
+        return 2
+    command, arguments = parsed
     parser = argparse.ArgumentParser(
         prog=f"lambda-supervisor {command}", epilog=_settings_help(), formatter_class=argparse.RawTextHelpFormatter)
     if command == "run":
@@ -127,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--task-root", default=".", help="directory with the handler's code (default: .)")
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8080)
-        parser.add_argument("--timeout", type=float, default=float(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", 3)),
-                            help="function timeout in seconds (default: $AWS_LAMBDA_FUNCTION_TIMEOUT or 3)")
+        parser.add_argument("--timeout", type=float, default=_default_timeout(parser),
+                            help="function timeout in seconds (default: $AWS_LAMBDA_FUNCTION_TIMEOUT, else 3, "
+                                 "Lambda's default; AWS's emulator defaults to 300)")
         options = parser.parse_args(arguments)
         return local.serve(options.handler, Path(options.task_root).resolve(), options.host, options.port,
                            options.timeout)

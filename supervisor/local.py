@@ -8,6 +8,7 @@ HTTP to the emulator, exactly as it would talk to Lambda.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import subprocess
@@ -22,8 +23,11 @@ from typing import IO, Any
 
 import psutil
 
+from lambda_supervisor.shared.printable import log_safe
+
 from .emulator.records import InvocationRecord
 from .emulator.server import RuntimeApiEmulator
+from .exit_codes import ExitCode
 from .logs import configure_logging
 
 DEMO_TASK_ROOT = Path(__file__).resolve().parent / "demo_app"
@@ -35,6 +39,8 @@ def start_runtime(emulator: RuntimeApiEmulator, handler: str, task_root: Path,
     goes to ``output`` (default: ours)."""
     env = dict(os.environ)
     env.update(extra_env or {})
+    # Readable output on a terminal: no CloudWatch metric objects unless asked for (the REPORT line is opt-in too).
+    env.setdefault("LAMBDA_SUPERVISOR_METRICS", "off")
     env["AWS_LAMBDA_RUNTIME_API"] = emulator.address
     env.setdefault("AWS_LAMBDA_FUNCTION_NAME", emulator.function_name)
     # -P: the working directory (often the task root) must not shadow the supervisor's own imports
@@ -62,30 +68,44 @@ class ResettableRuntime:
     def __init__(self, start: Callable[[], subprocess.Popen[bytes]], announce: bool = False) -> None:
         self._start = start
         self._announce = announce
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._stopped = False
         self.resets = 0
         self.process = start()
+        self._exit_seen: subprocess.Popen[bytes] | None = None  # the last process wait_exit reported
 
     def reset(self, record: InvocationRecord) -> None:
+        self._replace(f"invocation {record.request_id} was not answered by its deadline; resetting the runtime, "
+                      "as Lambda does")
+        with self._lock:
+            self.resets += 1
+
+    def restart(self, why: str = "") -> None:
+        """Start the runtime again after it exited (for the emulator's ``on_init_retry``)."""
+        self._replace(f"{why}starting the runtime again for the new invocation, as Lambda retries a failed init")
+
+    def _replace(self, announcement: str) -> None:
         with self._lock:
             if self._stopped:
                 return
             if self._announce:
-                print(f"lambda-supervisor: invocation {record.request_id} was not answered by its deadline; "
-                      "resetting the runtime, as Lambda does", file=sys.stderr, flush=True)
+                print(f"lambda-supervisor: {announcement}", file=sys.stderr, flush=True)
             kill_process_tree(self.process.pid)
             self.process.wait()
-            self.resets += 1
             self.process = self._start()
+            self._lock.notify_all()
 
     def wait_exit(self) -> int:
-        """Block until the runtime exits on its own (a reset is not an exit); returns its status."""
+        """Block until the runtime exits on its own (a reset is not an exit); returns its status. Each process's
+        exit is reported once: the next call waits for the one started after it."""
         while True:
-            process = self.process
+            with self._lock:
+                self._lock.wait_for(lambda: self.process is not self._exit_seen)
+                process = self.process
             status = process.wait()
             with self._lock:
                 if process is self.process:
+                    self._exit_seen = process
                     return status
 
     def stop(self, timeout_s: float = 10.0) -> int:
@@ -107,26 +127,51 @@ def kill_process_tree(pid: int) -> None:
 
 
 def serve(handler: str, task_root: Path, host: str, port: int, timeout_s: float) -> int:
-    """Serve the invoke endpoint until SIGINT/SIGTERM."""
+    """Serve the invoke endpoint until SIGINT/SIGTERM. After a failed init the endpoint answers 502 with the init
+    error, as AWS's emulator does, and the next invocation starts the runtime again (Lambda retries init then)."""
     configure_logging("INFO")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with RuntimeApiEmulator(host, port, function_timeout_s=timeout_s) as emulator:
+    try:
+        emulator = RuntimeApiEmulator(host, port, function_timeout_s=timeout_s)
+    except OSError as error:
+        hint = " (another serve, emulator or container uses it: choose another with --port)" \
+            if error.errno == errno.EADDRINUSE else ""
+        print(f"lambda-supervisor: cannot listen on {host}:{port}: {error.strerror or error}{hint}", file=sys.stderr)
+        return ExitCode.INIT_FAILED
+    with emulator:
         runtime = ResettableRuntime(lambda: start_runtime(emulator, handler, task_root), announce=True)
         emulator.on_timeout = runtime.reset
-        print(f"lambda-supervisor: serving {handler} from {task_root}\n"
+        emulator.on_init_retry = lambda: runtime.restart(_init_failure(emulator) + "; ")
+        print(f"lambda-supervisor: serving {handler} from {task_root} (function timeout {timeout_s:g} s)\n"
               f"  curl -d '{{}}' {emulator.invoke_url}", file=sys.stderr, flush=True)
-        def stop_when_runtime_exits() -> None:
-            runtime.wait_exit()
-            stop.set()
-
-        watcher = threading.Thread(target=stop_when_runtime_exits, daemon=True)
-        watcher.start()
+        exited = threading.Thread(target=_watch_runtime, args=(runtime, emulator, stop), daemon=True)
+        exited.start()
         stop.wait()
-        if runtime.process.poll() is not None:
-            print(f"lambda-supervisor: the runtime exited with status {runtime.process.returncode}", file=sys.stderr)
         return runtime.stop()
+
+
+def _watch_runtime(runtime: ResettableRuntime, emulator: RuntimeApiEmulator, stop: threading.Event) -> None:
+    """``serve``'s watch on the runtime: an exit after an init error keeps the endpoint up; any other exit ends
+    ``serve`` (nothing would answer)."""
+    failures_seen = 0
+    while True:
+        status = runtime.wait_exit()
+        failures = emulator.init_failures
+        if failures == failures_seen:
+            print(f"lambda-supervisor: the runtime exited with status {status}", file=sys.stderr, flush=True)
+            stop.set()
+            return
+        failures_seen = failures
+        print(f"lambda-supervisor: {_init_failure(emulator)}; the next invocation starts the runtime again (and "
+              "gets 502 with the error if init fails again)", file=sys.stderr, flush=True)
+
+
+def _init_failure(emulator: RuntimeApiEmulator) -> str:
+    error = emulator.last_init_error
+    what = f"{error.error_type}: {error.error_message}" if error is not None else "see the runtime's log"
+    return f"init failed ({log_safe(what)[:300]})"
 
 
 def invoke_embedded(handler: str, task_root: Path, events: list[bytes], count: int, timeout_s: float,

@@ -29,6 +29,7 @@ from lambda_supervisor.supervisor.local import kill_process_tree
 
 TASK_ROOTS = Path(__file__).parent / "task_roots"
 FAULTS = TASK_ROOTS / "faults"
+INIT_ERRORS_ROOT = TASK_ROOTS / "init_errors"
 
 
 def clean_environment() -> dict[str, str]:

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import requests
 
-from lambda_supervisor.supervisor.emulator.server import MAX_BODY_BYTES, RuntimeApiEmulator
+from conftest import INIT_ERRORS_ROOT, StartRuntime
+from lambda_supervisor.supervisor.emulator.server import MAX_BODY_BYTES, MAX_RESPONSE_BYTES, RuntimeApiEmulator
 
 TRACE_ID = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$")
 
@@ -116,7 +117,7 @@ def test_init_error_answers_waiting_and_later_invocations(emulator: RuntimeApiEm
     assert emulator.wait_init_error(timeout=5).error == error
     assert emulator.wait_outcome(waiting, timeout=5).error.error_type == "Runtime.ImportModuleError"
     later = http_post(emulator.invoke_url, b"{}")
-    assert later.status_code == 200
+    assert later.status_code == 502  # as AWS's emulator answers an invocation whose init failed
     assert later.headers["X-Amz-Function-Error"] == "Unhandled"
     assert later.json() == error
     assert [e.error_type_header for e in emulator.init_errors] == ["Runtime.ImportModuleError"]
@@ -151,8 +152,8 @@ def test_unknown_ids_paths_and_bad_bodies(emulator: RuntimeApiEmulator) -> None:
 
     host, port = emulator.address.split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    conn.putrequest("POST", "/2015-03-31/functions/function/invocations")
-    conn.endheaders()  # no Content-Length
+    conn.putrequest("POST", "/2018-06-01/runtime/invocation/no-such-id/response")
+    conn.endheaders()  # no Content-Length: a runtime's post must say how long it is (an invocation need not)
     assert conn.getresponse().status == 411
     conn.close()
     conn.putrequest("POST", "/2015-03-31/functions/function/invocations")
@@ -173,7 +174,8 @@ def test_keep_alive_and_large_bodies(emulator: RuntimeApiEmulator, pool: ThreadP
         nxt = conn.getresponse()
         event, request_id = nxt.read(), nxt.getheader("Lambda-Runtime-Aws-Request-Id")
         first_socket = conn.sock
-        conn.request("POST", f"/2018-06-01/runtime/invocation/{request_id}/response", body=event[::-1])
+        conn.request("POST", f"/2018-06-01/runtime/invocation/{request_id}/response",
+                     body=event[::-1][:MAX_RESPONSE_BYTES])  # the largest response AWS takes
         posted = conn.getresponse()
         assert posted.status == 202 and json.loads(posted.read()) == {"status": "OK"}
         assert conn.sock is first_socket  # the same connection carried both requests
@@ -182,7 +184,7 @@ def test_keep_alive_and_large_bodies(emulator: RuntimeApiEmulator, pool: ThreadP
     turn = pool.submit(runtime_turn)
     record = emulator.invoke(big, wait=10)
     assert turn.result(timeout=10) == big
-    assert record.response == big[::-1]
+    assert record.response == big[::-1][:MAX_RESPONSE_BYTES]
     conn.close()
 
 
@@ -346,3 +348,84 @@ def test_a_post_in_time_cancels_the_deadline(pool: ThreadPoolExecutor) -> None:
         record = emu.invoke(b"{}", wait=5)
         time.sleep(0.5)  # past the deadline: nothing may happen to an answered invocation
         assert record.response == b"1" and record.timed_out is None and resets == []
+
+
+# -- as AWS answers: oversized responses, invocations without a body, failed inits ---------------------------------
+
+TOO_LARGE = {"errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+             "errorType": "Function.ResponseSizeTooLarge"}
+
+
+def test_a_response_over_6_mib_and_100_bytes_is_refused_with_413(emulator: RuntimeApiEmulator,
+                                                                  pool: ThreadPoolExecutor) -> None:
+    """The limit is AWS's emulator's: 6 MiB + 100 bytes pass; one more byte is 413 RequestEntityTooLarge for the
+    runtime, Function.ResponseSizeTooLarge for the caller, and the invocation is over (a retry gets 403)."""
+    assert MAX_RESPONSE_BYTES == 6 * 1024 * 1024 + 100
+    runtime = FakeRuntime(emulator)
+
+    def two_turns() -> list[requests.Response]:
+        first = runtime.next().headers["Lambda-Runtime-Aws-Request-Id"]
+        at_limit = runtime.respond(first, b"x" * MAX_RESPONSE_BYTES)
+        second = runtime.next().headers["Lambda-Runtime-Aws-Request-Id"]
+        over = runtime.respond(second, b"x" * (MAX_RESPONSE_BYTES + 1))
+        return [at_limit, over, runtime.respond(second, b"small"), runtime.fail(second, {"errorType": "Late"})]
+
+    turns = pool.submit(two_turns)
+    fits = http_post(emulator.invoke_url, b"{}")
+    refused = http_post(emulator.invoke_url, b"{}")
+    at_limit, over, retried, failed = turns.result(timeout=30)
+    assert at_limit.status_code == 202 and len(fits.content) == MAX_RESPONSE_BYTES
+    assert over.status_code == 413 and over.json() == {
+        "errorType": "RequestEntityTooLarge", "errorMessage": "Exceeded maximum allowed payload size (6291556 bytes)."}
+    assert refused.status_code == 200 and refused.headers["X-Amz-Function-Error"] == "Unhandled"
+    assert refused.json() == TOO_LARGE
+    assert retried.status_code == failed.status_code == 403
+    record = emulator.record(refused.headers["X-Amzn-RequestId"])
+    assert record.oversized_response == MAX_RESPONSE_BYTES + 1 and record.error.error == TOO_LARGE
+
+
+def test_our_runtime_over_the_limit_gets_413_and_serves_on(start_runtime: StartRuntime) -> None:
+    """With its own limit raised past Lambda's, the supervisor posts a 7 MiB result: the emulator refuses it as
+    Lambda would, the caller sees Function.ResponseSizeTooLarge, and the instance keeps serving."""
+    runtime = start_runtime("faults.big_result", env={"LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES": str(16 << 20)})
+    refused = http_post(runtime.emulator.invoke_url, b"{}")
+    assert refused.status_code == 200 and refused.headers["X-Amz-Function-Error"] == "Unhandled"
+    assert refused.json() == TOO_LARGE
+    runtime.emulator.wait_next_polled(2, timeout=60)
+    assert runtime.alive() and "status=413" in runtime.log()
+    assert http_post(runtime.emulator.invoke_url, b"{}").json() == TOO_LARGE, "the next invocation was served too"
+
+
+def test_an_invocation_without_a_body_or_with_a_chunked_one_is_accepted(start_runtime: StartRuntime) -> None:
+    """``curl -X POST`` sends no Content-Length at all; a streaming client sends its body in chunks."""
+    runtime = start_runtime("faults.echo")
+    connection = http.client.HTTPConnection("127.0.0.1", runtime.emulator.port, timeout=30)
+    connection.putrequest("POST", "/2015-03-31/functions/function/invocations")
+    connection.endheaders()
+    bare = connection.getresponse()
+    assert bare.status == 200 and json.loads(bare.read())["event"] == {}, "an empty event is the handler's {}"
+    connection.request("POST", "/2015-03-31/functions/function/invocations", body=iter([b'{"a": ', b'[1, 2]}']),
+                       encode_chunked=True)
+    chunked = connection.getresponse()
+    assert chunked.status == 200 and json.loads(chunked.read())["event"] == {"a": [1, 2]}
+    connection.close()
+    records = runtime.emulator.records()
+    assert [record.event for record in records] == [b"", b'{"a": [1, 2]}']
+
+
+def test_a_malformed_chunked_body_is_refused(emulator: RuntimeApiEmulator) -> None:
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=10) as sock:
+        sock.sendall(b"POST /2015-03-31/functions/function/invocations HTTP/1.1\r\nHost: x\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")
+        assert sock.recv(4096).startswith(b"HTTP/1.1 400")
+    assert emulator.records() == []
+
+
+def test_an_invocation_after_a_failed_init_is_answered_502_with_the_init_error(start_runtime: StartRuntime) -> None:
+    """As AWS's emulator answers it (the Invoke API would say 200): the status, then the runtime's error object."""
+    runtime = start_runtime("import_raises.handler", task_root=INIT_ERRORS_ROOT, wait_ready=False)
+    posted = runtime.emulator.wait_init_error(60)
+    answer = http_post(runtime.emulator.invoke_url, b"{}")
+    assert answer.status_code == 502 and answer.content == posted.body
+    assert answer.headers["X-Amz-Function-Error"] == "Unhandled"
+    assert answer.json()["errorType"] == posted.error_type

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import requests
 
-from conftest import StartRuntime, clean_environment
+from conftest import StartRuntime, clean_environment, free_port, wait_for
+from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
 from lambda_supervisor.supervisor.invoke import EventFileError, load_events, percentile
 from lambda_supervisor.supervisor.local import DEMO_TASK_ROOT
 
@@ -50,7 +54,8 @@ def test_invoke_on_an_embedded_runtime_summarises_faults(tmp_path: Path) -> None
     events.write_text('{"action": "ok"}\n{"action": "raise"}\n{"action": "segfault"}\n{"action": "exit"}\n')
     log = tmp_path / "runtime.log"
     result = run_cli("app.handler", "--events", str(events), "--task-root", str(DEMO_TASK_ROOT), "-n", "6",
-                     "--runtime-log", str(log), env={"LAMBDA_SUPERVISOR_REPORT": "on"})
+                     "--runtime-log", str(log),
+                     env={"LAMBDA_SUPERVISOR_REPORT": "on", "LAMBDA_SUPERVISOR_METRICS": "on"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"^\s+3  Runtime.ExitError\s+[\d.]+ ms  Runtime exited with error: signal SIGSEGV$",
                      result.stdout, re.MULTILINE), result.stdout
@@ -59,6 +64,7 @@ def test_invoke_on_an_embedded_runtime_summarises_faults(tmp_path: Path) -> None
     assert "worker restarts: 2 (crash 2)" in result.stdout
     assert f"runtime log: {log}" in result.stdout
     assert log.read_text().count("REPORT RequestId:") == 6
+    assert '{"_aws":' in log.read_text(), "metrics are off locally only when the user did not ask for them"
 
 
 def test_invoke_against_a_running_endpoint(start_runtime: StartRuntime, tmp_path: Path) -> None:
@@ -98,3 +104,108 @@ def test_the_progress_line_overwrites_itself_on_a_terminal_only() -> None:
     pipe = io.StringIO()
     Progress(4, pipe).update(Result(1, "ok", 3.0, "", True))
     assert pipe.getvalue() == ""
+
+
+# -- the command line as a new user meets it ---------------------------------------------------------------------
+
+def lambda_supervisor(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lambda_supervisor.supervisor", *arguments],
+                          env={**clean_environment(), **(env or {})}, capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_every_command() -> None:
+    result = lambda_supervisor("--help")
+    assert result.returncode == 0, result.stderr
+    for command in ("run", "serve", "invoke", "demo"):
+        assert re.search(rf"^  {command}  ", result.stdout, re.MULTILINE), result.stdout
+    assert "AWS_LAMBDA_RUNTIME_API" in result.stdout, "the settings are listed too"
+
+
+def test_a_mistyped_command_is_named_and_a_handler_alone_still_means_run() -> None:
+    """The rule: a first word that is not a command is the bootstrap's handler if it has a dot (module.function),
+    else a mistyped command."""
+    typo = lambda_supervisor("serv", "app.handler")
+    assert typo.returncode == 2
+    assert typo.stderr.startswith("lambda-supervisor: unknown command 'serv' (did you mean 'serve'?)"), typo.stderr
+    assert lambda_supervisor("frobnicate").stderr.startswith("lambda-supervisor: unknown command 'frobnicate';")
+    bootstrap = lambda_supervisor("app.handler")  # the image form, CMD ["app.handler"]: run, here without a Runtime API
+    assert bootstrap.returncode == 3 and "AWS_LAMBDA_RUNTIME_API" in bootstrap.stdout + bootstrap.stderr
+
+
+def test_invoke_count_zero_is_refused_and_sends_nothing(tmp_path: Path) -> None:
+    """-n 0 is refused rather than sending nothing: it is a slip (an empty shell variable), and a summary of no
+    invocations would pass silently. (Before, 0 meant "the whole file".)"""
+    events = tmp_path / "events.json"
+    events.write_text("[{}, {}]")
+    with RuntimeApiEmulator() as emulator:
+        result = run_cli("--url", emulator.invoke_url, "--events", str(events), "-n", "0")
+        assert result.returncode == 2 and "--count must be at least 1" in result.stderr
+        assert emulator.records() == []
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = lambda_supervisor("serve", "app.handler", "--port", str(port))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"lambda-supervisor: cannot listen on 127.0.0.1:{port}: Address already in use (another serve, emulator or "
+        "container uses it: choose another with --port)"], result.stderr
+
+
+def test_serve_states_its_default_timeout() -> None:
+    text = " ".join(lambda_supervisor("serve", "--help").stdout.split())
+    assert "default: $AWS_LAMBDA_FUNCTION_TIMEOUT, else 3, Lambda's default; AWS's emulator defaults to 300" in text
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    except OSError:
+        return False
+    return True
+
+
+WORKING_APP = """import os, signal
+
+def handler(event, context):
+    if event.get("action") == "crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return {"fixed": True}
+"""
+
+
+def test_serve_keeps_serving_after_a_failed_init_and_prints_no_metrics(tmp_path: Path) -> None:
+    """As AWS's emulator, an invocation of a function whose init failed gets 502 and the init error; as Lambda, the
+    next invocation initialises again, so fixing the code is enough. The output has no EMF objects by default."""
+    task_root = tmp_path / "task"
+    task_root.mkdir()
+    (task_root / "app.py").write_text('raise ValueError("broken on import")\n')
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "lambda_supervisor.supervisor", "serve", "app.handler", "--task-root",
+             str(task_root), "--port", str(port)], env={**clean_environment(), "PYTHONDONTWRITEBYTECODE": "1"},
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: listening(port), 60, "serve to listen")
+            broken = requests.post(url, data=b"{}", timeout=60)
+            assert broken.status_code == 502, broken.text
+            assert broken.json()["errorType"] == "ValueError" and broken.json()["errorMessage"] == "broken on import"
+            assert requests.post(url, data=b"{}", timeout=60).status_code == 502, "still broken, still serving"
+            (task_root / "app.py").write_text(WORKING_APP)
+            assert requests.post(url, data=b"{}", timeout=60).json() == {"fixed": True}
+            crash = requests.post(url, data=b'{"action": "crash"}', timeout=60)
+            assert crash.json()["errorType"] == "Runtime.ExitError"
+            assert requests.post(url, data=b"{}", timeout=60).json() == {"fixed": True}
+            assert server.poll() is None
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(30)
+    text = log_path.read_text(errors="replace")
+    assert "lambda-supervisor: init failed (ValueError: broken on import)" in text, text
+    assert "worker replaced: reason=crash" in text and '"_aws"' not in text, text

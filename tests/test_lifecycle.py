@@ -159,6 +159,7 @@ def test_demo_runs_every_fault_on_one_instance() -> None:
                             env=clean_environment(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "8 of 8 invocations ended as expected; the runtime survived them all." in result.stdout
+    assert '"_aws"' not in result.stdout + result.stderr, "readable output: no metric objects unless asked for"
 
 
 def test_unknown_environment_does_not_leak_runtime_api_via_os_environ() -> None:

@@ -75,10 +75,17 @@ class InvocationRecord:
     init_error: PostedError | None = None
     # Set when the deadline passed with no post: what the caller gets instead (Sandbox.Timedout, as from AWS).
     timed_out: PostedError | None = None
+    # Set when the runtime's response was over the size limit and refused (413): what the caller gets instead
+    # (Function.ResponseSizeTooLarge, as from AWS). ``oversized_response`` is the refused body's size.
+    too_large: PostedError | None = None
+    oversized_response: int | None = None
 
     @property
     def outcome(self) -> Post | None:
-        """The first post, or the init error or timeout that answered this invocation, or None while there is none."""
+        """The first post, or the init error, timeout or size refusal that answered this invocation, or None while
+        there is none."""
+        if self.too_large is not None:  # refused before anything else was posted: it is the first outcome
+            return ("error", self.too_large)
         if self.posts:
             return self.posts[0]
         if self.init_error is not None:
@@ -126,6 +133,8 @@ class InvocationRecord:
         ]
         if self.init_error is not None:
             parts.insert(0, f"init {self.init_error.describe()}")
+        if self.oversized_response is not None:
+            parts.insert(0, f"refused an oversized response ({self.oversized_response} bytes)")
         if self.timed_out is not None:
             parts.append(f"timed out at its deadline ({self.timed_out.describe()})")
         parts += [f"refused late post: {body.describe() if isinstance(body, PostedError) else _preview(body)}"

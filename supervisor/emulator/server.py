@@ -33,6 +33,8 @@ from .faults import Delay, Fault, Injection, LostAnswer, Reset, Status
 from .records import InvocationRecord, Post, PostedError
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
+# The largest response AWS's Runtime API accepts from a runtime: 6 MiB plus 100 bytes, as AWS's emulator enforces it.
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 _ALIVE_CHECK_S = 0.25  # how often a blocked /next checks that its client is still connected
 _STOP_DRAIN_S = 2.0  # how long stop() lets requests in hand finish their replies
 
@@ -88,6 +90,12 @@ class RuntimeApiEmulator:
         self.function_name = function_name
         self.no_response_grace_s = no_response_grace_s
         self.on_timeout = on_timeout
+        # Called (in a thread of its own) when an invocation arrives after a failed init, if set: the invocation is
+        # queued for a runtime this hook starts again, as Lambda retries init on the next invocation. Unset, the init
+        # error answers every later invocation at once.
+        self.on_init_retry: Callable[[], None] | None = None
+        self._init_failures = 0  # init errors ever posted, including those a retry cleared
+        self._last_init_error: PostedError | None = None
         self._deadline_timers: dict[str, threading.Timer] = {}  # handed out, not answered yet
         self._cond = threading.Condition()
         self._records: dict[str, InvocationRecord] = {}  # insertion order is submit order
@@ -232,11 +240,16 @@ class RuntimeApiEmulator:
             if self._closed:
                 raise RuntimeError("the emulator is stopped")
             self._records[record.request_id] = record
+            retry = self.on_init_retry if self._init_errors else None
+            if retry is not None:  # a new init for this invocation, as on Lambda
+                self._init_errors.clear()
             if self._init_errors:  # like Lambda after a failed init: the init error answers it
                 record.init_error = self._init_errors[0]
             else:
                 self._queue.append(record.request_id)
             self._cond.notify_all()
+        if retry is not None:
+            threading.Thread(target=retry, name="emulator-init-retry", daemon=True).start()
         logger.debug("submitted invocation {} ({} bytes)", record.request_id, len(record.event))
         return record.request_id
 
@@ -292,6 +305,18 @@ class RuntimeApiEmulator:
             if not self._cond.wait_for(lambda: bool(self._init_errors), timeout):
                 raise TimeoutError(f"no init error was posted within {timeout} s")
             return self._init_errors[0]
+
+    @property
+    def init_failures(self) -> int:
+        """How many init errors were posted over the emulator's life (a retried init clears ``init_errors``)."""
+        with self._cond:
+            return self._init_failures
+
+    @property
+    def last_init_error(self) -> PostedError | None:
+        """The latest init error posted (kept when a retried init clears ``init_errors``)."""
+        with self._cond:
+            return self._last_init_error
 
     @property
     def next_poll_count(self) -> int:
@@ -360,6 +385,8 @@ class RuntimeApiEmulator:
             if late:
                 record.late_posts.append(post)
                 expired = self._expire_locked(record)
+            elif kind == "response" and record.outcome is None and len(body) > MAX_RESPONSE_BYTES:
+                return self._refuse_oversized_locked(record, len(body))
             else:
                 already = record.outcome is not None
                 if not record.posts:
@@ -380,6 +407,21 @@ class RuntimeApiEmulator:
                 HTTPStatus.FORBIDDEN, "InvalidStateTransition", f"invocation {request_id} already has an outcome"
             )
         return _json_reply(HTTPStatus.ACCEPTED, {"status": "OK"})
+
+    def _refuse_oversized_locked(self, record: InvocationRecord, size: int) -> Reply:
+        """A response over the limit: 413 for the runtime, Function.ResponseSizeTooLarge for the caller, as AWS
+        answers both (the invocation is over: a later post gets 403 InvalidStateTransition)."""
+        caller_sees = {"errorMessage": f"Response payload size exceeded maximum allowed payload size "
+                                       f"({MAX_RESPONSE_BYTES} bytes).",
+                       "errorType": "Function.ResponseSizeTooLarge"}
+        record.too_large = PostedError.parse(json.dumps(caller_sees).encode(), None)
+        record.oversized_response = size
+        record.answered_at = time.time()
+        self._cancel_deadline_locked(record.request_id)
+        self._cond.notify_all()
+        logger.debug("refused a {}-byte response for {}: over {} bytes", size, record.request_id, MAX_RESPONSE_BYTES)
+        return _error_reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "RequestEntityTooLarge",
+                            f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).")
 
     # --------------------------------------------------------------------------------------------- deadlines
 
@@ -470,6 +512,8 @@ class RuntimeApiEmulator:
     def _post_init_error(self, error: PostedError) -> Reply:
         with self._cond:
             self._init_errors.append(error)
+            self._init_failures += 1
+            self._last_init_error = error
             for record in self._records.values():
                 if record.outcome is None and record.init_error is None:
                     record.init_error = self._init_errors[0]
@@ -506,10 +550,13 @@ class RuntimeApiEmulator:
             message = f"the runtime posted no outcome for {request_id} by its deadline + {self.no_response_grace_s} s"
             return _error_reply(HTTPStatus.GATEWAY_TIMEOUT, "Emulator.NoResponse", message, id_header)
         posted = outcome[1]
+        status = HTTPStatus.OK
         if isinstance(posted, PostedError):
-            id_header["X-Amz-Function-Error"] = "Unhandled"
+            id_header["X-Amz-Function-Error"] = "Unhandled"  # as the Invoke API marks it (AWS's emulator does not)
+            if posted is record.init_error:
+                status = HTTPStatus.BAD_GATEWAY  # as AWS's emulator answers an invocation that init failed
             posted = posted.body
-        return Reply(HTTPStatus.OK, posted, {"Content-Type": "application/json", **id_header})
+        return Reply(status, posted, {"Content-Type": "application/json", **id_header})
 
 
 def _decode_client_context(header: str | None) -> str | None:
@@ -601,10 +648,11 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
 
     def _handle(self, emulator: RuntimeApiEmulator, method: str) -> None:
-        body = self._read_body(required=method == "POST")
+        path = urlsplit(self.path).path
+        # A runtime's posts state their length; an invocation may have no body at all (curl -X POST), as with AWS.
+        body = self._read_body(required=method == "POST" and path.startswith(_RUNTIME_PREFIX))
         if body is None:
             return
-        path = urlsplit(self.path).path
         reply: Reply | None
         if path.startswith(_RUNTIME_PREFIX):
             reply = emulator._before_runtime_request(method, path, self.headers)
@@ -631,6 +679,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self, *, required: bool) -> bytes | None:
         """The request body, read fully by Content-Length; None once an error reply has been sent instead."""
         length_header = self.headers.get("Content-Length")
+        if length_header is None and "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
         if length_header is None and not required:
             return b""
         try:
@@ -651,6 +701,31 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         # The body is left unread, so this connection cannot carry another request.
         self._send(_error_reply(*failure, {"Connection": "close"}))
+        return None
+
+    def _read_chunked(self) -> bytes | None:
+        """A chunked request body (as a client streaming its body sends it), at most MAX_BODY_BYTES; None once an
+        error reply has been sent or the client hung up."""
+        body = bytearray()
+        try:
+            while True:
+                size = int(self.rfile.readline(1024).split(b";", 1)[0].strip() or b"x", 16)
+                if size < 0 or len(body) + size > MAX_BODY_BYTES:
+                    break
+                if size == 0:  # the last chunk: then trailers, if any, and an empty line
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return bytes(body)
+                chunk = self.rfile.read(size + 2)  # the chunk and its CRLF
+                if len(chunk) != size + 2:
+                    self.close_connection = True
+                    return None
+                body += chunk[:size]
+        except ValueError:
+            pass
+        self._send(_error_reply(HTTPStatus.BAD_REQUEST, "InvalidChunkedBody", "a malformed or oversized chunked body",
+                                {"Connection": "close"}))
+        self.close_connection = True
         return None
 
     def _send(self, reply: Reply) -> None:
