@@ -240,7 +240,8 @@ SETTINGS: tuple[Setting, ...] = (
             "logged: faults, worker replacements and recycles, init failures."),
     Setting("metrics", "LAMBDA_SUPERVISOR_METRICS", _switch, "on",
             "`off` stops the CloudWatch Embedded Metric Format lines (restarts and time to ready, init failures, "
-            "and the per-invocation metrics of `LAMBDA_SUPERVISOR_REPORT`)."),
+            "and the per-invocation metrics of `LAMBDA_SUPERVISOR_REPORT`). Off by default for runtimes started by "
+            "`serve`, `demo` and `invoke`."),
     Setting("metrics_namespace", "LAMBDA_SUPERVISOR_METRICS_NAMESPACE", _namespace, "LambdaSupervisor",
             "CloudWatch namespace of those metrics."),
 )
