@@ -11,9 +11,6 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
-
-from loguru import logger
 
 from lambda_supervisor.shared.errors import ErrorType, error_object
 from lambda_supervisor.shared.prctl import set_dumpable
@@ -21,7 +18,7 @@ from lambda_supervisor.shared.printable import log_safe
 
 from .config import SETTINGS, Config, ConfigError
 from .exit_codes import ExitCode
-from .logs import configure_logging
+from .logs import configure_logging, log
 from .runtime_api import RuntimeApiClient, RuntimeApiUnavailable
 
 COMMANDS = ("run", "serve", "demo", "invoke")
@@ -41,12 +38,12 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
         config = Config.load(os.environ, defaults)
     except ConfigError as error:
         configure_logging(log_format=os.environ.get("AWS_LAMBDA_LOG_FORMAT", "Text"))
-        logger.error(f"invalid configuration: {log_safe(str(error))}")
+        log("ERROR", f"invalid configuration: {log_safe(str(error))}")
         _report_config_error(str(error))
         return ExitCode.CONFIG_ERROR
     configure_logging(config.log_level, config.log_format)
     if not undumpable:
-        logger.warning("could not make the supervisor non-dumpable: workers of the same user can read its /proc")
+        log("WARNING", "could not make the supervisor non-dumpable: workers of the same user can read its /proc")
     from .loop import Supervisor  # imported late: a config error should not pay for it
     from .metrics import configure_metrics
 
@@ -68,12 +65,14 @@ def _report_config_error(message: str) -> None:
     try:
         client.post_init_error(error_object(ErrorType.CONFIGURATION, message))
     except RuntimeApiUnavailable as problem:
-        logger.error(f"could not report the configuration error: {problem}")
+        log("ERROR", f"could not report the configuration error: {problem}")
     finally:
         client.close()
 
 
 def _invoke(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
+    from pathlib import Path
+
     from . import invoke, local
 
     parser.description = ("Send the events in a file (a JSON array, one JSON document, or JSON lines) one by one "
@@ -119,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--task-root", help="default for LAMBDA_TASK_ROOT")
         options = parser.parse_args(arguments)
         return run_bootstrap(options.handler, options.task_root)
+    from pathlib import Path
+
     from . import local  # the emulator is only needed for local runs
 
     if command == "serve":

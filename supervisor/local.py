@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .emulator.server import RuntimeApiEmulator
-from .logs import configure_logging
+from .logs import configure_tool_logging
 
 DEMO_TASK_ROOT = Path(__file__).resolve().parent / "demo_app"
 
@@ -53,7 +53,7 @@ def stop_runtime(runtime: subprocess.Popen[bytes], timeout_s: float = 10.0) -> i
 
 def serve(handler: str, task_root: Path, host: str, port: int, timeout_s: float) -> int:
     """Serve the invoke endpoint until SIGINT/SIGTERM."""
-    configure_logging("INFO")
+    configure_tool_logging("INFO")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -78,7 +78,7 @@ def invoke_embedded(handler: str, task_root: Path, events: list[bytes], count: i
     """``invoke`` without ``--url``: an emulator and a runtime of our own; the runtime's log goes to a file."""
     from .invoke import restarts_in_log, send_all, summarize
 
-    configure_logging("WARNING")
+    configure_tool_logging("WARNING")
     if log_path is None:
         log_path = Path(tempfile.mkstemp(prefix="lambda-supervisor-", suffix=".log")[1])
     with RuntimeApiEmulator(function_timeout_s=timeout_s) as emulator, log_path.open("wb") as log:
@@ -128,7 +128,7 @@ DEMO_STEPS = (
 
 def demo() -> int:
     """Run the sample function through every fault on one runtime instance; 0 if each ended as expected."""
-    configure_logging("INFO")
+    configure_tool_logging("INFO")
     rows: list[tuple[str, str, str, bool]] = []
     with RuntimeApiEmulator(function_timeout_s=2.0, function_name="demo") as emulator:
         runtime = start_runtime(emulator, "app.handler", DEMO_TASK_ROOT, {"LAMBDA_SUPERVISOR_MAX_RSS_MB": "200"})

@@ -23,8 +23,6 @@ import socket
 import time
 from collections.abc import Mapping
 
-import psutil
-
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object
 
@@ -45,6 +43,15 @@ def _reason_it_died(worker: WorkerProcess) -> str:
     if error is None:
         return "no init error was sent"
     return f"{error['errorType']}: {error['errorMessage']}"
+
+
+def _parent_pid(pid: int) -> int | None:
+    """A process's parent, from its /proc stat (None if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class WorkerFactory:
@@ -200,7 +207,7 @@ class ForkFactory(WorkerFactory):
             raise TemplateGone(f"unusable reply from the template: {reply[:200]!r}")
         worker = WorkerProcess.adopt(pid, to_write, from_read, self.config)
         worker.wait_ready(self.config.init_timeout_s)
-        if psutil.Process(pid).ppid() != os.getpid():  # READY is only sent once adopted; anything else is a lie
+        if _parent_pid(pid) != os.getpid():  # READY is only sent once adopted; anything else is a lie
             worker.kill()
             raise WorkerInitFailed(error_object(ErrorType.INVALID_WORKER_MESSAGE,
                                                 f"forked worker {pid} is not a child of the supervisor"))

@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import psutil
-
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
 from lambda_supervisor.shared.protocol import (
@@ -44,7 +42,7 @@ from lambda_supervisor.shared.rlimits import format_rlimits
 
 from .config import Config
 from .memory import TreeMemoryGauge
-from .process_tree import child_signal_count, count_zombies, kill_tree, signal_group, track_worker
+from .process_tree import child_signal_count, count_zombies, kill_tree, process_tree, signal_group, track_worker
 from .runtime_api import Invocation
 
 F_SETPIPE_SZ = 1031
@@ -193,7 +191,6 @@ class WorkerProcess:
         self._from_worker = from_worker
         self._decoder = FrameDecoder(max_payload_bytes=max_payload)
         self._frames: deque[Frame] = deque()
-        self._psutil = psutil.Process(self.pid)
         self._pidfd = os.pidfd_open(self.pid)
         self._selector = selectors.DefaultSelector()
         self._selector.register(from_worker, selectors.EVENT_READ)
@@ -509,11 +506,9 @@ class WorkerProcess:
         """What the worker and all its descendants hold (a handler's children and daemons count against its limit):
         their PSS when their summed RSS is over ``limit_bytes``, else that RSS sum (see memory.py). Only the
         worker's own tree: what a dead worker left behind is not this one's."""
-        try:
-            processes = [self._psutil, *self._psutil.children(recursive=True)]
-        except psutil.Error:
+        if self._exited:
             return 0
-        memory, rss = self._memory.measure(processes, limit_bytes)
+        memory, rss = self._memory.measure(process_tree(self.pid), limit_bytes)
         self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
         return memory
 

@@ -3,14 +3,17 @@
 ``asyncio.run`` per call would close the loop each time, breaking what users cache at module level across calls
 (clients with connection pools, locks, queues, background tasks): those are bound to the loop they first ran on.
 So the worker makes one loop, sets it as the current loop, and runs each call with ``run_until_complete``.
+asyncio itself is imported only then: it is the worker's largest import, and most handlers are not async.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 
@@ -30,6 +33,8 @@ class AsyncRunner:
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
+            import asyncio
+
             self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._loop)
         return self._loop

@@ -13,7 +13,6 @@ response, so results are shaped into one, ``HTTPError`` becomes its status and a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import json
@@ -22,7 +21,6 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
@@ -46,8 +44,10 @@ MAX_ERROR_BYTES = 128 * 1024
 #: Entries kept of a stack trace: an exception's own frames and its chain's (see error_report) fit.
 MAX_STACK_FRAMES = 160
 MAX_STACK_LINE_CHARS = 2048
-#: Frames of this runtime and of asyncio's loop are noise in the stack of a handler's exception.
-_HIDDEN_FRAMES = (str(Path(__file__).resolve().parent) + os.sep, str(Path(asyncio.__file__).resolve().parent) + os.sep)
+#: Frames of this runtime and of asyncio's loop are noise in the stack of a handler's exception. (asyncio is found
+#: beside os, in the standard library, rather than imported: only async handlers need it.)
+_HIDDEN_FRAMES = (os.path.dirname(os.path.realpath(__file__)) + os.sep,
+                  os.path.join(os.path.dirname(os.path.realpath(os.__file__)), "asyncio") + os.sep)
 #: What the default JSON codec raises for a value it cannot encode.
 _ENCODE_ERRORS = (TypeError, ValueError, RecursionError)
 
