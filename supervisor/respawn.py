@@ -28,6 +28,7 @@ from lambda_supervisor.shared.errors import ErrorType, error_object
 
 from .config import Config
 from .events import emit
+from .priority import lower_to_idle, restore_normal
 from .worker_process import WorkerInitFailed, WorkerProcess
 
 MAX_TEMPLATE_REPLY_BYTES = 4096
@@ -94,7 +95,9 @@ class WorkerFactory:
 class SpareFactory(WorkerFactory):
     """Keeps one standby initialised. A standby that dies (its init failing, say) is reported with its init error
     and started again after a jittered exponential pause, so a broken init is not re-run between every two
-    invocations."""
+    invocations. The first standby starts only after the first response is posted (``maintain``), and every
+    standby runs at idle priority until it is promoted (see priority.py): a cold start runs the user's init
+    once, and a standby's init never competes with an invocation."""
 
     strategy = "spare"
 
@@ -104,27 +107,19 @@ class SpareFactory(WorkerFactory):
         self._spare_failures = 0  # standbys lost in a row, since one was last promoted
         self._next_spare_at = 0.0  # time.monotonic() before which no new standby is started
 
-    def start(self) -> WorkerProcess:
-        active = self._spawn()
-        self._spare = self._spawn()  # initialises alongside the first one
-        try:
-            active.wait_ready(self.config.init_timeout_s)
-        except WorkerInitFailed:
-            self.close(0)
-            raise
-        return active
-
     def replace(self) -> WorkerProcess:
         promoted, self._spare = self._spare, None
         if promoted is None or promoted.has_exited():
             if promoted is not None:
                 self._standby_lost(promoted)
             promoted = self._spawn()
+        else:
+            self._promote(promoted)
         try:
             promoted.wait_ready(self.config.init_timeout_s)  # instant when the standby is already initialised
             self._spare_failures = 0
         finally:
-            self._spare = self._spawn()
+            self._spare = self._spawn_standby()
         return promoted
 
     def maintain(self) -> None:
@@ -132,7 +127,22 @@ class SpareFactory(WorkerFactory):
             self._standby_lost(self._spare)
             self._spare = None
         if self._spare is None and time.monotonic() >= self._next_spare_at:
-            self._spare = self._spawn()
+            self._spare = self._spawn_standby()
+
+    def _spawn_standby(self) -> WorkerProcess:
+        standby = self._spawn()
+        priority = lower_to_idle(standby.pid)
+        emit("spare_started", "standby worker started", level="DEBUG", pid=standby.pid,
+             priority=priority or "normal")
+        return standby
+
+    @staticmethod
+    def _promote(standby: WorkerProcess) -> None:
+        """Normal priority again, for the standby and whatever its init started, before it serves (or finishes
+        its init while a request waits)."""
+        if not restore_normal(standby.pid):
+            emit("priority_not_restored", "promoted standby could not be given normal priority back",
+                 level="WARNING", pid=standby.pid)
 
     def _standby_lost(self, standby: WorkerProcess) -> None:
         """Log a dead standby with the reason it gave (its init error), and pause before starting the next."""
