@@ -78,7 +78,7 @@ def _log_level(text: str) -> str:
     return level
 
 
-RESPAWN_STRATEGIES = ("fresh", "spare", "fork")
+RESPAWN_STRATEGIES = ("auto", "fresh", "spare", "fork")
 
 
 def _respawn_strategy(text: str) -> str:
@@ -168,10 +168,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Hard memory limit: a worker (with its children) above this RSS is killed, the request fails with "
             f"Runtime.OutOfMemory. Default: memory size minus {SUPERVISOR_RESERVE_MB} MB for the supervisor, "
             "but at least half the memory size."),
-    Setting("respawn", "LAMBDA_SUPERVISOR_RESPAWN", _respawn_strategy, "spare",
+    Setting("respawn", "LAMBDA_SUPERVISOR_RESPAWN", _respawn_strategy, "auto",
             "How a replacement worker is made: `fresh` (new interpreter, user init re-run), `spare` (a standby "
             "worker, initialised ahead, is promoted at once), `fork` (a template that ran user init once forks "
-            "workers, copy-on-write). See 'Respawn strategies'."),
+            "workers, copy-on-write), `auto` (`spare` if the supervisor and two workers, as measured after the "
+            "first init, take at most 60% of the memory size, else `fork`). See 'Respawn strategies'."),
     Setting("max_invocations", "LAMBDA_SUPERVISOR_MAX_INVOCATIONS", _non_negative_int, 0,
             "Recycle the worker after this many invocations, between two requests (0: never)."),
     Setting("max_invocations_jitter", "LAMBDA_SUPERVISOR_MAX_INVOCATIONS_JITTER", _non_negative_int, 0,

@@ -28,7 +28,9 @@ from lambda_supervisor.shared.errors import ErrorType, error_object
 
 from .config import Config
 from .events import emit
+from .memory import rss_bytes
 from .priority import lower_to_idle, restore_normal
+from .strategy_choice import choose_strategy
 from .worker_process import WorkerInitFailed, WorkerProcess
 
 MAX_TEMPLATE_REPLY_BYTES = 4096
@@ -266,7 +268,44 @@ class ForkFactory(WorkerFactory):
         self._drop_template(grace_s)
 
 
+class AutoFactory(WorkerFactory):
+    """The default, ``auto``: the first worker is a plain one; once it is ready, its RSS picks ``spare`` or ``fork``
+    (see strategy_choice.py), which makes every worker after it. Neither keeps a second initialised worker before
+    the first response: the standby starts after it, the fork template at the first fault."""
+
+    strategy = "auto"
+
+    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
+        super().__init__(config, environ, cpu_handoff)
+        self._chosen: WorkerFactory | None = None
+
+    def start(self) -> WorkerProcess:
+        first = self._spawn_ready()
+        strategy, reason = choose_strategy(self.config.memory_size_mb, rss_bytes(os.getpid()), first.own_rss_bytes())
+        emit("strategy_chosen", "respawn strategy chosen", strategy=strategy, reason=reason)
+        self._chosen = FACTORIES[strategy](self.config, self.environ, self.cpu_handoff)
+        self.strategy = strategy
+        return first
+
+    def replace(self) -> WorkerProcess:
+        return self._chosen.replace() if self._chosen is not None else super().replace()
+
+    def maintain(self) -> None:
+        if self._chosen is not None:
+            self._chosen.maintain()
+
+    def reserves(self) -> list[WorkerProcess]:
+        return self._chosen.reserves() if self._chosen is not None else []
+
+    def close(self, grace_s: float) -> None:
+        if self._chosen is not None:
+            self._chosen.close(grace_s)
+
+
+FACTORIES: dict[str, type[WorkerFactory]] = {
+    "auto": AutoFactory, "fresh": WorkerFactory, "spare": SpareFactory, "fork": ForkFactory}
+
+
 def make_factory(config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None
                  ) -> WorkerFactory:
-    factories: dict[str, type[WorkerFactory]] = {"fresh": WorkerFactory, "spare": SpareFactory, "fork": ForkFactory}
-    return factories[config.respawn](config, environ, cpu_handoff)
+    return FACTORIES[config.respawn](config, environ, cpu_handoff)

@@ -57,3 +57,23 @@ def test_the_spare_standby_starts_after_the_first_response_at_idle_priority(star
     promoted = runtime.invoke({}).json()
     assert promoted["pid"] == standby
     assert promoted["policy"] == os.SCHED_OTHER, "a promoted standby serves at normal priority"
+
+
+@pytest.mark.parametrize(("memory_mb", "hold_mb", "expected"), [(128, 40, "fork"), (1024, 40, "spare")])
+def test_the_default_keeps_a_standby_only_where_two_workers_fit(
+    start_runtime: StartRuntime, memory_mb: int, hold_mb: int, expected: str
+) -> None:
+    runtime = start_runtime("trivial.handler", task_root=COLD, env={
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb), "HOLD_MB": str(hold_mb), "LAMBDA_SUPERVISOR_RESPAWN": ""})
+    chosen = [line for line in runtime.log().splitlines() if "respawn strategy chosen" in line]
+    assert len(chosen) == 1 and f"strategy={expected} " in chosen[0], chosen
+    assert f"of {memory_mb} MB" in chosen[0], "the line gives the rule's figures"
+    first = runtime.invoke({}).json()["pid"]
+    if expected == "fork":
+        assert children(runtime) == [first], "no second initialised worker where it does not fit"
+    else:
+        wait_for(lambda: len(children(runtime)) == 2, what="the standby")
+    assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
+    assert runtime.invoke({}).outcome_kind == "response"
+    replaced = [line for line in runtime.log().splitlines() if "worker replaced" in line]
+    assert len(replaced) == 1 and f"strategy={expected} " in replaced[0], replaced
