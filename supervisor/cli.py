@@ -11,15 +11,18 @@ import argparse
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from lambda_supervisor.shared.errors import ErrorType, error_object
-from lambda_supervisor.shared.prctl import set_dumpable
+from lambda_supervisor.shared.prctl import set_child_subreaper, set_dumpable
 from lambda_supervisor.shared.printable import log_safe
 
 from .config import SETTINGS, Config, ConfigError
 from .exit_codes import ExitCode
 from .logs import configure_logging, log
-from .runtime_api import RuntimeApiClient, RuntimeApiUnavailable
+
+if TYPE_CHECKING:
+    from .worker_launch import Launched
 
 COMMANDS = ("run", "serve", "demo", "invoke")
 
@@ -44,17 +47,36 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
     configure_logging(config.log_level, config.log_format)
     if not undumpable:
         log("WARNING", "could not make the supervisor non-dumpable: workers of the same user can read its /proc")
-    from .loop import Supervisor  # imported late: a config error should not pay for it
+    first_worker = _launch_first_worker(config)
+    from .loop import Supervisor  # imported while the first worker starts; a config error does not pay for it
     from .metrics import configure_metrics
+    from .runtime_api import RuntimeApiClient
 
     configure_metrics(config)
 
     api = RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s)
-    return Supervisor(config, api, os.environ).run()
+    supervisor = Supervisor(config, api, os.environ)
+    supervisor.factory.prelaunched = first_worker
+    return supervisor.run()
+
+
+def _launch_first_worker(config: Config) -> Launched | None:
+    """Start the first worker before the rest of the supervisor is imported, so that its interpreter start and
+    imports overlap ours. (Under ``fork`` the first process is the template, started by its factory.)"""
+    if config.respawn == "fork":
+        return None
+    from lambda_supervisor.shared.cpu_handoff import CpuHandoff
+
+    from .worker_launch import launch
+
+    set_child_subreaper(True)  # as the loop would before its first worker (it checks and says so if it fails)
+    return launch(config, os.environ, None, CpuHandoff.plan() if config.share_cpu else None)
 
 
 def _report_config_error(message: str) -> None:
     """Tell Lambda why init failed, when at least the Runtime API address is usable."""
+    from .runtime_api import RuntimeApiClient, RuntimeApiUnavailable
+
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API", "")
     try:
         Config.load({**os.environ, "_HANDLER": "x.y", "LAMBDA_TASK_ROOT": "/"}, {})

@@ -31,6 +31,7 @@ from .events import emit
 from .memory import rss_bytes
 from .priority import lower_to_idle, restore_normal
 from .strategy_choice import choose_strategy
+from .worker_launch import Launched
 from .worker_process import WorkerInitFailed, WorkerProcess
 
 MAX_TEMPLATE_REPLY_BYTES = 4096
@@ -66,8 +67,13 @@ class WorkerFactory:
         self.config = config
         self.environ = environ
         self.cpu_handoff = cpu_handoff
+        #: The first worker, when the bootstrap started it early (see cli.py); taken by the first plain spawn.
+        self.prelaunched: Launched | None = None
 
     def _spawn(self, template_control_fd: int | None = None) -> WorkerProcess:
+        if self.prelaunched is not None and template_control_fd is None:
+            launched, self.prelaunched = self.prelaunched, None
+            return WorkerProcess.take_over(launched, self.config)
         return WorkerProcess.spawn(self.config, self.environ, template_control_fd, self.cpu_handoff)
 
     def _spawn_ready(self) -> WorkerProcess:
@@ -283,7 +289,7 @@ class AutoFactory(WorkerFactory):
         first = self._spawn_ready()
         strategy, reason = choose_strategy(self.config.memory_size_mb, rss_bytes(os.getpid()), first.own_rss_bytes())
         emit("strategy_chosen", "respawn strategy chosen", strategy=strategy, reason=reason)
-        self._chosen = FACTORIES[strategy](self.config, self.environ, self.cpu_handoff)
+        self._chosen = FACTORIES[strategy](self.config, self.environ, self.cpu_handoff)  # makes every later worker
         self.strategy = strategy
         return first
 
