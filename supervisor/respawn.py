@@ -9,6 +9,8 @@ A fault should cost one request, not a cold start. The strategies trade memory f
   invocations. Costs the memory of a second initialised worker.
 - ``fork``: a template process ran the user's init once and forks workers on request (copy-on-write), like
   gunicorn's ``preload_app``. A replacement costs a fork; but whatever the init opened is shared by all workers.
+- ``auto`` (the default): ``spare`` where a second initialised worker fits the function's memory, else ``fork``
+  with its template started at the first fault (see strategy_choice.py).
 
 Every strategy hands the loop a worker that is ready, or raises WorkerInitFailed.
 """
