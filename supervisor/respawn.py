@@ -40,6 +40,8 @@ MAX_TEMPLATE_REPLY_BYTES = 4096
 #: The pause before a lost standby is started again: doubled with each loss in a row, jittered, capped.
 SPARE_RETRY_INITIAL_S = 0.2
 SPARE_RETRY_MAX_S = 30.0
+#: ``auto``: after this long without a fault, ``fork`` (standing in for ``spare`` during a run of faults) gives way.
+CALM_AFTER_S = 60.0
 
 
 def _reason_it_died(worker: WorkerProcess) -> str:
@@ -168,6 +170,11 @@ class SpareFactory(WorkerFactory):
     def reserves(self) -> list[WorkerProcess]:
         return [self._spare] if self._spare is not None else []
 
+    def standby_initialising(self) -> bool:
+        """Whether the standby is still in its init: a replacement now would wait for it."""
+        spare = self._spare
+        return spare is not None and not spare.has_exited() and not spare.has_spoken()
+
     def close(self, grace_s: float) -> None:
         if self._spare is not None:
             self._spare.terminate(grace_s)
@@ -279,13 +286,18 @@ class ForkFactory(WorkerFactory):
 class AutoFactory(WorkerFactory):
     """The default, ``auto``: the first worker is a plain one; once it is ready, its RSS picks ``spare`` or ``fork``
     (see strategy_choice.py), which makes every worker after it. Neither keeps a second initialised worker before
-    the first response: the standby starts after it, the fork template at the first fault."""
+    the first response: the standby starts after it, the fork template at the first fault.
+
+    Faults closer together than the user's init would make ``spare`` wait for its standby's init each time, so a
+    fault that finds the standby still initialising switches to ``fork`` (its template serves the faults that
+    follow in a fork's time), and ``spare`` comes back after :data:`CALM_AFTER_S` without a fault."""
 
     strategy = "auto"
 
     def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
         super().__init__(config, environ, cpu_handoff)
         self._chosen: WorkerFactory | None = None
+        self._forking_since_fault_at: float | None = None  # set while `fork` stands in for `spare`
 
     def start(self) -> WorkerProcess:
         first = self._spawn_ready()
@@ -296,11 +308,28 @@ class AutoFactory(WorkerFactory):
         return first
 
     def replace(self) -> WorkerProcess:
+        if isinstance(self._chosen, SpareFactory) and self._chosen.standby_initialising():
+            self._switch("fork", "a fault while the standby is still initialising: forking until faults calm down")
+        if self._forking_since_fault_at is not None:
+            self._forking_since_fault_at = time.monotonic()
         return self._chosen.replace() if self._chosen is not None else super().replace()
 
     def maintain(self) -> None:
+        since = self._forking_since_fault_at
+        if since is not None and time.monotonic() - since >= CALM_AFTER_S:
+            self._switch("spare", f"no fault for {CALM_AFTER_S:.0f} s: a standby again")
         if self._chosen is not None:
             self._chosen.maintain()
+
+    def _switch(self, strategy: str, reason: str) -> None:
+        """Hand the making of workers to ``strategy``, stopping what the current one keeps in reserve (the active
+        worker, a child of ours wherever it came from, is not touched)."""
+        if self._chosen is not None:
+            self._chosen.close(0)
+        self._chosen = FACTORIES[strategy](self.config, self.environ, self.cpu_handoff)
+        self.strategy = strategy
+        self._forking_since_fault_at = time.monotonic() if strategy == "fork" else None
+        emit("strategy_switched", "respawn strategy switched", strategy=strategy, reason=reason)
 
     def reserves(self) -> list[WorkerProcess]:
         return self._chosen.reserves() if self._chosen is not None else []

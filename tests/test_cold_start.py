@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import psutil
 import pytest
@@ -61,10 +62,12 @@ def test_the_spare_standby_starts_after_the_first_response_at_idle_priority(star
 
 @pytest.mark.parametrize(("memory_mb", "hold_mb", "expected"), [(128, 40, "fork"), (1024, 40, "spare")])
 def test_the_default_keeps_a_standby_only_where_two_workers_fit(
-    start_runtime: StartRuntime, memory_mb: int, hold_mb: int, expected: str
+    start_runtime: StartRuntime, tmp_path: Path, memory_mb: int, hold_mb: int, expected: str
 ) -> None:
+    ready = tmp_path / "ready"
     runtime = start_runtime("trivial.handler", task_root=COLD, env={
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb), "HOLD_MB": str(hold_mb), "LAMBDA_SUPERVISOR_RESPAWN": ""})
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb), "HOLD_MB": str(hold_mb), "LAMBDA_SUPERVISOR_RESPAWN": "",
+        "READY_LOG": str(ready)})
     chosen = [line for line in runtime.log().splitlines() if "respawn strategy chosen" in line]
     assert len(chosen) == 1 and f"strategy={expected} " in chosen[0], chosen
     assert f"of {memory_mb} MB" in chosen[0], "the line gives the rule's figures"
@@ -72,8 +75,25 @@ def test_the_default_keeps_a_standby_only_where_two_workers_fit(
     if expected == "fork":
         assert children(runtime) == [first], "no second initialised worker where it does not fit"
     else:
-        wait_for(lambda: len(children(runtime)) == 2, what="the standby")
+        wait_for(lambda: len(ready.read_text().split()) == 2, what="the standby's init")
     assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
     assert runtime.invoke({}).outcome_kind == "response"
     replaced = [line for line in runtime.log().splitlines() if "worker replaced" in line]
     assert len(replaced) == 1 and f"strategy={expected} " in replaced[0], replaced
+
+
+def test_faults_faster_than_the_init_are_served_by_forking(start_runtime: StartRuntime) -> None:
+    """Under `auto`, a crash that finds the standby still initialising switches to `fork`: that crash waits for
+    the template's init, the ones after it only for a fork."""
+    runtime = start_runtime("trivial.handler", task_root=COLD,
+                            env={"INIT_SLEEP_S": "2", "LAMBDA_SUPERVISOR_RESPAWN": ""})
+    assert runtime.invoke({}).outcome_kind == "response"  # the standby starts now, and takes 2 s
+    for _ in range(3):
+        assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
+        assert runtime.invoke({}).outcome_kind == "response"
+    log = runtime.log()
+    assert log.count("respawn strategy switched: strategy=fork") == 1, log
+    ready_ms = [float(ms) for ms in re.findall(r"worker replaced: .* strategy=fork ready_ms=([\d.]+)", log)]
+    assert len(ready_ms) == 3, log
+    assert ready_ms[0] >= 2000, "the first waits for the template's init"
+    assert max(ready_ms[1:]) < 1000, f"the others only for a fork: {ready_ms}"
