@@ -298,6 +298,7 @@ class AutoFactory(WorkerFactory):
         super().__init__(config, environ, cpu_handoff)
         self._chosen: WorkerFactory | None = None
         self._forking_since_fault_at: float | None = None  # set while `fork` stands in for `spare`
+        self._may_fork = True  # until a template failed where plain workers did not
 
     def start(self) -> WorkerProcess:
         first = self._spawn_ready()
@@ -308,11 +309,18 @@ class AutoFactory(WorkerFactory):
         return first
 
     def replace(self) -> WorkerProcess:
-        if isinstance(self._chosen, SpareFactory) and self._chosen.standby_initialising():
+        if (isinstance(self._chosen, SpareFactory) and self._may_fork
+                and self._chosen.standby_initialising()):
             self._switch("fork", "a fault while the standby is still initialising: forking until faults calm down")
-        if self._forking_since_fault_at is not None:
-            self._forking_since_fault_at = time.monotonic()
-        return self._chosen.replace() if self._chosen is not None else super().replace()
+        if self._forking_since_fault_at is None:
+            return self._chosen.replace() if self._chosen is not None else super().replace()
+        self._forking_since_fault_at = time.monotonic()
+        try:
+            return self._chosen.replace() if self._chosen is not None else super().replace()
+        except WorkerInitFailed as failure:  # the user's init cannot be a template's (it breaks its own pipe, say)
+            self._may_fork = False
+            self._switch("spare", f"the fork template failed: {failure}")
+            return super().replace()
 
     def maintain(self) -> None:
         since = self._forking_since_fault_at
