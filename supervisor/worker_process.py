@@ -502,7 +502,9 @@ class WorkerProcess:
         pipe: a look that does not block, for a standby nobody waits on yet."""
         if self._frames or self._input_eof:
             return True
-        return bool(select.select([self._from_worker], [], [], 0)[0])
+        poller = select.poll()
+        poller.register(self._from_worker, select.POLLIN)
+        return bool(poller.poll(0))
 
     def has_exited(self) -> bool:
         """Whether the worker died on its own since we last looked (e.g. right after sending its reply).
