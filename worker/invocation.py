@@ -14,13 +14,12 @@ response, so results are shaped into one, ``HTTPError`` becomes its status and a
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from types import CoroutineType
 from typing import Any
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
@@ -148,19 +147,19 @@ def _set_trace_id(trace_id: str | None) -> None:
         os.environ.pop(TRACE_ID_VARIABLE, None)
 
 
-@dataclass
 class Invoker:
-    """The handler with its options, ready to run invoke frames; built once at init."""
+    """The handler with its options, ready to run invoke frames; built once at init. ``error_log`` logs an
+    invocation's error object (as posted) before it is reported, as awslambdaric does."""
 
-    handler: Handler
-    function: FunctionInfo
-    max_response_bytes: int
-    options: HandlerOptions = field(default_factory=HandlerOptions)
-    runner: AsyncRunner = field(default_factory=AsyncRunner)
-    #: Logs an invocation's error object (as posted) before it is reported, as awslambdaric does.
-    error_log: Callable[[dict[str, Any]], None] | None = None
-
-    def __post_init__(self) -> None:
+    def __init__(self, handler: Handler, function: FunctionInfo, max_response_bytes: int,
+                 options: HandlerOptions | None = None, runner: AsyncRunner | None = None,
+                 error_log: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.handler = handler
+        self.function = function
+        self.max_response_bytes = max_response_bytes
+        self.options = options if options is not None else HandlerOptions()
+        self.runner = runner if runner is not None else AsyncRunner()
+        self.error_log = error_log
         self._is_async = is_async_handler(self.handler)
         if self._is_async:
             self.runner.loop  # noqa: B018 - create the loop at init, not during the first (billed) call
@@ -220,7 +219,7 @@ class Invoker:
         if self._is_async:
             return self.runner.run(self.handler(event, context))
         result = self.handler(event, context)
-        if inspect.iscoroutine(result):  # a sync wrapper around an async function
+        if isinstance(result, CoroutineType):  # a sync wrapper around an async function
             return self.runner.run(result)
         return result
 

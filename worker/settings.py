@@ -8,7 +8,7 @@ like the supervisor's settings do.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from lambda_supervisor.shared.errors import ErrorType, error_object
 
@@ -24,8 +24,7 @@ _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 
 
-@dataclass(frozen=True)
-class WorkerSetting:
+class WorkerSetting(NamedTuple):
     variable: str
     default: str
     meaning: str
