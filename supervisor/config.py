@@ -7,10 +7,10 @@ environment always wins, because on Lambda the environment is what the function'
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 from lambda_supervisor.shared.protocol import DEFAULT_MAX_PAYLOAD_BYTES, LAMBDA_RESPONSE_LIMIT_BYTES
@@ -64,10 +64,10 @@ def _handler(text: str) -> str:
     return text.strip()
 
 
-def _directory(text: str) -> Path:
-    path = Path(text).resolve()
-    if not path.is_dir():
-        raise ValueError(f"directory {str(path)!r} does not exist")
+def _directory(text: str) -> str:
+    path = os.path.realpath(text)  # os.path, not pathlib: pathlib would be the bootstrap's largest import
+    if not os.path.isdir(path):
+        raise ValueError(f"directory {path!r} does not exist")
     return path
 
 
@@ -224,7 +224,7 @@ SETTINGS: tuple[Setting, ...] = (
 class Config:
     runtime_api: str
     handler: str
-    task_root: Path
+    task_root: str
     function_name: str
     function_version: str
     memory_size_mb: int
