@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .report_cold import cold_rows
+
 RESULTS = Path(__file__).resolve().parent / "results"
 NA = "n/a"
 RUNTIMES = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours")
@@ -88,6 +90,7 @@ def table(results: dict[str, Any]) -> str:
             f"{memory['rss_limit_to_oom_posted_ms']:.1f}", NA, NA, NA, "")
     elif memory is not None:
         add("memory", "failed", "", "", NA, memory["error"][:60])
+    cold_rows(results, add)
     return "\n".join(rows)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from loguru import logger
 
-from . import machine, report, scenarios
+from . import cold, machine, report, scenarios
 from .runtimes import stop_all
 
 SCENARIOS: dict[str, Callable[[scenarios.Sizes], dict[str, Any]]] = {
@@ -27,6 +27,10 @@ SCENARIOS: dict[str, Callable[[scenarios.Sizes], dict[str, Any]]] = {
     "crash": scenarios.crash,
     "hang": scenarios.hang,
     "memory": scenarios.memory,
+    "coldstart": cold.coldstart,
+    "footprint": cold.footprint,
+    "crashes": cold.crashes,
+    "contention": cold.contention,
 }
 
 

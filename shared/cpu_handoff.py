@@ -20,11 +20,10 @@ This module holds the plan both processes agree on; the supervisor passes it to 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class CpuHandoff:
+class CpuHandoff(NamedTuple):
     """The home CPU, and every CPU the sandbox allows (what a handler may use)."""
 
     home: int

@@ -18,9 +18,8 @@ import json
 import os
 import signal
 import struct
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 MAGIC = b"LSF1"
 #: Sent by the supervisor to a worker it is about to kill at the deadline: the worker dumps its threads' stacks.
@@ -70,8 +69,7 @@ class FrameTooLarge(FrameError):
         self.limit = limit
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(NamedTuple):
     """One message: a small JSON header and opaque payload bytes."""
 
     header: dict[str, Any]
@@ -92,18 +90,19 @@ def encode_frame(header: dict[str, Any], payload: bytes = b"") -> bytes:
     return PREFIX.pack(MAGIC, len(header_bytes), len(payload)) + header_bytes + payload
 
 
-@dataclass
 class FrameDecoder:
     """Incremental, bounded decoder: feed it whatever ``os.read`` returned, get back the complete frames.
 
     After it raises, the stream is out of sync for good and the decoder refuses further input.
     """
 
-    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
-    max_header_bytes: int = MAX_HEADER_BYTES
-    _buffer: bytearray = field(default_factory=bytearray)
-    _failed: FrameError | None = None
-    _read_buffer: bytearray | None = None
+    def __init__(self, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+                 max_header_bytes: int = MAX_HEADER_BYTES) -> None:
+        self.max_payload_bytes = max_payload_bytes
+        self.max_header_bytes = max_header_bytes
+        self._buffer = bytearray()
+        self._failed: FrameError | None = None
+        self._read_buffer: bytearray | None = None
 
     def read_from(self, fd: int) -> list[Frame] | None:
         """One ``read`` from ``fd`` (blocking or not, as the descriptor is), decoded; None at end of file.

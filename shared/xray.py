@@ -10,8 +10,7 @@ are cut to fixed lengths, then the oldest frames are dropped until it fits.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 #: The bound on the header's value; awslambdaric's is 1 MiB, far more than an HTTP header should carry.
 MAX_XRAY_CAUSE_BYTES = 32 * 1024
@@ -24,8 +23,7 @@ _MAX_PATH_CHARS = 1024
 _MAX_FRAMES = 256
 
 
-@dataclass(frozen=True)
-class StackFrame:
+class StackFrame(NamedTuple):
     label: str
     path: str
     line: int
@@ -34,8 +32,7 @@ class StackFrame:
         return {"label": self.label, "path": self.path, "line": self.line}
 
 
-@dataclass(frozen=True)
-class XRayCause:
+class XRayCause(NamedTuple):
     """One exception's X-Ray cause: its type, message and frames (oldest first, as in a traceback)."""
 
     working_directory: str
@@ -81,7 +78,7 @@ class XRayCause:
         keep = len(cause.stack)
         while keep and len(_encode(cause.to_data())) > limit:
             keep = keep * 3 // 4 if keep > 4 else keep - 1
-            cause = replace(cause, stack=cause.stack[len(cause.stack) - keep:] if keep else ())
+            cause = cause._replace(stack=cause.stack[len(cause.stack) - keep:] if keep else ())
         return cause
 
     def header_value(self, limit: int = MAX_XRAY_CAUSE_BYTES) -> str:

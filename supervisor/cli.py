@@ -11,18 +11,18 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
-
-from loguru import logger
+from typing import TYPE_CHECKING
 
 from lambda_supervisor.shared.errors import ErrorType, error_object
-from lambda_supervisor.shared.prctl import set_dumpable
+from lambda_supervisor.shared.prctl import set_child_subreaper, set_dumpable
 from lambda_supervisor.shared.printable import log_safe
 
 from .config import SETTINGS, Config, ConfigError
 from .exit_codes import ExitCode
-from .logs import configure_logging
-from .runtime_api import RuntimeApiClient, RuntimeApiUnavailable
+from .logs import configure_logging, log
+
+if TYPE_CHECKING:
+    from .worker_launch import Launched
 
 COMMANDS = ("run", "serve", "demo", "invoke")
 SUMMARY = """\
@@ -70,23 +70,42 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
         config = Config.load(os.environ, defaults)
     except ConfigError as error:
         configure_logging(log_format=os.environ.get("AWS_LAMBDA_LOG_FORMAT", "Text"))
-        logger.error(f"invalid configuration: {log_safe(str(error))}")
+        log("ERROR", f"invalid configuration: {log_safe(str(error))}")
         _report_config_error(str(error))
         return ExitCode.CONFIG_ERROR
     configure_logging(config.log_level, config.log_format)
     if not undumpable:
-        logger.warning("could not make the supervisor non-dumpable: workers of the same user can read its /proc")
-    from .loop import Supervisor  # imported late: a config error should not pay for it
+        log("WARNING", "could not make the supervisor non-dumpable: workers of the same user can read its /proc")
+    first_worker = _launch_first_worker(config)
+    from .loop import Supervisor  # imported while the first worker starts; a config error does not pay for it
     from .metrics import configure_metrics
+    from .runtime_api import RuntimeApiClient
 
     configure_metrics(config)
 
     api = RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s)
-    return Supervisor(config, api, os.environ).run()
+    supervisor = Supervisor(config, api, os.environ)
+    supervisor.factory.prelaunched = first_worker
+    return supervisor.run()
+
+
+def _launch_first_worker(config: Config) -> Launched | None:
+    """Start the first worker before the rest of the supervisor is imported, so that its interpreter start and
+    imports overlap ours. (Under ``fork`` the first process is the template, started by its factory.)"""
+    if config.respawn == "fork":
+        return None
+    from lambda_supervisor.shared.cpu_handoff import CpuHandoff
+
+    from .worker_launch import launch
+
+    set_child_subreaper(True)  # as the loop would before its first worker (it checks and says so if it fails)
+    return launch(config, os.environ, None, CpuHandoff.plan() if config.share_cpu else None)
 
 
 def _report_config_error(message: str) -> None:
     """Tell Lambda why init failed, when at least the Runtime API address is usable."""
+    from .runtime_api import RuntimeApiClient, RuntimeApiUnavailable
+
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API", "")
     try:
         Config.load({**os.environ, "_HANDLER": "x.y", "LAMBDA_TASK_ROOT": "/"}, {})
@@ -97,7 +116,7 @@ def _report_config_error(message: str) -> None:
     try:
         client.post_init_error(error_object(ErrorType.CONFIGURATION, message))
     except RuntimeApiUnavailable as problem:
-        logger.error(f"could not report the configuration error: {problem}")
+        log("ERROR", f"could not report the configuration error: {problem}")
     finally:
         client.close()
 
@@ -111,6 +130,8 @@ def _default_timeout(parser: argparse.ArgumentParser) -> float:
 
 
 def _invoke(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
+    from pathlib import Path
+
     from . import invoke, local
 
     parser.description = ("Send the events in a file (a JSON array, one JSON document, or JSON lines) one by one "
@@ -164,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--task-root", help="default for LAMBDA_TASK_ROOT")
         options = parser.parse_args(arguments)
         return run_bootstrap(options.handler, options.task_root)
+    from pathlib import Path
+
     from . import local  # the emulator is only needed for local runs
 
     if command == "serve":

@@ -7,10 +7,10 @@ environment always wins, because on Lambda the environment is what the function'
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
 from lambda_supervisor.shared.protocol import DEFAULT_MAX_PAYLOAD_BYTES, LAMBDA_RESPONSE_LIMIT_BYTES
@@ -75,10 +75,10 @@ def _handler(text: str) -> str:
     return text.strip()
 
 
-def _directory(text: str) -> Path:
-    path = Path(text).resolve()
-    if not path.is_dir():
-        raise ValueError(f"directory {str(path)!r} does not exist")
+def _directory(text: str) -> str:
+    path = os.path.realpath(text)  # os.path, not pathlib: pathlib would be the bootstrap's largest import
+    if not os.path.isdir(path):
+        raise ValueError(f"directory {path!r} does not exist")
     return path
 
 
@@ -89,7 +89,7 @@ def _log_level(text: str) -> str:
     return level
 
 
-RESPAWN_STRATEGIES = ("fresh", "spare", "fork")
+RESPAWN_STRATEGIES = ("auto", "fresh", "spare", "fork")
 
 
 def _respawn_strategy(text: str) -> str:
@@ -181,10 +181,11 @@ SETTINGS: tuple[Setting, ...] = (
             "above this is killed, the request fails with Runtime.OutOfMemory. "
             f"Default: memory size minus {SUPERVISOR_RESERVE_MB} MB for the supervisor, "
             "but at least half the memory size."),
-    Setting("respawn", "LAMBDA_SUPERVISOR_RESPAWN", _respawn_strategy, "spare",
+    Setting("respawn", "LAMBDA_SUPERVISOR_RESPAWN", _respawn_strategy, "auto",
             "How a replacement worker is made: `fresh` (new interpreter, user init re-run), `spare` (a standby "
             "worker, initialised ahead, is promoted at once), `fork` (a template that ran user init once forks "
-            "workers, copy-on-write). See 'Respawn strategies'."),
+            "workers, copy-on-write), `auto` (`spare` if the supervisor and two workers, as measured after the "
+            "first init, take at most 60% of the memory size, else `fork`). See 'Respawn strategies'."),
     Setting("max_invocations", "LAMBDA_SUPERVISOR_MAX_INVOCATIONS", _non_negative_int, 0,
             "Recycle the worker after this many invocations, between two requests (0: never)."),
     Setting("max_invocations_jitter", "LAMBDA_SUPERVISOR_MAX_INVOCATIONS_JITTER", _non_negative_int, 0,
@@ -251,7 +252,7 @@ SETTINGS: tuple[Setting, ...] = (
 class Config:
     runtime_api: str
     handler: str
-    task_root: Path
+    task_root: str
     function_name: str
     function_version: str
     memory_size_mb: int

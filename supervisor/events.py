@@ -1,8 +1,8 @@
 """Supervisor lifecycle events: one call per thing that happened, rendered as one log line.
 
 The main loop says *what* happened (``emit("worker_replaced", "worker replaced", reason=..., ...)``); this module
-decides how it is shown. Every event keeps its fields structured (bound on the loguru record as ``event`` and
-``fields``), so the JSON log format can show them as data, and each event is offered to the metrics recorder
+decides how it is shown. Every event keeps its fields structured (``event`` and ``fields``, see :mod:`.logs`), so
+the JSON log format can show them as data, and each event is offered to the metrics recorder
 (:mod:`.metrics`), which turns the ones it knows into CloudWatch Embedded Metric Format lines.
 """
 
@@ -11,11 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from loguru import logger
-
 from lambda_supervisor.shared.printable import log_safe
 
-from .logs import write_line, write_out
+from .logs import write_line
 
 #: Called with every event and its fields; returns the metric lines to write for it ("" for none). Set by
 #: :func:`.metrics.configure_metrics`; None: no metrics.
@@ -36,14 +34,10 @@ def emit(event: str, message: str, /, *, level: str = "INFO", **fields: Any) -> 
 
 
 def emit_line(event: str, line: str, /, *, level: str = "INFO", **fields: Any) -> None:
-    """Log one lifecycle event whose text the caller has already written."""
-    logger.bind(event=event, fields=fields).log(level, line)
-    metrics = observer(event, fields) if observer is not None else ""
-    if metrics:
-        write_out(metrics)
+    """Log one lifecycle event whose text the caller has already written, with its metrics in the same write."""
+    write_line(level, line, event, fields, then=observer(event, fields) if observer is not None else "")
 
 
 def emit_invocation(line: str, /, **fields: Any) -> None:
-    """The ``invocation`` event (the REPORT line) and its metrics in one write, without loguru: it happens on
-    every invocation (see :mod:`.logs`)."""
+    """The ``invocation`` event (the REPORT line) and its metrics in one write."""
     write_line("INFO", line, "invocation", fields, then=observer("invocation", fields) if observer is not None else "")

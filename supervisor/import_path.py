@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 
-def _resolved(entry: str) -> Path | None:
+def _resolved(entry: str) -> str | None:
+    """The entry as a real absolute path (os.path, not pathlib: this runs first, on the way to the first worker)."""
     try:
-        return Path(entry or os.curdir).resolve()
-    except (OSError, RuntimeError):
+        return os.path.realpath(entry or os.curdir)
+    except (OSError, ValueError):
         return None
 
 
@@ -27,7 +27,7 @@ def keep_user_code_off_the_path() -> None:
     user_dirs = {_resolved(os.curdir)}
     if os.environ.get("LAMBDA_TASK_ROOT"):
         user_dirs.add(_resolved(os.environ["LAMBDA_TASK_ROOT"]))
-    ours = Path(__file__).resolve().parents[2]  # the directory lambda_supervisor was imported from
+    ours = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # where lambda_supervisor is
     user_dirs.discard(ours)
     user_dirs.discard(None)
     sys.path[:] = [entry for entry in sys.path if _resolved(entry) not in user_dirs]

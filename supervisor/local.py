@@ -28,7 +28,7 @@ from lambda_supervisor.shared.printable import log_safe
 from .emulator.records import InvocationRecord
 from .emulator.server import RuntimeApiEmulator
 from .exit_codes import ExitCode
-from .logs import configure_logging
+from .logs import configure_tool_logging
 
 DEMO_TASK_ROOT = Path(__file__).resolve().parent / "demo_app"
 
@@ -129,7 +129,7 @@ def kill_process_tree(pid: int) -> None:
 def serve(handler: str, task_root: Path, host: str, port: int, timeout_s: float) -> int:
     """Serve the invoke endpoint until SIGINT/SIGTERM. After a failed init the endpoint answers 502 with the init
     error, as AWS's emulator does, and the next invocation starts the runtime again (Lambda retries init then)."""
-    configure_logging("INFO")
+    configure_tool_logging("INFO")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -179,7 +179,7 @@ def invoke_embedded(handler: str, task_root: Path, events: list[bytes], count: i
     """``invoke`` without ``--url``: an emulator and a runtime of our own; the runtime's log goes to a file."""
     from .invoke import restarts_in_log, send_all, summarize
 
-    configure_logging("WARNING")
+    configure_tool_logging("WARNING")
     if log_path is None:
         log_path = Path(tempfile.mkstemp(prefix="lambda-supervisor-", suffix=".log")[1])
     with RuntimeApiEmulator(function_timeout_s=timeout_s) as emulator, log_path.open("wb") as log:
@@ -230,7 +230,7 @@ DEMO_STEPS = (
 
 def demo() -> int:
     """Run the sample function through every fault on one runtime instance; 0 if each ended as expected."""
-    configure_logging("INFO")
+    configure_tool_logging("INFO")
     rows: list[tuple[str, str, str, bool]] = []
     with RuntimeApiEmulator(function_timeout_s=2.0, function_name="demo") as emulator:
         runtime = ResettableRuntime(lambda: start_runtime(emulator, "app.handler", DEMO_TASK_ROOT,

@@ -1,14 +1,14 @@
-"""The supervisor's own log lines: loguru to stdout, which Lambda ships to CloudWatch.
+"""The supervisor's own log lines, to stdout, which Lambda ships to CloudWatch.
 
 ``Text`` (the default) keeps the greppable ``timestamp<TAB>LEVEL<TAB>lambda-supervisor<TAB>message`` layout, with
 newlines inside a message written as ``\\r`` so that a message stays one CloudWatch event. ``JSON`` writes one
 object per line: ``timestamp``, ``level``, ``message``, ``logger``, ``requestId`` when the line is about a request,
 and for lifecycle events (see :mod:`.events`) ``event`` and its structured ``fields``.
 
-Every line goes through loguru except one: the REPORT line that ends each invocation (:func:`write_line`). It is
-rendered by the same function and written to the same stream, but without loguru's per-call work (building a
-record, its timestamp and caller frame), which cost more in ``bench/`` than the rest of the supervisor's
-bookkeeping for an invocation. Lifecycle events are rare; the REPORT line is on every invocation.
+The supervisor writes its lines itself (:func:`write_line`, :func:`log`): loguru's per-call work cost more in
+``bench/`` than the rest of an invocation's bookkeeping, and importing it (it imports asyncio) cost more than half
+of the supervisor's cold start. Only the local tools (``serve``, ``demo``, ``invoke``, whose emulator logs through
+loguru) import it, routing its records to the same sink (:func:`configure_tool_logging`).
 
 The worker's children share our stdout, and one may have left a partial line (``"downloading 10%\r"``) just
 before our line; glued onto it, a REPORT line in JSON would no longer be JSON. So every write starts on a line
@@ -27,14 +27,14 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from loguru import logger
-
 from lambda_supervisor.shared.logline import JSON, json_line, one_line, timestamp
 
 from .config import LOG_LEVELS
 
 LOGGER_NAME = "lambda-supervisor"
-#: The levels at or above the configured one, for the lines written without loguru.
+#: loguru's level numbers, so that a level is judged the same whoever writes the line.
+LEVEL_NUMBERS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "SUCCESS": 25, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+#: The levels at or above the configured one.
 _enabled_levels: frozenset[str] = frozenset()
 _json_format = False
 #: How stdout is checked before a write: "file" (its last byte is read), "stream" (a newline always goes first),
@@ -56,12 +56,17 @@ def render(seconds: float, level: str, message: str, event: str | None = None,
                      structured)
 
 
-def write_line(level: str, message: str, event: str, fields: Mapping[str, Any], then: str = "") -> None:
-    """Write one event line (and ``then``, more text for the same stream) with a single write, bypassing loguru:
-    for the per-invocation line only. The configured level applies as it does to loguru's lines."""
+def write_line(level: str, message: str, event: str | None, fields: Mapping[str, Any], then: str = "") -> None:
+    """Write one event line (and ``then``, more text for the same stream) with a single write, if ``level`` is
+    enabled (``then`` is written regardless)."""
     line = render(time.time(), level, message, event, fields) if level in _enabled_levels else ""
     if line or then:
         write_out(line + then)
+
+
+def log(level: str, message: str) -> None:
+    """One plain line of the supervisor's (no lifecycle event), at the configured level."""
+    write_line(level, message, None, {})
 
 
 def write_out(text: str) -> None:
@@ -119,11 +124,20 @@ def _sink(message: Any) -> None:
 
 
 def configure_logging(level: str = "INFO", log_format: str = "Text") -> None:
-    """One sink, stdout, flushed after every line, so a line is out before the next thing can go wrong."""
+    """Lines at ``level`` and above, to stdout, flushed after every line, so a line is out before the next thing
+    can go wrong."""
     global _enabled_levels, _json_format
     _json_format = log_format.upper() == JSON
     _watch_stdout()
-    threshold = logger.level(level).no
-    _enabled_levels = frozenset(name for name in LOG_LEVELS if logger.level(name).no >= threshold)
+    threshold = LEVEL_NUMBERS[level]
+    _enabled_levels = frozenset(name for name in LOG_LEVELS if LEVEL_NUMBERS[name] >= threshold)
+
+
+def configure_tool_logging(level: str = "INFO", log_format: str = "Text") -> None:
+    """For the local tools: our lines as :func:`configure_logging`, and loguru's (the emulator's) through the
+    same sink, at the same level."""
+    from loguru import logger
+
+    configure_logging(level, log_format)
     logger.remove()
     logger.add(_sink, level=level, format="{message}", colorize=False, backtrace=False, diagnose=False)

@@ -15,9 +15,7 @@ import signal
 import time
 from collections.abc import Mapping
 from types import FrameType
-from typing import Any
-
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from typing import TYPE_CHECKING, Any
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object
@@ -40,6 +38,9 @@ from .respawn import make_factory
 from .runtime_api import Invocation, MalformedInvocation, PostResult, RuntimeApiClient, RuntimeApiUnavailable
 from .soft_timeout import SoftTimeout
 from .worker_process import FaultReason, Outcome, WorkerInitFailed, WorkerProcess, WorkerWaitInterrupted
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 
 def _log_respawn_retry(state: RetryCallState) -> None:
@@ -207,6 +208,8 @@ class Supervisor:
     def _replacement(self) -> WorkerProcess:
         """A ready worker from the strategy; a replacement that fails init is retried with jittered exponential
         backoff, so a crash loop is contained and reported rather than spun."""
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
         retrying = Retrying(
             stop=stop_after_attempt(self.config.respawn_attempts),
             wait=wait_exponential_jitter(initial=0.1, max=5.0),

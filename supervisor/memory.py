@@ -10,35 +10,37 @@ then at most a tenth of the time; in between, the last PSS plus what the RSS sum
 
 from __future__ import annotations
 
-import contextlib
+import os
 import time
-
-import psutil
 
 #: Wait this many times what the last PSS read took before the next one: PSS reads take at most ~1/10 of the time.
 PSS_BACKOFF = 10
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
-def pss_bytes(process: psutil.Process) -> int:
+def rss_bytes(pid: int) -> int:
+    """One process's RSS from its /proc statm (what psutil reads, without importing psutil); 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def pss_bytes(pid: int) -> int:
     """One process's PSS, or its RSS where the kernel has no smaps_rollup (before Linux 4.14); 0 once it is gone."""
     try:
-        with open(f"/proc/{process.pid}/smaps_rollup", "rb") as rollup:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as rollup:
             for line in rollup:
                 if line.startswith(b"Pss:"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    with contextlib.suppress(psutil.Error):
-        return int(process.memory_info().rss)
-    return 0
+    return rss_bytes(pid)
 
 
-def rss_sum(processes: list[psutil.Process]) -> int:
-    total = 0
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            total += int(process.memory_info().rss)
-    return total
+def rss_sum(pids: list[int]) -> int:
+    return sum(rss_bytes(pid) for pid in pids)
 
 
 class TreeMemoryGauge:
@@ -49,17 +51,17 @@ class TreeMemoryGauge:
         self._rss_at_pss = 0
         self._pss_due = 0.0
 
-    def measure(self, processes: list[psutil.Process], limit_bytes: int) -> tuple[int, int]:
+    def measure(self, pids: list[int], limit_bytes: int) -> tuple[int, int]:
         """(memory, RSS sum): the memory is the RSS sum while that is within ``limit_bytes``, else the PSS sum, read
         afresh whenever an estimate would be over the limit, so that a kill is always decided on a real reading."""
-        rss = rss_sum(processes)
+        rss = rss_sum(pids)
         if rss <= limit_bytes:
             return rss, rss
         estimate = self._pss + max(rss - self._rss_at_pss, 0)
         if self._pss and time.monotonic() < self._pss_due and estimate <= limit_bytes:
             return estimate, rss
         started = time.monotonic()
-        self._pss = sum(pss_bytes(process) for process in processes)
+        self._pss = sum(pss_bytes(pid) for pid in pids)
         self._rss_at_pss = rss
         self._pss_due = time.monotonic() + PSS_BACKOFF * (time.monotonic() - started)
         return self._pss, rss

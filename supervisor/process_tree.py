@@ -13,10 +13,9 @@ import contextlib
 import os
 import signal
 
-import psutil
-from loguru import logger
-
 from lambda_supervisor.shared.prctl import set_child_subreaper
+
+from .logs import log
 
 #: Rounds of killing leftovers before giving up on a tree that keeps forking (each round kills all it found).
 MAX_ORPHAN_ROUNDS = 1000
@@ -64,11 +63,9 @@ def become_subreaper() -> bool:
     return set_child_subreaper(True)
 
 
-def descendants(pid: int) -> list[psutil.Process]:
-    try:
-        return list(psutil.Process(pid).children(recursive=True))
-    except psutil.Error:
-        return []
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants, from one scan of /proc (as psutil's ``children(recursive=True)`` does)."""
+    return _with_descendants([pid], _children_by_parent())
 
 
 def signal_group(pgid: int, signum: int) -> None:
@@ -78,11 +75,11 @@ def signal_group(pgid: int, signum: int) -> None:
 
 def kill_tree(pid: int) -> None:
     """SIGKILL a worker (the leader of its own process group) and all its descendants, wherever they moved."""
-    escaped = descendants(pid)
+    escaped = process_tree(pid)[1:]
     signal_group(pid, signal.SIGKILL)
-    for process in escaped:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
+    for descendant in escaped:  # reusing a scanned pid takes a pid-space wrap
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(descendant, signal.SIGKILL)
 
 
 def _children_by_parent() -> dict[int, list[int]]:
@@ -136,7 +133,7 @@ def kill_orphans(*, log: bool = True) -> list[int]:
 
 
 def log_killed_orphans(pids: list[int]) -> None:
-    logger.info(f"killed orphaned worker descendants: pids={pids}")
+    log("INFO", f"killed orphaned worker descendants: pids={pids}")
 
 
 def reap_exited_orphans(keep: set[int]) -> None:

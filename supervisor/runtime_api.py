@@ -3,7 +3,7 @@
 The client is on every invocation's critical path twice (``next``, then the post), so it does not use
 ``requests``: measured in ``bench/``, requests cost more per call than the whole rest of the supervisor. The
 connection (``http_connection``) writes requests directly and parses answers with httptools. Retrying stays with
-tenacity, entered only after a first failure.
+tenacity, imported and entered only after a first failure.
 
 Transient faults (connection refused or reset, timeouts, 5xx) are retried with jittered exponential backoff for
 at most ``retry_seconds``; only after that is the Runtime API considered gone, which is the one reason the
@@ -20,17 +20,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-from loguru import logger
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from lambda_supervisor.shared.printable import error_type_header, log_safe
 from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, RESULT_CONTENT_TYPES
 
 from .http_connection import HttpConnection, ResponseParseError, UnsafeRequest
+from .logs import log
 from .xray_cause import XRAY_ERROR_CAUSE_HEADER, xray_error_cause
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState, Retrying
 
 API_VERSION = "2018-06-01"
 CONNECT_TIMEOUT_S = 3.0
@@ -88,7 +89,7 @@ def _log_retry(state: RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome is not None else None
     wait = state.next_action.sleep if state.next_action is not None else 0.0
     name = getattr(state.fn, "__name__", "call")
-    logger.warning(f"runtime api fault, retrying: call={name} attempt={state.attempt_number} "
+    log("WARNING", f"runtime api fault, retrying: call={name} attempt={state.attempt_number} "
                    f"wait_ms={wait * 1000:.0f} error={error!r}")
 
 
@@ -140,7 +141,7 @@ def _refusal(status: int, answer: bytes, *, first: bool) -> PostResult:
     if status == ALREADY_ANSWERED_STATUS and error_type == ALREADY_ANSWERED_ERROR_TYPE:
         if first:
             return PostResult.ALREADY_ANSWERED
-        logger.warning("runtime api says the request was already answered: an earlier attempt of this post "
+        log("WARNING", "runtime api says the request was already answered: an earlier attempt of this post "
                        "reached it, though its answer was lost")
         return PostResult.ACCEPTED
     return PostResult.REFUSED
@@ -157,13 +158,22 @@ class RuntimeApiClient:
         host, _, port = address.rpartition(":")
         self._connection = HttpConnection(host.strip("[]"), int(port), connect_timeout_s=CONNECT_TIMEOUT_S,
                                           io_timeout_s=POST_READ_TIMEOUT_S, user_agent=user_agent)
-        self._retrying = Retrying(
-            stop=stop_after_delay(retry_seconds),
-            wait=wait_random_exponential(multiplier=0.02, max=1.0),
-            retry=retry_if_exception_type(RETRYABLE),
-            before_sleep=_log_retry,
-            reraise=True,
-        )
+        self._retry_seconds = retry_seconds
+        self._retrying_policy: Retrying | None = None
+
+    def _retrying(self) -> Retrying:
+        """The retry policy, made (and tenacity imported) on the first failure."""
+        if self._retrying_policy is None:
+            from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+
+            self._retrying_policy = Retrying(
+                stop=stop_after_delay(self._retry_seconds),
+                wait=wait_random_exponential(multiplier=0.02, max=1.0),
+                retry=retry_if_exception_type(RETRYABLE),
+                before_sleep=_log_retry,
+                reraise=True,
+            )
+        return self._retrying_policy
 
     def close(self) -> None:
         self._connection.close()
@@ -173,9 +183,9 @@ class RuntimeApiClient:
         try:
             return function(*args)
         except RETRYABLE as error:
-            logger.warning(f"runtime api fault, retrying: call={function.__name__} attempt=1 error={error!r}")
+            log("WARNING", f"runtime api fault, retrying: call={function.__name__} attempt=1 error={error!r}")
         try:
-            return self._retrying(function, *args)
+            return self._retrying()(function, *args)
         except RETRYABLE as error:
             raise RuntimeApiUnavailable(f"Runtime API at {self.address} unavailable: {error!r}") from error
 
@@ -191,7 +201,7 @@ class RuntimeApiClient:
         try:
             deadline_ms = int(deadline_text)
         except ValueError:
-            logger.warning(f"invalid Lambda-Runtime-Deadline-Ms {deadline_text!r}: "
+            log("WARNING", f"invalid Lambda-Runtime-Deadline-Ms {deadline_text!r}: "
                            f"request_id={log_safe(request_id)}; using {FALLBACK_TIMEOUT_MS} ms")
             deadline_ms = int(time.time() * 1000) + FALLBACK_TIMEOUT_MS
         return Invocation(
@@ -267,7 +277,7 @@ class RuntimeApiClient:
             self._connection.send("POST", f"{self.base_path}/{path}", body,
                                   {"Content-Type": "application/json", **headers})
         except UnsafeRequest as error:  # not retried: it would be refused again
-            logger.error(f"post not sent: path={log_safe(path)} error={error}")
+            log("ERROR", f"post not sent: path={log_safe(path)} error={error}")
             return PostResult.REFUSED
         attempts[0] += 1
         if while_waiting is not None:
@@ -277,6 +287,6 @@ class RuntimeApiClient:
         if status >= 500:
             raise TransientApiError(f"POST {path} answered {status}: {answer[:200]!r}")
         if status >= 400:
-            logger.error(f"runtime api refused a post: path={log_safe(path)} status={status} body={answer[:200]!r}")
+            log("ERROR", f"runtime api refused a post: path={log_safe(path)} status={status} body={answer[:200]!r}")
             return _refusal(status, answer, first=sent_before == 0)
         return PostResult.ACCEPTED

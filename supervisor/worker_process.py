@@ -10,22 +10,18 @@ bounded frame decoder and never trusted further than that.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import select
 import selectors
 import signal
 import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-
-import psutil
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
@@ -40,16 +36,15 @@ from lambda_supervisor.shared.protocol import (
     MessageType,
     encode_frame,
 )
-from lambda_supervisor.shared.rlimits import format_rlimits
 
 from .config import Config
 from .memory import TreeMemoryGauge
-from .process_tree import child_signal_count, count_zombies, kill_tree, signal_group, track_worker
+from .process_tree import child_signal_count, count_zombies, kill_tree, process_tree, signal_group, track_worker
 from .runtime_api import Invocation
+from .worker_launch import Launched, launch, make_pipes
+from .worker_launch import worker_environment as worker_environment  # where tests and callers know it
 
-F_SETPIPE_SZ = 1031
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-PIPE_SIZE = 1 << 20
 #: At the timeout, how long a hung worker gets to take the stack dump signal before the post goes out.
 STACK_DUMP_WAIT_S = 0.005
 #: How long a worker that had not taken it by then may still take (a CPU-starved worker waits for the CPU) before
@@ -154,25 +149,6 @@ def signal_pending(pid: int, signum: int) -> bool:
     return False
 
 
-def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
-    """The worker's environment: the Lambda environment minus the Runtime API address, plus resolved settings."""
-    env = {name: value for name, value in environ.items() if name != "AWS_LAMBDA_RUNTIME_API"}
-    env.update(
-        _HANDLER=config.handler,
-        LAMBDA_TASK_ROOT=str(config.task_root),
-        AWS_LAMBDA_FUNCTION_NAME=config.function_name,
-        AWS_LAMBDA_FUNCTION_VERSION=config.function_version,
-        AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(config.memory_size_mb),
-        AWS_LAMBDA_LOG_GROUP_NAME=config.log_group_name,
-        AWS_LAMBDA_LOG_STREAM_NAME=config.log_stream_name,
-        LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES=str(config.max_response_bytes),
-        AWS_LAMBDA_LOG_FORMAT=config.log_format,
-        AWS_LAMBDA_LOG_LEVEL=config.app_log_level,
-        LAMBDA_SUPERVISOR_RLIMITS=format_rlimits(config.rlimits),
-    )
-    return env
-
-
 def _event_frame(invocation: Invocation, soft_timeout_ms: int) -> bytes | Outcome:
     """The invoke frame for an event, or the error to post when it cannot be framed (metadata over the frame
     header's bound, as a huge client context makes it): the event never reaches the worker, which stays warm."""
@@ -220,7 +196,6 @@ class WorkerProcess:
         self._from_worker = from_worker
         self._decoder = FrameDecoder(max_payload_bytes=max_payload)
         self._frames: deque[Frame] = deque()
-        self._psutil = psutil.Process(self.pid)
         self._pidfd = os.pidfd_open(self.pid)
         self._selector = selectors.DefaultSelector()
         self._selector.register(from_worker, selectors.EVENT_READ)
@@ -244,34 +219,16 @@ class WorkerProcess:
     @classmethod
     def spawn(cls, config: Config, environ: Mapping[str, str], template_control_fd: int | None = None,
               cpu_handoff: CpuHandoff | None = None) -> WorkerProcess:
-        """Start a fresh interpreter (no fork of this threaded process) in its own session, sharing only pipes
-        (and, for the fork template, the control socket ``template_control_fd``). With ``cpu_handoff``, the
-        worker waits on the supervisor's CPU and works on all of them."""
-        (to_read, to_write), (from_read, from_write) = cls.make_pipes()
-        command = [
-            sys.executable, "-P", "-u", "-m", "lambda_supervisor.worker",
-            "--in-fd", str(to_read), "--out-fd", str(from_write), "--parent-pid", str(os.getpid()),
-        ]
-        if cpu_handoff is not None:
-            command += ["--cpu-handoff", cpu_handoff.to_argument()]
-        shared_fds: tuple[int, ...] = (to_read, from_write)
-        if template_control_fd is not None:
-            command += ["--template-control-fd", str(template_control_fd)]
-            shared_fds += (template_control_fd,)
-        try:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                env=worker_environment(config, environ),
-                cwd=config.task_root,
-                pass_fds=shared_fds,
-                close_fds=True,
-                start_new_session=True,
-            )
-        finally:
-            os.close(to_read)
-            os.close(from_write)
-        return cls.adopt(process.pid, to_write, from_read, config, process)
+        """Start a worker (see worker_launch.py) and take charge of it."""
+        return cls.take_over(launch(config, environ, template_control_fd, cpu_handoff), config)
+
+    @classmethod
+    def take_over(cls, launched: Launched, config: Config) -> WorkerProcess:
+        """Take charge of a worker started by :func:`.worker_launch.launch` (maybe before the supervisor was
+        fully imported); its init time counts from its start."""
+        worker = cls.adopt(launched.process.pid, launched.to_write, launched.from_read, config, launched.process)
+        worker.started_monotonic = launched.started_monotonic
+        return worker
 
     @classmethod
     def adopt(cls, pid: int, to_write: int, from_read: int, config: Config,
@@ -280,15 +237,7 @@ class WorkerProcess:
         os.set_blocking(from_read, False)
         return cls(pid, to_write, from_read, config.max_frame_payload_bytes, process)
 
-    @staticmethod
-    def make_pipes() -> tuple[tuple[int, int], tuple[int, int]]:
-        """(to_read, to_write), (from_read, from_write), with large buffers so a 1 MiB event is one write."""
-        to_read, to_write = os.pipe()
-        from_read, from_write = os.pipe()
-        for fd in (to_write, from_read):
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
-        return (to_read, to_write), (from_read, from_write)
+    make_pipes = staticmethod(make_pipes)
 
     def wait_ready(self, timeout_s: float, interrupt_fd: int | None = None) -> float:
         """Block until the worker has imported the handler; returns the seconds it took.
@@ -568,11 +517,9 @@ class WorkerProcess:
         """What the worker and all its descendants hold (a handler's children and daemons count against its limit):
         their PSS when their summed RSS is over ``limit_bytes``, else that RSS sum (see memory.py). Only the
         worker's own tree: what a dead worker left behind is not this one's."""
-        try:
-            processes = [self._psutil, *self._psutil.children(recursive=True)]
-        except psutil.Error:
+        if self._exited:
             return 0
-        memory, rss = self._memory.measure(processes, limit_bytes)
+        memory, rss = self._memory.measure(process_tree(self.pid), limit_bytes)
         self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
         return memory
 
@@ -608,6 +555,15 @@ class WorkerProcess:
             return self.zombie_children
         self.zombie_children = count_zombies(children) if len(children) >= at_least else 0
         return self.zombie_children
+
+    def has_spoken(self) -> bool:
+        """Whether the worker has written anything we have not read (at init: its READY frame), or closed its
+        pipe: a look that does not block, for a standby nobody waits on yet."""
+        if self._frames or self._input_eof:
+            return True
+        poller = select.poll()
+        poller.register(self._from_worker, select.POLLIN)
+        return bool(poller.poll(0))
 
     def has_exited(self) -> bool:
         """Whether the worker died on its own since we last looked (e.g. right after sending its reply).

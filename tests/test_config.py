@@ -52,7 +52,7 @@ def test_defaults(tmp_path: Path) -> None:
     config = Config.load(required(tmp_path))
     assert config.runtime_api == "127.0.0.1:9001"
     assert config.handler == "app.handler"
-    assert config.task_root == tmp_path.resolve()
+    assert config.task_root == str(tmp_path.resolve())
     assert config.function_name == "function"
     assert config.function_version == "$LATEST"
     assert config.memory_size_mb == DEFAULT_MEMORY_SIZE_MB == 3008
@@ -85,7 +85,7 @@ def test_task_root_defaults_to_the_working_directory(tmp_path: Path, monkeypatch
     monkeypatch.chdir(tmp_path)
     environ = required()
     del environ["LAMBDA_TASK_ROOT"]
-    assert Config.load(environ).task_root == tmp_path.resolve()
+    assert Config.load(environ).task_root == str(tmp_path.resolve())
 
 
 def test_the_environment_wins_over_flags(tmp_path: Path) -> None:

@@ -187,9 +187,11 @@ def test_a_crash_loop_backs_off_then_reports_the_init_error(start_runtime: Start
 def test_a_standby_whose_init_keeps_failing_is_retried_with_backoff_and_its_error_logged(
     start_runtime: StartRuntime, tmp_path: Path
 ) -> None:
-    broken = tmp_path / "broken"
-    runtime = start(start_runtime, "spare", BREAK_INIT_FILE=str(broken))
+    broken, ready = tmp_path / "broken", tmp_path / "ready"
+    runtime = start(start_runtime, "spare", BREAK_INIT_FILE=str(broken), READY_LOG=str(ready))
     first = ok_pid(runtime)
+    # the standby starts after the first response: let it finish its init before the break
+    wait_for(lambda: ready.exists() and len(ready.read_text().split()) == 2, what="the standby's init")
     broken.touch()  # from now on every init fails: the standby started after the next crash will die
     assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
     promoted = ok_pid(runtime)

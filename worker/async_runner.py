@@ -3,22 +3,32 @@
 ``asyncio.run`` per call would close the loop each time, breaking what users cache at module level across calls
 (clients with connection pools, locks, queues, background tasks): those are bound to the loop they first ran on.
 So the worker makes one loop, sets it as the current loop, and runs each call with ``run_until_complete``.
+asyncio itself is imported only then: it is the worker's largest import, and most handlers are not async.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
+import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from types import CodeType, MethodType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
+#: The code flag of an ``async def`` function (inspect.CO_COROUTINE).
+CO_COROUTINE = 0x80
 
 
 def is_async_handler(handler: Callable[..., Any]) -> bool:
     """True for ``async def`` handlers (also through ``functools.partial``). Anything else that returns a coroutine
     (a sync wrapper, a callable object) is still run on the loop: the worker checks the result too."""
-    return inspect.iscoroutinefunction(handler)
+    function: object = handler
+    while isinstance(function, MethodType | functools.partial):
+        function = function.__func__ if isinstance(function, MethodType) else function.func
+    code = getattr(function, "__code__", None)  # what inspect.iscoroutinefunction looks at, without importing it
+    return isinstance(code, CodeType) and bool(code.co_flags & CO_COROUTINE)
 
 
 class AsyncRunner:
@@ -30,6 +40,8 @@ class AsyncRunner:
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
+            import asyncio
+
             self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._loop)
         return self._loop

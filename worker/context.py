@@ -15,8 +15,7 @@ import json
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .event_source import EventSource
 
@@ -28,8 +27,7 @@ class ContextUnmarshalError(Exception):
     """A context header is not the JSON object it should be; the message is the error's."""
 
 
-@dataclass(frozen=True)
-class FunctionInfo:
+class FunctionInfo(NamedTuple):
     """What stays the same for every invocation of this function instance (read once from the environment)."""
 
     function_name: str | None

@@ -8,16 +8,16 @@ to the supervisor for ``/runtime/init/error``.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, exception_error_object
 
 Handler = Callable[[Any, Any], Any]
 #: Frames of this loader and of importlib's machinery are noise in a user's init error.
-_HIDDEN_FRAMES = (str(Path(__file__).resolve()), str(Path(importlib.__file__).resolve()), "<frozen importlib")
+_HIDDEN_FRAMES = (os.path.realpath(__file__), os.path.realpath(importlib.__file__), "<frozen importlib")
 
 
 class InitFailure(Exception):
@@ -44,9 +44,9 @@ def split_handler_name(handler: str) -> tuple[str, str]:
     return module_name, function_name
 
 
-def put_task_root_first(task_root: Path) -> None:
+def put_task_root_first(task_root: str | os.PathLike[str]) -> None:
     """Make the user's modules win over anything else on ``sys.path``, as in Lambda's own Python runtime."""
-    root = str(task_root)
+    root = os.path.normpath(task_root)
     while root in sys.path:
         sys.path.remove(root)
     sys.path.insert(0, root)

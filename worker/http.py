@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
@@ -23,14 +22,37 @@ TEXT_TYPE = "text/plain; charset=utf-8"
 BINARY_TYPE = "application/octet-stream"
 
 
-@dataclass(frozen=True)
 class HTTPResponse:
-    """A response ready to be rendered as the proxy response of whichever HTTP source sent the event."""
+    """A response ready to be rendered as the proxy response of whichever HTTP source sent the event. Immutable,
+    compared by value (a plain class, not a dataclass: the worker does not import dataclasses at start)."""
 
+    __slots__ = ("body", "headers", "is_base64", "status_code")
     body: str
-    status_code: int = 200
-    headers: Mapping[str, str] = field(default_factory=dict)
-    is_base64: bool = False
+    status_code: int
+    headers: Mapping[str, str]
+    is_base64: bool
+
+    def __init__(self, body: str, status_code: int = 200, headers: Mapping[str, str] | None = None,
+                 is_base64: bool = False) -> None:
+        for name, value in (("body", body), ("status_code", status_code), ("headers", headers or {}),
+                            ("is_base64", is_base64)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"HTTPResponse is immutable: cannot set {name}")
+
+    def _fields(self) -> tuple[str, int, Mapping[str, str], bool]:
+        return self.body, self.status_code, self.headers, self.is_base64
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HTTPResponse) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        raise TypeError("unhashable type: 'HTTPResponse'")
+
+    def __repr__(self) -> str:
+        return (f"HTTPResponse(body={self.body!r}, status_code={self.status_code!r}, headers={self.headers!r}, "
+                f"is_base64={self.is_base64!r})")
 
 
 def status_line(status_code: int) -> str:

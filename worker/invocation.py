@@ -15,14 +15,11 @@ responses and any other exception is a bare 500 (the stack goes to the log, not 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import inspect
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from types import CoroutineType
 from typing import Any
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
@@ -46,8 +43,10 @@ MAX_ERROR_BYTES = 128 * 1024
 #: Entries kept of a stack trace: an exception's own frames and its chain's (see error_report) fit.
 MAX_STACK_FRAMES = 160
 MAX_STACK_LINE_CHARS = 2048
-#: Frames of this runtime and of asyncio's loop are noise in the stack of a handler's exception.
-_HIDDEN_FRAMES = (str(Path(__file__).resolve().parent) + os.sep, str(Path(asyncio.__file__).resolve().parent) + os.sep)
+#: Frames of this runtime and of asyncio's loop are noise in the stack of a handler's exception. (asyncio is found
+#: beside os, in the standard library, rather than imported: only async handlers need it.)
+_HIDDEN_FRAMES = (os.path.dirname(os.path.realpath(__file__)) + os.sep,
+                  os.path.join(os.path.dirname(os.path.realpath(os.__file__)), "asyncio") + os.sep)
 #: What the default JSON codec raises for a value it cannot encode.
 _ENCODE_ERRORS = (TypeError, ValueError, RecursionError)
 
@@ -140,19 +139,19 @@ def _set_trace_id(trace_id: str | None) -> None:
         os.environ.pop(TRACE_ID_VARIABLE, None)
 
 
-@dataclass
 class Invoker:
-    """The handler with its options, ready to run invoke frames; built once at init."""
+    """The handler with its options, ready to run invoke frames; built once at init. ``error_log`` logs an
+    invocation's error object (as posted) before it is reported, as awslambdaric does."""
 
-    handler: Handler
-    function: FunctionInfo
-    max_response_bytes: int
-    options: HandlerOptions = field(default_factory=HandlerOptions)
-    runner: AsyncRunner = field(default_factory=AsyncRunner)
-    #: Logs an invocation's error object (as posted) before it is reported, as awslambdaric does.
-    error_log: Callable[[dict[str, Any]], None] | None = None
-
-    def __post_init__(self) -> None:
+    def __init__(self, handler: Handler, function: FunctionInfo, max_response_bytes: int,
+                 options: HandlerOptions | None = None, runner: AsyncRunner | None = None,
+                 error_log: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.handler = handler
+        self.function = function
+        self.max_response_bytes = max_response_bytes
+        self.options = options if options is not None else HandlerOptions()
+        self.runner = runner if runner is not None else AsyncRunner()
+        self.error_log = error_log
         self._is_async = is_async_handler(self.handler)
         if self._is_async:
             self.runner.loop  # noqa: B018 - create the loop at init, not during the first (billed) call
@@ -223,7 +222,7 @@ class Invoker:
         if self._is_async:
             return self.runner.run(self.handler(event, context))
         result = self.handler(event, context)
-        if inspect.iscoroutine(result):  # a sync wrapper around an async function
+        if isinstance(result, CoroutineType):  # a sync wrapper around an async function
             return self.runner.run(result)
         return result
 

@@ -12,7 +12,6 @@ import ctypes
 import os
 import signal
 from collections import deque
-from pathlib import Path
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, exception_error_object
@@ -113,7 +112,7 @@ class UserFunction:
         """Run the user's init (import the handler's module); raises InitFailure. ``output`` is where the
         handler's prints and logs go, tagged with the request in progress."""
         environ = dict(os.environ)
-        put_task_root_first(Path(environ.get("LAMBDA_TASK_ROOT") or os.getcwd()))
+        put_task_root_first(environ.get("LAMBDA_TASK_ROOT") or os.getcwd())
         max_response_bytes = int(environ.get("LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES") or DEFAULT_MAX_RESPONSE_BYTES)
         decode_base64 = read_decode_base64(environ)  # a bad setting is reported before any user code runs
         http = read_switch(environ, HTTP)

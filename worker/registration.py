@@ -17,8 +17,7 @@ configuration, as everywhere else in this runtime.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Any, NamedTuple, TypeVar, overload
 
 from .serialisers import Deserialiser, Serialiser
 
@@ -26,8 +25,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 OPTIONS_ATTRIBUTE = "__lambda_supervisor_options__"
 
 
-@dataclass(frozen=True)
-class HandlerOptions:
+class HandlerOptions(NamedTuple):
     """``None`` means "not chosen here": the environment, then the runtime's default, decides."""
 
     serialiser: Serialiser | None = None

@@ -9,7 +9,7 @@ like the supervisor's settings do.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from lambda_supervisor.shared.errors import ErrorType, error_object
 
@@ -27,8 +27,7 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
 
-@dataclass(frozen=True)
-class WorkerSetting:
+class WorkerSetting(NamedTuple):
     variable: str
     default: str
     meaning: str

@@ -18,6 +18,11 @@ if os.environ.get("BREAK_INIT_FILE") and os.path.exists(os.environ["BREAK_INIT_F
 
 HOARD = []
 
+# READY_LOG: each init that got this far (it can no longer fail) appends its pid
+if os.environ.get("READY_LOG"):
+    with open(os.environ["READY_LOG"], "a") as log:
+        log.write(f"{os.getpid()}\n")
+
 
 def handler(event, context):
     action = event.get("action") if isinstance(event, dict) else None

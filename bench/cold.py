@@ -1,0 +1,214 @@
+"""Cold start, footprint, back-to-back crashes and contention (issue 14), side by side with awslambdaric.
+
+- ``coldstart``: process start -> first response posted, the event waiting before the process starts; median of
+  interleaved runs, for a trivial handler and one whose init takes 500 ms, then again with the runtime held to a
+  quarter of one CPU (a cgroup v1 CPU quota where we may make one, else one CPU shared with a busy loop).
+- ``footprint``: PSS of all of a runtime's processes, and the supervisor's own RSS, at rest after 20 invocations.
+- ``crashes``: 10 crashes in a row (500 ms init), each followed at once by a request: error posted -> next served.
+- ``contention``: the no-op warm path while a busy loop runs, with the CPU hand-off on and off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .emulator import BenchEmulator
+from .runtimes import TASK_ROOT, AwsLambdaRic, Runtime, Supervisor, _spawn, awslambdaric_installed, stop
+from .scenarios import WAIT_S, Sizes, _sequential, running
+from .stats import median
+
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
+QUARTER_QUOTA_US, PERIOD_US = 25_000, 100_000
+SLOW_INIT = "slow_init.handler"
+NOOP = "bench_app.noop"
+Factory = Callable[[BenchEmulator, str], Runtime]
+
+
+def _contenders(with_fresh: bool = True) -> dict[str, Factory]:
+    """The runtimes compared: ours with its default strategy (and `fresh`), and awslambdaric."""
+    kinds: dict[str, Factory] = {"lambda-supervisor": lambda emulator, handler: Supervisor(emulator, handler)}
+    if with_fresh:
+        kinds["lambda-supervisor/fresh"] = lambda emulator, handler: Supervisor(emulator, handler, "fresh")
+    if awslambdaric_installed():
+        kinds["awslambdaric"] = lambda emulator, handler: AwsLambdaRic(emulator, handler)
+    return kinds
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                parent = int(Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(name))
+    found, pending = [], [pid]
+    while pending:
+        found.append(current := pending.pop())
+        pending.extend(children.get(current, []))
+    return found
+
+
+def _status_kb(pid: int, field: str, path: str = "status") -> int:
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        for line in Path(f"/proc/{pid}/{path}").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+
+
+@contextlib.contextmanager
+def quarter_cpu() -> Iterator[tuple[str, list[str]]]:
+    """(how the CPU is limited, a command prefix that runs a command so limited)."""
+    group = CGROUP_CPU / f"lambda-supervisor-bench-{os.getpid()}"
+    try:
+        group.mkdir()
+        (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(QUARTER_QUOTA_US))
+    except OSError:
+        with contextlib.suppress(OSError):
+            group.rmdir()
+        with _busy_loop(pinned_to=0):
+            yield "one CPU shared with a busy loop", ["taskset", "-c", "0"]
+        return
+    try:
+        enter = f'echo $$ > {group / "cgroup.procs"} && exec "$@"'
+        yield "cgroup v1 cpu.cfs_quota_us = 1/4 CPU", ["sh", "-c", enter, "sh"]
+    finally:
+        for _ in range(50):  # the group can only go once its last process has
+            with contextlib.suppress(OSError):
+                group.rmdir()
+                break
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def _busy_loop(pinned_to: int | None = None) -> Iterator[None]:
+    command = [sys.executable, "-c", "while True: pass"]
+    if pinned_to is not None:
+        command = ["taskset", "-c", str(pinned_to), *command]
+    hog = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def _cold_once(emulator: BenchEmulator, runtime: Runtime, prefix: list[str]) -> float:
+    """Seconds from the process's start to its first response's arrival (the event was queued before)."""
+    request_id = emulator.submit(b"{}")
+    started = time.monotonic()
+    runtime.process = _spawn(runtime.kind, [*prefix, *runtime.command()], runtime.environment(), TASK_ROOT)
+    try:
+        record = emulator.wait_outcome(request_id, WAIT_S)
+        if record.outcome_kind != "response":
+            raise RuntimeError(f"cold start did not succeed: {record.describe()}")
+        return emulator.arrival(request_id).monotonic - started
+    finally:
+        stop(runtime.process)
+
+
+def _cold_series(runs: int, handler: str, prefix: list[str], kinds: dict[str, Factory]) -> dict[str, Any]:
+    measured: dict[str, list[float]] = {kind: [] for kind in kinds}
+    with BenchEmulator(function_timeout_s=60.0) as emulator:
+        for _ in range(runs):
+            for kind, factory in kinds.items():
+                measured[kind].append(_cold_once(emulator, factory(emulator, handler), prefix))
+    return {kind: {"median_ms": median(times) * 1000, "runs_ms": [round(t * 1000, 1) for t in times]}
+            for kind, times in measured.items()}
+
+
+def coldstart(sizes: Sizes) -> dict[str, Any]:
+    runs = 7 if sizes.rounds > 1 else 2
+    result: dict[str, Any] = {"trivial": _cold_series(runs, NOOP, [], _contenders()),
+                              "init_500ms": _cold_series(runs, SLOW_INIT, [], _contenders())}
+    with quarter_cpu() as (how, prefix):
+        result["quarter_cpu"] = _cold_series(max(2, runs - 2), NOOP, prefix, _contenders())
+        result["quarter_cpu"]["how"] = how
+    return result
+
+
+REST_S = 1.5  # after the last invocation: a standby's (500 ms) init or a template's is done by then
+FOOTPRINT_INVOCATIONS = 20
+
+
+def _footprint_of(emulator: BenchEmulator, runtime: Runtime, invocations: int) -> dict[str, Any]:
+    with running(runtime):
+        for _ in range(invocations):
+            emulator.invoke(b"{}", wait=WAIT_S)
+        time.sleep(REST_S)
+        processes = _descendants(runtime.pid)
+        return {"pss_mb": sum(_status_kb(pid, "Pss:", "smaps_rollup") for pid in processes) / 1024,
+                "processes": len(processes), "bootstrap_rss_mb": _status_kb(runtime.pid, "VmRSS:") / 1024}
+
+
+def footprint(sizes: Sizes) -> dict[str, Any]:
+    """PSS of all processes at rest, per strategy, against awslambdaric; ``bootstrap_rss_mb`` is the supervisor's
+    (or awslambdaric's single process's) own RSS."""
+    invocations = FOOTPRINT_INVOCATIONS if sizes.rounds > 1 else 5
+    kinds: dict[str, Factory] = {"lambda-supervisor": lambda emulator, handler: Supervisor(emulator, handler)}
+    for strategy in ("fresh", "spare", "fork"):
+        kinds[f"lambda-supervisor/{strategy}"] = (
+            lambda emulator, handler, strategy=strategy: Supervisor(emulator, handler, strategy))  # type: ignore[misc]
+    if awslambdaric_installed():
+        kinds["awslambdaric"] = lambda emulator, handler: AwsLambdaRic(emulator, handler)
+    with BenchEmulator(function_timeout_s=60.0) as emulator:
+        return {kind: _footprint_of(emulator, factory(emulator, NOOP), invocations) for kind, factory in kinds.items()}
+
+
+BACK_TO_BACK = 10
+CRASH_TARGET_MS = 25.0
+
+
+def _back_to_back(emulator: BenchEmulator, repeats: int) -> dict[str, Any]:
+    served_after: list[float] = []
+    for _ in range(repeats):
+        crash_id = emulator.submit(b'{"crash": true}')
+        next_id = emulator.submit(b"{}")
+        served = emulator.wait_outcome(next_id, WAIT_S)
+        if served.outcome_kind != "response" or emulator.record(crash_id).outcome_kind != "error":
+            raise RuntimeError(f"unexpected outcomes: {emulator.record(crash_id).describe()}, {served.describe()}")
+        served_after.append(emulator.arrival(next_id).monotonic - emulator.arrival(crash_id).monotonic)
+    times_ms = [t * 1000 for t in served_after]
+    return {"median_ms": median(times_ms), "max_ms": max(times_ms), "repeats": repeats,
+            "within_target": sum(t <= CRASH_TARGET_MS for t in times_ms), "runs_ms": [round(t, 1) for t in times_ms]}
+
+
+def crashes(sizes: Sizes) -> dict[str, Any]:
+    """10 crashes in a row with a 500 ms init, once the instance is at rest: error posted -> next served."""
+    repeats = BACK_TO_BACK if sizes.rounds > 1 else 3
+    result: dict[str, Any] = {}
+    with BenchEmulator(function_timeout_s=60.0) as emulator:
+        for name, strategy in (("lambda-supervisor", None), ("lambda-supervisor/spare", "spare"),
+                               ("lambda-supervisor/fork", "fork")):
+            with running(Supervisor(emulator, SLOW_INIT, strategy)):
+                emulator.invoke(b"{}", wait=WAIT_S)
+                time.sleep(REST_S)
+                result[name] = _back_to_back(emulator, repeats)
+    return result
+
+
+def contention(sizes: Sizes) -> dict[str, Any]:
+    """The no-op warm path with a busy loop in the background, the CPU hand-off on and off, rounds interleaved."""
+    from .scenarios import SHARE_CPU_OFF, _runtime
+
+    kinds = ["lambda-supervisor", SHARE_CPU_OFF] + (["awslambdaric"] if awslambdaric_installed() else [])
+    rounds: dict[str, list[float]] = {kind: [] for kind in kinds}
+
+    def check(response: bytes) -> bool:
+        return response.strip() == b"{}"
+
+    with BenchEmulator(function_timeout_s=60.0) as emulator, _busy_loop():
+        for _ in range(sizes.rounds):
+            for kind in kinds:
+                with running(_runtime(kind, emulator, "noop")):
+                    _sequential(emulator, b"{}", sizes.warmup, check)
+                    rounds[kind].append(_sequential(emulator, b"{}", sizes.noop_invocations, check)["throughput_per_s"])
+    return {kind: {"throughput_per_s": median(values), "rounds": len(values)} for kind, values in rounds.items()}

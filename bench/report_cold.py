@@ -1,0 +1,75 @@
+"""The rows of the cold-start, footprint, back-to-back crash and contention scenarios (bench/cold.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+NA = "n/a"
+Add = Callable[..., None]
+OURS, FRESH, RIC = "lambda-supervisor", "lambda-supervisor/fresh", "awslambdaric"
+
+
+def _value(block: dict[str, Any] | None, key: str, digits: int = 1) -> str:
+    if block is None or key not in block:
+        return NA
+    return f"{block[key]:.{digits}f}"
+
+
+def _ratio(ours: dict[str, Any] | None, theirs: dict[str, Any] | None, key: str) -> str:
+    try:
+        return f"{ours[key] / theirs[key]:.2f}x"  # type: ignore[index]
+    except (KeyError, TypeError, ZeroDivisionError):
+        return NA
+
+
+def _failed(add: Add, label: str, scenario: dict[str, Any]) -> bool:
+    if "error" in scenario:
+        add(label, "failed", "failed", NA, NA, scenario["error"][:60])
+        return True
+    return False
+
+
+def cold_rows(results: dict[str, Any], add: Add) -> None:
+    cold = results.get("coldstart")
+    if cold is not None and not _failed(add, "cold start", cold):
+        for series, label, target in (("trivial", "trivial handler", "<= 1.15x"),
+                                      ("init_500ms", "500 ms init", "<= 1.15x"),
+                                      ("quarter_cpu", f"trivial, {cold['quarter_cpu'].get('how', '1/4 CPU')}",
+                                       "<= 1.3x")):
+            block = cold[series]
+            for kind, name in ((OURS, "default strategy"), (FRESH, "`fresh`")):
+                add(f"cold start, {label}, {name}: process start -> first response posted, median ms",
+                    _value(block.get(kind), "median_ms"), _value(block.get(RIC), "median_ms"), NA,
+                    _ratio(block.get(kind), block.get(RIC), "median_ms"), target if kind == OURS else "")
+    footprint = results.get("footprint")
+    if footprint is not None and not _failed(add, "footprint", footprint):
+        ric = footprint.get(RIC)
+        for kind in (OURS, FRESH, "lambda-supervisor/spare", "lambda-supervisor/fork"):
+            name = "default strategy" if kind == OURS else f"`{kind.split('/')[1]}`"
+            add(f"PSS of all processes at rest, {name}, MB", _value(footprint.get(kind), "pss_mb"),
+                _value(ric, "pss_mb"), NA, _ratio(footprint.get(kind), ric, "pss_mb"),
+                "<= 1.6x" if kind == FRESH else "")
+        add("supervisor RSS at rest (its own process), MB", _value(footprint.get(OURS), "bootstrap_rss_mb"),
+            _value(ric, "bootstrap_rss_mb"), NA, NA, "<= 12")
+    _crash_and_contention_rows(results, add)
+
+
+def _crash_and_contention_rows(results: dict[str, Any], add: Add) -> None:
+    crashes = results.get("crashes")
+    if crashes is not None and not _failed(add, "back-to-back crashes", crashes):
+        for kind, name in ((OURS, "default strategy"), ("lambda-supervisor/spare", "`spare`"),
+                           ("lambda-supervisor/fork", "`fork`")):
+            block = crashes.get(kind)
+            if block is None:
+                continue
+            add(f"{block['repeats']} crashes in a row, 500 ms init, {name}: error posted -> next served, median / max "
+                f"ms ({block['within_target']} within 25 ms)", f"{block['median_ms']:.1f} / {block['max_ms']:.1f}",
+                "(restart)", NA, NA, "each <= 25")
+    contention = results.get("contention")
+    if contention is not None and not _failed(add, "contention", contention):
+        ric = contention.get(RIC)
+        for kind, name in ((OURS, "hand-off on"), ("lambda-supervisor/share-cpu-off", "hand-off off")):
+            add(f"no-op with a busy loop running, {name}: invocations/s", _value(contention.get(kind),
+                "throughput_per_s", 0), _value(ric, "throughput_per_s", 0), NA,
+                _ratio(contention.get(kind), ric, "throughput_per_s"), ">= 1.0x" if kind == OURS else "")

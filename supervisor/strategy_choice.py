@@ -1,0 +1,26 @@
+"""The rule behind the default respawn strategy, ``auto``: keep a second initialised worker only where it fits.
+
+``spare`` is the fastest recovery that shares nothing, but its standby holds as much memory as the active worker.
+So at init, once the first worker is ready, its RSS decides: ``spare`` when the supervisor plus two such workers
+take at most :data:`SPARE_MEMORY_SHARE` of the function's memory (room left for the handler to grow), else
+``fork``, whose template is started at the first fault and whose workers share its pages copy-on-write.
+"""
+
+from __future__ import annotations
+
+#: The share of the function's memory that the supervisor and two initialised workers may take for ``spare``.
+SPARE_MEMORY_SHARE = 0.6
+MiB = 1024 * 1024
+
+
+def choose_strategy(memory_size_mb: int, supervisor_rss_bytes: int, worker_rss_bytes: int) -> tuple[str, str]:
+    """(strategy, the reason in one line) for a function of ``memory_size_mb`` whose first worker, after init,
+    holds ``worker_rss_bytes``."""
+    need_mb = (supervisor_rss_bytes + 2 * worker_rss_bytes) / MiB
+    budget_mb = SPARE_MEMORY_SHARE * memory_size_mb
+    sums = (f"supervisor {supervisor_rss_bytes / MiB:.1f} MB + 2 x worker {worker_rss_bytes / MiB:.1f} MB = "
+            f"{need_mb:.1f} MB")
+    share = f"{SPARE_MEMORY_SHARE:.0%} of {memory_size_mb} MB"
+    if need_mb <= budget_mb:
+        return "spare", f"{sums} <= {share}"
+    return "fork", f"{sums} > {share}: no room for a standby"
