@@ -44,7 +44,8 @@ def test_nothing_heavy_is_imported_on_the_way_to_the_first_response(start_runtim
 
 
 def test_the_spare_standby_starts_after_the_first_response_at_idle_priority(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime("trivial.handler", task_root=COLD, env={"LAMBDA_SUPERVISOR_RESPAWN": "spare"})
+    runtime = start_runtime("trivial.handler", task_root=COLD,
+                            env={"LAMBDA_SUPERVISOR_RESPAWN": "spare", "LAMBDA_SUPERVISOR_REPORT": "on"})
     assert len(children(runtime)) == 1, "only the first worker runs until the first response is posted"
     first = runtime.invoke({})
     active = first.json()["pid"]
