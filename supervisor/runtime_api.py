@@ -27,7 +27,7 @@ from loguru import logger
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from lambda_supervisor.shared.printable import error_type_header, log_safe
-from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, RESULT_CONTENT_TYPES
+from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, RESULT_CONTENT_TYPES, InvokeMessage
 
 from .http_connection import HttpConnection, ResponseParseError, UnsafeRequest
 from .xray_cause import XRAY_ERROR_CAUSE_HEADER, xray_error_cause
@@ -69,19 +69,18 @@ class Invocation:
     def seconds_left(self) -> float:
         return self.deadline_ms / 1000 - time.time()
 
-    def worker_header(self, soft_timeout_ms: int = 0) -> dict[str, Any]:
+    def worker_message(self, soft_timeout_ms: int = 0) -> InvokeMessage:
         """The metadata the worker needs to build ``context`` (the invoke frame's header)."""
-        return {
-            "soft_deadline_ms": self.deadline_ms - soft_timeout_ms if soft_timeout_ms else None,
-            "type": "invoke",
-            "request_id": self.request_id,
-            "deadline_ms": self.deadline_ms,
-            "invoked_function_arn": self.invoked_function_arn,
-            "trace_id": self.trace_id,
-            "client_context": self.client_context,
-            "cognito_identity": self.cognito_identity,
-            "tenant_id": self.tenant_id,
-        }
+        return InvokeMessage(
+            self.request_id,
+            self.deadline_ms,
+            self.invoked_function_arn,
+            self.trace_id,
+            self.client_context,
+            self.cognito_identity,
+            self.tenant_id,
+            self.deadline_ms - soft_timeout_ms if soft_timeout_ms else None,
+        )
 
 
 def _log_retry(state: RetryCallState) -> None:

@@ -12,8 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_supervisor.shared.protocol import DEFAULT_MAX_PAYLOAD_BYTES, Frame, FrameDecoder
-from lambda_supervisor.supervisor.worker_process import parse_worker_error
+from lambda_supervisor.shared.protocol import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    Frame,
+    FrameDecoder,
+    InvokeMessage,
+    parse_error,
+)
 from lambda_supervisor.worker import invocation as invocation_module
 from lambda_supervisor.worker.context import FunctionInfo, LambdaContext
 from lambda_supervisor.worker.invocation import (
@@ -43,17 +48,15 @@ def now_ms() -> int:
 
 def invoke(handler: Any, body: bytes = b"", *, max_response_bytes: int = 6 * ONE_MB, **fields: Any) -> Frame:
     """Run one invocation and decode its reply with a supervisor-sized decoder: there must be exactly one frame."""
-    header: dict[str, Any] = {
-        "type": "invoke", "request_id": "req-1", "deadline_ms": now_ms() + 60_000, "invoked_function_arn": ARN,
-    }
-    header.update(fields)
-    data = Invoker(handler, FUNCTION, max_response_bytes)(header, body)
+    message = InvokeMessage(**{"request_id": "req-1", "deadline_ms": now_ms() + 60_000, "invoked_function_arn": ARN,
+                               **fields})
+    data = Invoker(handler, FUNCTION, max_response_bytes)(message, body)
     assert isinstance(data, bytes)
     decoder = FrameDecoder(max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES)
     frames = decoder.feed(data)
     assert len(frames) == 1
     assert decoder.pending_bytes == 0
-    assert frames[0].header["request_id"] == header["request_id"]
+    assert frames[0].header["request_id"] == message.request_id
     return frames[0]
 
 
@@ -68,7 +71,7 @@ def error_of(frame: Frame, *, fatal: bool = False) -> dict[str, Any]:
     assert frame.header["fatal"] is fatal
     assert len(frame.payload) <= MAX_ERROR_BYTES
     error = json.loads(frame.payload.decode("utf-8"))  # strict UTF-8, as the Runtime API will want it
-    assert parse_worker_error(frame.payload) == error
+    assert parse_error(frame.payload) == error
     assert frame.header["error_type"] == error["errorType"]
     return error
 
@@ -241,7 +244,7 @@ def test_system_exit_is_not_swallowed() -> None:
         raise SystemExit(3)
 
     with pytest.raises(SystemExit):
-        Invoker(exits, FUNCTION, 100)({"request_id": "r", "deadline_ms": now_ms()}, b"")
+        Invoker(exits, FUNCTION, 100)(InvokeMessage("r", now_ms()), b"")
 
 
 def test_an_exception_whose_str_raises() -> None:
@@ -307,7 +310,7 @@ def test_bounded_error_payload_with_huge_stack_lines() -> None:
     error = {"errorType": "E", "errorMessage": "m" * 300_000, "stackTrace": ["\x02" * 100_000] * 100}
     payload = bounded_error_payload(error)
     assert len(payload) <= MAX_ERROR_BYTES
-    assert parse_worker_error(payload)["errorType"] == "E"
+    assert parse_error(payload)["errorType"] == "E"
 
 
 def test_bounded_error_payload_leaves_small_errors_alone() -> None:

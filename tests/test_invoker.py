@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lambda_supervisor.shared.protocol import FrameDecoder
+from lambda_supervisor.shared.protocol import FrameDecoder, InvokeMessage
 from lambda_supervisor.worker.context import FunctionInfo
 from lambda_supervisor.worker.invocation import Invoker
 
@@ -14,8 +14,7 @@ EVENTS = Path(__file__).parent / "events"
 
 
 def _invoke(invoker: Invoker, event: bytes) -> tuple[dict[str, Any], bytes]:
-    header = {"request_id": "req-1", "deadline_ms": 2**45}
-    (frame,) = FrameDecoder().feed(invoker(header, event))
+    (frame,) = FrameDecoder().feed(invoker(InvokeMessage("req-1", 2**45), event))
     return frame.header, frame.payload
 
 

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lambda_supervisor.shared import worker_env
+
 from .event_source import EventSource
 
 #: The W3C trace-context fields ``w3c()`` offers (string values only), as awslambdaric.
@@ -41,11 +43,11 @@ class FunctionInfo:
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> FunctionInfo:
         return cls(
-            function_name=environ.get("AWS_LAMBDA_FUNCTION_NAME"),
-            function_version=environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
-            memory_limit_in_mb=environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
-            log_group_name=environ.get("AWS_LAMBDA_LOG_GROUP_NAME"),
-            log_stream_name=environ.get("AWS_LAMBDA_LOG_STREAM_NAME"),
+            function_name=environ.get(worker_env.FUNCTION_NAME),
+            function_version=environ.get(worker_env.FUNCTION_VERSION),
+            memory_limit_in_mb=environ.get(worker_env.FUNCTION_MEMORY_SIZE),
+            log_group_name=environ.get(worker_env.LOG_GROUP_NAME),
+            log_stream_name=environ.get(worker_env.LOG_STREAM_NAME),
         )
 
 
