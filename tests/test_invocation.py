@@ -1,4 +1,5 @@
-"""The Invoker in-process: every outcome of a call is exactly one reply frame, decoded as the supervisor would."""
+"""The Invoker in-process: every outcome of a call is exactly one reply frame, decoded as the supervisor would; the
+direct path as under awslambdaric, and limits that hold behind HTTP sources too."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from lambda_supervisor.worker.invocation import (
     decode_event,
     encode_result,
 )
+from lambda_supervisor.worker.registration import HandlerOptions, lambda_handler
 
 FUNCTION = FunctionInfo(
     function_name="my-function",
@@ -494,3 +497,54 @@ def test_any_body_gives_exactly_one_valid_reply_for_the_echo_handler(body: bytes
     else:
         error = error_of(frame)
         assert error["errorType"] in ("Runtime.UnmarshalError", "Runtime.MarshalError")
+
+
+# -- the direct path, and limits that hold behind HTTP sources too ------------------------------------------------
+
+EVENTS = Path(__file__).parent / "events"
+
+
+def invoke_with(invoker: Invoker, event: bytes) -> tuple[dict[str, Any], bytes]:
+    """One invocation through an Invoker built by the test: the reply's header and payload."""
+    (frame,) = FrameDecoder().feed(invoker(InvokeMessage("req-1", 2**45), event))
+    return frame.header, frame.payload
+
+
+def test_the_direct_path_is_unchanged() -> None:
+    def handler(event: Any, context: Any) -> Any:
+        return {"event": event, "source": context.event_source}
+
+    invoker = Invoker(handler, FunctionInfo("f", "$LATEST", 128, "", ""), 6 * 1024 * 1024)
+    header, payload = invoke_with(invoker, b'{"a": 1}')
+    assert header == {"type": "result", "request_id": "req-1"}
+    assert json.loads(payload) == {"event": {"a": 1}, "source": "direct"}
+    header, payload = invoke_with(invoker, b"")
+    assert json.loads(payload) == {"event": {}, "source": "direct"}
+
+
+def test_an_oversized_proxy_response_is_still_refused() -> None:
+    def handler(event: Any, context: Any) -> Any:
+        return "x" * 2000
+
+    invoker = Invoker(handler, FunctionInfo("f", "$LATEST", 128, "", ""), 1000)
+    header, payload = invoke_with(invoker, (EVENTS / "apigateway-rest.json").read_bytes())
+    assert header["type"] == "error" and header["error_type"] == "Runtime.ResponseSizeTooLarge"
+    assert "exceeded maximum allowed payload size" in json.loads(payload)["errorMessage"]
+
+
+def test_a_decorated_async_handler_and_a_sync_wrapper_returning_a_coroutine() -> None:
+    @lambda_handler(decode_base64=True)
+    async def decorated(event: Any, context: Any) -> Any:
+        return {"source": context.event_source}
+
+    def wrapper(event: Any, context: Any) -> Any:
+        return decorated(event, context)
+
+    function = FunctionInfo("f", "$LATEST", 128, "", "")
+    http_event = (EVENTS / "function-url.json").read_bytes()
+    for handler in (decorated, wrapper):
+        invoker = Invoker(handler, function, 6 * 1024 * 1024, HandlerOptions(http=True))
+        header, payload = invoke_with(invoker, http_event)
+        assert header["type"] == "result", payload
+        assert json.loads(json.loads(payload)["body"]) == {"source": "function-url"}
+        assert json.loads(invoke_with(invoker, b"{}")[1]) == {"source": "direct"}
