@@ -1,9 +1,5 @@
-"""Client of the Lambda Runtime API, over one keep-alive HTTP/1.1 connection on loopback.
-
-The client is on every invocation's critical path twice (``next``, then the post), so it does not use
-``requests``: measured in ``bench/``, requests cost more per call than the whole rest of the supervisor. The
-connection (``http_connection``) writes requests directly and parses answers with httptools. Retrying stays with
-tenacity, entered only after a first failure.
+"""Client of the Lambda Runtime API, over one keep-alive HTTP/1.1 connection (http_connection.py). Retrying is
+tenacity's, entered only after a first failure.
 
 Transient faults (connection refused or reset, timeouts, 5xx) are retried with jittered exponential backoff for
 at most ``retry_seconds``; only after that is the Runtime API considered gone, which is the one reason the
