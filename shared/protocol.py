@@ -250,8 +250,10 @@ class ReadyMessage(NamedTuple):
     @classmethod
     def parse(cls, frame: Frame) -> ReadyMessage:
         pid = frame.header.get("pid")
-        if frame.type != MessageType.READY or type(pid) is not int:
-            raise InvalidMessage(f"{frame.type!r} frame is not a ready frame with an integer pid")
+        if frame.type != MessageType.READY:
+            raise InvalidMessage(f"{frame.type!r} frame is not a ready frame")
+        if type(pid) is not int:
+            raise InvalidMessage("ready frame without an integer pid")
         return cls(pid)
 
 
