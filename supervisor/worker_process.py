@@ -428,7 +428,7 @@ class WorkerProcess:
             problem, replied_to = invalid, invalid.request_id
         if replied_to != request_id:
             return self._misaddressed(request_id, replied_to, problem)
-        if frame.type == MessageType.RESULT and len(frame.payload) > max_response_bytes:
+        if len(frame.payload) > max_response_bytes and frame.type == MessageType.RESULT:
             return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id,
                            response_size_message(len(frame.payload), max_response_bytes))
         if reply is None:
