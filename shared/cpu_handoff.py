@@ -1,20 +1,9 @@
 """Handing an event to the worker without a cross-CPU wake-up: both processes wait on one CPU, the *home* CPU.
 
-Every invocation crosses the pipe twice, and each crossing wakes a sleeping process. On a sandbox with several
-vCPUs the scheduler wakes a process on whichever CPU is idle, which is rarely the one the waker is about to leave;
-the wake-up is then an inter-processor interrupt to a halted vCPU, and the code runs on cold caches. In ``bench/``
-(a 2-vCPU Firecracker VM, like Lambda's) that made about a tenth of the no-op round trip. The remedy is to make
-both ends of the hand-off wait on the same CPU:
-
-- the supervisor pins itself to the home CPU (it is one thread and never needs more);
-- the worker's *main thread* is pinned to the home CPU only while it waits for an event and while it sends the
-  reply. From the moment an event arrives until the handler returns it may run on every CPU the sandbox allows,
-  and so may every thread the handler starts; threads started during init are never pinned.
-
-So a handler that uses several vCPUs keeps them, and on a single-vCPU sandbox (Lambda below 1,769 MB) nothing is
-pinned at all. ``LAMBDA_SUPERVISOR_SHARE_CPU=off`` turns it off.
-
-This module holds the plan both processes agree on; the supervisor passes it to the worker on its command line.
+The supervisor pins itself to the home CPU; the worker's main thread is pinned there only while it waits for an
+event and sends its reply, so a handler (and every thread it starts) may use every CPU the sandbox allows. On a
+single-vCPU sandbox nothing is pinned; ``LAMBDA_SUPERVISOR_SHARE_CPU=off`` turns it off (why and by how much: the
+README). This module holds the plan both processes agree on; the supervisor passes it on the worker's command line.
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
-"""Length-prefixed frames between the supervisor and the worker.
+"""The wire protocol between the supervisor and the worker: length-prefixed frames and the messages they carry.
 
-The worker runs untrusted code, so the supervisor must be able to read whatever arrives on the pipe without ever
-executing it, and without being made to allocate without bound. A frame is therefore plain data:
+A frame is plain data, so that the supervisor reads whatever the (untrusted) worker writes without executing it
+and without being made to allocate without bound:
 
     prefix  = MAGIC (4 bytes) | header length (uint32, big-endian) | payload length (uint32, big-endian)
-    header  = a UTF-8 JSON object with at least a string field "type"
-    payload = raw bytes (an event, a JSON result, a JSON error object)
+    header  = a UTF-8 JSON object with a string field "type"
+    payload = raw bytes (an event, an encoded result, a JSON error object)
 
-Both lengths are checked against the reader's limits as soon as the 12-byte prefix is in, before anything is
-buffered, so a lying length costs nothing. JSON is only ever parsed with ``json.loads``; nothing is unpickled or
-evaluated in either direction.
+Both lengths are checked against the reader's limits as soon as the prefix is in. Each message type has one
+builder (``encode``) and one parser (``parse``, which validates every field) here; nothing else touches a header.
+The fork template's control messages (JSON datagrams beside the frames) are here too.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import signal
 import struct
 from enum import StrEnum
 from typing import Any, NamedTuple
+
+from .errors import error_object
 
 MAGIC = b"LSF1"
 #: Sent by the supervisor to a worker it is about to kill at the deadline: the worker dumps its threads' stacks.
@@ -37,15 +39,15 @@ DEFAULT_MAX_PAYLOAD_BYTES = LAMBDA_RESPONSE_LIMIT_BYTES + 256 * 1024
 
 
 class MessageType(StrEnum):
-    """The ``type`` of a frame header, by direction."""
+    """The ``type`` of a frame header, by direction (each has its message class below)."""
 
     # worker -> supervisor
-    READY = "ready"  # init done; header: {"pid"}
-    INIT_ERROR = "init_error"  # payload: a Lambda error object (JSON)
-    RESULT = "result"  # header: {"request_id", "content_type"?}; payload: the encoded handler result
-    ERROR = "error"  # header: {"request_id", "error_type", "fatal", "xray_cause"?}; payload: a Lambda error object
+    READY = "ready"
+    INIT_ERROR = "init_error"
+    RESULT = "result"
+    ERROR = "error"
     # supervisor -> worker
-    INVOKE = "invoke"  # header: the invocation's metadata; payload: the raw event body
+    INVOKE = "invoke"
 
 
 #: The content types a ``result`` frame may name in its header's ``content_type`` (absent: JSON). The supervisor
@@ -80,14 +82,18 @@ class Frame(NamedTuple):
         return str(self.header["type"])
 
 
+#: Made once: ``json.dumps`` with options builds an encoder per call, a third of a small header's encoding time.
+_HEADER_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_frame(header: dict[str, Any], payload: bytes = b"") -> bytes:
     """Serialise one frame. Raises ValueError if the header is too large to be accepted by any reader."""
     if not isinstance(header.get("type"), str):
         raise ValueError("a frame header needs a string 'type'")
-    header_bytes = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    header_bytes = _HEADER_ENCODER.encode(header).encode("utf-8")
     if len(header_bytes) > MAX_HEADER_BYTES:
         raise ValueError(f"frame header of {len(header_bytes)} bytes exceeds {MAX_HEADER_BYTES} bytes")
-    return PREFIX.pack(MAGIC, len(header_bytes), len(payload)) + header_bytes + payload
+    return b"".join((PREFIX.pack(MAGIC, len(header_bytes), len(payload)), header_bytes, payload))  # one copy
 
 
 class FrameDecoder:
@@ -163,3 +169,258 @@ def _parse_header(raw: bytes) -> dict[str, Any]:
     if not isinstance(header, dict) or not isinstance(header.get("type"), str):
         raise FrameError("frame header must be a JSON object with a string 'type'")
     return header
+
+
+# -- messages ---------------------------------------------------------------------------------------------------
+# Each message is an immutable NamedTuple: on the path of every invocation, building one costs a quarter of what a
+# frozen dataclass does.
+
+
+class InvalidMessage(FrameError):
+    """A well-formed frame that is not a valid message of the kind expected. ``request_id`` is the one its header
+    named, when that was a string (a reply meant for another request is told apart from garbage with it)."""
+
+    def __init__(self, detail: str, request_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.request_id = request_id
+
+
+def _optional_text(header: dict[str, Any], name: str) -> str | None:
+    value = header.get(name)
+    if value is None or type(value) is str:
+        return value
+    raise InvalidMessage(f"{name} is not a string", _request_id(header))
+
+
+def _request_id(header: dict[str, Any]) -> str | None:
+    request_id = header.get("request_id")
+    return request_id if type(request_id) is str else None
+
+
+class InvokeMessage(NamedTuple):
+    """Supervisor -> worker: one event's metadata, from which the worker builds ``context``; the payload is the raw
+    event body."""
+
+    request_id: str
+    deadline_ms: int
+    invoked_function_arn: str = ""
+    trace_id: str | None = None
+    client_context: str | None = None
+    cognito_identity: str | None = None
+    tenant_id: str | None = None
+    #: When the worker raises its soft timeout in the handler (epoch ms); None: no soft timeout.
+    soft_deadline_ms: int | None = None
+
+    def encode(self, body: bytes) -> bytes:
+        """The frame; raises ValueError when the metadata is over the header bound (a huge client context)."""
+        return encode_frame({
+            "type": MessageType.INVOKE,
+            "request_id": self.request_id,
+            "deadline_ms": self.deadline_ms,
+            "invoked_function_arn": self.invoked_function_arn,
+            "trace_id": self.trace_id,
+            "client_context": self.client_context,
+            "cognito_identity": self.cognito_identity,
+            "tenant_id": self.tenant_id,
+            "soft_deadline_ms": self.soft_deadline_ms,
+        }, body)
+
+    @classmethod
+    def parse(cls, frame: Frame) -> InvokeMessage:
+        header = frame.header
+        request_id, deadline_ms, soft_deadline_ms = header.get("request_id"), header.get("deadline_ms"), header.get(
+            "soft_deadline_ms")
+        if (header["type"] != MessageType.INVOKE or type(request_id) is not str or type(deadline_ms) is not int
+                or (soft_deadline_ms is not None and type(soft_deadline_ms) is not int)):
+            raise InvalidMessage("not an invoke frame with a string request_id and integer deadlines")
+        return cls(request_id, deadline_ms, _optional_text(header, "invoked_function_arn") or "",
+                   _optional_text(header, "trace_id"), _optional_text(header, "client_context"),
+                   _optional_text(header, "cognito_identity"), _optional_text(header, "tenant_id"), soft_deadline_ms)
+
+
+class ReadyMessage(NamedTuple):
+    """Worker -> supervisor: the user's init is done (no payload)."""
+
+    pid: int
+
+    def encode(self) -> bytes:
+        return encode_frame({"type": MessageType.READY, "pid": self.pid})
+
+    @classmethod
+    def parse(cls, frame: Frame) -> ReadyMessage:
+        pid = frame.header.get("pid")
+        if frame.type != MessageType.READY:
+            raise InvalidMessage(f"{frame.type!r} frame is not a ready frame")
+        if type(pid) is not int:
+            raise InvalidMessage("ready frame without an integer pid")
+        return cls(pid)
+
+
+class InitErrorMessage(NamedTuple):
+    """Worker -> supervisor: the user's init failed; the payload is the Lambda error object (``parse_error``)."""
+
+    def encode(self, error_payload: bytes) -> bytes:
+        return encode_frame({"type": MessageType.INIT_ERROR}, error_payload)
+
+    @classmethod
+    def parse(cls, frame: Frame) -> InitErrorMessage:
+        if frame.type != MessageType.INIT_ERROR:
+            raise InvalidMessage(f"{frame.type!r} frame is not an init_error frame")
+        return cls()
+
+
+def parse_startup(frame: Frame) -> ReadyMessage | InitErrorMessage:
+    """What a starting worker sent: ready, or its init error. Raises InvalidMessage for anything else."""
+    if frame.type == MessageType.INIT_ERROR:
+        return InitErrorMessage.parse(frame)
+    if frame.type != MessageType.READY:
+        raise InvalidMessage(f"Worker sent {frame.type!r} instead of ready during init")
+    return ReadyMessage.parse(frame)
+
+
+class ResultMessage(NamedTuple):
+    """Worker -> supervisor: the handler's result for ``request_id``; the payload is the encoded result, posted as
+    ``content_type`` (one of RESULT_CONTENT_TYPES, absent from the header when it is JSON)."""
+
+    request_id: str
+    content_type: str = JSON_CONTENT_TYPE
+
+    def encode(self, payload: bytes) -> bytes:
+        header = {"type": MessageType.RESULT, "request_id": self.request_id}
+        if self.content_type != JSON_CONTENT_TYPE:  # the usual case costs the frame nothing
+            header["content_type"] = self.content_type
+        return encode_frame(header, payload)
+
+    @classmethod
+    def parse(cls, frame: Frame) -> ResultMessage:
+        header = frame.header
+        request_id = _reply_request_id(header, MessageType.RESULT)
+        content_type = header.get("content_type", JSON_CONTENT_TYPE)
+        if type(content_type) is not str or content_type not in RESULT_CONTENT_TYPES:
+            raise InvalidMessage("result with an unknown content type", request_id)
+        return cls(request_id, content_type)
+
+
+class ErrorMessage(NamedTuple):
+    """Worker -> supervisor: the invocation ``request_id`` failed; the payload is a Lambda error object
+    (``parse_error``). ``fatal``: the worker must be replaced (a MemoryError). ``xray_cause`` is the worker's X-Ray
+    cause document, JSON data not checked here: the post checks and bounds it (supervisor/xray_cause.py)."""
+
+    request_id: str
+    error_type: str = ""  # the payload's errorType, for readers of the header alone
+    fatal: bool = False
+    xray_cause: object = None
+
+    def encode(self, error_payload: bytes) -> bytes:
+        header = {"type": MessageType.ERROR, "request_id": self.request_id, "error_type": self.error_type,
+                  "fatal": self.fatal}
+        if self.xray_cause is not None:
+            header["xray_cause"] = self.xray_cause
+        return encode_frame(header, error_payload)
+
+    @classmethod
+    def parse(cls, frame: Frame) -> ErrorMessage:
+        header = frame.header
+        request_id = _reply_request_id(header, MessageType.ERROR)
+        fatal = header.get("fatal", False)
+        if type(fatal) is not bool:
+            raise InvalidMessage("error frame's fatal is not a boolean", request_id)
+        return cls(request_id, _optional_text(header, "error_type") or "", fatal, header.get("xray_cause"))
+
+
+def _reply_request_id(header: dict[str, Any], expected: MessageType) -> str:
+    request_id = header.get("request_id")
+    if type(request_id) is not str:
+        raise InvalidMessage(f"reply for request {request_id!r}")
+    if header["type"] != expected:
+        raise InvalidMessage(f"unexpected {header['type']!r} frame", request_id)
+    return request_id
+
+
+def parse_reply(frame: Frame) -> ResultMessage | ErrorMessage:
+    """What a worker sent in answer to an invoke frame. Raises InvalidMessage for anything else."""
+    if frame.header["type"] == MessageType.RESULT:
+        return ResultMessage.parse(frame)
+    return ErrorMessage.parse(frame)
+
+
+def parse_error(payload: bytes) -> dict[str, Any]:
+    """The Lambda error object of an ``error`` or ``init_error`` frame, validated, keeping only the fields Lambda
+    knows. Raises InvalidMessage."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError) as error:
+        raise InvalidMessage(f"error payload is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise InvalidMessage("error payload is not a JSON object")
+    error_type, message, stack = data.get("errorType"), data.get("errorMessage"), data.get("stackTrace", [])
+    if not isinstance(error_type, str) or not error_type or not isinstance(message, str):
+        raise InvalidMessage("error payload lacks a string errorType and errorMessage")
+    if not isinstance(stack, list) or not all(isinstance(line, str) for line in stack):
+        raise InvalidMessage("error payload's stackTrace is not a list of strings")
+    return error_object(error_type[:256], message, stack)
+
+
+# -- the fork template's control messages (SOCK_SEQPACKET datagrams; the fork request carries two descriptors) -----
+
+
+class ForkMessageType(StrEnum):
+    FORK = "fork"  # supervisor -> template, with the new worker's two pipe ends
+    FORKED = "forked"  # template -> supervisor
+    FORK_FAILED = "fork_failed"  # template -> supervisor
+
+
+#: The largest control message either side reads.
+MAX_FORK_MESSAGE_BYTES = 4096
+
+
+def _control_message(data: bytes) -> dict[str, Any]:
+    try:
+        message = json.loads(data[:MAX_FORK_MESSAGE_BYTES])
+    except (ValueError, RecursionError):
+        raise InvalidMessage("control message is not JSON") from None
+    if not isinstance(message, dict):
+        raise InvalidMessage("control message is not a JSON object")
+    return message
+
+
+class ForkRequest(NamedTuple):
+    """Supervisor -> template: fork a worker on the two descriptors sent with this message."""
+
+    def encode(self) -> bytes:
+        return json.dumps({"type": ForkMessageType.FORK}).encode()
+
+    @classmethod
+    def parse(cls, data: bytes) -> ForkRequest:
+        if _control_message(data).get("type") != ForkMessageType.FORK:
+            raise InvalidMessage("not a fork request")
+        return cls()
+
+
+class ForkedMessage(NamedTuple):
+    """Template -> supervisor: the worker ``pid`` was forked and is being adopted by the supervisor."""
+
+    pid: int
+
+    def encode(self) -> bytes:
+        return json.dumps({"type": ForkMessageType.FORKED, "pid": self.pid}).encode()
+
+
+class ForkFailedMessage(NamedTuple):
+    """Template -> supervisor: the fork failed (``error``: the exception, for the log)."""
+
+    error: str
+
+    def encode(self) -> bytes:
+        return json.dumps({"type": ForkMessageType.FORK_FAILED, "error": self.error}).encode()
+
+
+def parse_fork_reply(data: bytes) -> ForkedMessage | ForkFailedMessage:
+    """The template's answer to a fork request. Raises InvalidMessage."""
+    message = _control_message(data)
+    kind, pid, error = message.get("type"), message.get("pid"), message.get("error")
+    if kind == ForkMessageType.FORKED and type(pid) is int and pid > 1:
+        return ForkedMessage(pid)
+    if kind == ForkMessageType.FORK_FAILED and type(error) is str:
+        return ForkFailedMessage(error)
+    raise InvalidMessage("not a forked or fork_failed message")

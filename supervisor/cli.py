@@ -110,7 +110,7 @@ def _report_config_error(message: str) -> None:
     try:
         Config.load({**os.environ, "_HANDLER": "x.y", "LAMBDA_TASK_ROOT": "/"}, {})
     except ConfigError as error:
-        if "AWS_LAMBDA_RUNTIME_API" in str(error):
+        if error.variable == "AWS_LAMBDA_RUNTIME_API":
             return
     client = RuntimeApiClient(address, retry_seconds=2.0)
     try:

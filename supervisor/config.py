@@ -31,7 +31,11 @@ MAX_TIMEOUT_MARGIN_MS = 10_000
 
 
 class ConfigError(ValueError):
-    """A setting has a value we cannot use; the message names the variable."""
+    """A setting has a value we cannot use; ``variable`` is its name, which the message names too."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        super().__init__(message)
+        self.variable = variable
 
 
 def _positive_int(text: str) -> int:
@@ -302,7 +306,7 @@ class Config:
             text = environ.get(setting.variable) or defaults.get(setting.variable)
             if text is None or text == "":
                 if setting.required:
-                    raise ConfigError(f"{setting.variable} is not set: {setting.meaning}")
+                    raise ConfigError(setting.variable, f"{setting.variable} is not set: {setting.meaning}")
                 default = setting.default
                 values[setting.field] = default(values) if callable(default) else (
                     setting.parse(default) if isinstance(default, str) and setting.parse is not str else default
@@ -311,7 +315,7 @@ class Config:
             try:
                 values[setting.field] = setting.parse(text)
             except ValueError as error:
-                raise ConfigError(f"{setting.variable}={text!r} is invalid: {error}") from None
+                raise ConfigError(setting.variable, f"{setting.variable}={text!r} is invalid: {error}") from None
         assert {f.name for f in fields(cls)} == set(values)
         return cls(**values)
 

@@ -1,18 +1,9 @@
-"""One keep-alive HTTP/1.1 connection to the Runtime API, as cheap per call as Python allows.
+"""One keep-alive HTTP/1.1 connection to the Runtime API, cheap per call: on every invocation's path twice.
 
-The client is on every invocation's critical path twice (``next``, then the post). Measured in ``bench/``, the
-standard library's ``http.client`` spends about 70 µs of CPU per call, most of it parsing response headers through
-the ``email`` package; ``requests`` costs more still. Here the request line and headers are written directly
-(the Runtime API needs nothing more than ``Host``, ``Content-Length`` and a few fixed headers) and the response is
-parsed by ``httptools`` (the C parser llhttp, also used by uvicorn), which handles status lines, chunked bodies and
-keep-alive rules: about 10 µs on top of the bare socket calls.
-
-The socket stays in blocking mode, and its timeouts are the kernel's (``SO_RCVTIMEO``/``SO_SNDTIMEO``, set once
-per connection). A Python-level timeout (``settimeout``) would cost an ``ioctl`` to change it and a ``poll``
-before every ``send`` and ``recv``: on this path, a third of the supervisor's system calls.
-
-Any failure (refused, reset, timed out, a response that does not parse or ends early) closes the connection, so
-the next call starts on a clean one; the caller decides whether to retry.
+Requests are written directly and responses parsed by ``httptools`` (instead of ``http.client`` or ``requests``,
+which cost several times more per call; figures in the README). Timeouts are the socket's kernel timeouts, set
+once per connection, so no call costs an extra system call. Any failure closes the connection, so the next call
+starts on a clean one; the caller decides whether to retry.
 """
 
 from __future__ import annotations

@@ -17,8 +17,6 @@ Every strategy hands the loop a worker that is ready, or raises WorkerInitFailed
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import random
 import socket
@@ -27,6 +25,13 @@ from collections.abc import Mapping
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object
+from lambda_supervisor.shared.protocol import (
+    MAX_FORK_MESSAGE_BYTES,
+    ForkedMessage,
+    ForkRequest,
+    InvalidMessage,
+    parse_fork_reply,
+)
 
 from .config import Config
 from .events import emit
@@ -36,7 +41,6 @@ from .strategy_choice import choose_strategy
 from .worker_launch import Launched
 from .worker_process import WorkerInitFailed, WorkerProcess, WorkerWaitInterrupted
 
-MAX_TEMPLATE_REPLY_BYTES = 4096
 #: The pause before a lost standby is started again: doubled with each loss in a row, jittered, capped.
 SPARE_RETRY_INITIAL_S = 0.2
 SPARE_RETRY_MAX_S = 30.0
@@ -226,9 +230,9 @@ class ForkFactory(WorkerFactory):
         (to_read, to_write), (from_read, from_write) = WorkerProcess.make_pipes()
         try:
             try:
-                socket.send_fds(self._control, [b'{"type": "fork"}'], [to_read, from_write])
+                socket.send_fds(self._control, [ForkRequest().encode()], [to_read, from_write])
                 self._control.settimeout(self.config.init_timeout_s)
-                reply = self._control.recv(MAX_TEMPLATE_REPLY_BYTES)
+                reply = self._control.recv(MAX_FORK_MESSAGE_BYTES)
             except OSError as error:
                 raise TemplateGone(f"fork request failed: {error}") from None
         finally:
@@ -249,12 +253,11 @@ class ForkFactory(WorkerFactory):
 
     @staticmethod
     def _forked_pid(reply: bytes) -> int | None:
-        with contextlib.suppress(ValueError, AttributeError):
-            message = json.loads(reply)
-            pid = message.get("pid")
-            if message.get("type") == "forked" and isinstance(pid, int) and pid > 1:
-                return pid
-        return None
+        try:
+            message = parse_fork_reply(reply)
+        except InvalidMessage:
+            return None
+        return message.pid if isinstance(message, ForkedMessage) else None
 
     def start(self) -> WorkerProcess:
         self._start_template()

@@ -1,9 +1,5 @@
-"""Client of the Lambda Runtime API, over one keep-alive HTTP/1.1 connection on loopback.
-
-The client is on every invocation's critical path twice (``next``, then the post), so it does not use
-``requests``: measured in ``bench/``, requests cost more per call than the whole rest of the supervisor. The
-connection (``http_connection``) writes requests directly and parses answers with httptools. Retrying stays with
-tenacity, imported and entered only after a first failure.
+"""Client of the Lambda Runtime API, over one keep-alive HTTP/1.1 connection (http_connection.py). Retrying is
+tenacity's, imported and entered only after a first failure.
 
 Transient faults (connection refused or reset, timeouts, 5xx) are retried with jittered exponential backoff for
 at most ``retry_seconds``; only after that is the Runtime API considered gone, which is the one reason the
@@ -24,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from lambda_supervisor.shared.printable import error_type_header, log_safe
-from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, RESULT_CONTENT_TYPES
+from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, RESULT_CONTENT_TYPES, InvokeMessage
 
 from .http_connection import HttpConnection, ResponseParseError, UnsafeRequest
 from .logs import log
@@ -70,19 +66,18 @@ class Invocation:
     def seconds_left(self) -> float:
         return self.deadline_ms / 1000 - time.time()
 
-    def worker_header(self, soft_timeout_ms: int = 0) -> dict[str, Any]:
+    def worker_message(self, soft_timeout_ms: int = 0) -> InvokeMessage:
         """The metadata the worker needs to build ``context`` (the invoke frame's header)."""
-        return {
-            "soft_deadline_ms": self.deadline_ms - soft_timeout_ms if soft_timeout_ms else None,
-            "type": "invoke",
-            "request_id": self.request_id,
-            "deadline_ms": self.deadline_ms,
-            "invoked_function_arn": self.invoked_function_arn,
-            "trace_id": self.trace_id,
-            "client_context": self.client_context,
-            "cognito_identity": self.cognito_identity,
-            "tenant_id": self.tenant_id,
-        }
+        return InvokeMessage(
+            self.request_id,
+            self.deadline_ms,
+            self.invoked_function_arn,
+            self.trace_id,
+            self.client_context,
+            self.cognito_identity,
+            self.tenant_id,
+            self.deadline_ms - soft_timeout_ms if soft_timeout_ms else None,
+        )
 
 
 def _log_retry(state: RetryCallState) -> None:

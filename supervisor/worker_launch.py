@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
+from lambda_supervisor.shared import worker_env
 from lambda_supervisor.shared.rlimits import format_rlimits
 
 if TYPE_CHECKING:
@@ -38,20 +39,20 @@ class Launched(NamedTuple):
 
 def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
     """The worker's environment: the Lambda environment minus the Runtime API address, plus resolved settings."""
-    env = {name: value for name, value in environ.items() if name != "AWS_LAMBDA_RUNTIME_API"}
-    env.update(
-        _HANDLER=config.handler,
-        LAMBDA_TASK_ROOT=str(config.task_root),
-        AWS_LAMBDA_FUNCTION_NAME=config.function_name,
-        AWS_LAMBDA_FUNCTION_VERSION=config.function_version,
-        AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(config.memory_size_mb),
-        AWS_LAMBDA_LOG_GROUP_NAME=config.log_group_name,
-        AWS_LAMBDA_LOG_STREAM_NAME=config.log_stream_name,
-        LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES=str(config.max_response_bytes),
-        AWS_LAMBDA_LOG_FORMAT=config.log_format,
-        AWS_LAMBDA_LOG_LEVEL=config.app_log_level,
-        LAMBDA_SUPERVISOR_RLIMITS=format_rlimits(config.rlimits),
-    )
+    env = {name: value for name, value in environ.items() if name != worker_env.RUNTIME_API}
+    env.update({
+        worker_env.HANDLER: config.handler,
+        worker_env.TASK_ROOT: str(config.task_root),
+        worker_env.FUNCTION_NAME: config.function_name,
+        worker_env.FUNCTION_VERSION: config.function_version,
+        worker_env.FUNCTION_MEMORY_SIZE: str(config.memory_size_mb),
+        worker_env.LOG_GROUP_NAME: config.log_group_name,
+        worker_env.LOG_STREAM_NAME: config.log_stream_name,
+        worker_env.MAX_RESPONSE_BYTES: str(config.max_response_bytes),
+        worker_env.LOG_FORMAT: config.log_format,
+        worker_env.LOG_LEVEL: config.app_log_level,
+        worker_env.RLIMITS: format_rlimits(config.rlimits),
+    })
     return env
 
 

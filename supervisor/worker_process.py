@@ -10,7 +10,6 @@ bounded frame decoder and never trusted further than that.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
 import selectors
@@ -27,14 +26,20 @@ from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
 from lambda_supervisor.shared.protocol import (
     JSON_CONTENT_TYPE,
-    RESULT_CONTENT_TYPES,
     STACK_DUMP_SIGNAL,
+    ErrorMessage,
     Frame,
     FrameDecoder,
     FrameError,
     FrameTooLarge,
+    InitErrorMessage,
+    InvalidMessage,
     MessageType,
-    encode_frame,
+    ReadyMessage,
+    ResultMessage,
+    parse_error,
+    parse_reply,
+    parse_startup,
 )
 
 from .config import Config
@@ -153,27 +158,11 @@ def _event_frame(invocation: Invocation, soft_timeout_ms: int) -> bytes | Outcom
     """The invoke frame for an event, or the error to post when it cannot be framed (metadata over the frame
     header's bound, as a huge client context makes it): the event never reaches the worker, which stays warm."""
     try:
-        return encode_frame(invocation.worker_header(soft_timeout_ms), invocation.body)
+        return invocation.worker_message(soft_timeout_ms).encode(invocation.body)
     except ValueError as error:
         return failure(ErrorType.EVENT_METADATA_TOO_LARGE, invocation.request_id,
                        f"the invocation's metadata (client context, identity, ids) cannot be passed to the function: "
                        f"{error}")
-
-
-def parse_worker_error(payload: bytes) -> dict[str, Any]:
-    """Validate an error object sent by the (untrusted) worker, keeping only the fields Lambda knows."""
-    try:
-        data = json.loads(payload)
-    except (ValueError, RecursionError) as error:
-        raise FrameError(f"error payload is not JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise FrameError("error payload is not a JSON object")
-    error_type, message, stack = data.get("errorType"), data.get("errorMessage"), data.get("stackTrace", [])
-    if not isinstance(error_type, str) or not error_type or not isinstance(message, str):
-        raise FrameError("error payload lacks a string errorType and errorMessage")
-    if not isinstance(stack, list) or not all(isinstance(line, str) for line in stack):
-        raise FrameError("error payload's stackTrace is not a list of strings")
-    return error_object(error_type[:256], message, stack)
 
 
 class WorkerProcess:
@@ -265,17 +254,15 @@ class WorkerProcess:
             self.kill()
             raise WorkerInitFailed(error_object(
                 ErrorType.INVALID_WORKER_MESSAGE, f"Worker sent an invalid message during init: {error}")) from None
-        if frame.type == MessageType.READY:
-            self.ready_seconds = time.monotonic() - self.started_monotonic
-            return self.ready_seconds
+        try:
+            if isinstance(parse_startup(frame), ReadyMessage):
+                self.ready_seconds = time.monotonic() - self.started_monotonic
+                return self.ready_seconds
+            init_error = parse_error(frame.payload)
+        except InvalidMessage as problem:
+            init_error = error_object(ErrorType.INVALID_WORKER_MESSAGE, str(problem))
         self.kill()
-        if frame.type == MessageType.INIT_ERROR:
-            try:
-                raise WorkerInitFailed(parse_worker_error(frame.payload))
-            except FrameError as error:
-                raise WorkerInitFailed(error_object(ErrorType.INVALID_WORKER_MESSAGE, str(error))) from None
-        raise WorkerInitFailed(error_object(
-            ErrorType.INVALID_WORKER_MESSAGE, f"Worker sent {frame.type!r} instead of ready during init"))
+        raise WorkerInitFailed(init_error)
 
     # -- invoking -----------------------------------------------------------------------------------------------
 
@@ -379,28 +366,38 @@ class WorkerProcess:
                        FaultReason.TIMEOUT)
 
     def _judge_reply(self, frame: Frame, request_id: str, max_response_bytes: int) -> Outcome:
-        replied_to = frame.header.get("request_id")
+        reply: ResultMessage | ErrorMessage | None = None
+        problem: InvalidMessage | None = None
+        replied_to: str | None
+        try:
+            reply = parse_reply(frame)
+            replied_to = reply.request_id
+        except InvalidMessage as invalid:
+            problem, replied_to = invalid, invalid.request_id
         if replied_to != request_id:
-            if isinstance(replied_to, str) and replied_to in self._served:
-                return self._blame_earlier(request_id, replied_to, "a second reply to it arrived during this one")
-            return self._protocol_violation(request_id, f"reply for request {replied_to!r}")
-        if frame.type == MessageType.RESULT:
-            if len(frame.payload) > max_response_bytes:
-                return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id,
-                               response_size_message(len(frame.payload), max_response_bytes))
-            content_type = frame.header.get("content_type", JSON_CONTENT_TYPE)
-            if not isinstance(content_type, str) or content_type not in RESULT_CONTENT_TYPES:
-                return self._protocol_violation(request_id, "result with an unknown content type")
-            return Outcome(response=frame.payload, content_type=content_type)
-        if frame.type == MessageType.ERROR:
-            try:
-                error = parse_worker_error(frame.payload)
-            except FrameError as problem:
-                return self._protocol_violation(request_id, str(problem))
-            fatal = frame.header.get("fatal") is True
-            return Outcome(error=error, fault=FaultReason.MEMORY_ERROR if fatal else None,
-                           xray_cause=frame.header.get("xray_cause"))
-        return self._protocol_violation(request_id, f"unexpected {frame.type!r} frame")
+            return self._misaddressed(request_id, replied_to, problem)
+        if len(frame.payload) > max_response_bytes and frame.type == MessageType.RESULT:
+            return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id,
+                           response_size_message(len(frame.payload), max_response_bytes))
+        if reply is None:
+            return self._protocol_violation(request_id, str(problem))
+        if isinstance(reply, ResultMessage):
+            return Outcome(response=frame.payload, content_type=reply.content_type)
+        try:
+            error = parse_error(frame.payload)
+        except InvalidMessage as invalid:
+            return self._protocol_violation(request_id, str(invalid))
+        return Outcome(error=error, fault=FaultReason.MEMORY_ERROR if reply.fatal else None,
+                       xray_cause=reply.xray_cause)
+
+    def _misaddressed(self, request_id: str, replied_to: str | None, problem: InvalidMessage | None) -> Outcome:
+        """A reply that is not for ``request_id``: a late second reply to an earlier request is that request's
+        fault; anything else is this one's."""
+        if replied_to is None:
+            return self._protocol_violation(request_id, str(problem))
+        if replied_to in self._served:
+            return self._blame_earlier(request_id, replied_to, "a second reply to it arrived during this one")
+        return self._protocol_violation(request_id, f"reply for request {replied_to!r}")
 
     def _stray_between_invocations(self) -> str | None:
         """Whatever the worker wrote after its last reply and before this event (one non-blocking read): the
@@ -659,11 +656,14 @@ class WorkerProcess:
     def init_error(self) -> dict[str, Any] | None:
         """The init error a dead worker left in its pipe (a standby that failed its init), once it is reaped."""
         for frame in self._frames:
-            if frame.type == MessageType.INIT_ERROR:
-                try:
-                    return parse_worker_error(frame.payload)
-                except FrameError as error:
-                    return error_object(ErrorType.INVALID_WORKER_MESSAGE, str(error))
+            try:
+                InitErrorMessage.parse(frame)
+            except InvalidMessage:
+                continue
+            try:
+                return parse_error(frame.payload)
+            except InvalidMessage as error:
+                return error_object(ErrorType.INVALID_WORKER_MESSAGE, str(error))
         return None
 
     def _take_last_words(self) -> None:

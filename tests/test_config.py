@@ -207,6 +207,7 @@ def test_an_invalid_value_names_its_variable(variable: str, value: str) -> None:
         Config.load({**required(), variable: value})
     message = str(excinfo.value)
     assert message.startswith(variable), message
+    assert excinfo.value.variable == variable
     assert isinstance(excinfo.value, ValueError)
 
 
@@ -227,8 +228,9 @@ def test_a_task_root_that_is_a_file_is_refused(tmp_path: Path) -> None:
 def test_a_missing_required_variable_is_named(variable: str) -> None:
     environ = required()
     del environ[variable]
-    with pytest.raises(ConfigError, match=rf"^{variable} is not set"):
+    with pytest.raises(ConfigError, match=rf"^{variable} is not set") as excinfo:
         Config.load(environ)
+    assert excinfo.value.variable == variable
     with pytest.raises(ConfigError, match=rf"^{variable}"):
         Config.load({**environ, variable: ""})
 

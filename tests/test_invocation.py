@@ -1,4 +1,5 @@
-"""The Invoker in-process: every outcome of a call is exactly one reply frame, decoded as the supervisor would."""
+"""The Invoker in-process: every outcome of a call is exactly one reply frame, decoded as the supervisor would; the
+direct path as under awslambdaric, and limits that hold behind HTTP sources too."""
 
 from __future__ import annotations
 
@@ -6,14 +7,20 @@ import json
 import os
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_supervisor.shared.protocol import DEFAULT_MAX_PAYLOAD_BYTES, Frame, FrameDecoder
-from lambda_supervisor.supervisor.worker_process import parse_worker_error
+from lambda_supervisor.shared.protocol import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    Frame,
+    FrameDecoder,
+    InvokeMessage,
+    parse_error,
+)
 from lambda_supervisor.worker import invocation as invocation_module
 from lambda_supervisor.worker.context import FunctionInfo, LambdaContext
 from lambda_supervisor.worker.invocation import (
@@ -25,6 +32,7 @@ from lambda_supervisor.worker.invocation import (
     decode_event,
     encode_result,
 )
+from lambda_supervisor.worker.registration import HandlerOptions, lambda_handler
 
 FUNCTION = FunctionInfo(
     function_name="my-function",
@@ -43,17 +51,15 @@ def now_ms() -> int:
 
 def invoke(handler: Any, body: bytes = b"", *, max_response_bytes: int = 6 * ONE_MB, **fields: Any) -> Frame:
     """Run one invocation and decode its reply with a supervisor-sized decoder: there must be exactly one frame."""
-    header: dict[str, Any] = {
-        "type": "invoke", "request_id": "req-1", "deadline_ms": now_ms() + 60_000, "invoked_function_arn": ARN,
-    }
-    header.update(fields)
-    data = Invoker(handler, FUNCTION, max_response_bytes)(header, body)
+    message = InvokeMessage(**{"request_id": "req-1", "deadline_ms": now_ms() + 60_000, "invoked_function_arn": ARN,
+                               **fields})
+    data = Invoker(handler, FUNCTION, max_response_bytes)(message, body)
     assert isinstance(data, bytes)
     decoder = FrameDecoder(max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES)
     frames = decoder.feed(data)
     assert len(frames) == 1
     assert decoder.pending_bytes == 0
-    assert frames[0].header["request_id"] == header["request_id"]
+    assert frames[0].header["request_id"] == message.request_id
     return frames[0]
 
 
@@ -68,7 +74,7 @@ def error_of(frame: Frame, *, fatal: bool = False) -> dict[str, Any]:
     assert frame.header["fatal"] is fatal
     assert len(frame.payload) <= MAX_ERROR_BYTES
     error = json.loads(frame.payload.decode("utf-8"))  # strict UTF-8, as the Runtime API will want it
-    assert parse_worker_error(frame.payload) == error
+    assert parse_error(frame.payload) == error
     assert frame.header["error_type"] == error["errorType"]
     return error
 
@@ -241,7 +247,7 @@ def test_system_exit_is_not_swallowed() -> None:
         raise SystemExit(3)
 
     with pytest.raises(SystemExit):
-        Invoker(exits, FUNCTION, 100)({"request_id": "r", "deadline_ms": now_ms()}, b"")
+        Invoker(exits, FUNCTION, 100)(InvokeMessage("r", now_ms()), b"")
 
 
 def test_an_exception_whose_str_raises() -> None:
@@ -307,7 +313,7 @@ def test_bounded_error_payload_with_huge_stack_lines() -> None:
     error = {"errorType": "E", "errorMessage": "m" * 300_000, "stackTrace": ["\x02" * 100_000] * 100}
     payload = bounded_error_payload(error)
     assert len(payload) <= MAX_ERROR_BYTES
-    assert parse_worker_error(payload)["errorType"] == "E"
+    assert parse_error(payload)["errorType"] == "E"
 
 
 def test_bounded_error_payload_leaves_small_errors_alone() -> None:
@@ -491,3 +497,54 @@ def test_any_body_gives_exactly_one_valid_reply_for_the_echo_handler(body: bytes
     else:
         error = error_of(frame)
         assert error["errorType"] in ("Runtime.UnmarshalError", "Runtime.MarshalError")
+
+
+# -- the direct path, and limits that hold behind HTTP sources too ------------------------------------------------
+
+EVENTS = Path(__file__).parent / "events"
+
+
+def invoke_with(invoker: Invoker, event: bytes) -> tuple[dict[str, Any], bytes]:
+    """One invocation through an Invoker built by the test: the reply's header and payload."""
+    (frame,) = FrameDecoder().feed(invoker(InvokeMessage("req-1", 2**45), event))
+    return frame.header, frame.payload
+
+
+def test_the_direct_path_is_unchanged() -> None:
+    def handler(event: Any, context: Any) -> Any:
+        return {"event": event, "source": context.event_source}
+
+    invoker = Invoker(handler, FunctionInfo("f", "$LATEST", 128, "", ""), 6 * 1024 * 1024)
+    header, payload = invoke_with(invoker, b'{"a": 1}')
+    assert header == {"type": "result", "request_id": "req-1"}
+    assert json.loads(payload) == {"event": {"a": 1}, "source": "direct"}
+    header, payload = invoke_with(invoker, b"")
+    assert json.loads(payload) == {"event": {}, "source": "direct"}
+
+
+def test_an_oversized_proxy_response_is_still_refused() -> None:
+    def handler(event: Any, context: Any) -> Any:
+        return "x" * 2000
+
+    invoker = Invoker(handler, FunctionInfo("f", "$LATEST", 128, "", ""), 1000)
+    header, payload = invoke_with(invoker, (EVENTS / "apigateway-rest.json").read_bytes())
+    assert header["type"] == "error" and header["error_type"] == "Runtime.ResponseSizeTooLarge"
+    assert "exceeded maximum allowed payload size" in json.loads(payload)["errorMessage"]
+
+
+def test_a_decorated_async_handler_and_a_sync_wrapper_returning_a_coroutine() -> None:
+    @lambda_handler(decode_base64=True)
+    async def decorated(event: Any, context: Any) -> Any:
+        return {"source": context.event_source}
+
+    def wrapper(event: Any, context: Any) -> Any:
+        return decorated(event, context)
+
+    function = FunctionInfo("f", "$LATEST", 128, "", "")
+    http_event = (EVENTS / "function-url.json").read_bytes()
+    for handler in (decorated, wrapper):
+        invoker = Invoker(handler, function, 6 * 1024 * 1024, HandlerOptions(http=True))
+        header, payload = invoke_with(invoker, http_event)
+        assert header["type"] == "result", payload
+        assert json.loads(json.loads(payload)["body"]) == {"source": "function-url"}
+        assert json.loads(invoke_with(invoker, b"{}")[1]) == {"source": "direct"}

@@ -66,13 +66,15 @@ def test_missing_handler_attribute_is_handler_not_found(start_runtime: StartRunt
     assert runtime.wait_exit() == ExitCode.INIT_FAILED
 
 
-def test_invalid_setting_names_the_variable_and_is_reported(start_runtime: StartRuntime) -> None:
-    runtime = start_runtime(env={"LAMBDA_SUPERVISOR_MAX_RSS_MB": "lots"}, wait_ready=False)
+@pytest.mark.parametrize("value", ["lots", "AWS_LAMBDA_RUNTIME_API"])
+def test_invalid_setting_names_the_variable_and_is_reported(start_runtime: StartRuntime, value: str) -> None:
+    """Reported whatever the bad value says: only a bad Runtime API address itself goes unreported."""
+    runtime = start_runtime(env={"LAMBDA_SUPERVISOR_MAX_RSS_MB": value}, wait_ready=False)
     posted = runtime.emulator.wait_init_error(60)
     assert posted.error_type == "Runtime.InvalidConfiguration"
     assert "LAMBDA_SUPERVISOR_MAX_RSS_MB" in (posted.error_message or "")
     assert runtime.wait_exit() == ExitCode.CONFIG_ERROR
-    assert "LAMBDA_SUPERVISOR_MAX_RSS_MB='lots' is invalid" in runtime.log()
+    assert f"LAMBDA_SUPERVISOR_MAX_RSS_MB={value!r} is invalid" in runtime.log()
 
 
 def test_sigterm_when_idle_stops_everything_and_exits_zero(start_runtime: StartRuntime) -> None:

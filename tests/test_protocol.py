@@ -1,7 +1,9 @@
-"""The frame protocol on its own: round trips, arbitrary chunking, and every way a stream can be refused."""
+"""The wire protocol on its own: frames (round trips, arbitrary chunking, every way a stream can be refused) and
+the typed messages they carry (each builder's output parses back, and a parser takes nothing malformed)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from typing import Any
@@ -11,15 +13,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lambda_supervisor.shared.protocol import (
+    BYTES_CONTENT_TYPE,
     MAGIC,
     MAX_HEADER_BYTES,
     PREFIX,
+    ErrorMessage,
+    ForkedMessage,
+    ForkFailedMessage,
+    ForkRequest,
     Frame,
     FrameDecoder,
     FrameError,
     FrameTooLarge,
+    InitErrorMessage,
+    InvalidMessage,
+    InvokeMessage,
     MessageType,
+    ReadyMessage,
+    ResultMessage,
     encode_frame,
+    parse_fork_reply,
+    parse_reply,
+    parse_startup,
 )
 
 
@@ -333,3 +348,139 @@ def test_any_header_and_payload_round_trip_in_any_chunking(
     assert [(json.dumps(f.header, sort_keys=True), f.payload) for f in frames] == [
         (json.dumps(h, sort_keys=True), p) for h, p in messages
     ]
+
+
+# -- messages --------------------------------------------------------------------------------------------------
+
+
+def frame_of(data: bytes) -> Frame:
+    decoder = FrameDecoder()
+    (frame,) = decoder.feed(data)
+    assert decoder.pending_bytes == 0
+    return frame
+
+
+_optional_text = st.none() | st.text(max_size=40)
+_invoke_messages = st.builds(
+    InvokeMessage, st.text(max_size=40), st.integers(0, 2**53), st.text(max_size=40), _optional_text, _optional_text,
+    _optional_text, _optional_text, st.none() | st.integers(0, 2**53),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(message=_invoke_messages, body=st.binary(max_size=100))
+def test_an_invoke_message_parses_back_as_built(message: InvokeMessage, body: bytes) -> None:
+    frame = frame_of(message.encode(body))
+    assert frame.type == MessageType.INVOKE
+    parsed = InvokeMessage.parse(frame)
+    assert isinstance(parsed, InvokeMessage)
+    assert (parsed, frame.payload) == (message, body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(request_id=st.text(max_size=40), content_type=st.sampled_from(sorted({"application/json", BYTES_CONTENT_TYPE})),
+       error_type=st.text(max_size=20), fatal=st.booleans(), cause=_json_value)
+def test_every_reply_parses_back_as_built(request_id: str, content_type: str, error_type: str, fatal: bool,
+                                          cause: Any) -> None:
+    result = ResultMessage(request_id, content_type)
+    parsed_result = parse_reply(frame_of(result.encode(b"r")))
+    assert isinstance(parsed_result, ResultMessage) and parsed_result == result
+    error = ErrorMessage(request_id, error_type, fatal, cause)
+    parsed = parse_reply(frame_of(error.encode(b"{}")))
+    assert isinstance(parsed, ErrorMessage)
+    assert (parsed.request_id, parsed.error_type, parsed.fatal) == (request_id, error_type, fatal)
+    assert json.dumps(parsed.xray_cause) == json.dumps(cause)  # as JSON data: -0.0 and 0.0 are one number
+
+
+def test_a_json_result_costs_the_header_no_content_type() -> None:
+    assert frame_of(ResultMessage("r").encode(b"{}")).header == {"type": "result", "request_id": "r"}
+
+
+def test_startup_messages_parse_back_as_built() -> None:
+    ready = parse_startup(frame_of(ReadyMessage(42).encode()))
+    assert isinstance(ready, ReadyMessage) and ready.pid == 42
+    frame = frame_of(InitErrorMessage().encode(b'{"errorType": "E", "errorMessage": "m"}'))
+    assert isinstance(parse_startup(frame), InitErrorMessage)
+
+
+@pytest.mark.parametrize(
+    ("header", "detail", "request_id"),
+    [
+        pytest.param({"type": "result"}, "reply for request None", None, id="no-request-id"),
+        pytest.param({"type": "error", "request_id": 7}, "reply for request 7", None, id="int-request-id"),
+        pytest.param({"type": "ready", "request_id": "r"}, "unexpected 'ready' frame", "r", id="not-a-reply"),
+        pytest.param({"type": "result", "request_id": "r", "content_type": "text/html"}, "unknown content type", "r",
+                     id="unknown-content-type"),
+        pytest.param({"type": "result", "request_id": "r", "content_type": None}, "unknown content type", "r",
+                     id="null-content-type"),
+        pytest.param({"type": "error", "request_id": "r", "fatal": "yes"}, "fatal", "r", id="string-fatal"),
+        pytest.param({"type": "error", "request_id": "r", "error_type": ["E"]}, "error_type", "r",
+                     id="list-error-type"),
+    ],
+)
+def test_a_malformed_reply_is_refused_naming_the_request_it_claims(header: dict[str, Any], detail: str,
+                                                                   request_id: str | None) -> None:
+    with pytest.raises(InvalidMessage, match=detail) as refused:
+        parse_reply(frame_of(encode_frame(header)))
+    assert refused.value.request_id == request_id
+
+
+@pytest.mark.parametrize(
+    ("header", "detail"),
+    [
+        pytest.param({"type": "result", "request_id": "r"}, "Worker sent 'result' instead of ready", id="result"),
+        pytest.param({"type": "ready"}, "integer pid", id="no-pid"),
+        pytest.param({"type": "ready", "pid": "1"}, "integer pid", id="string-pid"),
+    ],
+)
+def test_a_malformed_startup_message_is_refused(header: dict[str, Any], detail: str) -> None:
+    with pytest.raises(InvalidMessage, match=detail):
+        parse_startup(frame_of(encode_frame(header)))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"type": "result", "request_id": "r", "deadline_ms": 1},
+        {"type": "invoke", "deadline_ms": 1},
+        {"type": "invoke", "request_id": "r"},
+        {"type": "invoke", "request_id": "r", "deadline_ms": "1"},
+        {"type": "invoke", "request_id": "r", "deadline_ms": True},
+        {"type": "invoke", "request_id": "r", "deadline_ms": 1, "trace_id": 5},
+        {"type": "invoke", "request_id": "r", "deadline_ms": 1, "soft_deadline_ms": 1.5},
+    ],
+)
+def test_a_malformed_invoke_message_is_refused(header: dict[str, Any]) -> None:
+    with pytest.raises(InvalidMessage):
+        InvokeMessage.parse(frame_of(encode_frame(header)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=_header | st.builds(lambda fields, kind: {**fields, "type": kind},
+                                  st.dictionaries(st.sampled_from(["request_id", "pid", "content_type", "fatal",
+                                                                   "error_type", "deadline_ms", "xray_cause"]),
+                                                  _json_value, max_size=4),
+                                  st.sampled_from([kind.value for kind in MessageType])))
+def test_a_parser_answers_any_header_with_a_message_or_invalid_message(header: dict[str, Any]) -> None:
+    frame = frame_of(encode_frame(header))
+    for parse in (parse_reply, parse_startup, InvokeMessage.parse):
+        with contextlib.suppress(InvalidMessage):
+            parse(frame)
+
+
+def test_fork_control_messages_parse_back_as_built() -> None:
+    assert isinstance(ForkRequest.parse(ForkRequest().encode()), ForkRequest)
+    forked = parse_fork_reply(ForkedMessage(1234).encode())
+    assert isinstance(forked, ForkedMessage) and forked.pid == 1234
+    failed = parse_fork_reply(ForkFailedMessage("OSError(12)").encode())
+    assert isinstance(failed, ForkFailedMessage) and failed.error == "OSError(12)"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not json", b"[]", b'{"type": "forked"}', b'{"type": "forked", "pid": 1}', b'{"type": "forked", "pid": "9"}',
+     b'{"type": "fork_failed"}', b'{"type": "fork"}', b"[" * 100_000],
+)
+def test_a_malformed_fork_reply_is_refused(data: bytes) -> None:
+    with pytest.raises(InvalidMessage):
+        parse_fork_reply(data)

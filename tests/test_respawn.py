@@ -1,4 +1,4 @@
-"""Issue 4: respawn strategies, recycle policies, the soft timeout and crash-loop containment."""
+"""Respawn strategies, recycle policies, the soft timeout and crash-loop containment."""
 
 from __future__ import annotations
 

@@ -14,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lambda_supervisor.shared.printable import error_type_header, is_header_safe, log_safe
-from lambda_supervisor.shared.protocol import FrameError
+from lambda_supervisor.shared.protocol import FrameError, parse_error
 from lambda_supervisor.supervisor.config import Config
-from lambda_supervisor.supervisor.worker_process import describe_wait_status, parse_worker_error, worker_environment
+from lambda_supervisor.supervisor.worker_process import describe_wait_status, worker_environment
 
-# -- parse_worker_error ----------------------------------------------------------------------------------------
+# -- parse_error ----------------------------------------------------------------------------------------------
 
 
 def test_a_good_error_object_is_accepted() -> None:
@@ -26,24 +26,24 @@ def test_a_good_error_object_is_accepted() -> None:
         "errorType": "ValueError", "errorMessage": "bad input", "stackTrace": ['  File "app.py", line 3\n'],
         "requestId": "smuggled", "cause": {"nested": True},
     }).encode()
-    assert parse_worker_error(payload) == {
+    assert parse_error(payload) == {
         "errorType": "ValueError", "errorMessage": "bad input", "stackTrace": ['  File "app.py", line 3\n'],
     }
 
 
 def test_a_missing_stack_is_an_empty_one() -> None:
-    error = parse_worker_error(b'{"errorType": "E", "errorMessage": ""}')
+    error = parse_error(b'{"errorType": "E", "errorMessage": ""}')
     assert error == {"errorType": "E", "errorMessage": "", "stackTrace": []}
 
 
 def test_unicode_survives() -> None:
-    error = parse_worker_error('{"errorType": "Ошибка", "errorMessage": "💥 \\u00e9"}'.encode())
+    error = parse_error('{"errorType": "Ошибка", "errorMessage": "💥 \\u00e9"}'.encode())
     assert error["errorType"] == "Ошибка"
     assert error["errorMessage"] == "💥 é"
 
 
 def test_a_long_error_type_is_cut() -> None:
-    error = parse_worker_error(json.dumps({"errorType": "E" * 10_000, "errorMessage": "m"}).encode())
+    error = parse_error(json.dumps({"errorType": "E" * 10_000, "errorMessage": "m"}).encode())
     assert error["errorType"] == "E" * 256
 
 
@@ -78,7 +78,7 @@ def test_a_long_error_type_is_cut() -> None:
 )
 def test_a_bad_error_object_is_a_frame_error(payload: bytes) -> None:
     with pytest.raises(FrameError):
-        parse_worker_error(payload)
+        parse_error(payload)
 
 
 # -- describe_wait_status --------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from lambda_supervisor.shared import worker_env
+
 from .event_source import EventSource
 
 #: The W3C trace-context fields ``w3c()`` offers (string values only), as awslambdaric.
@@ -39,11 +41,11 @@ class FunctionInfo(NamedTuple):
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> FunctionInfo:
         return cls(
-            function_name=environ.get("AWS_LAMBDA_FUNCTION_NAME"),
-            function_version=environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
-            memory_limit_in_mb=environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
-            log_group_name=environ.get("AWS_LAMBDA_LOG_GROUP_NAME"),
-            log_stream_name=environ.get("AWS_LAMBDA_LOG_STREAM_NAME"),
+            function_name=environ.get(worker_env.FUNCTION_NAME),
+            function_version=environ.get(worker_env.FUNCTION_VERSION),
+            memory_limit_in_mb=environ.get(worker_env.FUNCTION_MEMORY_SIZE),
+            log_group_name=environ.get(worker_env.LOG_GROUP_NAME),
+            log_stream_name=environ.get(worker_env.LOG_STREAM_NAME),
         )
 
 

@@ -23,7 +23,7 @@ from types import CoroutineType
 from typing import Any
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
-from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, MessageType, encode_frame
+from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, ErrorMessage, InvokeMessage, ResultMessage
 from lambda_supervisor.shared.xray import XRayCause
 
 from .async_runner import AsyncRunner, is_async_handler
@@ -124,11 +124,9 @@ def bounded_error_payload(error: dict[str, Any]) -> bytes:
 def error_frame(request_id: str, error: dict[str, Any], *, fatal: bool = False, xray: XRayCause | None = None,
                 payload: bytes | None = None) -> bytes:
     """The ``error`` frame; its header carries the X-Ray cause (bounded), which the supervisor checks again."""
-    header: dict[str, Any] = {"type": MessageType.ERROR, "request_id": request_id, "error_type": error["errorType"],
-                              "fatal": fatal}
-    if xray is not None:
-        header["xray_cause"] = xray.bounded().to_data()
-    return encode_frame(header, bounded_error_payload(error) if payload is None else payload)
+    cause = xray.bounded().to_data() if xray is not None else None
+    message = ErrorMessage(request_id, error["errorType"], fatal, cause)
+    return message.encode(bounded_error_payload(error) if payload is None else payload)
 
 
 def _set_trace_id(trace_id: str | None) -> None:
@@ -156,12 +154,12 @@ class Invoker:
         if self._is_async:
             self.runner.loop  # noqa: B018 - create the loop at init, not during the first (billed) call
 
-    def __call__(self, header: dict[str, Any], body: bytes) -> bytes:
+    def __call__(self, message: InvokeMessage, body: bytes) -> bytes:
         """Call the handler for one ``invoke`` frame and return the encoded reply frame."""
-        request_id = str(header["request_id"])
-        _set_trace_id(header.get("trace_id"))
+        request_id = message.request_id
+        _set_trace_id(message.trace_id)
         try:  # in awslambdaric's order: the context, then the event
-            context = self._context(request_id, header)
+            context = self._context(message)
             event = decode_event(body, self.options.deserialiser)
         except ContextUnmarshalError as error:
             return self._fail(request_id, error_object(ErrorType.CONTEXT_UNMARSHAL, str(error)))
@@ -189,17 +187,15 @@ class Invoker:
             return self._fail(request_id, error_object(ErrorType.MARSHAL, str(error)))
         return self._result_frame(request_id, payload, content_type)
 
-    def _context(self, request_id: str, header: dict[str, Any]) -> LambdaContext:
-        arn = header.get("invoked_function_arn")
-        tenant_id = header.get("tenant_id")
+    def _context(self, message: InvokeMessage) -> LambdaContext:
         return LambdaContext(
             self.function,
-            aws_request_id=request_id,
-            deadline_ms=int(header["deadline_ms"]),
-            invoked_function_arn=str(arn) if arn else None,
-            client_context=header.get("client_context"),
-            cognito_identity=header.get("cognito_identity"),
-            tenant_id=str(tenant_id) if tenant_id is not None else None,
+            aws_request_id=message.request_id,
+            deadline_ms=message.deadline_ms,
+            invoked_function_arn=message.invoked_function_arn or None,
+            client_context=message.client_context,
+            cognito_identity=message.cognito_identity,
+            tenant_id=message.tenant_id,
         )
 
     def _fail(self, request_id: str, error: dict[str, Any], xray: XRayCause | None = None, *,
@@ -250,7 +246,4 @@ class Invoker:
         if len(payload) > self.max_response_bytes:
             message = response_size_message(len(payload), self.max_response_bytes)
             return self._fail(request_id, error_object(ErrorType.RESPONSE_SIZE_TOO_LARGE, message))
-        header = {"type": MessageType.RESULT, "request_id": request_id}
-        if content_type != JSON_CONTENT_TYPE:  # the usual case costs the frame nothing
-            header["content_type"] = content_type
-        return encode_frame(header, payload)
+        return ResultMessage(request_id, content_type).encode(payload)

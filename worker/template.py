@@ -16,7 +16,6 @@ a forked worker ends with ``os._exit``, so ``atexit`` handlers do not run.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
@@ -24,15 +23,21 @@ import time
 import traceback
 
 from lambda_supervisor.shared.prctl import set_child_subreaper
+from lambda_supervisor.shared.protocol import (
+    MAX_FORK_MESSAGE_BYTES,
+    ForkedMessage,
+    ForkFailedMessage,
+    ForkRequest,
+    InvalidMessage,
+)
 from lambda_supervisor.shared.rlimits import RLimit
 
 from .handler_loader import InitFailure
-from .main import Channel, UserFunction, die_with_parent, report_init_failure, serve
 from .output import HandlerOutput
+from .serving import Channel, UserFunction, die_with_parent, report_init_failure, serve
 
 #: How long a new worker waits to be adopted by the supervisor after the intermediate exits (it takes microseconds).
 ADOPTION_TIMEOUT_S = 5.0
-MAX_REQUEST_BYTES = 4096
 
 
 def _exit_code(error: SystemExit) -> int:
@@ -90,12 +95,20 @@ def _fork_through_intermediate(template: Channel, control: socket.socket, functi
             worker = os.fork()
             if worker == 0:
                 _become_worker(template, control, function, in_fd, out_fd, supervisor_pid)
-            control.send(json.dumps({"type": "forked", "pid": worker}).encode())
+            control.send(ForkedMessage(worker).encode())
         except BaseException as error:
-            control.send(json.dumps({"type": "fork_failed", "error": repr(error)}).encode())
+            control.send(ForkFailedMessage(repr(error)).encode())
         finally:
             os._exit(0)
     os.waitpid(intermediate, 0)
+
+
+def _is_fork_request(message: bytes) -> bool:
+    try:
+        ForkRequest.parse(message)
+    except InvalidMessage:
+        return False
+    return True
 
 
 def run_template(channel: Channel, control_fd: int, supervisor_pid: int, output: HandlerOutput,
@@ -110,11 +123,11 @@ def run_template(channel: Channel, control_fd: int, supervisor_pid: int, output:
         return report_init_failure(channel, failure, output)
     channel.announce_ready()
     while True:
-        message, fds, _flags, _address = socket.recv_fds(control, MAX_REQUEST_BYTES, 2)
+        message, fds, _flags, _address = socket.recv_fds(control, MAX_FORK_MESSAGE_BYTES, 2)
         if not message:
             return 0
         try:
-            if json.loads(message).get("type") == "fork" and len(fds) == 2:
+            if _is_fork_request(message) and len(fds) == 2:
                 _fork_worker(channel, control, function, fds[0], fds[1], supervisor_pid)
         finally:
             for fd in fds:
