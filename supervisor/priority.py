@@ -66,11 +66,11 @@ def restore_normal(pid: int) -> bool:
     per thread, and what the user's init started inherited the idle ones); whether all went."""
     restored = True
     for tid in _threads_of_tree(pid):
-            try:
-                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
-                os.setpriority(os.PRIO_PROCESS, tid, 0)
-            except ProcessLookupError:
-                pass
-            except OSError:
-                restored = False
+        try:
+            os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+            os.setpriority(os.PRIO_PROCESS, tid, 0)
+        except ProcessLookupError:
+            pass
+        except OSError:
+            restored = False
     return restored

@@ -82,18 +82,28 @@ def kill_tree(pid: int) -> None:
             os.kill(descendant, signal.SIGKILL)
 
 
+def _stat_after_name(pid: int | str) -> list[bytes]:
+    """The fields of a process's /proc stat after its name (state, ppid, ...); empty once it is gone. The name is
+    cut off at its last ")": it may hold spaces and parentheses."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def parent_pid(pid: int | str) -> int | None:
+    """A process's parent, from its /proc stat (None if it is gone)."""
+    fields = _stat_after_name(pid)
+    return int(fields[1]) if len(fields) > 1 else None
+
+
 def _children_by_parent() -> dict[int, list[int]]:
     """Every process's children, from one scan of /proc (psutil scans it once per ``children()`` call)."""
     children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as stat:
-                parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-        children.setdefault(parent, []).append(int(name))
+        if name.isdigit() and (parent := parent_pid(name)) is not None:  # else gone meanwhile
+            children.setdefault(parent, []).append(int(name))
     return children
 
 
@@ -154,8 +164,4 @@ def reap_exited_orphans(keep: set[int]) -> None:
 
 def count_zombies(pids: list[int]) -> int:
     """How many of these processes have exited and wait to be reaped."""
-    zombies = 0
-    for pid in pids:
-        with contextlib.suppress(OSError, IndexError), open(f"/proc/{pid}/stat", "rb") as stat:
-            zombies += stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    return zombies
+    return sum(_stat_after_name(pid)[:1] == [b"Z"] for pid in pids)

@@ -37,6 +37,7 @@ from .config import Config
 from .events import emit
 from .memory import rss_bytes
 from .priority import lower_to_idle, restore_normal
+from .process_tree import parent_pid
 from .strategy_choice import choose_strategy
 from .worker_launch import Launched
 from .worker_process import WorkerInitFailed, WorkerProcess, WorkerWaitInterrupted
@@ -55,15 +56,6 @@ def _reason_it_died(worker: WorkerProcess) -> str:
     if error is None:
         return "no init error was sent"
     return f"{error['errorType']}: {error['errorMessage']}"
-
-
-def _parent_pid(pid: int) -> int | None:
-    """A process's parent, from its /proc stat (None if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return int(stat.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 class WorkerFactory:
@@ -245,7 +237,7 @@ class ForkFactory(WorkerFactory):
             raise TemplateGone(f"unusable reply from the template: {reply[:200]!r}")
         worker = WorkerProcess.adopt(pid, to_write, from_read, self.config)
         worker.wait_ready(self.config.init_timeout_s, self.interrupt_fd)
-        if _parent_pid(pid) != os.getpid():  # READY is only sent once adopted; anything else is a lie
+        if parent_pid(pid) != os.getpid():  # READY is only sent once adopted; anything else is a lie
             worker.kill()
             raise WorkerInitFailed(error_object(ErrorType.INVALID_WORKER_MESSAGE,
                                                 f"forked worker {pid} is not a child of the supervisor"))
