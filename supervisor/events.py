@@ -13,7 +13,7 @@ from typing import Any
 
 from lambda_supervisor.shared.printable import log_safe
 
-from .logs import write_line
+from .logs import enabled, write_line
 
 #: Called with every event and its fields; returns the metric lines to write for it ("" for none). Set by
 #: :func:`.metrics.configure_metrics`; None: no metrics.
@@ -29,15 +29,12 @@ def _render(value: Any) -> str:
 
 def emit(event: str, message: str, /, *, level: str = "INFO", **fields: Any) -> None:
     """Log one lifecycle event: ``message: key=value ...`` in text, with ``event`` and ``fields`` bound."""
-    text = message + (": " + " ".join(f"{key}={_render(value)}" for key, value in fields.items()) if fields else "")
+    text = ""  # a line below the configured level is not written: its fields need no rendering (metrics may)
+    if enabled(level):
+        text = message + (": " + " ".join(f"{key}={_render(value)}" for key, value in fields.items()) if fields else "")
     emit_line(event, text, level=level, **fields)
 
 
 def emit_line(event: str, line: str, /, *, level: str = "INFO", **fields: Any) -> None:
     """Log one lifecycle event whose text the caller has already written, with its metrics in the same write."""
     write_line(level, line, event, fields, then=observer(event, fields) if observer is not None else "")
-
-
-def emit_invocation(line: str, /, **fields: Any) -> None:
-    """The ``invocation`` event (the REPORT line) and its metrics in one write."""
-    write_line("INFO", line, "invocation", fields, then=observer("invocation", fields) if observer is not None else "")

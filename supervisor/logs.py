@@ -56,10 +56,15 @@ def render(seconds: float, level: str, message: str, event: str | None = None,
                      structured)
 
 
+def enabled(level: str) -> bool:
+    """Whether lines at ``level`` are written."""
+    return level in _enabled_levels
+
+
 def write_line(level: str, message: str, event: str | None, fields: Mapping[str, Any], then: str = "") -> None:
     """Write one event line (and ``then``, more text for the same stream) with a single write, if ``level`` is
     enabled (``then`` is written regardless)."""
-    line = render(time.time(), level, message, event, fields) if level in _enabled_levels else ""
+    line = render(time.time(), level, message, event, fields) if enabled(level) else ""
     if line or then:
         write_out(line + then)
 

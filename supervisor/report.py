@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from lambda_supervisor.shared.printable import log_safe
 
-from .events import emit_invocation
+from .events import emit_line
 from .runtime_api import Invocation
 from .worker_process import Outcome, WorkerProcess
 
@@ -30,6 +30,6 @@ def report_invocation(invocation: Invocation, worker: WorkerProcess, outcome: Ou
     line = (f"REPORT RequestId: {log_safe(invocation.request_id)}\tDuration: {duration_ms:.2f} ms\t"
             f"Worker PID: {worker.pid}\tMax RSS: {max_rss_mb:.1f} MB\tOutcome: {log_safe(result)}"
             + (f"\tFault: {fault}" if fault else ""))
-    emit_invocation(line, request_id=invocation.request_id, duration_ms=round(duration_ms, 3),
-                    worker_pid=worker.pid, max_rss_mb=round(max_rss_mb, 1), outcome=result, fault=fault,
-                    served=worker.invocations)
+    emit_line("invocation", line, request_id=invocation.request_id, duration_ms=round(duration_ms, 3),
+              worker_pid=worker.pid, max_rss_mb=round(max_rss_mb, 1), outcome=result, fault=fault,
+              served=worker.invocations)
