@@ -41,6 +41,8 @@ class Children:
         #: was N is still alive while it is N, so "has it exited?" can be answered without a system call.
         self.signal_count: int | None = None
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_poller = select.poll()
+        self._wake_poller.register(self._wake_read, select.POLLIN)
 
     def start_counting_signals(self) -> None:
         """Promise that every SIGCHLD from now on is counted (the caller installs a handler that calls
@@ -61,7 +63,7 @@ class Children:
 
     def wait_for_signal(self) -> None:
         """Block until a SIGCHLD has been counted (or :meth:`wake` called) since the last return; drains the pipe."""
-        select.select([self._wake_read], [], [])
+        self._wake_poller.poll()
         with contextlib.suppress(BlockingIOError):
             while os.read(self._wake_read, 4096):
                 pass
@@ -78,10 +80,10 @@ class Children:
         """Adopt orphaned descendants (Linux only); returns whether it worked."""
         return set_child_subreaper(True)
 
-    def kill_orphans(self, *, log: bool = True) -> list[int]:
+    def kill_orphans(self) -> list[int]:
         """Kill and reap every child of this process that is not a worker, with all its descendants, round after
         round until none is left: whatever a leftover forked meanwhile is re-parented to us once it dies, for the
-        next round. Returns their pids (``log=False``: the caller logs them)."""
+        next round. Logs and returns their pids."""
         pids: list[int] = []
         me = os.getpid()
         for _ in range(MAX_ORPHAN_ROUNDS):
@@ -96,7 +98,7 @@ class Children:
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, 0)
             pids += strays
-        if pids and log:
+        if pids:
             log_killed_orphans(pids)
         return pids
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from lambda_supervisor.shared.errors import ErrorType, error_object
 from lambda_supervisor.supervisor import loop as loop_module
 from lambda_supervisor.supervisor.config import Config
 from lambda_supervisor.supervisor.exit_codes import ExitCode
+from lambda_supervisor.supervisor.idle_reaper import IdleReaper
 from lambda_supervisor.supervisor.loop import Supervisor
 from lambda_supervisor.supervisor.outcome import Failure, Outcome, ReplacementReason, Response, failure
 from lambda_supervisor.supervisor.process_tree import Children
@@ -175,7 +177,7 @@ class InertChildren(Children):
     def become_subreaper() -> bool:
         return True
 
-    def kill_orphans(self, *, log: bool = True) -> list[int]:
+    def kill_orphans(self) -> list[int]:
         return []
 
     @staticmethod
@@ -368,3 +370,25 @@ def test_the_replacement_reasons_keep_their_names() -> None:
         "crash", "timeout", "out-of-memory", "memory-error", "invalid-message", "oversize-frame", "stray-frame",
         "shutdown", "foreign-post", "died-while-idle", "recycle-max-invocations", "recycle-max-age",
         "recycle-rss-over-limit", "recycle-rss-soft-limit", "recycle-zombies"}
+
+
+def test_the_idle_reaper_sweeps_on_a_counted_child_signal_only_while_the_loop_is_idle() -> None:
+    """The SIGCHLD handler only counts (Children.count_signal); the sweep runs on the reaper's thread, and only
+    while the loop is idle in ``next``: never while it uses its workers."""
+    children = InertChildren()
+    swept = threading.Semaphore(0)
+    reaper = IdleReaper(children, swept.release)
+    reaper.start()
+    try:
+        children.start_counting_signals()
+        children.count_signal()  # busy: not swept
+        assert not swept.acquire(timeout=0.2)
+        with reaper.idle():
+            children.count_signal()
+            assert swept.acquire(timeout=10), "a child signal while idle was not swept"
+        assert children.signal_count == 2
+        children.count_signal()  # busy again
+        assert not swept.acquire(timeout=0.2)
+    finally:
+        reaper.stop()
+        children.close()
