@@ -132,7 +132,8 @@ def _event_frame(invocation: Invocation, soft_timeout_ms: int) -> bytes | Failur
 
 
 class WorkerProcess:
-    """A started worker. Not thread-safe: the supervisor's main loop is its only user."""
+    """A started worker. Not thread-safe: one thread at a time uses it (the main loop, or the idle reaper while the
+    loop waits for an event; see idle_reaper.py)."""
 
     def __init__(self, pid: int, to_worker: int, from_worker: int, limits: WorkerLimits, children: Children,
                  process: subprocess.Popen[bytes] | None = None) -> None:
