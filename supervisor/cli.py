@@ -77,16 +77,21 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
     if not undumpable:
         log("WARNING", "could not make the supervisor non-dumpable: workers of the same user can read its /proc")
     first_worker = _launch_first_worker(config)
+    from lambda_supervisor.shared.cpu_handoff import CpuHandoff
+
     from .loop import Supervisor  # imported while the first worker starts; a config error does not pay for it
     from .metrics import configure_metrics
+    from .process_tree import Children
+    from .respawn import make_factory
     from .runtime_api import RuntimeApiClient
 
     configure_metrics(config)
 
     api = RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s)
-    supervisor = Supervisor(config, api, os.environ)
-    supervisor.factory.prelaunched = first_worker
-    return supervisor.run()
+    children = Children()
+    factory = make_factory(config, os.environ, children, CpuHandoff.plan() if config.share_cpu else None)
+    factory.prelaunched = first_worker
+    return Supervisor(config, api, os.environ, factory, children).run()
 
 
 def _launch_first_worker(config: Config) -> Launched | None:

@@ -37,9 +37,10 @@ from .config import Config
 from .events import emit
 from .memory import rss_bytes
 from .priority import lower_to_idle, restore_normal
-from .process_tree import parent_pid
+from .process_tree import Children, parent_pid
 from .strategy_choice import choose_strategy
 from .worker_launch import Launched
+from .worker_limits import WorkerLimits
 from .worker_process import WorkerInitFailed, WorkerProcess, WorkerWaitInterrupted
 
 #: The pause before a lost standby is started again: doubled with each loss in a row, jittered, capped.
@@ -63,9 +64,12 @@ class WorkerFactory:
 
     strategy = "fresh"
 
-    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
+    def __init__(self, config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> None:
         self.config = config
         self.environ = environ
+        self.children = children  # every worker made is tracked there
+        self.limits = WorkerLimits.from_config(config)  # given to every worker made
         self.cpu_handoff = cpu_handoff
         #: Readable once shutdown is requested (the supervisor's self-pipe): every wait for a starting worker ends.
         self.interrupt_fd: int | None = None
@@ -75,8 +79,9 @@ class WorkerFactory:
     def _spawn(self, template_control_fd: int | None = None) -> WorkerProcess:
         if self.prelaunched is not None and template_control_fd is None:
             launched, self.prelaunched = self.prelaunched, None
-            return WorkerProcess.take_over(launched, self.config)
-        return WorkerProcess.spawn(self.config, self.environ, template_control_fd, self.cpu_handoff)
+            return WorkerProcess.take_over(launched, self.limits, self.children)
+        return WorkerProcess.spawn(self.config, self.environ, self.limits, self.children, template_control_fd,
+                                   self.cpu_handoff)
 
     def _spawn_ready(self) -> WorkerProcess:
         worker = self._spawn()
@@ -111,8 +116,9 @@ class SpareFactory(WorkerFactory):
 
     strategy = "spare"
 
-    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
-        super().__init__(config, environ, cpu_handoff)
+    def __init__(self, config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> None:
+        super().__init__(config, environ, children, cpu_handoff)
         self._spare: WorkerProcess | None = None
         self._spare_failures = 0  # standbys lost in a row, since one was last promoted
         self._next_spare_at = 0.0  # time.monotonic() before which no new standby is started
@@ -191,8 +197,9 @@ class TemplateGone(Exception):
 class ForkFactory(WorkerFactory):
     strategy = "fork"
 
-    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
-        super().__init__(config, environ, cpu_handoff)
+    def __init__(self, config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> None:
+        super().__init__(config, environ, children, cpu_handoff)
         self._template: WorkerProcess | None = None
         self._control: socket.socket | None = None
 
@@ -235,7 +242,7 @@ class ForkFactory(WorkerFactory):
             os.close(to_write)
             os.close(from_read)
             raise TemplateGone(f"unusable reply from the template: {reply[:200]!r}")
-        worker = WorkerProcess.adopt(pid, to_write, from_read, self.config)
+        worker = WorkerProcess.adopt(pid, to_write, from_read, self.limits, self.children)
         worker.wait_ready(self.config.init_timeout_s, self.interrupt_fd)
         if parent_pid(pid) != os.getpid():  # READY is only sent once adopted; anything else is a lie
             worker.kill()
@@ -296,8 +303,9 @@ class AutoFactory(WorkerFactory):
 
     strategy = "auto"
 
-    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
-        super().__init__(config, environ, cpu_handoff)
+    def __init__(self, config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> None:
+        super().__init__(config, environ, children, cpu_handoff)
         self._chosen: WorkerFactory | None = None
         self._forking_since_fault_at: float | None = None  # set while `fork` stands in for `spare`
         self._may_fork = True  # until a template failed where plain workers did not
@@ -306,7 +314,7 @@ class AutoFactory(WorkerFactory):
         first = self._spawn_ready()
         strategy, reason = choose_strategy(self.config.memory_size_mb, rss_bytes(os.getpid()), first.own_rss_bytes())
         emit("strategy_chosen", "respawn strategy chosen", strategy=strategy, reason=reason)
-        self._chosen = FACTORIES[strategy](self.config, self.environ, self.cpu_handoff)  # makes every later worker
+        self._chosen = self._factory(strategy)  # makes every later worker
         self.strategy = strategy
         return first
 
@@ -336,10 +344,13 @@ class AutoFactory(WorkerFactory):
         worker, a child of ours wherever it came from, is not touched)."""
         if self._chosen is not None:
             self._chosen.close(0)
-        self._chosen = FACTORIES[strategy](self.config, self.environ, self.cpu_handoff)
+        self._chosen = self._factory(strategy)
         self.strategy = strategy
         self._forking_since_fault_at = time.monotonic() if strategy == "fork" else None
         emit("strategy_switched", "respawn strategy switched", strategy=strategy, reason=reason)
+
+    def _factory(self, strategy: str) -> WorkerFactory:
+        return FACTORIES[strategy](self.config, self.environ, self.children, self.cpu_handoff)
 
     def reserves(self) -> list[WorkerProcess]:
         return self._chosen.reserves() if self._chosen is not None else []
@@ -353,6 +364,7 @@ FACTORIES: dict[str, type[WorkerFactory]] = {
     "auto": AutoFactory, "fresh": WorkerFactory, "spare": SpareFactory, "fork": ForkFactory}
 
 
-def make_factory(config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None
-                 ) -> WorkerFactory:
-    return FACTORIES[config.respawn](config, environ, cpu_handoff)
+def make_factory(config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> WorkerFactory:
+    """The factory of the configured strategy; its workers are tracked in ``children``."""
+    return FACTORIES[config.respawn](config, environ, children, cpu_handoff)
