@@ -13,9 +13,9 @@ import pytest
 import requests
 
 from conftest import StartRuntime, clean_environment, free_port, wait_for
-from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
-from lambda_supervisor.supervisor.invoke import EventFileError, load_events, percentile
-from lambda_supervisor.supervisor.local import DEMO_TASK_ROOT
+from lambda_supervisor.local.commands import DEMO_TASK_ROOT
+from lambda_supervisor.local.emulator.server import RuntimeApiEmulator
+from lambda_supervisor.local.invoke import EventFileError, load_events, percentile
 
 
 def run_cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -88,7 +88,7 @@ def test_invoke_needs_exactly_one_target(tmp_path: Path) -> None:
 def test_the_progress_line_overwrites_itself_on_a_terminal_only() -> None:
     import io
 
-    from lambda_supervisor.supervisor.invoke import Progress, Result
+    from lambda_supervisor.local.invoke import Progress, Result
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

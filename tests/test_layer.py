@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from conftest import TASK_ROOTS
-from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
+from lambda_supervisor.local.emulator.server import RuntimeApiEmulator
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 LAYER = REPOSITORY / "layer"
