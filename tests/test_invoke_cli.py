@@ -143,6 +143,19 @@ def test_invoke_count_zero_is_refused_and_sends_nothing(tmp_path: Path) -> None:
         assert emulator.records() == []
 
 
+def test_invoke_without_requests_names_the_extra_to_install(tmp_path: Path) -> None:
+    """requests is the [local] extra's: where it is not installed, invoke says how to get it (serve and demo do
+    not need it)."""
+    events = tmp_path / "events.json"
+    events.write_text("[{}]")
+    not_installed = ("import sys; sys.modules['requests'] = None; "  # what `import requests` meets when it is absent
+                     "from lambda_supervisor.supervisor.cli import main; raise SystemExit(main(sys.argv[1:]))")
+    result = subprocess.run([sys.executable, "-c", not_installed, "invoke", "--url", "http://127.0.0.1:9/", "--events",
+                             str(events)], env=clean_environment(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'lambda-supervisor[local]'" in result.stderr.splitlines()[-1], result.stderr
+
+
 def test_serve_on_a_port_in_use_says_so_in_one_line() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -141,6 +141,14 @@ def test_the_layer_runs_the_supervisor_in_place_of_the_managed_runtime(
     assert "instead of the runtime's own" not in text, text
 
 
+def test_the_layer_leaves_out_what_only_the_local_tools_need(built_layer: Path) -> None:
+    """requests is the [local] extra's (serve, invoke, demo): a function's layer does not carry it. (The test above
+    runs the layer's supervisor through a crash and a respawn without it.)"""
+    packages = {path.name.lower() for path in (built_layer / "python").iterdir()}
+    assert "requests" not in packages and not any(name.startswith("requests-") for name in packages), packages
+    assert "psutil" in packages, "the layer's own dependencies are there"
+
+
 def test_the_wrapper_without_a_command_line_says_what_is_wrong(tmp_path: Path) -> None:
     result = subprocess.run([str(LAYER / "lambda-supervisor")], capture_output=True, text=True, timeout=30)
     assert result.returncode == 126 and "expected the runtime's command line" in result.stderr
