@@ -11,17 +11,21 @@ from pathlib import Path
 
 from lambda_supervisor.shared.printable import log_safe
 
-#: What ``invoke`` needs and the bootstrap does not: installed with the ``local`` extra (and ``dev``).
-LOCAL_EXTRA_HINT = "pip install 'lambda-supervisor[local]'"
+#: What the local tools need and the bootstrap does not: the ``local`` extra (``dev`` includes it).
+LOCAL_EXTRA = frozenset({"requests", "loguru"})
+LOCAL_EXTRA_INSTALL = "pip install 'lambda-supervisor[local]'"
 
 
 def run_command(command: str, parser: argparse.ArgumentParser, arguments: list[str]) -> int:
-    """Parse ``arguments`` for the local ``command`` (serve, invoke or demo) with ``parser``, then run it."""
-    if command == "serve":
-        return _serve(parser, arguments)
-    if command == "invoke":
-        return _invoke(parser, arguments)
-    return _demo(parser, arguments)
+    """Parse ``arguments`` for the local ``command`` (serve, invoke or demo) with ``parser``, then run it. Without
+    the ``local`` extra, say how to install it."""
+    run = {"serve": _serve, "invoke": _invoke}.get(command, _demo)
+    try:
+        return run(parser, arguments)
+    except ModuleNotFoundError as missing:
+        if missing.name not in LOCAL_EXTRA:
+            raise
+        parser.error(f"{command} needs {missing.name}, which is not installed: {LOCAL_EXTRA_INSTALL}")
 
 
 def _default_timeout(parser: argparse.ArgumentParser) -> float:
@@ -75,12 +79,7 @@ def _invoke(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
         parser.error("--count must be at least 1")
     if (options.url is None) == (options.handler is None):
         parser.error("give either HANDLER (to start a runtime here) or --url (to use a running one)")
-    try:
-        from . import commands, invoke
-    except ModuleNotFoundError as missing:
-        if missing.name != "requests":
-            raise
-        parser.error(f"invoke sends its events with requests, which is not installed: {LOCAL_EXTRA_HINT}")
+    from . import commands, invoke
     try:
         events = invoke.load_events(options.events)
     except invoke.EventFileError as error:

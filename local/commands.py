@@ -20,10 +20,10 @@ from pathlib import Path
 
 from lambda_supervisor.shared.printable import log_safe
 from lambda_supervisor.supervisor.exit_codes import ExitCode
-from lambda_supervisor.supervisor.logs import configure_tool_logging
 
 from .emulator.server import RuntimeApiEmulator
 from .runtime import ResettableRuntime, start_runtime
+from .tool_logging import configure_tool_logging
 
 DEMO_TASK_ROOT = Path(__file__).resolve().parent / "demo_app"
 

@@ -15,9 +15,9 @@ from conftest import TASK_ROOTS, Runtime, StartRuntime, wait_for
 COLD = TASK_ROOTS / "cold"
 #: Never imported by the bootstrap, by the supervisor or a worker, whatever happens: the local tools (the emulator,
 #: serve, invoke, demo) and what only they need. A Lambda function's package holds neither.
-NEVER_IMPORTED = {"lambda_supervisor.local", "requests"}
+NEVER_IMPORTED = {"lambda_supervisor.local", "requests", "loguru"}
 #: Never imported on the way to the first response (a trivial, sync handler).
-FORBIDDEN_IMPORTS = {"loguru", "asyncio", "tenacity", "psutil", *NEVER_IMPORTED}
+FORBIDDEN_IMPORTS = {"asyncio", "tenacity", "psutil", *NEVER_IMPORTED}
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$", re.MULTILINE)
 
 

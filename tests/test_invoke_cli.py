@@ -143,17 +143,21 @@ def test_invoke_count_zero_is_refused_and_sends_nothing(tmp_path: Path) -> None:
         assert emulator.records() == []
 
 
-def test_invoke_without_requests_names_the_extra_to_install(tmp_path: Path) -> None:
-    """requests is the [local] extra's: where it is not installed, invoke says how to get it (serve and demo do
-    not need it)."""
+@pytest.mark.parametrize(("command", "module"), [("invoke", "requests"), ("serve", "loguru"), ("demo", "loguru")])
+def test_a_local_tool_without_the_local_extra_names_what_to_install(tmp_path: Path, command: str, module: str) -> None:
+    """requests and loguru are the [local] extra's: the bootstrap does not need them, and where they are not
+    installed a local tool says how to get them."""
     events = tmp_path / "events.json"
     events.write_text("[{}]")
-    not_installed = ("import sys; sys.modules['requests'] = None; "  # what `import requests` meets when it is absent
+    arguments = {"invoke": ["--url", "http://127.0.0.1:9/", "--events", str(events)],
+                 "serve": ["app.handler", "--port", "9"], "demo": []}[command]
+    not_installed = (f"import sys; sys.modules[{module!r}] = None; "  # what its import meets when it is absent
                      "from lambda_supervisor.supervisor.cli import main; raise SystemExit(main(sys.argv[1:]))")
-    result = subprocess.run([sys.executable, "-c", not_installed, "invoke", "--url", "http://127.0.0.1:9/", "--events",
-                             str(events)], env=clean_environment(), capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", not_installed, command, *arguments], env=clean_environment(),
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
-    assert "pip install 'lambda-supervisor[local]'" in result.stderr.splitlines()[-1], result.stderr
+    assert result.stderr.splitlines()[-1].endswith(
+        f"{command} needs {module}, which is not installed: pip install 'lambda-supervisor[local]'"), result.stderr
 
 
 def test_serve_on_a_port_in_use_says_so_in_one_line() -> None:

@@ -142,10 +142,11 @@ def test_the_layer_runs_the_supervisor_in_place_of_the_managed_runtime(
 
 
 def test_the_layer_leaves_out_what_only_the_local_tools_need(built_layer: Path) -> None:
-    """requests is the [local] extra's (serve, invoke, demo): a function's layer does not carry it. (The test above
-    runs the layer's supervisor through a crash and a respawn without it.)"""
+    """requests and loguru are the [local] extra's (the emulator, serve, invoke, demo): a function's layer does not
+    carry them. (The test above runs the layer's supervisor through a crash and a respawn without them.)"""
     packages = {path.name.lower() for path in (built_layer / "python").iterdir()}
-    assert "requests" not in packages and not any(name.startswith("requests-") for name in packages), packages
+    for local_only in ("requests", "loguru"):
+        assert not any(name == local_only or name.startswith(local_only + "-") for name in packages), packages
     assert "psutil" in packages, "the layer's own dependencies are there"
 
 
