@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from lambda_supervisor.shared import worker_env
 from lambda_supervisor.shared.rlimits import format_rlimits
+from lambda_supervisor.shared.worker_args import WorkerArgs
 
 if TYPE_CHECKING:
     from lambda_supervisor.shared.cpu_handoff import CpuHandoff
@@ -72,16 +73,9 @@ def launch(config: Config, environ: Mapping[str, str], template_control_fd: int 
     (and, for the fork template, the control socket ``template_control_fd``). With ``cpu_handoff``, the
     worker waits on the supervisor's CPU and works on all of them."""
     (to_read, to_write), (from_read, from_write) = make_pipes()
-    command = [
-        sys.executable, "-P", "-u", "-m", "lambda_supervisor.worker",
-        "--in-fd", str(to_read), "--out-fd", str(from_write), "--parent-pid", str(os.getpid()),
-    ]
-    if cpu_handoff is not None:
-        command += ["--cpu-handoff", cpu_handoff.to_argument()]
-    shared_fds: tuple[int, ...] = (to_read, from_write)
-    if template_control_fd is not None:
-        command += ["--template-control-fd", str(template_control_fd)]
-        shared_fds += (template_control_fd,)
+    arguments = WorkerArgs(in_fd=to_read, out_fd=from_write, parent_pid=os.getpid(),
+                           template_control_fd=template_control_fd, cpu_handoff=cpu_handoff)
+    command = [sys.executable, "-P", "-u", "-m", "lambda_supervisor.worker", *arguments.to_argv()]
     started = time.monotonic()
     try:
         process = subprocess.Popen(
@@ -89,7 +83,7 @@ def launch(config: Config, environ: Mapping[str, str], template_control_fd: int 
             stdin=subprocess.DEVNULL,
             env=worker_environment(config, environ),
             cwd=config.task_root,
-            pass_fds=shared_fds,
+            pass_fds=arguments.inherited_fds,
             close_fds=True,
             start_new_session=True,
         )

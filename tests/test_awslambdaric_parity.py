@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 
 from conftest import TASK_ROOTS, clean_environment
-from lambda_supervisor.supervisor.emulator.records import InvocationRecord
-from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
+from lambda_supervisor.local.emulator.records import InvocationRecord
+from lambda_supervisor.local.emulator.server import RuntimeApiEmulator
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("awslambdaric") is None or importlib.util.find_spec("aws_lambda_powertools") is None,

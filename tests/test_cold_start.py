@@ -1,5 +1,5 @@
-"""Issue 14: the cold start. What the bootstrap imports before its first response, when the `spare` standby
-starts and at what priority, and which strategy the default picks for the function's memory."""
+"""The cold start. What the bootstrap imports before its first response, when the `spare` standby starts and at
+what priority, and which strategy the default picks for the function's memory."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import pytest
 from conftest import TASK_ROOTS, Runtime, StartRuntime, wait_for
 
 COLD = TASK_ROOTS / "cold"
-#: Never imported on the way to the first response, by the supervisor or a worker (a trivial, sync handler).
-#: local holds serve and demo; the emulator and invoke are the other local tools.
-FORBIDDEN_IMPORTS = {"loguru", "asyncio", "tenacity", "requests", "psutil", "lambda_supervisor.supervisor.emulator",
-                     "lambda_supervisor.supervisor.local", "lambda_supervisor.supervisor.invoke"}
+#: Never imported by the bootstrap, by the supervisor or a worker, whatever happens: the local tools (the emulator,
+#: serve, invoke, demo) and what only they need. A Lambda function's package holds neither.
+NEVER_IMPORTED = {"lambda_supervisor.local", "requests", "loguru"}
+#: Never imported on the way to the first response (a trivial, sync handler).
+FORBIDDEN_IMPORTS = {"asyncio", "tenacity", "psutil", *NEVER_IMPORTED}
 IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$", re.MULTILINE)
 
 
@@ -25,8 +26,9 @@ def imported(log: str) -> set[str]:
     return set(IMPORT_LINE.findall(log))
 
 
-def forbidden(modules: set[str]) -> set[str]:
-    return {name for name in modules if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN_IMPORTS)}
+def forbidden(modules: set[str], names: set[str] = FORBIDDEN_IMPORTS) -> set[str]:
+    """The modules that are one of ``names`` or inside one of them."""
+    return {name for name in modules if any(name == bad or name.startswith(bad + ".") for bad in names)}
 
 
 def children(runtime: Runtime) -> list[int]:
@@ -41,6 +43,16 @@ def test_nothing_heavy_is_imported_on_the_way_to_the_first_response(start_runtim
     record = runtime.invoke({})
     assert record.outcome_kind == "response", record.describe()
     assert forbidden(imported(runtime.log())) == set()
+
+
+def test_the_local_tools_are_never_imported_by_the_bootstrap(start_runtime: StartRuntime) -> None:
+    """Nor after a crash and the replacement worker (every process of the runtime reports its imports)."""
+    runtime = start_runtime("trivial.handler", task_root=COLD, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
+    assert runtime.invoke({}).outcome_kind == "response"
+    modules = imported(runtime.log())
+    assert "lambda_supervisor.supervisor.cli" in modules and "lambda_supervisor.worker.main" in modules
+    assert forbidden(modules, NEVER_IMPORTED) == set()
 
 
 def test_the_spare_standby_starts_after_the_first_response_at_idle_priority(start_runtime: StartRuntime) -> None:

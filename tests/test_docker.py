@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from conftest import free_port, post_when_listening
-from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
+from lambda_supervisor.local.emulator.server import RuntimeApiEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"

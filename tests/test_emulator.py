@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from conftest import INIT_ERRORS_ROOT, StartRuntime
-from lambda_supervisor.supervisor.emulator.server import MAX_BODY_BYTES, MAX_RESPONSE_BYTES, RuntimeApiEmulator
+from lambda_supervisor.local.emulator.server import MAX_BODY_BYTES, MAX_RESPONSE_BYTES, RuntimeApiEmulator
 
 TRACE_ID = re.compile(r"^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$")
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from conftest import wait_for
-from lambda_supervisor.supervisor.emulator import Delay, Reset, RuntimeApiEmulator, Status
+from lambda_supervisor.local.emulator import Delay, Reset, RuntimeApiEmulator, Status
 
 NEXT = "invocation/next$"
 RESPONSE = r"invocation/[^/]+/response$"

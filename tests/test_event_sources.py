@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import FAULTS, TASK_ROOTS, StartRuntime
-from lambda_supervisor.supervisor.emulator.records import InvocationRecord
+from lambda_supervisor.local.emulator.records import InvocationRecord
 from lambda_supervisor.supervisor.exit_codes import ExitCode
 
 EVENTS = Path(__file__).parent / "events"

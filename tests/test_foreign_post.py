@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from conftest import StartRuntime, process_gone, wait_for
-from lambda_supervisor.supervisor.emulator import LostAnswer
+from lambda_supervisor.local.emulator import LostAnswer
 
 DEADLINES = Path(__file__).parent / "task_roots" / "deadlines"
 

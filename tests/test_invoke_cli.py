@@ -13,9 +13,9 @@ import pytest
 import requests
 
 from conftest import StartRuntime, clean_environment, free_port, wait_for
-from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
-from lambda_supervisor.supervisor.invoke import EventFileError, load_events, percentile
-from lambda_supervisor.supervisor.local import DEMO_TASK_ROOT
+from lambda_supervisor.local.commands import DEMO_TASK_ROOT
+from lambda_supervisor.local.emulator.server import RuntimeApiEmulator
+from lambda_supervisor.local.invoke import EventFileError, load_events, percentile
 
 
 def run_cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -88,7 +88,7 @@ def test_invoke_needs_exactly_one_target(tmp_path: Path) -> None:
 def test_the_progress_line_overwrites_itself_on_a_terminal_only() -> None:
     import io
 
-    from lambda_supervisor.supervisor.invoke import Progress, Result
+    from lambda_supervisor.local.invoke import Progress, Result
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -141,6 +141,23 @@ def test_invoke_count_zero_is_refused_and_sends_nothing(tmp_path: Path) -> None:
         result = run_cli("--url", emulator.invoke_url, "--events", str(events), "-n", "0")
         assert result.returncode == 2 and "--count must be at least 1" in result.stderr
         assert emulator.records() == []
+
+
+@pytest.mark.parametrize(("command", "module"), [("invoke", "requests"), ("serve", "loguru"), ("demo", "loguru")])
+def test_a_local_tool_without_the_local_extra_names_what_to_install(tmp_path: Path, command: str, module: str) -> None:
+    """requests and loguru are the [local] extra's: the bootstrap does not need them, and where they are not
+    installed a local tool says how to get them."""
+    events = tmp_path / "events.json"
+    events.write_text("[{}]")
+    arguments = {"invoke": ["--url", "http://127.0.0.1:9/", "--events", str(events)],
+                 "serve": ["app.handler", "--port", "9"], "demo": []}[command]
+    not_installed = (f"import sys; sys.modules[{module!r}] = None; "  # what its import meets when it is absent
+                     "from lambda_supervisor.supervisor.cli import main; raise SystemExit(main(sys.argv[1:]))")
+    result = subprocess.run([sys.executable, "-c", not_installed, command, *arguments], env=clean_environment(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1].endswith(
+        f"{command} needs {module}, which is not installed: pip install 'lambda-supervisor[local]'"), result.stderr
 
 
 def test_serve_on_a_port_in_use_says_so_in_one_line() -> None:

@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from conftest import TASK_ROOTS
-from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
+from lambda_supervisor.local.emulator.server import RuntimeApiEmulator
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 LAYER = REPOSITORY / "layer"
@@ -139,6 +139,15 @@ def test_the_layer_runs_the_supervisor_in_place_of_the_managed_runtime(
     assert status == 0, text
     assert not marker.exists(), "the managed runtime's own bootstrap.py must not run"
     assert "instead of the runtime's own" not in text, text
+
+
+def test_the_layer_leaves_out_what_only_the_local_tools_need(built_layer: Path) -> None:
+    """requests and loguru are the [local] extra's (the emulator, serve, invoke, demo): a function's layer does not
+    carry them. (The test above runs the layer's supervisor through a crash and a respawn without them.)"""
+    packages = {path.name.lower() for path in (built_layer / "python").iterdir()}
+    for local_only in ("requests", "loguru"):
+        assert not any(name == local_only or name.startswith(local_only + "-") for name in packages), packages
+    assert "psutil" in packages, "the layer's own dependencies are there"
 
 
 def test_the_wrapper_without_a_command_line_says_what_is_wrong(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import TASK_ROOTS, StartRuntime, clean_environment
-from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
+from lambda_supervisor.local.emulator.server import RuntimeApiEmulator
 
 LOGS = TASK_ROOTS / "logs"
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"

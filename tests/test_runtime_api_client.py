@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import free_port
-from lambda_supervisor.supervisor.emulator import LostAnswer, Reset, RuntimeApiEmulator, Status
+from lambda_supervisor.local.emulator import LostAnswer, Reset, RuntimeApiEmulator, Status
 from lambda_supervisor.supervisor.runtime_api import PostResult, RuntimeApiClient, RuntimeApiUnavailable
 
 RESPONSE = r"invocation/[^/]+/response$"

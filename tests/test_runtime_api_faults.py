@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import StartRuntime, wait_for
-from lambda_supervisor.supervisor.emulator import Delay, Fault, Reset, Status
+from lambda_supervisor.local.emulator import Delay, Fault, Reset, Status
 from lambda_supervisor.supervisor.exit_codes import ExitCode
 
 NEXT = "invocation/next$"

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pytest
 
 from conftest import Runtime, StartRuntime, wait_for
-from lambda_supervisor.supervisor.emulator import Delay, Fault, InvocationRecord, Reset, Status
+from lambda_supervisor.local.emulator import Delay, Fault, InvocationRecord, Reset, Status
 from process_checks import fd_count, rss_bytes, start_soak, strays, zombie_children
 
 SHORT_FORM = 150

@@ -22,10 +22,10 @@ def test_ruff_is_clean() -> None:
 
 def test_mypy_strict_is_clean(tmp_path: Path) -> None:
     """mypy cannot follow the editable install's import hook, so it checks a symlinked view of the package,
-    assembled from the three top-level folders exactly as pyproject.toml maps them."""
+    assembled from the top-level folders exactly as pyproject.toml maps them."""
     package = tmp_path / "lambda_supervisor"
     package.mkdir()
-    for folder in ("supervisor", "worker", "shared"):
+    for folder in ("supervisor", "worker", "shared", "local"):
         (package / folder).symlink_to(ROOT / folder)
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir",
