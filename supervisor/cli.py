@@ -91,13 +91,15 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
     children = Children()
     factory = make_factory(config, os.environ, children, CpuHandoff.plan() if config.share_cpu else None)
     factory.prelaunched = first_worker
-    return Supervisor(config, api, os.environ, factory, children).run()
+    return Supervisor(config, api, os.environ, factory, children,
+                      make_api=lambda: RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s)).run()
 
 
 def _launch_first_worker(config: Config) -> Launched | None:
     """Start the first worker before the rest of the supervisor is imported, so that its interpreter start and
-    imports overlap ours. (Under ``fork`` the first process is the template, started by its factory.)"""
-    if config.respawn == "fork":
+    imports overlap ours. (Under ``fork``, and ``auto`` with several slots, the first process is the template,
+    started by its factory.)"""
+    if config.respawn == "fork" or (config.respawn == "auto" and config.concurrency > 1):
         return None
     from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 

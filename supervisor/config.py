@@ -28,6 +28,8 @@ _LOG_LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 #: measured under CPU load (README, "Timeouts"), with room for a small function's fraction of a vCPU.
 DEFAULT_TIMEOUT_MARGIN_MS = 150
 MAX_TIMEOUT_MARGIN_MS = 10_000
+#: The most slots (concurrent invocations) one supervisor runs: Lambda Managed Instances allow 64 per vCPU.
+MAX_CONCURRENCY = 1024
 
 
 class ConfigError(ValueError):
@@ -142,9 +144,29 @@ def _namespace(text: str) -> str:
     return text
 
 
+def _max_concurrency(text: str) -> int:
+    value = int(text)
+    if not 0 < value <= MAX_CONCURRENCY:
+        raise ValueError(f"must be from 1 to {MAX_CONCURRENCY}")
+    return value
+
+
+def _default_concurrency(values: Mapping[str, Any]) -> int:
+    return int(values["lambda_max_concurrency"])
+
+
+def workers_memory_mb(memory_size_mb: int) -> int:
+    """What all workers together (and the fork template) may hold: the memory size minus the supervisor's reserve,
+    but at least half of it."""
+    return max(memory_size_mb - SUPERVISOR_RESERVE_MB, memory_size_mb // 2, 1)
+
+
 def _default_max_rss_mb(values: Mapping[str, Any]) -> int:
-    memory = int(values["memory_size_mb"])
-    return max(memory - SUPERVISOR_RESERVE_MB, memory // 2, 1)  # never 0, which an explicit value may not be
+    """One slot: all of the workers' memory. N slots: twice a fair share (a request may grow while others are
+    small; the total across slots is enforced apart, see memory_budget.py), never more than the total."""
+    total = workers_memory_mb(int(values["memory_size_mb"]))  # never 0, which an explicit value may not be
+    slots = int(values["concurrency"])
+    return total if slots <= 1 else max(min(total, 2 * total // slots), 1)
 
 
 @dataclass(frozen=True)
@@ -178,13 +200,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("function_version", "AWS_LAMBDA_FUNCTION_VERSION", str, "$LATEST", "context.function_version."),
     Setting("memory_size_mb", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", _positive_int, DEFAULT_MEMORY_SIZE_MB,
             "The function's memory size in MB; context.memory_limit_in_mb and the base of the RSS limit."),
+    Setting("lambda_max_concurrency", "AWS_LAMBDA_MAX_CONCURRENCY", _max_concurrency, 1,
+            "Set by Lambda Managed Instances: how many invocations one execution environment serves at once. The "
+            "default of `LAMBDA_SUPERVISOR_CONCURRENCY`."),
+    Setting("concurrency", "LAMBDA_SUPERVISOR_CONCURRENCY", _max_concurrency, _default_concurrency,
+            "How many slots the supervisor runs, each with its own worker and its own `next` long poll (default: "
+            "`AWS_LAMBDA_MAX_CONCURRENCY`, else 1). A fault, a timeout or a memory kill costs only its own slot's "
+            "request. See 'Managed Instances'."),
     Setting("log_group_name", "AWS_LAMBDA_LOG_GROUP_NAME", str, "", "context.log_group_name."),
     Setting("log_stream_name", "AWS_LAMBDA_LOG_STREAM_NAME", str, "", "context.log_stream_name."),
     Setting("max_rss_mb", "LAMBDA_SUPERVISOR_MAX_RSS_MB", _positive_int, _default_max_rss_mb,
             "Hard memory limit: a worker whose PSS, with its children and daemons (a shared page counts once), is "
             "above this is killed, the request fails with Runtime.OutOfMemory. "
             f"Default: memory size minus {SUPERVISOR_RESERVE_MB} MB for the supervisor, "
-            "but at least half the memory size."),
+            "but at least half the memory size; with N slots, twice that divided by N (at most all of it), and "
+            "all workers together are held to all of it (the largest is killed when they are over)."),
     Setting("respawn", "LAMBDA_SUPERVISOR_RESPAWN", _respawn_strategy, "auto",
             "How a replacement worker is made: `fresh` (new interpreter, user init re-run), `spare` (a standby "
             "worker, initialised ahead, is promoted at once), `fork` (a template that ran user init once forks "
@@ -260,6 +290,8 @@ class Config:
     function_name: str
     function_version: str
     memory_size_mb: int
+    lambda_max_concurrency: int
+    concurrency: int
     log_group_name: str
     log_stream_name: str
     max_rss_mb: int
@@ -288,6 +320,11 @@ class Config:
     @property
     def max_rss_bytes(self) -> int:
         return self.max_rss_mb * 1024 * 1024
+
+    @property
+    def total_rss_bytes(self) -> int:
+        """What all workers together may hold (enforced only with several slots, see memory_budget.py)."""
+        return workers_memory_mb(self.memory_size_mb) * 1024 * 1024
 
     @property
     def max_frame_payload_bytes(self) -> int:

@@ -8,6 +8,7 @@ starts on a clean one; the caller decides whether to retry.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -95,6 +96,14 @@ class HttpConnection:
         self._timeval = _timeval(io_timeout_s)
         self._fixed_headers = f"Host: {host}:{port}\r\nUser-Agent: {user_agent}\r\n".encode("latin-1")
         self._socket: socket.socket | None = None
+
+    def interrupt(self) -> None:
+        """From another thread: end the request under way (a blocked long poll fails at once, as on a closed
+        connection). The next request connects again."""
+        sock = self._socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         if self._socket is not None:

@@ -22,7 +22,7 @@ STOP_WAIT_S = 5.0
 class IdleReaper:
     def __init__(self, children: Children, sweep: Callable[[], None]) -> None:
         self._children = children
-        self._sweep = sweep
+        self.sweep = sweep  # replaceable before the first sweep (several slots sweep their own way)
         self._lock = threading.Lock()
         self._idle = False
         self._stopping = False
@@ -61,6 +61,6 @@ class IdleReaper:
 
     def _sweep_once(self) -> None:
         try:
-            self._sweep()
+            self.sweep()
         except Exception as error:  # the next SIGCHLD, or the loop before the next event, sweeps again
             emit("idle_sweep_failed", "reaping exited children while idle failed", level="WARNING", error=str(error))

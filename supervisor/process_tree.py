@@ -13,6 +13,7 @@ import contextlib
 import os
 import select
 import signal
+import threading
 
 from lambda_supervisor.shared.prctl import set_child_subreaper
 
@@ -37,6 +38,9 @@ class Children:
 
     def __init__(self) -> None:
         self.workers: set[int] = set()
+        #: Held while a worker is being made (from its fork until it is tracked) and while orphans are hunted, so
+        #: that with several slots no hunt takes another slot's newborn worker for a leftover.
+        self.lock = threading.RLock()
         #: SIGCHLDs seen so far, once they are counted (None until then). A child that was alive when the count
         #: was N is still alive while it is N, so "has it exited?" can be answered without a system call.
         self.signal_count: int | None = None
@@ -84,6 +88,10 @@ class Children:
         """Kill and reap every child of this process that is not a worker, with all its descendants, round after
         round until none is left: whatever a leftover forked meanwhile is re-parented to us once it dies, for the
         next round. Logs and returns their pids."""
+        with self.lock:
+            return self._kill_orphans()
+
+    def _kill_orphans(self) -> list[int]:
         pids: list[int] = []
         me = os.getpid()
         for _ in range(MAX_ORPHAN_ROUNDS):
@@ -102,10 +110,14 @@ class Children:
             log_killed_orphans(pids)
         return pids
 
-    @staticmethod
-    def reap_exited_orphans(keep: set[int]) -> None:
+    def reap_exited_orphans(self, keep: set[int]) -> None:
         """Reap adopted orphans that have exited on their own, without touching (or reaping) the workers in
         ``keep``. One ``waitid`` call when there is nothing to do: cheap enough to run after every invocation."""
+        with self.lock:
+            self._reap_exited_orphans(keep)
+
+    @staticmethod
+    def _reap_exited_orphans(keep: set[int]) -> None:
         while True:
             try:
                 status = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)

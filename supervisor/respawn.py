@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import threading
 import time
 from collections.abc import Mapping
 
@@ -38,7 +39,7 @@ from .events import emit
 from .memory import rss_bytes
 from .priority import lower_to_idle, restore_normal
 from .process_tree import Children, parent_pid
-from .strategy_choice import choose_strategy
+from .strategy_choice import choose_for_slots, choose_strategy
 from .worker_launch import Launched
 from .worker_limits import WorkerLimits
 from .worker_process import WorkerInitFailed, WorkerProcess, WorkerWaitInterrupted
@@ -91,6 +92,19 @@ class WorkerFactory:
     def start(self) -> WorkerProcess:
         """The first worker, at cold start (its init failure is the function's init failure)."""
         return self._spawn_ready()
+
+    def start_many(self, count: int) -> list[WorkerProcess]:
+        """The first workers of ``count`` slots, at cold start: all started before any is waited for, so that
+        their inits overlap."""
+        workers = [self._spawn() for _ in range(count)]
+        try:
+            for worker in workers:
+                worker.wait_ready(self.config.init_timeout_s, self.interrupt_fd)
+        except BaseException:
+            for worker in workers:
+                worker.kill()
+            raise
+        return workers
 
     def replace(self) -> WorkerProcess:
         """A ready worker to take over from one that died or was retired."""
@@ -202,6 +216,7 @@ class ForkFactory(WorkerFactory):
         super().__init__(config, environ, children, cpu_handoff)
         self._template: WorkerProcess | None = None
         self._control: socket.socket | None = None
+        self._fork_lock = threading.Lock()
 
     def _start_template(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -228,12 +243,15 @@ class ForkFactory(WorkerFactory):
         assert self._control is not None
         (to_read, to_write), (from_read, from_write) = WorkerProcess.make_pipes()
         try:
-            try:
-                socket.send_fds(self._control, [ForkRequest().encode()], [to_read, from_write])
-                self._control.settimeout(self.config.init_timeout_s)
-                reply = self._control.recv(MAX_FORK_MESSAGE_BYTES)
-            except OSError as error:
-                raise TemplateGone(f"fork request failed: {error}") from None
+            # One request at a time, so the reply read is the answer to the request sent (several slots fork
+            # from one template); a request that gets no reply in time drops the template with its late reply.
+            with self._fork_lock:
+                try:
+                    socket.send_fds(self._control, [ForkRequest().encode()], [to_read, from_write])
+                    self._control.settimeout(self.config.init_timeout_s)
+                    reply = self._control.recv(MAX_FORK_MESSAGE_BYTES)
+                except OSError as error:
+                    raise TemplateGone(f"fork request failed: {error}") from None
         finally:
             os.close(to_read)
             os.close(from_write)
@@ -261,6 +279,19 @@ class ForkFactory(WorkerFactory):
     def start(self) -> WorkerProcess:
         self._start_template()
         return self.replace()
+
+    def start_many(self, count: int) -> list[WorkerProcess]:
+        """One template, one init; then ``count`` workers forked from it."""
+        self._start_template()
+        workers: list[WorkerProcess] = []
+        try:
+            for _ in range(count):
+                workers.append(self.replace())
+        except BaseException:
+            for worker in workers:
+                worker.kill()
+            raise
+        return workers
 
     def replace(self) -> WorkerProcess:
         if self._template is None or self._template.has_exited():
@@ -310,6 +341,25 @@ class AutoFactory(WorkerFactory):
         self._forking_since_fault_at: float | None = None  # set while `fork` stands in for `spare`
         self._may_fork = True  # until a template failed where plain workers did not
 
+    def start_many(self, count: int) -> list[WorkerProcess]:
+        """With several slots: all forked from one template (strategy_choice.py), or, if the user's init cannot
+        be a template's, each with its own init."""
+        if count == 1:
+            return [self.start()]
+        strategy, reason = choose_for_slots(count)
+        chosen = self._factory(strategy)
+        try:
+            workers = chosen.start_many(count)
+        except WorkerInitFailed as failure:
+            chosen.close(0)
+            self._may_fork = False
+            strategy, reason = "fresh", f"the fork template failed ({failure}): each slot runs its own init"
+            chosen = self._factory(strategy)
+            workers = chosen.start_many(count)
+        emit("strategy_chosen", "respawn strategy chosen", strategy=strategy, reason=reason)
+        self._chosen, self.strategy = chosen, strategy
+        return workers
+
     def start(self) -> WorkerProcess:
         first = self._spawn_ready()
         strategy, reason = choose_strategy(self.config.memory_size_mb, rss_bytes(os.getpid()), first.own_rss_bytes())
@@ -350,7 +400,10 @@ class AutoFactory(WorkerFactory):
         emit("strategy_switched", "respawn strategy switched", strategy=strategy, reason=reason)
 
     def _factory(self, strategy: str) -> WorkerFactory:
-        return FACTORIES[strategy](self.config, self.environ, self.children, self.cpu_handoff)
+        factory = FACTORIES[strategy](self.config, self.environ, self.children, self.cpu_handoff)
+        factory.interrupt_fd = self.interrupt_fd  # a shutdown ends its waits too
+        factory.limits = self.limits
+        return factory
 
     def reserves(self) -> list[WorkerProcess]:
         return self._chosen.reserves() if self._chosen is not None else []

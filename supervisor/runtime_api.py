@@ -155,6 +155,7 @@ class RuntimeApiClient:
                                           io_timeout_s=POST_READ_TIMEOUT_S, user_agent=user_agent)
         self._retry_seconds = retry_seconds
         self._retrying_policy: Retrying | None = None
+        self._polling_stopped = False
 
     def _retrying(self) -> Retrying:
         """The retry policy, made (and tenacity imported) on the first failure."""
@@ -173,11 +174,19 @@ class RuntimeApiClient:
     def close(self) -> None:
         self._connection.close()
 
+    def stop_polling(self) -> None:
+        """From another thread, at shutdown: end a long poll under way, and refuse every later ``next``
+        (RuntimeApiUnavailable, not retried). Posts still go out: an event that arrived meanwhile gets its answer."""
+        self._polling_stopped = True
+        self._connection.interrupt()
+
     def _call(self, function: Any, *args: Any) -> Any:
         """Call once; on a transient fault, go on retrying with backoff within the budget."""
         try:
             return function(*args)
         except RETRYABLE as error:
+            if self._polling_stopped and function == self._get_next:  # the poll was ended on purpose
+                raise RuntimeApiUnavailable("no more polling: the supervisor is shutting down") from None
             log("WARNING", f"runtime api fault, retrying: call={function.__name__} attempt=1 error={error!r}")
         try:
             return self._retrying()(function, *args)
@@ -212,6 +221,8 @@ class RuntimeApiClient:
         )
 
     def _get_next(self) -> tuple[dict[str, str], bytes]:
+        if self._polling_stopped:  # checked on every attempt: a retry after stop_polling sends nothing
+            raise RuntimeApiUnavailable("no more polling: the supervisor is shutting down")
         response = self._connection.request("GET", f"{self.base_path}/invocation/next", long_poll=True)
         if response.status != 200:
             raise TransientApiError(f"next answered {response.status}: {response.body[:200]!r}")

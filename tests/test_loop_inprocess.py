@@ -20,6 +20,7 @@ import pytest
 
 from lambda_supervisor.shared.errors import ErrorType, error_object
 from lambda_supervisor.supervisor import loop as loop_module
+from lambda_supervisor.supervisor import slot as slot_module
 from lambda_supervisor.supervisor.config import Config
 from lambda_supervisor.supervisor.exit_codes import ExitCode
 from lambda_supervisor.supervisor.idle_reaper import IdleReaper
@@ -196,6 +197,7 @@ def journal(monkeypatch: pytest.MonkeyPatch) -> Iterator[Journal]:
 
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD)}
     monkeypatch.setattr(loop_module, "emit", record)
+    monkeypatch.setattr(slot_module, "emit", record)
     yield entries
     for signum, handler in handlers.items():  # run() installs the supervisor's own
         signal.signal(signum, handler)
