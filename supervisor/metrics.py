@@ -7,7 +7,7 @@ wrapped in a log envelope), one per event that has metrics:
 * ``invocation`` (the REPORT line, opt-in with ``LAMBDA_SUPERVISOR_REPORT``): ``Invocations``, ``Errors``,
   ``Faults`` (the worker had to be replaced), ``Duration``; dimensions ``[FunctionName]``.
 * ``worker_replaced``: ``Restarts`` and ``TimeToReady`` (how long the new worker took); dimensions
-  ``[FunctionName]`` and ``[FunctionName, Reason]``.
+  ``[FunctionName]`` and ``[FunctionName, Reason]``, and with several slots ``[FunctionName, Slot]``.
 * ``init_failed``: ``InitFailures``; dimensions ``[FunctionName]``.
 """
 
@@ -25,6 +25,7 @@ COUNT = "Count"
 MILLISECONDS = "Milliseconds"
 _BY_FUNCTION = [["FunctionName"]]
 _BY_FUNCTION_AND_REASON = [["FunctionName"], ["FunctionName", "Reason"]]
+_BY_FUNCTION_REASON_AND_SLOT = [*_BY_FUNCTION_AND_REASON, ["FunctionName", "Slot"]]
 
 
 class MetricsRecorder:
@@ -48,10 +49,12 @@ class MetricsRecorder:
                 "Duration": (round(float(fields.get("duration_ms", 0.0)), 3), MILLISECONDS),
             }, {"RequestId": fields.get("request_id"), "Outcome": fields.get("outcome"), "Fault": fault})
         if event == "worker_replaced":
-            return self.line(_BY_FUNCTION_AND_REASON, {
+            slot = fields.get("slot")  # named only with several slots
+            return self.line(_BY_FUNCTION_AND_REASON if slot is None else _BY_FUNCTION_REASON_AND_SLOT, {
                 "Restarts": (1, COUNT),
                 "TimeToReady": (round(float(fields.get("ready_ms", 0.0)), 3), MILLISECONDS),
-            }, {"Reason": str(fields.get("reason")), "RequestId": fields.get("request_id")})
+            }, {"Reason": str(fields.get("reason")), "Slot": None if slot is None else str(slot),
+                "RequestId": fields.get("request_id")})
         if event == "init_failed":
             return self.line(_BY_FUNCTION, {"InitFailures": (1, COUNT)}, {"ErrorType": fields.get("error_type")})
         return ""

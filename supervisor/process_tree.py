@@ -95,11 +95,11 @@ class Children:
         pids: list[int] = []
         me = os.getpid()
         for _ in range(MAX_ORPHAN_ROUNDS):
-            children = _children_by_parent()
+            children = children_by_parent()
             strays = [pid for pid in children.get(me, []) if pid not in self.workers]
             if not strays:
                 break
-            for pid in _with_descendants(strays, children):  # reusing a scanned pid takes a pid-space wrap
+            for pid in with_descendants(strays, children):  # reusing a scanned pid takes a pid-space wrap
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
             for pid in strays:  # our children: their pids cannot be reused before we reap them
@@ -131,7 +131,7 @@ class Children:
 
 def process_tree(pid: int) -> list[int]:
     """``pid`` and all its descendants, from one scan of /proc (as psutil's ``children(recursive=True)`` does)."""
-    return _with_descendants([pid], _children_by_parent())
+    return with_descendants([pid], children_by_parent())
 
 
 def signal_group(pgid: int, signum: int) -> None:
@@ -164,7 +164,7 @@ def parent_pid(pid: int | str) -> int | None:
     return int(fields[1]) if len(fields) > 1 else None
 
 
-def _children_by_parent() -> dict[int, list[int]]:
+def children_by_parent() -> dict[int, list[int]]:
     """Every process's children, from one scan of /proc (psutil scans it once per ``children()`` call)."""
     children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
@@ -173,7 +173,7 @@ def _children_by_parent() -> dict[int, list[int]]:
     return children
 
 
-def _with_descendants(roots: list[int], children: dict[int, list[int]]) -> list[int]:
+def with_descendants(roots: list[int], children: dict[int, list[int]]) -> list[int]:
     found, pending = [], list(roots)
     while pending:
         pid = pending.pop()

@@ -37,6 +37,7 @@ from lambda_supervisor.shared.protocol import (
 from .config import Config
 from .events import emit
 from .memory import rss_bytes
+from .memory_budget import MemoryBudget
 from .priority import lower_to_idle, restore_normal
 from .process_tree import Children, parent_pid
 from .strategy_choice import choose_for_slots, choose_strategy
@@ -70,7 +71,9 @@ class WorkerFactory:
         self.config = config
         self.environ = environ
         self.children = children  # every worker made is tracked there
-        self.limits = WorkerLimits.from_config(config)  # given to every worker made
+        budget = (MemoryBudget(config.total_rss_bytes, children, config.memory_poll_ms / 1000)
+                  if config.concurrency > 1 else None)  # several slots: all workers together are held to a total
+        self.limits = WorkerLimits.from_config(config, budget)  # given to every worker made
         self.cpu_handoff = cpu_handoff
         #: Readable once shutdown is requested (the supervisor's self-pipe): every wait for a starting worker ends.
         self.interrupt_fd: int | None = None

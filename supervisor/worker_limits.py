@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .config import Config
+
+if TYPE_CHECKING:
+    from .memory_budget import MemoryBudget
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,9 +19,10 @@ class WorkerLimits:
     timeout_margin_s: float  # the timeout fires this long before Lambda's deadline
     poll_s: float  # how often the memory limit and shutdown requests are checked during an invocation
     shutdown_grace_s: float  # how long a handler gets after SIGTERM before it is killed
+    budget: MemoryBudget | None = None  # with several slots: the total all workers may hold together
 
     @classmethod
-    def from_config(cls, config: Config) -> WorkerLimits:
+    def from_config(cls, config: Config, budget: MemoryBudget | None = None) -> WorkerLimits:
         return cls(
             max_rss_bytes=config.max_rss_bytes,
             max_response_bytes=config.max_response_bytes,
@@ -25,4 +30,5 @@ class WorkerLimits:
             timeout_margin_s=config.timeout_margin_ms / 1000,
             poll_s=config.memory_poll_ms / 1000,
             shutdown_grace_s=config.shutdown_grace_ms / 1000,
+            budget=budget,
         )

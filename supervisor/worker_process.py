@@ -265,7 +265,7 @@ class WorkerProcess:
         if (stray := self._stray_between_invocations()) is not None:
             return self._blame_earlier(request_id, self._served[-1] if self._served else "", stray)
         try:
-            frame = self._await_frame(frame_bytes, deadline, tick=tick, tick_s=self.limits.poll_s)
+            frame = self._await_reply(frame_bytes, deadline, tick)
         except _Abort as abort:
             return abort.outcome
         except _DeadlineReached:
@@ -280,12 +280,23 @@ class WorkerProcess:
             return self._protocol_violation(request_id, str(error))
         return self._after_reply(request_id, self._judge_reply(frame, request_id))
 
+    def _await_reply(self, outgoing: bytes, deadline: float, tick: Callable[[], float | None]) -> Frame:
+        """The wait for an invocation's reply; with several slots, the memory budget knows the worker is busy."""
+        budget = self.limits.budget
+        if budget is None:
+            return self._await_frame(outgoing, deadline, tick=tick, tick_s=self.limits.poll_s)
+        budget.serving(self.pid, True)
+        try:
+            return self._await_frame(outgoing, deadline, tick=tick, tick_s=self.limits.poll_s)
+        finally:
+            budget.serving(self.pid, False)
 
     def _invocation_tick(self, request_id: str, deadline: float, shutdown_requested: Callable[[], bool],
                          shutdown_started: list[float]) -> Callable[[], float | None]:
         """What to do between select calls during an invocation: enforce the memory limit, begin a requested
         shutdown (noting when in ``shutdown_started``). The tick returns a new end time for the wait, or None."""
         max_rss_bytes = self.limits.max_rss_bytes
+        budget = self.limits.budget
 
         def tick() -> float | None:
             memory = self.memory_bytes(max_rss_bytes)
@@ -295,6 +306,9 @@ class WorkerProcess:
                           f"{max_rss_bytes / 2**20:.0f} MB")
                 raise _Abort(failure(ErrorType.OUT_OF_MEMORY, request_id, f"{detail}; killed",
                                      Reason.OUT_OF_MEMORY))
+            if budget is not None and (verdict := budget.check(self.pid)) is not None:  # the largest of all, over
+                self.kill()
+                raise _Abort(failure(ErrorType.OUT_OF_MEMORY, request_id, f"{verdict}; killed", Reason.OUT_OF_MEMORY))
             if not shutdown_started and shutdown_requested():
                 shutdown_started.append(time.monotonic())
                 signal_group(self.pid, signal.SIGTERM)
