@@ -22,3 +22,6 @@ LOG_LEVEL = "AWS_LAMBDA_LOG_LEVEL"
 MAX_RESPONSE_BYTES = "LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES"
 #: Resource limits the worker applies to itself before the user's init (shared/rlimits.py's format).
 RLIMITS = "LAMBDA_SUPERVISOR_RLIMITS"
+#: Lambda Managed Instances: a unix socket each concurrent worker connects to for a log stream of its own (its
+#: stdout and stderr). Passed to the workers only when the supervisor runs several slots.
+LOG_SOCKET = "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET"

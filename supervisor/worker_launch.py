@@ -39,8 +39,10 @@ class Launched(NamedTuple):
 
 
 def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
-    """The worker's environment: the Lambda environment minus the Runtime API address, plus resolved settings."""
-    env = {name: value for name, value in environ.items() if name != worker_env.RUNTIME_API}
+    """The worker's environment: the Lambda environment minus the Runtime API address (and, with one slot, the log
+    stream socket of Managed Instances), plus resolved settings."""
+    withheld = {worker_env.RUNTIME_API} | ({worker_env.LOG_SOCKET} if config.concurrency <= 1 else set())
+    env = {name: value for name, value in environ.items() if name not in withheld}
     env.update({
         worker_env.HANDLER: config.handler,
         worker_env.TASK_ROOT: str(config.task_root),

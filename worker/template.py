@@ -33,6 +33,7 @@ from lambda_supervisor.shared.protocol import (
 from lambda_supervisor.shared.rlimits import RLimit
 
 from .handler_loader import InitFailure
+from .log_stream import connect_log_stream
 from .output import HandlerOutput
 from .serving import Channel, UserFunction, die_with_parent, report_init_failure, serve
 
@@ -66,6 +67,7 @@ def _become_worker(template: Channel, control: socket.socket, function: UserFunc
             time.sleep(0.0002)
         die_with_parent(supervisor_pid)
         set_child_subreaper(True)  # not inherited through fork: this worker's orphans are its own
+        connect_log_stream(os.environ)  # several slots: a log stream of its own
         code = serve(Channel(in_fd, out_fd, template.cpu), function)
     except SystemExit as error:  # sys.exit() in a handler ends this worker with that status, as in a fresh one
         code = _exit_code(error)
