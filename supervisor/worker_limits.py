@@ -20,6 +20,9 @@ class WorkerLimits:
     poll_s: float  # how often the memory limit and shutdown requests are checked during an invocation
     shutdown_grace_s: float  # how long a handler gets after SIGTERM before it is killed
     budget: MemoryBudget | None = None  # with several slots: the total all workers may hold together
+    #: At shutdown, an in-flight invocation runs on for the grace without a SIGTERM (several slots: Managed
+    #: Instances stop an environment with requests in flight); else the handler is forwarded SIGTERM at once.
+    drain: bool = False
 
     @classmethod
     def from_config(cls, config: Config, budget: MemoryBudget | None = None) -> WorkerLimits:
@@ -31,4 +34,5 @@ class WorkerLimits:
             poll_s=config.memory_poll_ms / 1000,
             shutdown_grace_s=config.shutdown_grace_ms / 1000,
             budget=budget,
+            drain=config.concurrency > 1,
         )

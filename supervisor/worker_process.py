@@ -311,7 +311,8 @@ class WorkerProcess:
                 raise _Abort(failure(ErrorType.OUT_OF_MEMORY, request_id, f"{verdict}; killed", Reason.OUT_OF_MEMORY))
             if not shutdown_started and shutdown_requested():
                 shutdown_started.append(time.monotonic())
-                signal_group(self.pid, signal.SIGTERM)
+                if not self.limits.drain:
+                    signal_group(self.pid, signal.SIGTERM)
                 return min(deadline, time.monotonic() + self.limits.shutdown_grace_s)
             return None
 

@@ -26,6 +26,9 @@ def act(event, context):
         hoard = bytearray(event["mb"] * 1024 * 1024)
         for page in range(0, len(hoard), 4096):
             hoard[page] = 1
+        if "ready_file" in event:  # tell the test the memory is held
+            with open(event["ready_file"], "w") as ready:
+                ready.write(str(os.getpid()))
         time.sleep(event.get("seconds", 3600))
     elif action == "print":
         print(f"printed by {context.aws_request_id}", flush=True)
