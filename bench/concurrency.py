@@ -74,6 +74,9 @@ def main() -> int:
     parser.add_argument("--slots", type=int, nargs="+", default=[4, 16])
     parser.add_argument("--hold-mb", type=int, default=50)
     options = parser.parse_args()
+    from loguru import logger
+
+    logger.remove()  # the emulator's debug lines would cost more than what is measured
     kinds: dict[str, Callable[[BenchEmulator], Runtime]] = {
         "lambda-supervisor": lambda emulator: Supervisor(emulator, HANDLER)}
     if awslambdaric_installed():
