@@ -7,7 +7,8 @@ template, a standby) at most once per poll for all of them. Over the total, it k
 has served, never a random one: a busy one is told on its own check and answers its request with
 Runtime.OutOfMemory; an idle one holds no request and is killed at once (its slot replaces it when the next event
 comes, ``died-while-idle``). As for one worker (memory.py), the cheap RSS sum decides first; PSS, which counts a
-page shared copy-on-write with the template once, is read only when that sum is over, at most a tenth of the time.
+page shared copy-on-write with the template once, is read only when that sum is over, at most a tenth of the time,
+unless the last PSS plus what the RSS sum grew since is over too: a kill is always decided on a real reading.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class MemoryBudget:
         self._condemned: dict[int, str] = {}  # busy workers to end on their next check, with the reason
         self._measured_at = 0.0
         self._pss_due = 0.0
+        self._pss_total = 0  # all workers' PSS at the last reading, and their RSS sum then
+        self._rss_at_pss = 0
 
     def serving(self, pid: int, busy: bool) -> None:
         """A worker starts (True) or ends (False) an invocation."""
@@ -73,14 +76,17 @@ class MemoryBudget:
         workers = set(self._children.workers)
         self._served &= workers
         rss, pss_of = self._measure(workers)
-        if sum(rss.values()) <= self.limit_bytes or not self._served:
+        rss_total = sum(rss.values())
+        if rss_total <= self.limit_bytes or not self._served:
             return
-        if time.monotonic() < self._pss_due:  # PSS read a moment ago: at most a tenth of the time
+        estimate = self._pss_total + max(rss_total - self._rss_at_pss, 0)  # the last PSS, plus what RSS grew since
+        if time.monotonic() < self._pss_due and estimate <= self.limit_bytes:  # at most a tenth of the time
             return
         started = time.monotonic()
         pss = pss_of()
         self._pss_due = time.monotonic() + PSS_BACKOFF * (time.monotonic() - started)
-        total = sum(pss.values())
+        total = self._pss_total = sum(pss.values())
+        self._rss_at_pss = rss_total
         if total <= self.limit_bytes:
             return
         victim = max(self._served, key=lambda pid: pss.get(pid, 0))

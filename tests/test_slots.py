@@ -26,17 +26,23 @@ SLOW_S = 1.0
 
 
 def start_slots(start_runtime: StartRuntime, slots: int = 4, timeout_s: float = 3.0, **env: str) -> Runtime:
+    # a hang is answered a second before its deadline: on time even on a loaded machine
     runtime = start_runtime("slots.act", task_root=SLOTS, timeout_s=timeout_s, wait_ready=False,
-                            env={"AWS_LAMBDA_MAX_CONCURRENCY": str(slots), **env})
+                            env={"AWS_LAMBDA_MAX_CONCURRENCY": str(slots),
+                                 "LAMBDA_SUPERVISOR_TIMEOUT_MARGIN_MS": "1000", **env})
     runtime.emulator.wait_next_polled(slots, timeout=60)  # every slot polls: all are ready
     return runtime
 
 
 def submit_all(runtime: Runtime, events: list[dict[str, Any]]) -> list[InvocationRecord]:
+    """Submit the events at once and wait for their outcomes, then until every slot that served one polls again
+    (a slot replacing its worker is not polling yet)."""
+    polls = runtime.emulator.next_poll_count
     ids = [runtime.emulator.submit(json.dumps(event).encode()) for event in events]
     records = [runtime.emulator.wait_outcome(request_id, timeout=60) for request_id in ids]
     for record in records:
         assert len(record.posts) == 1, f"expected exactly one post, got {record.describe()}"
+    runtime.emulator.wait_next_polled(polls + len(events), timeout=60)
     return records
 
 
@@ -89,7 +95,7 @@ def test_all_workers_together_over_the_memory_lose_the_largest_not_a_random_one(
     ready = tmp_path / "big-ready"
     big = runtime.emulator.submit(json.dumps({"action": "hold", "mb": 300, "ready_file": str(ready)}).encode())
     wait_for(ready.exists, 30, "the first slot to hold its memory")
-    small = runtime.emulator.submit(json.dumps({"action": "hold", "mb": 250, "seconds": 1.0}).encode())
+    small = runtime.emulator.submit(json.dumps({"action": "hold", "mb": 250, "seconds": 3.0}).encode())
     big_record = runtime.emulator.wait_outcome(big, timeout=30)
     small_record = runtime.emulator.wait_outcome(small, timeout=30)
     assert big_record.error.error_type == "Runtime.OutOfMemory", big_record.describe()
@@ -155,3 +161,19 @@ def _drain(connection: socket.socket, into: bytearray) -> None:
     with connection:
         while data := connection.recv(65536):
             into.extend(data)
+
+
+@pytest.mark.parametrize("strategy", ["fresh", "spare"])
+def test_with_an_init_per_slot_a_crash_is_replaced_and_the_other_slot_unaffected(
+        start_runtime: StartRuntime, strategy: str) -> None:
+    runtime = start_slots(start_runtime, slots=2, LAMBDA_SUPERVISOR_RESPAWN=strategy)
+    first = submit_all(runtime, [{"action": "ok"}, {"action": "ok"}])
+    pids = {record.json()["pid"] for record in first}
+    assert len(pids) == 2, "each slot's worker is a process of its own"
+    crashed, good = submit_all(runtime, [{"action": "crash"}, {"action": "sleep", "seconds": 0.5}])
+    assert crashed.error.error_type == "Runtime.ExitError", crashed.describe()
+    assert good.outcome_kind == "response" and good.json()["pid"] in pids
+    again = submit_all(runtime, [{"action": "sleep", "seconds": 0.3}] * 2)
+    assert all(record.outcome_kind == "response" for record in again)
+    assert len({record.json()["pid"] for record in again}) == 2
+    assert f"strategy={strategy}" in runtime.log()
