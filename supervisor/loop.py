@@ -13,7 +13,7 @@ import os
 import signal
 from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .config import Config
 from .events import emit
@@ -25,6 +25,9 @@ from .slot import ShutdownRequested, Slot, SlotHooks
 from .soft_timeout import SoftTimeout
 from .worker_handle import Worker, WorkerSource
 from .worker_process import WorkerInitFailed, WorkerWaitInterrupted
+
+if TYPE_CHECKING:
+    from .slots import SlotGroup
 
 __all__ = ["ShutdownRequested", "Supervisor"]
 
@@ -52,7 +55,7 @@ class Supervisor:
         self.factory.interrupt_fd = self._shutdown_read
         hooks = SlotHooks(self.shutdown_requested, self._shutdown_read, self._reap_exited, self._idle_in_next)
         self.slot = Slot(config, api, factory, children, self.soft_timeout, hooks)
-        self._group: Any = None  # the slot group (slots.py) when there are several slots
+        self._group: SlotGroup | None = None  # when there are several slots
 
     @property
     def worker(self) -> Worker | None:

@@ -17,6 +17,8 @@ import select
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
+from lambda_supervisor.shared.cpu_handoff import CpuHandoff
+
 from .config import Config
 from .events import emit
 from .exit_codes import ExitCode
@@ -42,13 +44,29 @@ class LockedSource:
     def strategy(self) -> str:
         return self._source.strategy
 
+    @strategy.setter
+    def strategy(self, strategy: str) -> None:
+        self._source.strategy = strategy
+
     @property
-    def cpu_handoff(self) -> object:
+    def cpu_handoff(self) -> CpuHandoff | None:
         return self._source.cpu_handoff
+
+    @cpu_handoff.setter
+    def cpu_handoff(self, handoff: CpuHandoff | None) -> None:
+        self._source.cpu_handoff = handoff
 
     @property
     def interrupt_fd(self) -> int | None:
         return self._source.interrupt_fd
+
+    @interrupt_fd.setter
+    def interrupt_fd(self, fd: int | None) -> None:
+        self._source.interrupt_fd = fd
+
+    def start_many(self, count: int) -> Sequence[Worker]:
+        with self._lock:
+            return self._source.start_many(count)
 
     def start(self) -> Worker:
         with self._lock:
@@ -90,7 +108,7 @@ class SlotGroup:
         source = LockedSource(factory, children.lock)
         count = config.concurrency
         self.slots = [
-            Slot(config, api if index == 0 else make_api(), source, children, soft_timeout,  # type: ignore[arg-type]
+            Slot(config, api if index == 0 else make_api(), source, children, soft_timeout,
                  SlotHooks(shutdown_requested, shutdown_fd, self._reaper(index), self._idle(index)),
                  index=index, count=count)
             for index in range(count)
