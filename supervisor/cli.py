@@ -89,7 +89,7 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
 
     api = RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s)
     children = Children()
-    factory = make_factory(config, os.environ, children, CpuHandoff.plan() if config.share_cpu else None)
+    factory = make_factory(config, os.environ, children, CpuHandoff.plan() if _shares_cpu(config) else None)
     factory.prelaunched = first_worker
     return Supervisor(config, api, os.environ, factory, children,
                       make_api=lambda: RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s)).run()
@@ -106,7 +106,12 @@ def _launch_first_worker(config: Config) -> Launched | None:
     from .worker_launch import launch
 
     set_child_subreaper(True)  # as the loop would before its first worker (it checks and says so if it fails)
-    return launch(config, os.environ, None, CpuHandoff.plan() if config.share_cpu else None)
+    return launch(config, os.environ, None, CpuHandoff.plan() if _shares_cpu(config) else None)
+
+
+def _shares_cpu(config: Config) -> bool:
+    """One slot only: with several, every slot's thread would wait on the one home CPU."""
+    return config.share_cpu and config.concurrency == 1
 
 
 def _report_config_error(message: str) -> None:

@@ -268,7 +268,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("share_cpu", "LAMBDA_SUPERVISOR_SHARE_CPU", _switch, "on",
             "With several vCPUs, the supervisor and the idle worker wait on one CPU, so handing an event over and "
             "back needs no cross-CPU wake-up; handlers (and their threads) still run on every vCPU. `off`: no CPU "
-            "affinity is set."),
+            "affinity is set. Never with several slots."),
     Setting("report", "LAMBDA_SUPERVISOR_REPORT", _switch, "off",
             "`on`: a REPORT line per invocation (duration, worker, peak RSS, outcome) and, with metrics on, its "
             "per-invocation metrics (Invocations, Errors, Faults, Duration). `off`: only what Lambda cannot see is "

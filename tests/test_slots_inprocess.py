@@ -7,6 +7,7 @@ recycling is staggered.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import threading
@@ -334,3 +335,15 @@ def test_within_the_total_nobody_is_killed() -> None:
     budget.budget.serving(2, True)
     assert budget.budget.check(1) is None and budget.budget.check(2) is None
     assert budget.killed == []
+
+
+def test_a_replacement_names_its_slot_as_a_metric_dimension_only_with_several_slots() -> None:
+    from lambda_supervisor.supervisor.metrics import MetricsRecorder
+
+    recorder = MetricsRecorder("LambdaSupervisor", "f")
+    fields = {"reason": "crash", "request_id": "a", "ready_ms": 1.0}
+    one = json.loads(recorder.observe("worker_replaced", fields))
+    several = json.loads(recorder.observe("worker_replaced", {**fields, "slot": 2}))
+    assert ["FunctionName", "Slot"] not in one["_aws"]["CloudWatchMetrics"][0]["Dimensions"] and "Slot" not in one
+    assert ["FunctionName", "Slot"] in several["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+    assert several["Slot"] == "2" and several["Reason"] == "crash"
