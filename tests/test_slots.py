@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +178,17 @@ def test_with_an_init_per_slot_a_crash_is_replaced_and_the_other_slot_unaffected
     assert all(record.outcome_kind == "response" for record in again)
     assert len({record.json()["pid"] for record in again}) == 2
     assert f"strategy={strategy}" in runtime.log()
+
+
+def test_an_in_flight_request_that_outlives_the_shutdown_grace_gets_one_error(start_runtime: StartRuntime) -> None:
+    runtime = start_slots(start_runtime, slots=2, timeout_s=30.0, LAMBDA_SUPERVISOR_SHUTDOWN_GRACE_MS="500")
+    emulator = runtime.emulator
+    request_id = emulator.submit(json.dumps({"action": "hang"}).encode())
+    wait_for(lambda: emulator.record(request_id).handed_out, 30, "the hang to be handed out")
+    signalled = time.monotonic()
+    runtime.process.send_signal(signal.SIGTERM)
+    assert runtime.wait_exit(30) == 0
+    record = emulator.wait_outcome(request_id, timeout=5)
+    assert len(record.posts) == 1 and record.error.error_type == "Runtime.ExitError", record.describe()
+    assert "shutting down" in (record.error.error_message or "")
+    assert time.monotonic() - signalled < 10, "ended at the grace, not at its deadline"
