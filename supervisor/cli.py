@@ -87,12 +87,14 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
 
     configure_metrics(config)
 
-    api = RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s)
+    several = config.concurrency > 1  # each slot's long poll can then be ended from the main thread
+    api = RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s, interruptible=several)
     children = Children()
     factory = make_factory(config, os.environ, children, CpuHandoff.plan() if _shares_cpu(config) else None)
     factory.prelaunched = first_worker
     return Supervisor(config, api, os.environ, factory, children,
-                      make_api=lambda: RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s)).run()
+                      make_api=lambda: RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s,
+                                                        interruptible=True)).run()
 
 
 def _launch_first_worker(config: Config) -> Launched | None:

@@ -9,6 +9,8 @@ starts on a clean one; the caller decides whether to retry.
 from __future__ import annotations
 
 import contextlib
+import os
+import select
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -25,6 +27,10 @@ COALESCE_BYTES = 64 * 1024
 
 class IncompleteResponse(ConnectionError):
     """The Runtime API closed the connection before the response was complete."""
+
+
+class PollInterrupted(ConnectionAbortedError):
+    """A long poll was ended by :meth:`HttpConnection.interrupt` before its answer began."""
 
 
 #: What a broken exchange raises besides OSError (timeouts and resets are OSError too).
@@ -90,20 +96,21 @@ class HttpConnection:
     waits for its answer to begin."""
 
     def __init__(self, host: str, port: int, *, connect_timeout_s: float, io_timeout_s: float,
-                 user_agent: str) -> None:
+                 user_agent: str, interruptible: bool = False) -> None:
         self._address = (host, port)
         self._connect_timeout_s = connect_timeout_s
         self._timeval = _timeval(io_timeout_s)
         self._fixed_headers = f"Host: {host}:{port}\r\nUser-Agent: {user_agent}\r\n".encode("latin-1")
         self._socket: socket.socket | None = None
+        #: With ``interruptible``, a long poll also waits on this pipe: :meth:`interrupt` writes to it.
+        self._wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC) if interruptible else None
 
     def interrupt(self) -> None:
-        """From another thread: end the request under way (a blocked long poll fails at once, as on a closed
-        connection). The next request connects again."""
-        sock = self._socket
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        """From another thread: end a long poll whose answer has not begun (PollInterrupted); one whose answer has
+        begun is read to its end, so that an event already handed out is not lost. Only if ``interruptible``."""
+        if self._wake is not None:
+            with contextlib.suppress(BlockingIOError):  # full: a byte is there already
+                os.write(self._wake[1], b"x")
 
     def close(self) -> None:
         if self._socket is not None:
@@ -133,8 +140,9 @@ class HttpConnection:
         """Read the whole answer to the request sent last."""
         if self._socket is None:
             raise IncompleteResponse("the connection closed before the answer was read")
+        wake_fd = self._wake[0] if long_poll and self._wake is not None else None
         try:
-            response = self._receive(self._socket, long_poll)
+            response = self._receive(self._socket, long_poll, wake_fd)
         except BaseException:
             self.close()
             raise
@@ -168,11 +176,13 @@ class HttpConnection:
             sock.sendall(body)
 
     @staticmethod
-    def _receive(sock: socket.socket, long_poll: bool) -> Response:
+    def _receive(sock: socket.socket, long_poll: bool, wake_fd: int | None = None) -> Response:
         response = Response()
         response.parser = parser = httptools.HttpResponseParser(response)
         waiting = long_poll
         while not response.complete:
+            if waiting and wake_fd is not None:
+                _await_answer(sock, wake_fd)
             try:
                 data = sock.recv(RECV_BYTES)
             except BlockingIOError:  # SO_RCVTIMEO passed with nothing received
@@ -185,3 +195,17 @@ class HttpConnection:
             parser.feed_data(data)
         response.parser = None
         return response
+
+
+def _await_answer(sock: socket.socket, wake_fd: int) -> None:
+    """Block until the socket has something to read; PollInterrupted if ``wake_fd`` is readable first (an answer
+    that has arrived wins: it is read)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    poller.register(wake_fd, select.POLLIN)
+    while True:
+        ready = {fd for fd, _ in poller.poll()}
+        if sock.fileno() in ready:
+            return
+        if wake_fd in ready:
+            raise PollInterrupted("the long poll was interrupted: the supervisor is shutting down")

@@ -147,12 +147,15 @@ RETRYABLE = (OSError, ResponseParseError, TransientApiError)
 
 
 class RuntimeApiClient:
-    def __init__(self, address: str, *, retry_seconds: float = 10.0, user_agent: str = "lambda-supervisor") -> None:
+    def __init__(self, address: str, *, retry_seconds: float = 10.0, user_agent: str = "lambda-supervisor",
+                 interruptible: bool = False) -> None:
+        """``interruptible``: :meth:`stop_polling` may end a long poll from another thread (several slots)."""
         self.base_path = f"/{API_VERSION}/runtime"
         self.address = address
         host, _, port = address.rpartition(":")
         self._connection = HttpConnection(host.strip("[]"), int(port), connect_timeout_s=CONNECT_TIMEOUT_S,
-                                          io_timeout_s=POST_READ_TIMEOUT_S, user_agent=user_agent)
+                                          io_timeout_s=POST_READ_TIMEOUT_S, user_agent=user_agent,
+                                          interruptible=interruptible)
         self._retry_seconds = retry_seconds
         self._retrying_policy: Retrying | None = None
         self._polling_stopped = False
@@ -175,8 +178,9 @@ class RuntimeApiClient:
         self._connection.close()
 
     def stop_polling(self) -> None:
-        """From another thread, at shutdown: end a long poll under way, and refuse every later ``next``
-        (RuntimeApiUnavailable, not retried). Posts still go out: an event that arrived meanwhile gets its answer."""
+        """From another thread, at shutdown: end a long poll under way whose answer has not begun, and refuse every
+        later ``next`` (RuntimeApiUnavailable, not retried). An event that has begun to arrive is read, and posts
+        still go out: it gets its answer."""
         self._polling_stopped = True
         self._connection.interrupt()
 

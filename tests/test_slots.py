@@ -106,11 +106,13 @@ def test_all_workers_together_over_the_memory_lose_the_largest_not_a_random_one(
 
 
 def test_sigterm_drains_in_flight_requests_sends_no_new_next_and_leaves_no_process(
-        start_runtime: StartRuntime) -> None:
+        start_runtime: StartRuntime, tmp_path: Path) -> None:
     runtime = start_slots(start_runtime, LAMBDA_SUPERVISOR_SHUTDOWN_GRACE_MS="3000")
     emulator = runtime.emulator
-    ids = [emulator.submit(json.dumps({"action": "sleep", "seconds": SLOW_S}).encode()) for _ in range(2)]
-    wait_for(lambda: all(emulator.record(request_id).handed_out for request_id in ids), 30, "both handed out")
+    started = [tmp_path / f"started-{number}" for number in range(2)]
+    ids = [emulator.submit(json.dumps({"action": "sleep", "seconds": SLOW_S, "started_file": str(path)}).encode())
+           for path in started]
+    wait_for(lambda: all(path.exists() for path in started), 30, "both requests running")
     processes = descendants(runtime.process.pid)
     assert len(processes) >= 5, processes  # four workers and the template
     polls = emulator.next_poll_count
@@ -180,11 +182,13 @@ def test_with_an_init_per_slot_a_crash_is_replaced_and_the_other_slot_unaffected
     assert f"strategy={strategy}" in runtime.log()
 
 
-def test_an_in_flight_request_that_outlives_the_shutdown_grace_gets_one_error(start_runtime: StartRuntime) -> None:
+def test_an_in_flight_request_that_outlives_the_shutdown_grace_gets_one_error(
+        start_runtime: StartRuntime, tmp_path: Path) -> None:
     runtime = start_slots(start_runtime, slots=2, timeout_s=30.0, LAMBDA_SUPERVISOR_SHUTDOWN_GRACE_MS="500")
     emulator = runtime.emulator
-    request_id = emulator.submit(json.dumps({"action": "hang"}).encode())
-    wait_for(lambda: emulator.record(request_id).handed_out, 30, "the hang to be handed out")
+    started = tmp_path / "started"
+    request_id = emulator.submit(json.dumps({"action": "hang", "started_file": str(started)}).encode())
+    wait_for(started.exists, 30, "the hang to be running")
     signalled = time.monotonic()
     runtime.process.send_signal(signal.SIGTERM)
     assert runtime.wait_exit(30) == 0

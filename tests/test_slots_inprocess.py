@@ -6,10 +6,12 @@ recycling is staggered.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +27,7 @@ from lambda_supervisor.supervisor import slot as slot_module
 from lambda_supervisor.supervisor import slots as slots_module
 from lambda_supervisor.supervisor.config import Config
 from lambda_supervisor.supervisor.exit_codes import ExitCode
+from lambda_supervisor.supervisor.http_connection import HttpConnection, PollInterrupted
 from lambda_supervisor.supervisor.loop import Supervisor
 from lambda_supervisor.supervisor.memory_budget import MemoryBudget
 from lambda_supervisor.supervisor.outcome import Outcome, Response
@@ -347,3 +350,60 @@ def test_a_replacement_names_its_slot_as_a_metric_dimension_only_with_several_sl
     assert ["FunctionName", "Slot"] not in one["_aws"]["CloudWatchMetrics"][0]["Dimensions"] and "Slot" not in one
     assert ["FunctionName", "Slot"] in several["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
     assert several["Slot"] == "2" and several["Reason"] == "crash"
+
+
+def _long_poll_server(first: bytes, then: threading.Event, rest: bytes) -> tuple[socket.socket, threading.Thread]:
+    """A server that answers one request with ``first``, and with ``rest`` once ``then`` is set."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(first)
+            then.wait(10)
+            with contextlib.suppress(OSError):
+                connection.sendall(rest)
+                connection.recv(1)  # until the client closes
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def _interruptible(listener: socket.socket) -> HttpConnection:
+    return HttpConnection("127.0.0.1", listener.getsockname()[1], connect_timeout_s=3, io_timeout_s=5,
+                          user_agent="test", interruptible=True)
+
+
+def test_an_interrupted_long_poll_whose_answer_has_not_begun_ends_at_once() -> None:
+    later = threading.Event()
+    listener, server = _long_poll_server(b"", later, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    connection = _interruptible(listener)
+    threading.Timer(0.2, connection.interrupt).start()
+    started = time.monotonic()
+    with pytest.raises(PollInterrupted):
+        connection.request("GET", "/next", long_poll=True)
+    assert time.monotonic() - started < 5
+    later.set()
+    listener.close()
+    server.join(5)
+
+
+def test_an_interrupted_long_poll_whose_answer_has_begun_is_read_to_its_end() -> None:
+    """An event already on its way is not lost at shutdown: it is read, served and posted."""
+    interrupted = threading.Event()
+    listener, server = _long_poll_server(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", interrupted, b"cde")
+    connection = _interruptible(listener)
+
+    def interrupt_once_begun() -> None:
+        time.sleep(0.2)
+        connection.interrupt()
+        interrupted.set()
+
+    threading.Thread(target=interrupt_once_begun, daemon=True).start()
+    response = connection.request("GET", "/next", long_poll=True)
+    assert response.status == 200 and response.body == b"abcde"
+    connection.close()
+    listener.close()
+    server.join(5)

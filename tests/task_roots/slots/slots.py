@@ -12,6 +12,9 @@ for _page in range(0, len(INIT_HOLD), 4096):
 def act(event, context):
     action = event.get("action", "ok")
     started = time.time()
+    if "started_file" in event:  # tell the test the request is running
+        with open(event["started_file"], "w") as running:
+            running.write(str(os.getpid()))
     if action == "sleep":
         time.sleep(event.get("seconds", 1.0))
     elif action == "crash":
