@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from .errors import error_object
+from .worker_env import LAMBDA_RESPONSE_LIMIT_BYTES as LAMBDA_RESPONSE_LIMIT_BYTES  # where it was defined first
 
 MAGIC = b"LSF1"
 #: Sent by the supervisor to a worker it is about to kill at the deadline: the worker dumps its threads' stacks.
@@ -32,8 +33,6 @@ MAX_HEADER_BYTES = 64 * 1024
 #: every read costs an mmap, an mremap and a munmap per invocation, even for a 200-byte frame.
 READ_BUFFER_BYTES = 1 << 20
 
-#: Lambda's limit for a synchronous response payload (6 MB as Lambda counts it).
-LAMBDA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
 #: Default bound on a worker's payload: Lambda's response limit plus a margin for an error object's stack trace.
 DEFAULT_MAX_PAYLOAD_BYTES = LAMBDA_RESPONSE_LIMIT_BYTES + 256 * 1024
 

@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from lambda_supervisor.shared.protocol import DEFAULT_MAX_PAYLOAD_BYTES, LAMBDA_RESPONSE_LIMIT_BYTES
+from lambda_supervisor.shared.protocol import DEFAULT_MAX_PAYLOAD_BYTES
 from lambda_supervisor.shared.rlimits import RLimit, parse_rlimits
+from lambda_supervisor.shared.worker_env import LAMBDA_RESPONSE_LIMIT_BYTES
 
 #: Memory the supervisor keeps for itself (its interpreter, requests, psutil) out of the function's memory size.
 SUPERVISOR_RESERVE_MB = 48

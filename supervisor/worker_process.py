@@ -43,10 +43,11 @@ from lambda_supervisor.shared.protocol import (
 )
 
 from .config import Config
+from .early_worker import make_pipes
 from .memory import TreeMemoryGauge
 from .process_tree import child_signal_count, count_zombies, kill_tree, process_tree, signal_group, track_worker
 from .runtime_api import Invocation
-from .worker_launch import Launched, launch, make_pipes
+from .worker_launch import Launched, launch
 from .worker_launch import worker_environment as worker_environment  # where tests and callers know it
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -215,7 +216,7 @@ class WorkerProcess:
     def take_over(cls, launched: Launched, config: Config) -> WorkerProcess:
         """Take charge of a worker started by :func:`.worker_launch.launch` (maybe before the supervisor was
         fully imported); its init time counts from its start."""
-        worker = cls.adopt(launched.process.pid, launched.to_write, launched.from_read, config, launched.process)
+        worker = cls.adopt(launched.pid, launched.to_write, launched.from_read, config, launched.process)
         worker.started_monotonic = launched.started_monotonic
         return worker
 

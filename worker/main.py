@@ -33,7 +33,18 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="run as the fork template, taking fork requests on this socket")
     parser.add_argument("--cpu-handoff", type=CpuHandoff.from_argument,
                         help="HOME:CPUS: wait on CPU HOME (the supervisor's), work on CPUS")
+    parser.add_argument("--hold-fd", type=int,
+                        help="wait for a byte on this pipe before the user's init (end of file: exit)")
     return parser.parse_args(argv)
+
+
+def _released(hold_fd: int) -> bool:
+    """Wait until the supervisor lets this worker (started before its configuration was loaded) run the user's
+    init: a byte, or end of file when it will not."""
+    try:
+        return os.read(hold_fd, 1) != b""
+    finally:
+        os.close(hold_fd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         return report_init_failure(channel, InitFailure(error_object(
             ErrorType.CONFIGURATION, f"{worker_env.RLIMITS} could not be applied: {error}")))
+    if arguments.hold_fd is not None and not _released(arguments.hold_fd):
+        return 0  # started ahead of the supervisor's configuration, which turned out otherwise: no user code ran
     if arguments.template_control_fd is not None:
         from .template import run_template  # only the fork template needs it
 
