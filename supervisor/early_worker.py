@@ -16,7 +16,7 @@ import fcntl
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping  # not typing's TYPE_CHECKING: importing typing costs more than the rest here
 
 from lambda_supervisor.shared import worker_env
 from lambda_supervisor.shared.prctl import set_child_subreaper, set_dumpable
