@@ -7,7 +7,6 @@ of events to a function (``serve``'s endpoint, or one it starts) and summarises 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -22,6 +21,8 @@ from .exit_codes import ExitCode
 from .logs import configure_logging, log
 
 if TYPE_CHECKING:
+    import argparse
+
     from .worker_launch import Launched
 
 COMMANDS = ("run", "serve", "demo", "invoke")
@@ -195,6 +196,16 @@ def main(argv: list[str] | None = None) -> int:
         print(parsed, file=sys.stderr)
         return 2
     command, arguments = parsed
+    if command == "run":  # the bootstrap's own command line, as read before the first worker started
+        from lambda_supervisor.shared import worker_env
+
+        from .early_worker import bootstrap_defaults
+
+        defaults = bootstrap_defaults(arguments)
+        if defaults is not None:  # else argparse, for help or an error message
+            return run_bootstrap(defaults.get(worker_env.HANDLER), defaults.get(worker_env.TASK_ROOT))
+    import argparse  # only off the bootstrap's path: with its help formatter, it costs ~10 ms
+
     parser = argparse.ArgumentParser(
         prog=f"lambda-supervisor {command}", epilog=_settings_help(), formatter_class=argparse.RawTextHelpFormatter)
     if command == "run":

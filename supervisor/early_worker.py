@@ -120,7 +120,7 @@ def _cpu_handoff() -> str | None:
     return f"{cpus[-1]}:{','.join(str(cpu) for cpu in cpus)}"
 
 
-def _bootstrap_defaults(arguments: list[str]) -> dict[str, str] | None:
+def bootstrap_defaults(arguments: list[str]) -> dict[str, str] | None:
     """The defaults given by ``[run] [HANDLER] [--task-root DIR]``, or None for any other command line."""
     if arguments[:1] == ["run"]:
         arguments = arguments[1:]
@@ -139,7 +139,7 @@ def start(arguments: list[str], environ: Mapping[str, str]) -> None:
     """For the bootstrap (``run``) with a strategy that starts with a plain worker: become non-dumpable (before
     any worker exists), then start the first worker, held."""
     global _started
-    defaults = _bootstrap_defaults(arguments)
+    defaults = bootstrap_defaults(arguments)
     share_cpu = environ.get(SHARE_CPU) or "on"
     if (defaults is None or (environ.get(RESPAWN) or "auto") not in ("auto", "fresh", "spare")
             or share_cpu not in ("on", "off")):
