@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import psutil
@@ -24,7 +25,7 @@ BEFORE_THE_FIRST_WORKER = {
     "lambda_supervisor", "lambda_supervisor.supervisor", "lambda_supervisor.supervisor.import_path",
     "lambda_supervisor.supervisor.early_worker", "lambda_supervisor.shared", "lambda_supervisor.shared.worker_env",
     "lambda_supervisor.shared.prctl", "ctypes", "_ctypes", "ctypes._endian", "struct", "_struct", "fcntl",
-    "collections.abc",
+    "collections.abc", "__future__",
 }
 #: Our own modules in a worker serving a plain (sync) handler: a new one is a decision, not an accident.
 WORKER_MODULES = {"lambda_supervisor", "lambda_supervisor.shared", "lambda_supervisor.worker"} | {
@@ -48,14 +49,25 @@ def forbidden(modules: set[str]) -> set[str]:
     return {name for name in modules if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN_IMPORTS)}
 
 
-def imports_of(statement: str) -> set[str]:
-    """What a fresh interpreter imports to run ``statement``, beyond what it imports to run nothing."""
+@pytest.fixture(scope="module")
+def regular_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The package as a regular install lays it out (no editable-install finder, which imports pathlib, re and
+    urllib at every start and would hide them), assembled from the three folders as pyproject.toml maps them."""
+    root = tmp_path_factory.mktemp("install")
+    (root / "lambda_supervisor").mkdir()
+    for folder in ("supervisor", "worker", "shared"):
+        (root / "lambda_supervisor" / folder).symlink_to(Path(__file__).resolve().parent.parent / folder)
+    return root
 
-    def run(code: str) -> set[str]:
-        return imported(subprocess.run([sys.executable, "-X", "importtime", "-P", "-c", code], capture_output=True,
-                                       text=True, check=True).stderr)
 
-    return run(statement) - run("pass")
+def imports_of(install: Path, statement: str) -> set[str]:
+    """What ``python -m`` (os from site, runpy) imports to run ``statement`` with ``install`` and our dependencies
+    on its path, and no site-packages ``.pth`` file run."""
+    path = [str(install), sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
+    code = f"import sys, os, runpy; sys.path[:0] = {path!r}; before = set(sys.modules); {statement}; " \
+           "print(' '.join(set(sys.modules) - before))"
+    run = subprocess.run([sys.executable, "-S", "-P", "-c", code], capture_output=True, text=True, check=True)
+    return set(run.stdout.split())
 
 
 def children(runtime: Runtime) -> list[int]:
@@ -72,24 +84,25 @@ def test_nothing_heavy_is_imported_on_the_way_to_the_first_response(start_runtim
     assert forbidden(imported(runtime.log())) == set()
 
 
-def test_the_first_worker_is_started_after_importing_only_this() -> None:
+def test_the_first_worker_is_started_after_importing_only_this(regular_install: Path) -> None:
     """What supervisor/__main__.py imports before early_worker.start() launches the first worker."""
-    modules = imports_of("import lambda_supervisor.supervisor.import_path, lambda_supervisor.supervisor.early_worker")
+    modules = imports_of(regular_install,
+                         "import lambda_supervisor.supervisor.import_path, lambda_supervisor.supervisor.early_worker")
     assert modules == BEFORE_THE_FIRST_WORKER
 
 
-def test_the_worker_imports_exactly_these_modules_of_ours() -> None:
-    modules = imports_of("import lambda_supervisor.worker.main")
+def test_the_worker_imports_exactly_these_modules_of_ours(regular_install: Path) -> None:
+    modules = imports_of(regular_install, "import lambda_supervisor.worker.main")
     assert {name for name in modules if name.startswith("lambda_supervisor")} == WORKER_MODULES
     assert forbidden(modules) == set()
     assert {name.partition(".")[0] for name in modules} & WORKER_FORBIDDEN == set()
 
 
-def test_the_supervisor_does_not_import_argparse_or_urllib_for_the_bootstrap() -> None:
+def test_the_supervisor_does_not_import_argparse_or_urllib_for_the_bootstrap(regular_install: Path) -> None:
     """argparse (with the help formatter it builds, which imports shutil and the compression modules) is for the
     local tools, --help and command-line errors; the bootstrap's own command line is read by hand. urllib.parse
     only quotes a request id that is not a UUID."""
-    modules = imports_of("import lambda_supervisor.supervisor.cli, lambda_supervisor.supervisor.loop, "
+    modules = imports_of(regular_install, "import lambda_supervisor.supervisor.cli, lambda_supervisor.supervisor.loop, "
                          "lambda_supervisor.supervisor.runtime_api, lambda_supervisor.supervisor.metrics")
     assert forbidden(modules) == set()
     assert modules & {"argparse", "urllib.parse"} == set()
