@@ -8,7 +8,6 @@ the supervisor's own.
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
@@ -19,9 +18,12 @@ from lambda_supervisor.shared.rlimits import format_rlimits
 from .early_worker import EarlyWorker, make_pipes, worker_command
 
 if TYPE_CHECKING:
+    import subprocess
+
     from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 
     from .config import Config
+
 
 class Launched(NamedTuple):
     """A worker just started: its pid, its process (None when not started by ``subprocess``) and the supervisor's
@@ -64,6 +66,8 @@ def launch(config: Config, environ: Mapping[str, str], template_control_fd: int 
     shared_fds: tuple[int, ...] = (to_read, from_write)
     if template_control_fd is not None:
         shared_fds += (template_control_fd,)
+    import subprocess  # not before the first response: the first worker is started by early_worker.py
+
     started = time.monotonic()
     try:
         process = subprocess.Popen(

@@ -14,13 +14,12 @@ import os
 import select
 import selectors
 import signal
-import subprocess
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
@@ -49,6 +48,9 @@ from .process_tree import child_signal_count, count_zombies, kill_tree, process_
 from .runtime_api import Invocation
 from .worker_launch import Launched, launch
 from .worker_launch import worker_environment as worker_environment  # where tests and callers know it
+
+if TYPE_CHECKING:
+    import subprocess  # only its Popen's type: workers are started by worker_launch.py
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 #: At the timeout, how long a hung worker gets to take the stack dump signal before the post goes out.

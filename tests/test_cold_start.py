@@ -98,14 +98,16 @@ def test_the_worker_imports_exactly_these_modules_of_ours(regular_install: Path)
     assert {name.partition(".")[0] for name in modules} & WORKER_FORBIDDEN == set()
 
 
-def test_the_supervisor_does_not_import_argparse_or_urllib_for_the_bootstrap(regular_install: Path) -> None:
+def test_the_supervisor_imports_no_argparse_urllib_or_subprocess_before_the_first_response(
+        regular_install: Path) -> None:
     """argparse (with the help formatter it builds, which imports shutil and the compression modules) is for the
     local tools, --help and command-line errors; the bootstrap's own command line is read by hand. urllib.parse
-    only quotes a request id that is not a UUID."""
+    only quotes a request id that is not a UUID; subprocess starts the workers after the first, which
+    early_worker.py started."""
     modules = imports_of(regular_install, "import lambda_supervisor.supervisor.cli, lambda_supervisor.supervisor.loop, "
                          "lambda_supervisor.supervisor.runtime_api, lambda_supervisor.supervisor.metrics")
     assert forbidden(modules) == set()
-    assert modules & {"argparse", "urllib.parse"} == set()
+    assert modules & {"argparse", "urllib.parse", "subprocess"} == set()
 
 
 def test_the_spare_standby_starts_after_the_first_response_at_idle_priority(start_runtime: StartRuntime) -> None:
