@@ -110,6 +110,15 @@ def test_the_supervisor_imports_no_argparse_urllib_or_subprocess_before_the_firs
     assert modules & {"argparse", "urllib.parse", "subprocess"} == set()
 
 
+def test_a_replacement_that_inits_does_not_import_tenacity(start_runtime: StartRuntime) -> None:
+    """tenacity (~10 ms to import) is for a replacement whose init fails; a crash's fork does not wait for it."""
+    runtime = start_runtime("trivial.handler", task_root=COLD, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
+    assert runtime.invoke({}).outcome_kind == "response"
+    assert "worker replaced" in runtime.log()
+    assert "tenacity" not in imported(runtime.log())
+
+
 def test_the_spare_standby_starts_after_the_first_response_at_idle_priority(start_runtime: StartRuntime) -> None:
     runtime = start_runtime("trivial.handler", task_root=COLD,
                             env={"LAMBDA_SUPERVISOR_RESPAWN": "spare", "LAMBDA_SUPERVISOR_REPORT": "on"})
