@@ -187,11 +187,11 @@ class Supervisor:
     def _replacement(self) -> Worker:
         """A ready worker from the strategy; a replacement that fails init is retried with jittered exponential
         backoff, so a crash loop is contained and reported rather than spun."""
-        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
         retrying = Retrying(
             stop=stop_after_attempt(self.config.respawn_attempts),
-            wait=wait_exponential_jitter(initial=0.1, max=5.0),
+            wait=wait_exponential(multiplier=0.1, max=5.0) + wait_random(0, 1.0),  # the same in tenacity 8.2 and 9
             retry=retry_if_exception_type(WorkerInitFailed),
             before_sleep=_log_respawn_retry,
             sleep=self._sleep_unless_shutdown,

@@ -21,7 +21,7 @@ import pytest
 from conftest import TASK_ROOTS
 from lambda_supervisor.local.emulator.server import RuntimeApiEmulator
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 LAYER = REPOSITORY / "layer"
 # The "managed runtime's interpreter": the Python this venv was made from, which has none of our dependencies.
 MANAGED_PYTHON = Path(getattr(sys, "_base_executable", sys.executable))
