@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,8 @@ class Poller:
         return reply.headers["Lambda-Runtime-Aws-Request-Id"], reply.json()
 
     def respond(self, request_id: str, body: Any) -> int:
-        return self.session.post(f"{self.base}/{request_id}/response", data=json.dumps(body), timeout=WAIT_S).status_code
+        reply = self.session.post(f"{self.base}/{request_id}/response", data=json.dumps(body), timeout=WAIT_S)
+        return reply.status_code
 
 
 @pytest.fixture
@@ -94,10 +95,9 @@ def test_many_invocations_through_k_looping_pollers_are_each_handed_out_once(poo
     per_caller = 10
     seen: Counter[str] = Counter()
     lock = threading.Lock()
-    stop = threading.Event()
 
     def slot(poller: Poller) -> None:
-        while not stop.is_set():
+        while True:
             request_id, event = poller.next()
             with lock:
                 seen[request_id] += 1
@@ -113,8 +113,7 @@ def test_many_invocations_through_k_looping_pollers_are_each_handed_out_once(poo
         slots = [pool.submit(slot, Poller(emulator)) for _ in range(K)]
         outcomes = [pool.submit(submitter, emulator, k * per_caller) for k in range(K)]
         answered = [pair for each in outcomes for pair in each.result(WAIT_S)]
-        stop.set()
-        for _ in range(K):
+        for _ in range(K):  # one stop event per poller
             emulator.submit({"stop": True})
         for each in slots:
             each.result(WAIT_S)
@@ -200,3 +199,19 @@ def start_awslambdaric(emulator: RuntimeApiEmulator, handler: str, concurrency: 
                        PYTHONPATH=str(MI_ROOT), AWS_LAMBDA_MAX_CONCURRENCY=str(concurrency))
     return subprocess.Popen([sys.executable, "-m", "awslambdaric", handler], env=environment, cwd=MI_ROOT,
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def test_polls_waiting_counts_the_idle_slots(pool: ThreadPoolExecutor) -> None:
+    with RuntimeApiEmulator(function_timeout_s=WAIT_S) as emulator:
+        polls = [pool.submit(Poller(emulator).next) for _ in range(3)]
+        emulator.wait_polls_waiting(3, WAIT_S)
+        emulator.submit({"n": 1})
+        done = next(as_completed(polls, WAIT_S))
+        assert done.result()[1] == {"n": 1}
+        assert emulator.polls_waiting == 2
+        with pytest.raises(TimeoutError):
+            emulator.wait_polls_waiting(3, 0.2)
+        emulator.submit({"n": 2})
+        emulator.submit({"n": 3})
+        assert sorted(each.result(WAIT_S)[1]["n"] for each in polls) == [1, 2, 3]
+        assert emulator.polls_waiting == 0

@@ -102,6 +102,7 @@ class RuntimeApiEmulator:
         self._queue: deque[str] = deque()  # submitted, not yet handed out
         self._init_errors: list[PostedError] = []
         self._next_polls = 0
+        self._polls_waiting = 0  # GET /next requests blocked right now, waiting for an invocation
         self._closed = False
         self._injections: list[Injection] = []
         self._fired_cleared = 0  # faults fired by injections no longer armed
@@ -323,6 +324,18 @@ class RuntimeApiEmulator:
         with self._cond:
             return self._next_polls
 
+    @property
+    def polls_waiting(self) -> int:
+        """How many ``GET /next`` requests are waiting for an invocation right now: a runtime's idle slots."""
+        with self._cond:
+            return self._polls_waiting
+
+    def wait_polls_waiting(self, count: int, timeout: float = 30.0) -> None:
+        """Block until at least ``count`` ``GET /next`` requests wait at once (a runtime with that many idle slots)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._polls_waiting >= count, timeout):
+                raise TimeoutError(f"{self._polls_waiting} GET /next request(s) waiting after {timeout} s, not {count}")
+
     def wait_next_polled(self, count: int = 1, timeout: float = 30.0) -> None:
         """Block until ``GET /next`` has been called at least ``count`` times in all."""
         with self._cond:
@@ -469,18 +482,23 @@ class RuntimeApiEmulator:
             self._next_polls += 1
             self._cond.notify_all()
             generation = self._generation
-            while True:
-                if self._closed:
-                    return _stopped_reply({"Connection": "close"})
-                if not alive() or self._generation != generation:
-                    logger.debug("a runtime left GET /next before it got an invocation")
-                    return None
-                if self._queue:
-                    record = self._records[self._queue.popleft()]
-                    record.handed_out = True
-                    self._start_deadline_locked(record)
-                    break
-                self._cond.wait(_ALIVE_CHECK_S)
+            self._polls_waiting += 1
+            try:
+                while True:
+                    if self._closed:
+                        return _stopped_reply({"Connection": "close"})
+                    if not alive() or self._generation != generation:
+                        logger.debug("a runtime left GET /next before it got an invocation")
+                        return None
+                    if self._queue:
+                        record = self._records[self._queue.popleft()]
+                        record.handed_out = True
+                        self._start_deadline_locked(record)
+                        break
+                    self._cond.wait(_ALIVE_CHECK_S)
+            finally:
+                self._polls_waiting -= 1
+                self._cond.notify_all()
         logger.debug("handing out invocation {}", record.request_id)
         headers = {
             "Content-Type": "application/json",
