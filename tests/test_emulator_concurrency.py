@@ -215,3 +215,27 @@ def test_polls_waiting_counts_the_idle_slots(pool: ThreadPoolExecutor) -> None:
         emulator.submit({"n": 3})
         assert sorted(each.result(WAIT_S)[1]["n"] for each in polls) == [1, 2, 3]
         assert emulator.polls_waiting == 0
+
+
+def test_a_caller_queued_behind_busy_slots_waits_while_the_queue_moves(pool: ThreadPoolExecutor) -> None:
+    """More callers than slots: an invocation waiting in the queue longer than timeout + grace is not given up on
+    (504) while the runtime keeps taking invocations; its own clock starts at its hand-out."""
+    callers, busy_s = 6, 0.3  # the last caller waits about 5 x 0.3 s in the queue, beyond 0.5 + 0.2 s
+
+    def one_slot(poller: Poller) -> None:
+        while True:
+            request_id, event = poller.next()
+            if event.get("stop"):
+                return
+            time.sleep(busy_s)  # the handler's work
+            assert poller.respond(request_id, {"echo": event["n"]}) == 202
+
+    with RuntimeApiEmulator(function_timeout_s=0.5, no_response_grace_s=0.2) as emulator:
+        slot = pool.submit(one_slot, Poller(emulator))
+        emulator.wait_polls_waiting(1, WAIT_S)
+        calls = [pool.submit(caller, emulator.invoke_url, {"n": n}) for n in range(callers)]
+        answers = [each.result(WAIT_S) for each in calls]
+        emulator.submit({"stop": True})
+        slot.result(WAIT_S)
+    for n, answer in enumerate(answers):
+        assert answer.status_code == 200 and answer.json() == {"echo": n}, (n, answer.text)

@@ -103,6 +103,7 @@ class RuntimeApiEmulator:
         self._init_errors: list[PostedError] = []
         self._next_polls = 0
         self._polls_waiting = 0  # GET /next requests blocked right now, waiting for an invocation
+        self._last_hand_out = 0.0  # time.monotonic() of the latest hand-out by GET /next
         self._closed = False
         self._injections: list[Injection] = []
         self._fired_cleared = 0  # faults fired by injections no longer armed
@@ -494,6 +495,7 @@ class RuntimeApiEmulator:
                         record = self._records[self._queue.popleft()]
                         record.handed_out = True
                         self._start_deadline_locked(record)
+                        self._last_hand_out = record.handed_out_at or 0.0
                         break
                     self._cond.wait(_ALIVE_CHECK_S)
             finally:
@@ -557,8 +559,8 @@ class RuntimeApiEmulator:
         with self._cond:
             record = self._records[request_id]
             while (outcome := record.outcome) is None and not self._closed:
-                started = record.handed_out_at if record.handed_out_at is not None else record.submitted_at
-                remaining = started + record.timeout_s + self.no_response_grace_s - time.monotonic()
+                remaining = self._clock_start_locked(record) + record.timeout_s + self.no_response_grace_s \
+                    - time.monotonic()
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
@@ -575,6 +577,15 @@ class RuntimeApiEmulator:
                 status = HTTPStatus.BAD_GATEWAY  # as AWS's emulator answers an invocation that init failed
             posted = posted.body
         return Reply(status, posted, {"Content-Type": "application/json", **id_header})
+
+
+    def _clock_start_locked(self, record: InvocationRecord) -> float:
+        """When the caller's wait for ``record`` starts counting: its hand-out; while it is queued, its submit or
+        the latest hand-out of any invocation, whichever is later (busy slots that keep taking invocations are not
+        a runtime that is gone)."""
+        if record.handed_out_at is not None:
+            return record.handed_out_at
+        return max(record.submitted_at, self._last_hand_out)
 
 
 def _decode_client_context(header: str | None) -> str | None:
