@@ -180,5 +180,9 @@ def summarize(results: list[Result], elapsed_s: float, restarts: Counter[str] | 
         shown = ", ".join(f"{reason} {number}" for reason, number in restarts.most_common()) or "none"
         print(f"worker restarts: {sum(restarts.values())} ({shown})", file=out)
     if slots:
-        shown = ", ".join(f"slot {slot}: {number}" for slot, number in sorted(slots.items()))
+        shown = ", ".join(f"slot {slot}: {number}" for slot, number in sorted(slots.items(), key=_slot_order))
         print(f"worker restarts by slot: {shown}", file=out)
+
+
+def _slot_order(item: tuple[str, int]) -> tuple[int, str]:
+    return len(item[0]), item[0]  # numbers in numeric order: slot 2 before slot 10

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import re
 import signal
@@ -21,6 +22,7 @@ from test_invoke_cli import run_cli, summary_counts
 
 from conftest import clean_environment, free_port, post_when_listening
 from lambda_supervisor.local.emulator.server import RuntimeApiEmulator
+from lambda_supervisor.local.invoke import Result, restarts_by_slot, restarts_in_log, summarize
 from lambda_supervisor.local.runtime import kill_process_tree
 
 SUMMARY = re.compile(r"^(\d+) invocations in ([\d.]+) s, concurrency (\d+): ([\d.]+) per second$", re.MULTILINE)
@@ -111,3 +113,17 @@ def test_serve_with_concurrency_does_not_reset_the_runtime_at_a_missed_deadline(
             assert server.wait(30) == 0
     log_text = log_path.read_text()
     assert "resetting the runtime" not in log_text and "concurrency 2" in log_text, log_text
+
+
+def test_restarts_are_counted_by_reason_and_by_slot_when_the_lines_name_one() -> None:
+    log = ("worker replaced: reason=crash request_id=a exit='signal SIGSEGV'\n"
+           "worker replaced: reason=timeout request_id=b slot=2\n"
+           '{"message": "worker replaced: reason=crash request_id=c slot=10", "slot": 10}\n'
+           "worker replaced: slot=2 reason=memory request_id=d\n")
+    assert restarts_in_log(log) == {"crash": 2, "timeout": 1, "memory": 1}
+    assert restarts_by_slot(log) == {"2": 2, "10": 1}
+    out = io.StringIO()
+    summarize([Result(1, "ok", 1.0, "", True)], 0.5, restarts_in_log(log), out, 4, restarts_by_slot(log))
+    lines = out.getvalue().splitlines()
+    assert "1 invocations in 0.5 s, concurrency 4: 2.0 per second" in lines
+    assert lines[-1] == "worker restarts by slot: slot 2: 2, slot 10: 1"

@@ -578,7 +578,6 @@ class RuntimeApiEmulator:
             posted = posted.body
         return Reply(status, posted, {"Content-Type": "application/json", **id_header})
 
-
     def _clock_start_locked(self, record: InvocationRecord) -> float:
         """When the caller's wait for ``record`` starts counting: its hand-out; while it is queued, its submit or
         the latest hand-out of any invocation, whichever is later (busy slots that keep taking invocations are not
