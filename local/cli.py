@@ -86,11 +86,10 @@ def _demo(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
 
 def _invoke(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
     parser.description = ("Send the events in a file (a JSON array, one JSON document, or JSON lines) one by one "
-                          "(or --concurrency K at once) "
-                          "to HANDLER on a runtime started here, or to a running endpoint (--url); print each "
-                          "result and a summary: counts by outcome, latency p50/p99, worker restarts. Exits 1 if "
-                          "an event got no answer or the runtime started here died, else 0 (function errors "
-                          "included).")
+                          "(or --concurrency K at once) to HANDLER on a runtime started here, or to a running "
+                          "endpoint (--url); print each result and a summary: counts by outcome, throughput, latency "
+                          "p50/p99, worker restarts. Exits 1 if an event got no answer or the runtime started here "
+                          "died, else 0 (function errors included).")
     parser.add_argument("handler", nargs="?", help="e.g. app.handler (omit with --url)")
     parser.add_argument("--events", required=True, type=Path, help="the events file")
     parser.add_argument("--task-root", default=".", help="directory with the handler's code (default: .)")
