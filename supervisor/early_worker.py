@@ -51,16 +51,15 @@ def make_pipes() -> tuple[tuple[int, int], tuple[int, int]]:
     return (to_read, to_write), (from_read, from_write)
 
 
-def worker_command(in_fd: int, out_fd: int, cpu_handoff: str | None, template_control_fd: int | None = None,
-                   hold_fd: int | None = None) -> list[str]:
-    """The worker's command line (``cpu_handoff`` is a CpuHandoff's argument text)."""
+def worker_command(in_fd: int, out_fd: int, cpu_handoff: str | None, hold_fd: int) -> list[str]:
+    """The held first worker's command line, as shared/worker_args.py's WorkerArgs.to_argv writes it (``cpu_handoff``
+    is a CpuHandoff's argument text); written by hand here, since importing typing costs more than the rest of this
+    module (a test keeps the two equal)."""
     command = [sys.executable, "-P", "-u", "-m", WORKER_MODULE,
                "--in-fd", str(in_fd), "--out-fd", str(out_fd), "--parent-pid", str(os.getpid())]
-    for option, value in (("--cpu-handoff", cpu_handoff), ("--template-control-fd", template_control_fd),
-                          ("--hold-fd", hold_fd)):
-        if value is not None:
-            command += [option, str(value)]
-    return command
+    if cpu_handoff is not None:
+        command += ["--cpu-handoff", cpu_handoff]
+    return [*command, "--hold-fd", str(hold_fd)]
 
 
 class EarlyWorker:
@@ -156,7 +155,7 @@ def _spawn(environment: dict[str, str], cpu_handoff: str | None) -> EarlyWorker:
     """fork and exec: no thread exists yet, and ``subprocess`` would be the largest import on this path."""
     (to_read, to_write), (from_read, from_write) = make_pipes()
     hold_read, hold_write = os.pipe()
-    command = worker_command(to_read, from_write, cpu_handoff, hold_fd=hold_read)
+    command = worker_command(to_read, from_write, cpu_handoff, hold_read)
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:  # pragma: no cover (the child)

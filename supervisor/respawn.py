@@ -37,9 +37,10 @@ from .config import Config
 from .events import emit
 from .memory import rss_bytes
 from .priority import lower_to_idle, restore_normal
-from .process_tree import parent_pid
+from .process_tree import Children, parent_pid
 from .strategy_choice import template_ahead
 from .worker_launch import Launched
+from .worker_limits import WorkerLimits
 from .worker_process import WorkerInitFailed, WorkerProcess, WorkerWaitInterrupted
 
 #: The pause before a lost standby is started again: doubled with each loss in a row, jittered, capped.
@@ -69,9 +70,12 @@ class WorkerFactory:
 
     strategy = "fresh"
 
-    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
+    def __init__(self, config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> None:
         self.config = config
         self.environ = environ
+        self.children = children  # every worker made is tracked there
+        self.limits = WorkerLimits.from_config(config)  # given to every worker made
         self.cpu_handoff = cpu_handoff
         #: Readable once shutdown is requested (the supervisor's self-pipe): every wait for a starting worker ends.
         self.interrupt_fd: int | None = None
@@ -81,8 +85,9 @@ class WorkerFactory:
     def _spawn(self, template_control_fd: int | None = None) -> WorkerProcess:
         if self.prelaunched is not None and template_control_fd is None:
             launched, self.prelaunched = self.prelaunched, None
-            return WorkerProcess.take_over(launched, self.config)
-        return WorkerProcess.spawn(self.config, self.environ, template_control_fd, self.cpu_handoff)
+            return WorkerProcess.take_over(launched, self.limits, self.children)
+        return WorkerProcess.spawn(self.config, self.environ, self.limits, self.children, template_control_fd,
+                                   self.cpu_handoff)
 
     def _spawn_ready(self) -> WorkerProcess:
         worker = self._spawn()
@@ -117,8 +122,9 @@ class SpareFactory(WorkerFactory):
 
     strategy = "spare"
 
-    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
-        super().__init__(config, environ, cpu_handoff)
+    def __init__(self, config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> None:
+        super().__init__(config, environ, children, cpu_handoff)
         self._spare: WorkerProcess | None = None
         self._spare_failures = 0  # standbys lost in a row, since one was last promoted
         self._next_spare_at = 0.0  # time.monotonic() before which no new standby is started
@@ -188,8 +194,9 @@ class ForkFactory(WorkerFactory):
 
     strategy = "fork"
 
-    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
-        super().__init__(config, environ, cpu_handoff)
+    def __init__(self, config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> None:
+        super().__init__(config, environ, children, cpu_handoff)
         self._template: WorkerProcess | None = None
         self._control: socket.socket | None = None
         self._template_ready = False
@@ -249,7 +256,7 @@ class ForkFactory(WorkerFactory):
             os.close(to_write)
             os.close(from_read)
             raise TemplateGone(f"unusable reply from the template: {reply[:200]!r}")
-        worker = WorkerProcess.adopt(pid, to_write, from_read, self.config)
+        worker = WorkerProcess.adopt(pid, to_write, from_read, self.limits, self.children)
         worker.wait_ready(self.config.init_timeout_s, self.interrupt_fd)
         if parent_pid(pid) != os.getpid():  # READY is only sent once adopted; anything else is a lie
             worker.kill()
@@ -316,14 +323,15 @@ class AutoFactory(WorkerFactory):
 
     strategy = "auto"
 
-    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
-        super().__init__(config, environ, cpu_handoff)
+    def __init__(self, config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> None:
+        super().__init__(config, environ, children, cpu_handoff)
         self._chosen: WorkerFactory | None = None
 
     def start(self) -> WorkerProcess:
         first = self._spawn_ready()
         ahead, reason = template_ahead(self.config.memory_size_mb, rss_bytes(os.getpid()), first.own_rss_bytes())
-        forks = ForkFactory(self.config, self.environ, self.cpu_handoff)  # makes every later worker
+        forks = ForkFactory(self.config, self.environ, self.children, self.cpu_handoff)  # makes every later worker
         forks.ahead = ahead
         emit("strategy_chosen", "respawn strategy chosen", strategy=forks.strategy,
              template="ahead" if ahead else "at-fault", reason=reason)
@@ -338,7 +346,8 @@ class AutoFactory(WorkerFactory):
             return chosen.replace()
         except WorkerInitFailed as failure:  # the user's init cannot be a template's (it breaks its own pipe, say)
             chosen.close(0)
-            self._chosen, self.strategy = SpareFactory(self.config, self.environ, self.cpu_handoff), "spare"
+            self._chosen = SpareFactory(self.config, self.environ, self.children, self.cpu_handoff)
+            self.strategy = "spare"
             emit("strategy_switched", "respawn strategy switched", strategy="spare",
                  reason=f"the fork template failed: {failure}")
             return super().replace()
@@ -359,6 +368,7 @@ FACTORIES: dict[str, type[WorkerFactory]] = {
     "auto": AutoFactory, "fresh": WorkerFactory, "spare": SpareFactory, "fork": ForkFactory}
 
 
-def make_factory(config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None
-                 ) -> WorkerFactory:
-    return FACTORIES[config.respawn](config, environ, cpu_handoff)
+def make_factory(config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> WorkerFactory:
+    """The factory of the configured strategy; its workers are tracked in ``children``."""
+    return FACTORIES[config.respawn](config, environ, children, cpu_handoff)

@@ -8,14 +8,16 @@ the supervisor's own.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from lambda_supervisor.shared import worker_env
 from lambda_supervisor.shared.rlimits import format_rlimits
+from lambda_supervisor.shared.worker_args import WorkerArgs
 
-from .early_worker import EarlyWorker, make_pipes, worker_command
+from .early_worker import WORKER_MODULE, EarlyWorker, make_pipes
 
 if TYPE_CHECKING:
     import subprocess
@@ -61,11 +63,9 @@ def launch(config: Config, environ: Mapping[str, str], template_control_fd: int 
     (and, for the fork template, the control socket ``template_control_fd``). With ``cpu_handoff``, the
     worker waits on the supervisor's CPU and works on all of them."""
     (to_read, to_write), (from_read, from_write) = make_pipes()
-    command = worker_command(to_read, from_write, cpu_handoff.to_argument() if cpu_handoff is not None else None,
-                             template_control_fd)
-    shared_fds: tuple[int, ...] = (to_read, from_write)
-    if template_control_fd is not None:
-        shared_fds += (template_control_fd,)
+    arguments = WorkerArgs(in_fd=to_read, out_fd=from_write, parent_pid=os.getpid(),
+                           template_control_fd=template_control_fd, cpu_handoff=cpu_handoff)
+    command = [sys.executable, "-P", "-u", "-m", WORKER_MODULE, *arguments.to_argv()]
     import subprocess  # not before the first response: the first worker is started by early_worker.py
 
     started = time.monotonic()
@@ -75,7 +75,7 @@ def launch(config: Config, environ: Mapping[str, str], template_control_fd: int 
             stdin=subprocess.DEVNULL,
             env=worker_environment(config, environ),
             cwd=config.task_root,
-            pass_fds=shared_fds,
+            pass_fds=arguments.inherited_fds,
             close_fds=True,
             start_new_session=True,
         )

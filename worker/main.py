@@ -1,41 +1,27 @@
 """The worker's entry point: set the process up, then init the user's code and serve (serving.py), or run as the
 fork template (template.py).
 
-Started by the supervisor as ``python -P -u -m lambda_supervisor.worker --in-fd N --out-fd M --parent-pid P``:
-``-P`` keeps the working directory off ``sys.path`` (the task root is put first explicitly instead) and ``-u``
-makes ``print`` reach the log at once, so that nothing a handler printed is lost if it crashes right after.
+Started by the supervisor as ``python -P -u -m lambda_supervisor.worker --in-fd N --out-fd M --parent-pid P``
+(shared/worker_args.py): ``-P`` keeps the working directory off ``sys.path`` (the task root is put first explicitly
+instead) and ``-u`` makes ``print`` reach the log at once, so that nothing a handler printed is lost if it crashes
+right after.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from lambda_supervisor.shared import worker_env
-from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object
 from lambda_supervisor.shared.prctl import set_child_subreaper
 from lambda_supervisor.shared.rlimits import apply_rlimits, parse_rlimits
+from lambda_supervisor.shared.worker_args import WorkerArgs
 
 from .cpu_affinity import MainThreadCpu
 from .handler_loader import InitFailure
 from .output import install as install_output
 from .serving import Channel, UserFunction, die_with_parent, report_init_failure, serve
 from .settings import TAG_OUTPUT, read_switch
-
-
-def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="lambda_supervisor.worker")
-    parser.add_argument("--in-fd", type=int, required=True)
-    parser.add_argument("--out-fd", type=int, required=True)
-    parser.add_argument("--parent-pid", type=int, required=True)
-    parser.add_argument("--template-control-fd", type=int,
-                        help="run as the fork template, taking fork requests on this socket")
-    parser.add_argument("--cpu-handoff", type=CpuHandoff.from_argument,
-                        help="HOME:CPUS: wait on CPU HOME (the supervisor's), work on CPUS")
-    parser.add_argument("--hold-fd", type=int,
-                        help="wait for a byte on this pipe before the user's init (end of file: exit)")
-    return parser.parse_args(argv)
 
 
 def _released(hold_fd: int) -> bool:
@@ -47,8 +33,7 @@ def _released(hold_fd: int) -> bool:
         os.close(hold_fd)
 
 
-def main(argv: list[str] | None = None) -> int:
-    arguments = _parse_arguments(argv)
+def main(arguments: WorkerArgs) -> int:
     die_with_parent(arguments.parent_pid)
     # Before any user code: orphans of what the user's code starts are re-parented to this worker, not to the
     # supervisor, so the worker's process tree is exactly what it is answerable for (supervisor/process_tree.py).
