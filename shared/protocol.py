@@ -237,13 +237,30 @@ class InvokeMessage(NamedTuple):
                    _optional_text(header, "cognito_identity"), _optional_text(header, "tenant_id"), soft_deadline_ms)
 
 
+#: Above any count of InitLeftovers a worker reports (it caps its own): a ready frame with more is refused.
+MAX_INIT_LEFTOVERS = 1 << 16
+
+
+class InitLeftovers(NamedTuple):
+    """What the user's init left behind that a fork of its process would share or lose: sockets open beyond the
+    worker's own descriptors, and threads besides the main one (worker/init_leftovers.py counts them)."""
+
+    open_sockets: int = 0
+    extra_threads: int = 0
+
+    @property
+    def fork_safe(self) -> bool:
+        return self.open_sockets == 0 and self.extra_threads == 0
+
+
 class ReadyMessage(NamedTuple):
-    """Worker -> supervisor: the user's init is done (no payload)."""
+    """Worker -> supervisor: the user's init is done, and what it left behind (no payload)."""
 
     pid: int
+    leftovers: InitLeftovers = InitLeftovers()
 
     def encode(self) -> bytes:
-        return encode_frame({"type": MessageType.READY, "pid": self.pid})
+        return encode_frame({"type": MessageType.READY, "pid": self.pid, **self.leftovers._asdict()})
 
     @classmethod
     def parse(cls, frame: Frame) -> ReadyMessage:
@@ -252,7 +269,15 @@ class ReadyMessage(NamedTuple):
             raise InvalidMessage(f"{frame.type!r} frame is not a ready frame")
         if type(pid) is not int:
             raise InvalidMessage("ready frame without an integer pid")
-        return cls(pid)
+        return cls(pid, InitLeftovers(*(_leftover_count(frame.header, name) for name in InitLeftovers._fields)))
+
+
+def _leftover_count(header: dict[str, Any], name: str) -> int:
+    count = header.get(name)
+    if type(count) is not int or not 0 <= count <= MAX_INIT_LEFTOVERS:
+        raise InvalidMessage(f"ready frame without integer counts of {' and '.join(InitLeftovers._fields)} "
+                             f"from 0 to {MAX_INIT_LEFTOVERS}")
+    return count
 
 
 class InitErrorMessage(NamedTuple):

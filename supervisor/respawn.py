@@ -10,7 +10,8 @@ A fault should cost one request, not a cold start. The strategies trade memory f
 - ``fork``: a template process ran the user's init once and forks workers on request (copy-on-write), like
   gunicorn's ``preload_app``. A replacement costs a fork; but whatever the init opened is shared by all workers.
 - ``auto`` (the default): ``fork``, with its template started after the first response where a second initialised
-  process fits the function's memory, else at the first fault (see strategy_choice.py).
+  process fits the function's memory, else at the first fault; but ``spare`` where it fits and the user's init
+  left a socket open or a thread running, which forks would share or lack (see strategy_choice.py).
 
 Every strategy hands the loop a worker that is ready, or raises WorkerInitFailed.
 """
@@ -38,7 +39,7 @@ from .events import emit
 from .memory import rss_bytes
 from .priority import lower_to_idle, restore_normal
 from .process_tree import Children, parent_pid
-from .strategy_choice import template_ahead
+from .strategy_choice import auto_choice
 from .worker_launch import Launched
 from .worker_limits import WorkerLimits
 from .worker_process import WorkerInitFailed, WorkerProcess, WorkerWaitInterrupted
@@ -317,9 +318,10 @@ class ForkFactory(WorkerFactory):
 class AutoFactory(WorkerFactory):
     """The default, ``auto``: the first worker is a plain one; every worker after it is forked from a template,
     which its RSS says to start after the first response or at the first fault (see strategy_choice.py), so that
-    faults in a row each cost a fork. Nothing initialised is kept beside the first worker before the first
-    response. A template that breaks where plain workers do not (the user's init cannot be a template's) hands
-    over to ``spare``."""
+    faults in a row each cost a fork; or, where a second initialised process fits but the first worker's init left
+    a socket or a thread behind, comes from ``spare``. Nothing initialised is kept beside the first worker before
+    the first response. A template that breaks where plain workers do not (the user's init cannot be a
+    template's) hands over to ``spare``."""
 
     strategy = "auto"
 
@@ -330,12 +332,18 @@ class AutoFactory(WorkerFactory):
 
     def start(self) -> WorkerProcess:
         first = self._spawn_ready()
-        ahead, reason = template_ahead(self.config.memory_size_mb, rss_bytes(os.getpid()), first.own_rss_bytes())
-        forks = ForkFactory(self.config, self.environ, self.children, self.cpu_handoff)  # makes every later worker
-        forks.ahead = ahead
-        emit("strategy_chosen", "respawn strategy chosen", strategy=forks.strategy,
-             template="ahead" if ahead else "at-fault", reason=reason)
-        self._chosen, self.strategy = forks, forks.strategy
+        choice = auto_choice(self.config.memory_size_mb, rss_bytes(os.getpid()), first.own_rss_bytes(),
+                             first.init_leftovers)
+        if choice.strategy == "spare":  # makes every later worker
+            self._chosen = SpareFactory(self.config, self.environ, self.children, self.cpu_handoff)
+            emit("strategy_chosen", "respawn strategy chosen", strategy="spare", reason=choice.reason)
+        else:
+            forks = ForkFactory(self.config, self.environ, self.children, self.cpu_handoff)
+            forks.ahead = choice.template_ahead
+            emit("strategy_chosen", "respawn strategy chosen", strategy="fork",
+                 template="ahead" if choice.template_ahead else "at-fault", reason=choice.reason)
+            self._chosen = forks
+        self.strategy = choice.strategy
         return first
 
     def replace(self) -> WorkerProcess:

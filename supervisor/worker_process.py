@@ -30,6 +30,7 @@ from lambda_supervisor.shared.protocol import (
     FrameError,
     FrameTooLarge,
     InitErrorMessage,
+    InitLeftovers,
     InvalidMessage,
     MessageType,
     ReadyMessage,
@@ -149,6 +150,7 @@ class WorkerProcess:
         self.pid = pid
         self.started_monotonic = time.monotonic()
         self.ready_seconds: float | None = None
+        self.init_leftovers = InitLeftovers()  # as its ready frame reported them
         self.invocations = 0
         self.peak_rss_bytes = 0
         self.last_rss_bytes = 0
@@ -227,7 +229,9 @@ class WorkerProcess:
             raise WorkerInitFailed(error_object(
                 ErrorType.INVALID_WORKER_MESSAGE, f"Worker sent an invalid message during init: {error}")) from None
         try:
-            if isinstance(parse_startup(frame), ReadyMessage):
+            startup = parse_startup(frame)
+            if isinstance(startup, ReadyMessage):
+                self.init_leftovers = startup.leftovers
                 self.ready_seconds = time.monotonic() - self.started_monotonic
                 return self.ready_seconds
             init_error = parse_error(frame.payload)

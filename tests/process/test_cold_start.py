@@ -35,8 +35,8 @@ WORKER_MODULES = {"lambda_supervisor", "lambda_supervisor.shared", "lambda_super
         "xray")} | {
     f"lambda_supervisor.worker.{name}" for name in (
         "async_runner", "context", "cpu_affinity", "error_log", "error_report", "event_source", "handler_loader",
-        "http", "http_shaping", "invocation", "log_records", "main", "output", "registration", "request_body",
-        "serialisers", "serving", "settings", "soft_timeout")}
+        "http", "http_shaping", "init_leftovers", "invocation", "log_records", "main", "output", "registration",
+        "request_body", "serialisers", "serving", "settings", "soft_timeout")}
 #: Never in a worker that serves a plain handler (on top of FORBIDDEN_IMPORTS).
 WORKER_FORBIDDEN = {"argparse", "dataclasses", "inspect", "pathlib", "subprocess", "email", "urllib", "uuid",
                     "datetime"}
