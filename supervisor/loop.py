@@ -186,7 +186,18 @@ class Supervisor:
 
     def _replacement(self) -> Worker:
         """A ready worker from the strategy; a replacement that fails init is retried with jittered exponential
-        backoff, so a crash loop is contained and reported rather than spun."""
+        backoff, so a crash loop is contained and reported rather than spun. tenacity is imported only once an
+        attempt failed (its import would double a fork's recovery time); that attempt is replayed into it."""
+        try:
+            return self._adopt(self.factory.replace())
+        except WorkerInitFailed as failure:
+            failed: list[WorkerInitFailed] = [failure]
+
+        def attempt() -> Worker:
+            if failed:
+                raise failed.pop()
+            return self.factory.replace()
+
         from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
         retrying = Retrying(
@@ -197,7 +208,7 @@ class Supervisor:
             sleep=self._sleep_unless_shutdown,
             reraise=True,
         )
-        return self._adopt(retrying(self.factory.replace))
+        return self._adopt(retrying(attempt))
 
     def _sleep_unless_shutdown(self, seconds: float) -> None:
         """A backoff sleep that a shutdown request ends at once."""

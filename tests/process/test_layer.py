@@ -59,6 +59,15 @@ def built_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return opt
 
 
+def test_the_layer_carries_bytecode_for_its_python(built_layer: Path) -> None:
+    """/opt is read-only on Lambda: a module without its .pyc in the layer is compiled again at every cold start."""
+    tag = sys.implementation.cache_tag
+    for module in ("supervisor/__main__.py", "worker/main.py", "shared/protocol.py"):
+        source = built_layer / "python" / "lambda_supervisor" / module
+        assert (source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc").is_file(), module
+    assert list((built_layer / "python" / "simplejson" / "__pycache__").glob(f"*.{tag}.pyc")), "dependencies too"
+
+
 @pytest.fixture
 def task_root(tmp_path: Path) -> Path:
     """The function's code, next to modules named like the supervisor's dependencies that raise on import."""
