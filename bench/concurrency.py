@@ -1,5 +1,6 @@
-"""``python -m bench.concurrency``: Lambda Managed Instances, lambda-supervisor's slots against awslambdaric's
-multi-concurrent mode, both with ``AWS_LAMBDA_MAX_CONCURRENCY=N`` on the same emulator, interleaved round by round.
+"""``python -m bench.concurrency`` (or ``python -m bench --only concurrency-footprint``): Lambda Managed Instances,
+lambda-supervisor's slots against awslambdaric's multi-concurrent mode, both with
+``AWS_LAMBDA_MAX_CONCURRENCY=N`` on the same emulator, interleaved round by round.
 
 Two figures per runtime and N:
 
@@ -18,7 +19,8 @@ import os
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import psutil
 
@@ -67,40 +69,72 @@ def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.concurrency", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--slots", type=int, nargs="+", default=[4, 16])
-    parser.add_argument("--hold-mb", type=int, default=50)
-    options = parser.parse_args()
-    from loguru import logger
+class Footprint(NamedTuple):
+    """How many rounds, at which N, with how much memory held by the handler's init."""
 
-    logger.remove()  # the emulator's debug lines would cost more than what is measured
+    rounds: int
+    slot_counts: tuple[int, ...]
+    hold_mb: int
+
+
+#: The scenario ``python -m bench --only concurrency-footprint`` (bench/run.py) runs, quick or full.
+QUICK = Footprint(rounds=1, slot_counts=(4,), hold_mb=50)
+FULL = Footprint(rounds=5, slot_counts=(4, 16), hold_mb=50)
+
+
+def footprint(rounds: int, slot_counts: Sequence[int], hold_mb: int) -> dict[str, Any]:
+    """Every runtime at every N, interleaved round by round: one line per start, and the medians as a dict
+    (``{runtime: {N: {"ready_ms", "pss_at_rest_mb"}}}``)."""
     kinds: dict[str, Callable[[BenchEmulator], Runtime]] = {
         "lambda-supervisor": lambda emulator: Supervisor(emulator, HANDLER)}
     if awslambdaric_installed():
         kinds["awslambdaric"] = lambda emulator: AwsLambdaRic(emulator, HANDLER)
-    print(f"load before: {load()}")
     results: dict[tuple[str, int], list[tuple[float, float]]] = {}
-    for round_number in range(options.rounds):
-        for slots in options.slots:
+    for round_number in range(rounds):
+        for slots in slot_counts:
             for kind, make in kinds.items():  # interleaved: each round runs every runtime once
-                ready_s, pss_mb = measure(make, slots, options.hold_mb)
+                ready_s, pss_mb = measure(make, slots, hold_mb)
                 results.setdefault((kind, slots), []).append((ready_s, pss_mb))
                 print(f"round {round_number + 1} N={slots:<3} {kind:<18} ready {ready_s * 1000:7.0f} ms   "
                       f"PSS at rest {pss_mb:7.1f} MB", flush=True)
+    medians: dict[str, Any] = {"hold_mb": hold_mb, "rounds": rounds}
+    for (kind, slots), rows in results.items():
+        medians.setdefault(kind, {})[str(slots)] = {
+            "ready_ms": statistics.median(row[0] for row in rows) * 1000,
+            "pss_at_rest_mb": statistics.median(row[1] for row in rows)}
+    return medians
+
+
+def summary(medians: dict[str, Any]) -> str:
+    """The medians, one line per runtime and N, and our PSS against awslambdaric's."""
+    lines = [f"medians over {medians['rounds']} rounds (init holds {medians['hold_mb']} MB):"]
+    ours, theirs = medians.get("lambda-supervisor", {}), medians.get("awslambdaric", {})
+    for slots in sorted({*ours, *theirs}, key=int):
+        for kind, rows in (("lambda-supervisor", ours), ("awslambdaric", theirs)):
+            if slots in rows:
+                lines.append(f"  N={slots:<3} {kind:<18} ready {rows[slots]['ready_ms']:7.0f} ms   "
+                             f"PSS at rest {rows[slots]['pss_at_rest_mb']:7.1f} MB")
+        if slots in ours and slots in theirs:
+            ratio = ours[slots]["pss_at_rest_mb"] / theirs[slots]["pss_at_rest_mb"]
+            lines.append(f"  N={slots:<3} PSS ours / awslambdaric's = {ratio:.2f}x")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.concurrency", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=FULL.rounds)
+    parser.add_argument("--slots", type=int, nargs="+", default=list(FULL.slot_counts))
+    parser.add_argument("--hold-mb", type=int, default=FULL.hold_mb)
+    options = parser.parse_args()
+    from loguru import logger
+
+    logger.remove()  # the emulator's debug lines would cost more than what is measured
+    print(f"load before: {load()}")
+    medians = footprint(options.rounds, options.slots, options.hold_mb)
     print(f"load after: {load()}")
-    print(f"\nmedians over {options.rounds} rounds (init holds {options.hold_mb} MB):")
-    for (kind, slots), rows in sorted(results.items(), key=lambda item: (item[0][1], item[0][0])):
-        ready = statistics.median(row[0] for row in rows) * 1000
-        pss = statistics.median(row[1] for row in rows)
-        print(f"  N={slots:<3} {kind:<18} ready {ready:7.0f} ms   PSS at rest {pss:7.1f} MB")
-    for slots in options.slots:
-        ours, theirs = results.get(("lambda-supervisor", slots)), results.get(("awslambdaric", slots))
-        if ours and theirs:
-            ratio = statistics.median(row[1] for row in ours) / statistics.median(row[1] for row in theirs)
-            print(f"  N={slots:<3} PSS ours / awslambdaric's = {ratio:.2f}x")
+    print()
+    print(summary(medians))
     return 0
 
 

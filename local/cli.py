@@ -36,6 +36,26 @@ def _default_timeout(parser: argparse.ArgumentParser) -> float:
         parser.error(f"AWS_LAMBDA_FUNCTION_TIMEOUT={log_safe(text)!r} is not a number of seconds")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{log_safe(text)!r} is not a whole number of at least 1")
+    return value
+
+
+def _default_concurrency(parser: argparse.ArgumentParser) -> int:
+    text = os.environ.get("AWS_LAMBDA_MAX_CONCURRENCY")
+    if text is None:
+        return 1
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        parser.error(f"AWS_LAMBDA_MAX_CONCURRENCY={log_safe(text)!r} is not a whole number of at least 1")
+
+
 def _serve(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
     from .commands import serve
 
@@ -47,8 +67,13 @@ def _serve(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=_default_timeout(parser),
                         help="function timeout in seconds (default: $AWS_LAMBDA_FUNCTION_TIMEOUT, else 3, "
                              "Lambda's default; AWS's emulator defaults to 300)")
+    parser.add_argument("--concurrency", type=_positive_int, default=_default_concurrency(parser), metavar="N",
+                        help="requests the runtime serves at once, as on Lambda Managed Instances: over 1, the "
+                             "runtime gets AWS_LAMBDA_MAX_CONCURRENCY=N and a missed deadline does not reset it "
+                             "(default: $AWS_LAMBDA_MAX_CONCURRENCY, else 1)")
     options = parser.parse_args(arguments)
-    return serve(options.handler, Path(options.task_root).resolve(), options.host, options.port, options.timeout)
+    return serve(options.handler, Path(options.task_root).resolve(), options.host, options.port, options.timeout,
+                 options.concurrency)
 
 
 def _demo(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
@@ -61,10 +86,10 @@ def _demo(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
 
 def _invoke(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
     parser.description = ("Send the events in a file (a JSON array, one JSON document, or JSON lines) one by one "
-                          "to HANDLER on a runtime started here, or to a running endpoint (--url); print each "
-                          "result and a summary: counts by outcome, latency p50/p99, worker restarts. Exits 1 if "
-                          "an event got no answer or the runtime started here died, else 0 (function errors "
-                          "included).")
+                          "(or --concurrency K at once) to HANDLER on a runtime started here, or to a running "
+                          "endpoint (--url); print each result and a summary: counts by outcome, throughput, latency "
+                          "p50/p99, worker restarts. Exits 1 if an event got no answer or the runtime started here "
+                          "died, else 0 (function errors included).")
     parser.add_argument("handler", nargs="?", help="e.g. app.handler (omit with --url)")
     parser.add_argument("--events", required=True, type=Path, help="the events file")
     parser.add_argument("--task-root", default=".", help="directory with the handler's code (default: .)")
@@ -74,6 +99,10 @@ def _invoke(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
                         help="function timeout in seconds (default: $AWS_LAMBDA_FUNCTION_TIMEOUT, else 3, Lambda's "
                              "default)")
     parser.add_argument("--runtime-log", type=Path, help="where the embedded runtime's log goes (default: a temp file)")
+    parser.add_argument("--concurrency", type=_positive_int, default=1, metavar="K",
+                        help="keep K invocations in flight at once, each on its own connection (default: 1). A "
+                             "runtime started here then gets AWS_LAMBDA_MAX_CONCURRENCY=K, as on Lambda Managed "
+                             "Instances, and a missed deadline does not reset it")
     options = parser.parse_args(arguments)
     if options.count is not None and options.count < 1:  # 0 is a slip (an empty variable), not a request for nothing
         parser.error("--count must be at least 1")
@@ -87,8 +116,8 @@ def _invoke(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
     count = len(events) if options.count is None else options.count
     if options.url is not None:
         started = time.monotonic()
-        results = invoke.send_all(options.url, events, count, options.timeout + 30)
-        invoke.summarize(results, time.monotonic() - started, None, sys.stdout)
+        results = invoke.send_all(options.url, events, count, options.timeout + 30, concurrency=options.concurrency)
+        invoke.summarize(results, time.monotonic() - started, None, sys.stdout, options.concurrency)
         return 0 if all(result.answered for result in results) else 1
     return commands.invoke_embedded(options.handler, Path(options.task_root).resolve(), events, count,
-                                    options.timeout, options.runtime_log)
+                                    options.timeout, options.runtime_log, options.concurrency)

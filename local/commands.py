@@ -26,11 +26,14 @@ from .runtime import ResettableRuntime, start_runtime
 from .tool_logging import configure_tool_logging
 
 DEMO_TASK_ROOT = Path(__file__).resolve().parent / "demo_app"
+_SLOTS_READY_S = 10.0  # after the first poll, how long a runtime started here has to open all its slots' polls
 
 
-def serve(handler: str, task_root: Path, host: str, port: int, timeout_s: float) -> int:
+def serve(handler: str, task_root: Path, host: str, port: int, timeout_s: float, concurrency: int = 1) -> int:
     """Serve the invoke endpoint until SIGINT/SIGTERM. After a failed init the endpoint answers 502 with the init
-    error, as AWS's emulator does, and the next invocation starts the runtime again (Lambda retries init then)."""
+    error, as AWS's emulator does, and the next invocation starts the runtime again (Lambda retries init then).
+    Concurrent invocations are handed to the runtime's concurrent polls; with ``concurrency`` over 1 the runtime
+    gets ``AWS_LAMBDA_MAX_CONCURRENCY`` and a missed deadline does not reset it, as on Managed Instances."""
     configure_tool_logging("INFO")
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -43,10 +46,13 @@ def serve(handler: str, task_root: Path, host: str, port: int, timeout_s: float)
         print(f"lambda-supervisor: cannot listen on {host}:{port}: {error.strerror or error}{hint}", file=sys.stderr)
         return ExitCode.INIT_FAILED
     with emulator:
-        runtime = ResettableRuntime(lambda: start_runtime(emulator, handler, task_root), announce=True)
-        emulator.on_timeout = runtime.reset
+        runtime = ResettableRuntime(lambda: start_runtime(emulator, handler, task_root, concurrency_env(concurrency)),
+                                    announce=True)
+        if concurrency == 1:
+            emulator.on_timeout = runtime.reset
         emulator.on_init_retry = lambda: runtime.restart(_init_failure(emulator) + "; ")
-        print(f"lambda-supervisor: serving {handler} from {task_root} (function timeout {timeout_s:g} s)\n"
+        slots = f", concurrency {concurrency}" if concurrency > 1 else ""
+        print(f"lambda-supervisor: serving {handler} from {task_root} (function timeout {timeout_s:g} s{slots})\n"
               f"  curl -d '{{}}' {emulator.invoke_url}", file=sys.stderr, flush=True)
         exited = threading.Thread(target=_watch_runtime, args=(runtime, emulator, stop), daemon=True)
         exited.start()
@@ -77,29 +83,48 @@ def _init_failure(emulator: RuntimeApiEmulator) -> str:
 
 
 def invoke_embedded(handler: str, task_root: Path, events: list[bytes], count: int, timeout_s: float,
-                    log_path: Path | None) -> int:
-    """``invoke`` without ``--url``: an emulator and a runtime of our own; the runtime's log goes to a file."""
-    from .invoke import restarts_in_log, send_all, summarize
+                    log_path: Path | None, concurrency: int = 1) -> int:
+    """``invoke`` without ``--url``: an emulator and a runtime of our own; the runtime's log goes to a file. With
+    ``concurrency`` over 1 the runtime gets ``AWS_LAMBDA_MAX_CONCURRENCY``, as on Lambda Managed Instances."""
+    from .invoke import restarts_by_slot, restarts_in_log, send_all, summarize
 
     configure_tool_logging("WARNING")
     if log_path is None:
         log_path = Path(tempfile.mkstemp(prefix="lambda-supervisor-", suffix=".log")[1])
     with RuntimeApiEmulator(function_timeout_s=timeout_s) as emulator, log_path.open("wb") as log:
-        runtime = ResettableRuntime(lambda: start_runtime(emulator, handler, task_root, output=log))
-        emulator.on_timeout = runtime.reset
+        runtime = ResettableRuntime(lambda: start_runtime(emulator, handler, task_root, concurrency_env(concurrency),
+                                                          output=log))
+        if concurrency == 1:
+            emulator.on_timeout = runtime.reset  # not with several slots: a reset would kill the others' requests
         try:
-            _wait_until(lambda: emulator.next_poll_count >= 1 or runtime.process.poll() is not None, 120)
+            idle = _wait_ready(emulator, runtime, concurrency)
             started = time.monotonic()
-            results = send_all(emulator.invoke_url, events, count, timeout_s + emulator.no_response_grace_s + 5)
+            results = send_all(emulator.invoke_url, events, count, timeout_s + emulator.no_response_grace_s + 5,
+                               concurrency=concurrency)
             elapsed = time.monotonic() - started
-            # let the runtime finish what follows the last answer (a respawn) before reading its log
-            _wait_until(lambda: emulator.next_poll_count > count or runtime.process.poll() is not None, 60)
+            # let the runtime finish what follows the last answers (respawns) before reading its log
+            _wait_until(lambda: emulator.polls_waiting >= idle or runtime.process.poll() is not None, 60)
             died = runtime.process.poll() is not None
         finally:
             runtime.stop()
-    summarize(results, elapsed, restarts_in_log(log_path.read_bytes().decode(errors="replace")), sys.stdout)
+    log_text = log_path.read_bytes().decode(errors="replace")
+    summarize(results, elapsed, restarts_in_log(log_text), sys.stdout, concurrency, restarts_by_slot(log_text))
     print(f"runtime log: {log_path}" + ("  (the runtime exited early!)" if died else ""))
     return 1 if died or not all(result.answered for result in results) else 0
+
+
+def concurrency_env(concurrency: int) -> dict[str, str]:
+    """The runtime's environment for ``concurrency`` requests at once: Managed Instances' variable when over 1."""
+    return {"AWS_LAMBDA_MAX_CONCURRENCY": str(concurrency)} if concurrency > 1 else {}
+
+
+def _wait_ready(emulator: RuntimeApiEmulator, runtime: ResettableRuntime, concurrency: int) -> int:
+    """Wait until the runtime polls ``next`` (init done), then briefly for all its slots to; returns how many
+    polls wait while it is idle. A runtime with fewer slots than asked for is used as it is."""
+    _wait_until(lambda: emulator.next_poll_count >= 1 or runtime.process.poll() is not None, 120)
+    _wait_until(lambda: emulator.polls_waiting >= concurrency or runtime.process.poll() is not None,
+                _SLOTS_READY_S)
+    return max(1, emulator.polls_waiting)
 
 
 def _wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:

@@ -1,9 +1,10 @@
 """``lambda-supervisor invoke``: send a file of events to a function and summarise how it fared.
 
-The events go, one at a time, to an invoke endpoint: a running ``serve`` (or AWS's emulator, or a container)
-given by ``--url``, or one this command starts itself (the emulator plus a real runtime, whose log it keeps in a
-file). Each result is printed as it arrives, with a progress line on a terminal; at the end, counts by outcome
-(``ok`` or the ``errorType``), latency percentiles and, for an embedded runtime, worker restarts by reason.
+The events go, one at a time or ``--concurrency K`` at once, to an invoke endpoint: a running ``serve`` (or AWS's
+emulator, or a container) given by ``--url``, or one this command starts itself (the emulator plus a real runtime,
+whose log it keeps in a file). Each result is printed as it arrives, with a progress line on a terminal; at the end,
+counts by outcome (``ok`` or the ``errorType``), throughput, latency percentiles and, for an embedded runtime,
+worker restarts by reason (and by slot, when the runtime's log names them).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import math
 import re
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -115,32 +117,59 @@ class Progress:
             self.stream.flush()
 
 
-def send_all(url: str, events: list[bytes], count: int, timeout_s: float, out: TextIO = sys.stdout) -> list[Result]:
-    """Send ``count`` events (cycling through ``events``) one after the other, printing each result."""
+def send_all(url: str, events: list[bytes], count: int, timeout_s: float, out: TextIO = sys.stdout,
+             concurrency: int = 1) -> list[Result]:
+    """Send ``count`` events (cycling through ``events``), ``concurrency`` in flight at once, each sender on its own
+    connection; print each result as it arrives. Returns the results in event order."""
     progress = Progress(count)
     results: list[Result] = []
-    with requests.Session() as session:
-        session.trust_env = False  # a local endpoint: no proxy
-        for number in range(1, count + 1):
-            result = invoke_one(session, url, number, events[(number - 1) % len(events)], timeout_s)
-            results.append(result)
-            progress.clear()
-            print(f"{number:>5}  {result.outcome:<28} {result.latency_ms:>9.1f} ms  {result.detail}", file=out,
-                  flush=True)
-            progress.update(result)
+    lock = threading.Lock()
+    numbers = iter(range(1, count + 1))
+
+    def sender() -> None:
+        with requests.Session() as session:
+            session.trust_env = False  # a local endpoint: no proxy
+            while True:
+                with lock:
+                    number = next(numbers, None)
+                if number is None:
+                    return
+                result = invoke_one(session, url, number, events[(number - 1) % len(events)], timeout_s)
+                with lock:
+                    results.append(result)
+                    progress.clear()
+                    print(f"{number:>5}  {result.outcome:<28} {result.latency_ms:>9.1f} ms  {result.detail}",
+                          file=out, flush=True)
+                    progress.update(result)
+
+    if concurrency == 1:
+        sender()  # in this thread, as before: Ctrl-C stops it where it is
+    else:
+        senders = [threading.Thread(target=sender, name=f"invoke-sender-{n}", daemon=True) for n in range(concurrency)]
+        for thread in senders:
+            thread.start()
+        for thread in senders:
+            thread.join()
     progress.clear()
-    return results
+    return sorted(results, key=lambda result: result.number)
 
 
 def restarts_in_log(log: str) -> Counter[str]:
     """Worker restarts by reason, read from a runtime log (Text or JSON format)."""
-    return Counter(re.findall(r"worker replaced: reason=([\w-]+)", log))
+    return Counter(re.findall(r"worker replaced: .*?\breason=([\w-]+)", log))
 
 
-def summarize(results: list[Result], elapsed_s: float, restarts: Counter[str] | None, out: TextIO) -> None:
+def restarts_by_slot(log: str) -> Counter[str]:
+    """Worker restarts by slot, for a runtime whose replacement lines name their slot (``slot=N``)."""
+    return Counter(re.findall(r"worker replaced: .*?\bslot=(\w+)", log))
+
+
+def summarize(results: list[Result], elapsed_s: float, restarts: Counter[str] | None, out: TextIO,
+              concurrency: int = 1, slots: Counter[str] | None = None) -> None:
     counts = Counter(result.outcome for result in results)
     latencies = [result.latency_ms for result in results]
-    print(f"\n{len(results)} invocations in {elapsed_s:.1f} s", file=out)
+    rate = f"{len(results) / elapsed_s:.1f}" if elapsed_s > 0 else "n/a"
+    print(f"\n{len(results)} invocations in {elapsed_s:.1f} s, concurrency {concurrency}: {rate} per second", file=out)
     print(f"{'outcome':<32} {'count':>6}", file=out)
     for outcome, number in sorted(counts.items(), key=lambda item: (item[0] != OK, -item[1], item[0])):
         print(f"{outcome:<32} {number:>6}", file=out)
@@ -150,3 +179,10 @@ def summarize(results: list[Result], elapsed_s: float, restarts: Counter[str] | 
     if restarts is not None:
         shown = ", ".join(f"{reason} {number}" for reason, number in restarts.most_common()) or "none"
         print(f"worker restarts: {sum(restarts.values())} ({shown})", file=out)
+    if slots:
+        shown = ", ".join(f"slot {slot}: {number}" for slot, number in sorted(slots.items(), key=_slot_order))
+        print(f"worker restarts by slot: {shown}", file=out)
+
+
+def _slot_order(item: tuple[str, int]) -> tuple[int, str]:
+    return len(item[0]), item[0]  # numbers in numeric order: slot 2 before slot 10

@@ -2,7 +2,7 @@
 protocol.py does for the pipe's frames and worker_env.py for the environment).
 
 ``python -P -u -m lambda_supervisor.worker --in-fd N --out-fd M --parent-pid P [--cpu-handoff HOME:CPUS]
-[--template-control-fd F]``. Parsed by hand, not with argparse: the worker's start pays for every import.
+[--template-control-fd F] [--hold-fd H]``. Parsed by hand, not with argparse: the worker's start pays for every import.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ PARENT_PID = "--parent-pid"
 TEMPLATE_CONTROL_FD = "--template-control-fd"
 #: ``HOME:CPUS``: wait on CPU HOME (the supervisor's), work on CPUS (shared/cpu_handoff.py).
 CPU_HANDOFF = "--cpu-handoff"
+#: Wait for a byte on this pipe before the user's init, exit at its end of file (supervisor/early_worker.py).
+HOLD_FD = "--hold-fd"
 
 REQUIRED = (IN_FD, OUT_FD, PARENT_PID)
-OPTIONAL = (TEMPLATE_CONTROL_FD, CPU_HANDOFF)
+OPTIONAL = (TEMPLATE_CONTROL_FD, CPU_HANDOFF, HOLD_FD)
 
 
 class WorkerArgsError(ValueError):
@@ -31,14 +33,16 @@ class WorkerArgsError(ValueError):
 
 
 class WorkerArgs(NamedTuple):
-    """The worker's pipes (its end of each), the supervisor's pid, and the optional fork-template socket and CPU
-    hand-off plan."""
+    """The worker's pipes (its end of each), the supervisor's pid, and the optional fork-template socket, CPU
+    hand-off plan and hold pipe (the first worker's, started by early_worker.py, which writes this command line
+    by hand)."""
 
     in_fd: int
     out_fd: int
     parent_pid: int
     template_control_fd: int | None = None
     cpu_handoff: CpuHandoff | None = None
+    hold_fd: int | None = None
 
     @property
     def inherited_fds(self) -> tuple[int, ...]:
@@ -52,6 +56,8 @@ class WorkerArgs(NamedTuple):
             argv += [CPU_HANDOFF, self.cpu_handoff.to_argument()]
         if self.template_control_fd is not None:
             argv += [TEMPLATE_CONTROL_FD, str(self.template_control_fd)]
+        if self.hold_fd is not None:
+            argv += [HOLD_FD, str(self.hold_fd)]
         return argv
 
     @classmethod
@@ -63,6 +69,7 @@ class WorkerArgs(NamedTuple):
             raise WorkerArgsError(f"missing {', '.join(missing)}")
         control = values.get(TEMPLATE_CONTROL_FD)
         handoff = values.get(CPU_HANDOFF)
+        hold = values.get(HOLD_FD)
         try:
             cpu_handoff = None if handoff is None else CpuHandoff.from_argument(handoff)
         except ValueError as error:
@@ -73,6 +80,7 @@ class WorkerArgs(NamedTuple):
             parent_pid=_number(values, PARENT_PID, 1),
             template_control_fd=None if control is None else _number(values, TEMPLATE_CONTROL_FD, 0),
             cpu_handoff=cpu_handoff,
+            hold_fd=None if hold is None else _number(values, HOLD_FD, 0),
         )
 
 

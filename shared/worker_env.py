@@ -25,3 +25,6 @@ RLIMITS = "LAMBDA_SUPERVISOR_RLIMITS"
 #: Lambda Managed Instances: a unix socket each concurrent worker connects to for a log stream of its own (its
 #: stdout and stderr). Passed to the workers only when the supervisor runs several slots.
 LOG_SOCKET = "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET"
+
+#: Lambda's limit for a synchronous response payload (6 MB as Lambda counts it): the default of MAX_RESPONSE_BYTES.
+LAMBDA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024

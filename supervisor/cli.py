@@ -8,7 +8,6 @@ of events to a function (``serve``'s endpoint, or one it starts) and summarises 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -69,6 +68,7 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
     try:
         config = Config.load(os.environ, defaults)
     except ConfigError as error:
+        _discard_early_worker()
         configure_logging(log_format=os.environ.get("AWS_LAMBDA_LOG_FORMAT", "Text"))
         log("ERROR", f"invalid configuration: {log_safe(str(error))}")
         _report_config_error(str(error))
@@ -97,18 +97,35 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
                                                         interruptible=True)).run()
 
 
+def _discard_early_worker() -> None:
+    from .early_worker import take
+
+    early = take()
+    if early is not None:
+        early.discard()
+
+
 def _launch_first_worker(config: Config) -> Launched | None:
-    """Start the first worker before the rest of the supervisor is imported, so that its interpreter start and
-    imports overlap ours. (Under ``fork``, and ``auto`` with several slots, the first process is the template,
-    started by its factory.)"""
+    """The first worker: the one started from the bootstrap's first lines if it was started as it should be (see
+    early_worker.py), else one started now, before the rest of the supervisor is imported, so that its interpreter
+    start and imports overlap ours. (Under ``fork``, and ``auto`` with several slots, the first process is the
+    template, started by its factory.)"""
     if config.respawn == "fork" or (config.respawn == "auto" and config.concurrency > 1):
+        _discard_early_worker()
         return None
     from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 
-    from .worker_launch import launch
+    from .early_worker import take
+    from .worker_launch import claim, launch
 
+    cpu_handoff = CpuHandoff.plan() if _shares_cpu(config) else None
+    early = take()
+    launched = claim(early, config, os.environ, cpu_handoff) if early is not None else None
+    log("DEBUG", f"first worker: {'started early' if launched else 'started now'}")
+    if launched is not None:
+        return launched
     set_child_subreaper(True)  # as the loop would before its first worker (it checks and says so if it fails)
-    return launch(config, os.environ, None, CpuHandoff.plan() if _shares_cpu(config) else None)
+    return launch(config, os.environ, None, cpu_handoff)
 
 
 def _shares_cpu(config: Config) -> bool:
@@ -145,6 +162,16 @@ def main(argv: list[str] | None = None) -> int:
         print(parsed, file=sys.stderr)
         return 2
     command, arguments = parsed
+    if command == "run":  # the bootstrap's own command line, as read before the first worker started
+        from lambda_supervisor.shared import worker_env
+
+        from .early_worker import bootstrap_defaults
+
+        defaults = bootstrap_defaults(arguments)
+        if defaults is not None:  # else argparse, for help or an error message
+            return run_bootstrap(defaults.get(worker_env.HANDLER), defaults.get(worker_env.TASK_ROOT))
+    import argparse  # only off the bootstrap's path: with its help formatter, it costs ~10 ms
+
     parser = argparse.ArgumentParser(
         prog=f"lambda-supervisor {command}", epilog=_settings_help(), formatter_class=argparse.RawTextHelpFormatter)
     if command == "run":

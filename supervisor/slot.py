@@ -113,18 +113,29 @@ class Slot:
 
     def _replacement(self) -> Worker:
         """A ready worker from the strategy; a replacement that fails init is retried with jittered exponential
-        backoff, so a crash loop is contained and reported rather than spun."""
-        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+        backoff, so a crash loop is contained and reported rather than spun. tenacity is imported only once an
+        attempt failed (its import would double a fork's recovery time); that attempt is replayed into it."""
+        try:
+            return self._adopt(self.factory.replace())
+        except WorkerInitFailed as failure:
+            failed: list[WorkerInitFailed] = [failure]
+
+        def attempt() -> Worker:
+            if failed:
+                raise failed.pop()
+            return self.factory.replace()
+
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
         retrying = Retrying(
             stop=stop_after_attempt(self.config.respawn_attempts),
-            wait=wait_exponential_jitter(initial=0.1, max=5.0),
+            wait=wait_exponential(multiplier=0.1, max=5.0) + wait_random(0, 1.0),  # the same in tenacity 8.2 and 9
             retry=retry_if_exception_type(WorkerInitFailed),
             before_sleep=self._log_respawn_retry,
             sleep=self._sleep_unless_shutdown,
             reraise=True,
         )
-        return self._adopt(retrying(self.factory.replace))
+        return self._adopt(retrying(attempt))
 
     def _log_respawn_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None

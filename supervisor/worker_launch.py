@@ -7,10 +7,7 @@ the supervisor's own.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -20,19 +17,22 @@ from lambda_supervisor.shared import worker_env
 from lambda_supervisor.shared.rlimits import format_rlimits
 from lambda_supervisor.shared.worker_args import WorkerArgs
 
+from .early_worker import WORKER_MODULE, EarlyWorker, make_pipes
+
 if TYPE_CHECKING:
+    import subprocess
+
     from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 
     from .config import Config
 
-F_SETPIPE_SZ = 1031
-PIPE_SIZE = 1 << 20
-
 
 class Launched(NamedTuple):
-    """A worker just started: its process and the supervisor's ends of its pipes."""
+    """A worker just started: its pid, its process (None when not started by ``subprocess``) and the supervisor's
+    ends of its pipes."""
 
-    process: subprocess.Popen[bytes]
+    pid: int
+    process: subprocess.Popen[bytes] | None
     to_write: int
     from_read: int
     started_monotonic: float
@@ -59,16 +59,6 @@ def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, 
     return env
 
 
-def make_pipes() -> tuple[tuple[int, int], tuple[int, int]]:
-    """(to_read, to_write), (from_read, from_write), with large buffers so a 1 MiB event is one write."""
-    to_read, to_write = os.pipe()
-    from_read, from_write = os.pipe()
-    for fd in (to_write, from_read):
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
-    return (to_read, to_write), (from_read, from_write)
-
-
 def launch(config: Config, environ: Mapping[str, str], template_control_fd: int | None = None,
            cpu_handoff: CpuHandoff | None = None) -> Launched:
     """Start a fresh interpreter (no fork of this threaded process) in its own session, sharing only pipes
@@ -77,7 +67,9 @@ def launch(config: Config, environ: Mapping[str, str], template_control_fd: int 
     (to_read, to_write), (from_read, from_write) = make_pipes()
     arguments = WorkerArgs(in_fd=to_read, out_fd=from_write, parent_pid=os.getpid(),
                            template_control_fd=template_control_fd, cpu_handoff=cpu_handoff)
-    command = [sys.executable, "-P", "-u", "-m", "lambda_supervisor.worker", *arguments.to_argv()]
+    command = [sys.executable, "-P", "-u", "-m", WORKER_MODULE, *arguments.to_argv()]
+    import subprocess  # not before the first response: the first worker is started by early_worker.py
+
     started = time.monotonic()
     try:
         process = subprocess.Popen(
@@ -92,4 +84,16 @@ def launch(config: Config, environ: Mapping[str, str], template_control_fd: int 
     finally:
         os.close(to_read)
         os.close(from_write)
-    return Launched(process, to_write, from_read, started)
+    return Launched(process.pid, process, to_write, from_read, started)
+
+
+def claim(early: EarlyWorker, config: Config, environ: Mapping[str, str],
+          cpu_handoff: CpuHandoff | None) -> Launched | None:
+    """The worker started from the bootstrap's first lines (early_worker.py), released to run the user's init if
+    it was started exactly as :func:`launch` would start it now; else it is discarded (None)."""
+    if early.environment != worker_environment(config, environ) or early.cpu_handoff != (
+            cpu_handoff.to_argument() if cpu_handoff is not None else None):
+        early.discard()
+        return None
+    early.release()
+    return Launched(early.pid, None, early.to_write, early.from_read, early.started_monotonic)

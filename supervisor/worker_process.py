@@ -14,12 +14,11 @@ import os
 import select
 import selectors
 import signal
-import subprocess
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
@@ -31,6 +30,7 @@ from lambda_supervisor.shared.protocol import (
     FrameError,
     FrameTooLarge,
     InitErrorMessage,
+    InitLeftovers,
     InvalidMessage,
     MessageType,
     ReadyMessage,
@@ -41,14 +41,18 @@ from lambda_supervisor.shared.protocol import (
 )
 
 from .config import Config
+from .early_worker import make_pipes
 from .memory import TreeMemoryGauge
 from .outcome import Failure, Outcome, Response, failure
 from .outcome import ReplacementReason as Reason
 from .process_tree import Children, count_zombies, kill_tree, process_tree, signal_group
 from .runtime_api import Invocation
-from .worker_launch import Launched, launch, make_pipes
+from .worker_launch import Launched, launch
 from .worker_launch import worker_environment as worker_environment  # where tests and callers know it
 from .worker_limits import WorkerLimits
+
+if TYPE_CHECKING:
+    import subprocess  # only its Popen's type: workers are started by worker_launch.py
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 #: At the timeout, how long a hung worker gets to take the stack dump signal before the post goes out.
@@ -146,6 +150,7 @@ class WorkerProcess:
         self.pid = pid
         self.started_monotonic = time.monotonic()
         self.ready_seconds: float | None = None
+        self.init_leftovers = InitLeftovers()  # as its ready frame reported them
         self.invocations = 0
         self.peak_rss_bytes = 0
         self.last_rss_bytes = 0
@@ -184,8 +189,7 @@ class WorkerProcess:
     def take_over(cls, launched: Launched, limits: WorkerLimits, children: Children) -> WorkerProcess:
         """Take charge of a worker started by :func:`.worker_launch.launch` (maybe before the supervisor was
         fully imported); its init time counts from its start."""
-        worker = cls.adopt(launched.process.pid, launched.to_write, launched.from_read, limits, children,
-                           launched.process)
+        worker = cls.adopt(launched.pid, launched.to_write, launched.from_read, limits, children, launched.process)
         worker.started_monotonic = launched.started_monotonic
         return worker
 
@@ -225,7 +229,9 @@ class WorkerProcess:
             raise WorkerInitFailed(error_object(
                 ErrorType.INVALID_WORKER_MESSAGE, f"Worker sent an invalid message during init: {error}")) from None
         try:
-            if isinstance(parse_startup(frame), ReadyMessage):
+            startup = parse_startup(frame)
+            if isinstance(startup, ReadyMessage):
+                self.init_leftovers = startup.leftovers
                 self.ready_seconds = time.monotonic() - self.started_monotonic
                 return self.ready_seconds
             init_error = parse_error(frame.payload)

@@ -25,6 +25,15 @@ from .serving import Channel, UserFunction, die_with_parent, report_init_failure
 from .settings import TAG_OUTPUT, read_switch
 
 
+def _released(hold_fd: int) -> bool:
+    """Wait until the supervisor lets this worker (started before its configuration was loaded) run the user's
+    init: a byte, or end of file when it will not."""
+    try:
+        return os.read(hold_fd, 1) != b""
+    finally:
+        os.close(hold_fd)
+
+
 def main(arguments: WorkerArgs) -> int:
     die_with_parent(arguments.parent_pid)
     # Before any user code: orphans of what the user's code starts are re-parented to this worker, not to the
@@ -46,6 +55,8 @@ def main(arguments: WorkerArgs) -> int:
     except (OSError, ValueError) as error:
         return report_init_failure(channel, InitFailure(error_object(
             ErrorType.CONFIGURATION, f"{worker_env.RLIMITS} could not be applied: {error}")))
+    if arguments.hold_fd is not None and not _released(arguments.hold_fd):
+        return 0  # started ahead of the supervisor's configuration, which turned out otherwise: no user code ran
     if arguments.template_control_fd is not None:
         from .template import run_template  # only the fork template needs it
 

@@ -102,6 +102,8 @@ class RuntimeApiEmulator:
         self._queue: deque[str] = deque()  # submitted, not yet handed out
         self._init_errors: list[PostedError] = []
         self._next_polls = 0
+        self._polls_waiting = 0  # GET /next requests blocked right now, waiting for an invocation
+        self._last_hand_out = 0.0  # time.monotonic() of the latest hand-out by GET /next
         self._closed = False
         self._injections: list[Injection] = []
         self._fired_cleared = 0  # faults fired by injections no longer armed
@@ -323,6 +325,18 @@ class RuntimeApiEmulator:
         with self._cond:
             return self._next_polls
 
+    @property
+    def polls_waiting(self) -> int:
+        """How many ``GET /next`` requests are waiting for an invocation right now: a runtime's idle slots."""
+        with self._cond:
+            return self._polls_waiting
+
+    def wait_polls_waiting(self, count: int, timeout: float = 30.0) -> None:
+        """Block until at least ``count`` ``GET /next`` requests wait at once (a runtime with that many idle slots)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._polls_waiting >= count, timeout):
+                raise TimeoutError(f"{self._polls_waiting} GET /next request(s) waiting after {timeout} s, not {count}")
+
     def wait_next_polled(self, count: int = 1, timeout: float = 30.0) -> None:
         """Block until ``GET /next`` has been called at least ``count`` times in all."""
         with self._cond:
@@ -469,18 +483,24 @@ class RuntimeApiEmulator:
             self._next_polls += 1
             self._cond.notify_all()
             generation = self._generation
-            while True:
-                if self._closed:
-                    return _stopped_reply({"Connection": "close"})
-                if not alive() or self._generation != generation:
-                    logger.debug("a runtime left GET /next before it got an invocation")
-                    return None
-                if self._queue:
-                    record = self._records[self._queue.popleft()]
-                    record.handed_out = True
-                    self._start_deadline_locked(record)
-                    break
-                self._cond.wait(_ALIVE_CHECK_S)
+            self._polls_waiting += 1
+            try:
+                while True:
+                    if self._closed:
+                        return _stopped_reply({"Connection": "close"})
+                    if not alive() or self._generation != generation:
+                        logger.debug("a runtime left GET /next before it got an invocation")
+                        return None
+                    if self._queue:
+                        record = self._records[self._queue.popleft()]
+                        record.handed_out = True
+                        self._start_deadline_locked(record)
+                        self._last_hand_out = record.handed_out_at or 0.0
+                        break
+                    self._cond.wait(_ALIVE_CHECK_S)
+            finally:
+                self._polls_waiting -= 1
+                self._cond.notify_all()
         logger.debug("handing out invocation {}", record.request_id)
         headers = {
             "Content-Type": "application/json",
@@ -539,8 +559,8 @@ class RuntimeApiEmulator:
         with self._cond:
             record = self._records[request_id]
             while (outcome := record.outcome) is None and not self._closed:
-                started = record.handed_out_at if record.handed_out_at is not None else record.submitted_at
-                remaining = started + record.timeout_s + self.no_response_grace_s - time.monotonic()
+                remaining = self._clock_start_locked(record) + record.timeout_s + self.no_response_grace_s \
+                    - time.monotonic()
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
@@ -557,6 +577,14 @@ class RuntimeApiEmulator:
                 status = HTTPStatus.BAD_GATEWAY  # as AWS's emulator answers an invocation that init failed
             posted = posted.body
         return Reply(status, posted, {"Content-Type": "application/json", **id_header})
+
+    def _clock_start_locked(self, record: InvocationRecord) -> float:
+        """When the caller's wait for ``record`` starts counting: its hand-out; while it is queued, its submit or
+        the latest hand-out of any invocation, whichever is later (busy slots that keep taking invocations are not
+        a runtime that is gone)."""
+        if record.handed_out_at is not None:
+            return record.handed_out_at
+        return max(record.submitted_at, self._last_hand_out)
 
 
 def _decode_client_context(header: str | None) -> str | None:

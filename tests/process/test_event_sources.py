@@ -15,7 +15,7 @@ from conftest import FAULTS, TASK_ROOTS, StartRuntime
 from lambda_supervisor.local.emulator.records import InvocationRecord
 from lambda_supervisor.supervisor.exit_codes import ExitCode
 
-EVENTS = Path(__file__).parent / "events"
+EVENTS = Path(__file__).parents[1] / "events"
 HTTP_ROOT = TASK_ROOTS / "http"
 #: HTTP shaping, error-to-500 and base64 decoding are opt-in; the tests of those features opt in.
 SHAPING = {"LAMBDA_SUPERVISOR_HTTP": "true"}

@@ -10,7 +10,7 @@ import pytest
 
 from lambda_supervisor.worker.event_source import HTTP_SOURCES, EventSource, classify
 
-EVENTS = Path(__file__).parent / "events"
+EVENTS = Path(__file__).parents[1] / "events"
 SAMPLES = {
     "apigateway-rest": EventSource.APIGATEWAY_REST,
     "apigateway-http": EventSource.APIGATEWAY_HTTP,

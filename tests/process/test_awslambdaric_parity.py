@@ -63,7 +63,7 @@ INVOCATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     }),
     "context-bad-json": ("context", {"client_context": "{not json"}),
 }
-EVENTS = Path(__file__).parent / "events"
+EVENTS = Path(__file__).parents[1] / "events"
 #: Handlers whose log lines are compared: logging at each level, print, Powertools' Logger and Metrics.
 LOGGED = ("log-everything", "powertools-logger", "powertools-metrics")
 

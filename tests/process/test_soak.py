@@ -1,7 +1,7 @@
 """Soak: many invocations on one runtime instance, mixing every handler fault with Runtime API faults.
 
 The short form runs in CI; pass --soak-invocations N (or set LAMBDA_SUPERVISOR_SOAK=N) for a longer one (the
-README's figures come from ``LAMBDA_SUPERVISOR_SOAK=3000 .venv/bin/python -m pytest tests/test_soak.py -s``).
+README's figures come from ``LAMBDA_SUPERVISOR_SOAK=3000 .venv/bin/python -m pytest tests/process/test_soak.py -s``).
 The sequence is pseudo-random with a fixed seed (LAMBDA_SUPERVISOR_SOAK_SEED), so a failure replays. It asserts that:
 
 - every request id got exactly one post, of the expected kind and errorType (none lost, none duplicated);

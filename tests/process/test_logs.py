@@ -163,7 +163,7 @@ def test_json_format_for_logging_records_and_supervisor_events(start_runtime: St
 
     supervisor = [o for o in objects if o.get("logger") == "lambda-supervisor"]
     ready = next(o for o in supervisor if o.get("event") == "worker_ready")
-    expected_strategy = os.environ.get("TEST_RESPAWN_STRATEGY", "spare")
+    expected_strategy = os.environ.get("TEST_RESPAWN_STRATEGY", "fork")  # auto forks from a template
     assert ready["fields"]["pid"] > 0 and ready["fields"]["init_ms"] > 0
     assert ready["fields"]["strategy"] == expected_strategy
     assert not any(o.get("event") == "invocation" for o in supervisor), "the REPORT line is opt-in"

@@ -349,7 +349,7 @@ def test_a_late_stray_reply_during_the_next_request_blames_the_earlier_one(start
 # -- nothing in the task root shadows the runtime's own imports ------------------------------------------------
 
 SHADOWING_DEPS = TASK_ROOTS / "shadowing_deps"
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 

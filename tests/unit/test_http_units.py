@@ -142,7 +142,7 @@ def test_http_shaping_is_off_unless_opted_in_and_decoding_follows_it() -> None:
 
 
 def test_readme_documents_event_sources_and_the_worker_settings() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "## Event sources and HTTP" in readme
     assert worker_settings_table() in readme
     for source in EventSource:

@@ -16,6 +16,7 @@ from lambda_supervisor.shared.protocol import (
     BYTES_CONTENT_TYPE,
     MAGIC,
     MAX_HEADER_BYTES,
+    MAX_INIT_LEFTOVERS,
     PREFIX,
     ErrorMessage,
     ForkedMessage,
@@ -26,6 +27,7 @@ from lambda_supervisor.shared.protocol import (
     FrameError,
     FrameTooLarge,
     InitErrorMessage,
+    InitLeftovers,
     InvalidMessage,
     InvokeMessage,
     MessageType,
@@ -398,7 +400,10 @@ def test_a_json_result_costs_the_header_no_content_type() -> None:
 
 def test_startup_messages_parse_back_as_built() -> None:
     ready = parse_startup(frame_of(ReadyMessage(42).encode()))
-    assert isinstance(ready, ReadyMessage) and ready.pid == 42
+    assert isinstance(ready, ReadyMessage) and ready.pid == 42 and ready.leftovers.fork_safe
+    ready = parse_startup(frame_of(ReadyMessage(42, InitLeftovers(open_sockets=2, extra_threads=1)).encode()))
+    assert ready == ReadyMessage(42, InitLeftovers(2, 1)) and not ready.leftovers.fork_safe
+    assert ReadyMessage.parse(frame_of(ReadyMessage(7, InitLeftovers(MAX_INIT_LEFTOVERS, 0)).encode())).pid == 7
     frame = frame_of(InitErrorMessage().encode(b'{"errorType": "E", "errorMessage": "m"}'))
     assert isinstance(parse_startup(frame), InitErrorMessage)
 
@@ -431,6 +436,11 @@ def test_a_malformed_reply_is_refused_naming_the_request_it_claims(header: dict[
         pytest.param({"type": "result", "request_id": "r"}, "Worker sent 'result' instead of ready", id="result"),
         pytest.param({"type": "ready"}, "integer pid", id="no-pid"),
         pytest.param({"type": "ready", "pid": "1"}, "integer pid", id="string-pid"),
+        *[pytest.param({"type": "ready", "pid": 1, "open_sockets": 0, "extra_threads": 0, **lie}, "integer counts",
+                       id=f"{name}-leftovers") for name, lie in (
+            ("missing", {"extra_threads": None}), ("string", {"open_sockets": "1"}), ("bool", {"open_sockets": True}),
+            ("float", {"extra_threads": 1.0}), ("negative", {"open_sockets": -1}),
+            ("oversized", {"extra_threads": MAX_INIT_LEFTOVERS + 1}), ("huge", {"open_sockets": 10**30}))],
     ],
 )
 def test_a_malformed_startup_message_is_refused(header: dict[str, Any], detail: str) -> None:

@@ -21,7 +21,7 @@ import pytest
 from conftest import TASK_ROOTS
 from lambda_supervisor.local.emulator.server import RuntimeApiEmulator
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 LAYER = REPOSITORY / "layer"
 # The "managed runtime's interpreter": the Python this venv was made from, which has none of our dependencies.
 MANAGED_PYTHON = Path(getattr(sys, "_base_executable", sys.executable))
@@ -57,6 +57,15 @@ def built_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
             if member.external_attr >> 16:
                 path.chmod(member.external_attr >> 16 & 0o777)
     return opt
+
+
+def test_the_layer_carries_bytecode_for_its_python(built_layer: Path) -> None:
+    """/opt is read-only on Lambda: a module without its .pyc in the layer is compiled again at every cold start."""
+    tag = sys.implementation.cache_tag
+    for module in ("supervisor/__main__.py", "worker/main.py", "shared/protocol.py"):
+        source = built_layer / "python" / "lambda_supervisor" / module
+        assert (source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc").is_file(), module
+    assert list((built_layer / "python" / "simplejson" / "__pycache__").glob(f"*.{tag}.pyc")), "dependencies too"
 
 
 @pytest.fixture

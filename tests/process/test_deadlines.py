@@ -16,7 +16,7 @@ import requests
 
 from conftest import StartRuntime, clean_environment, free_port, post_when_listening, process_gone, wait_for
 
-DEADLINES = Path(__file__).parent / "task_roots" / "deadlines"
+DEADLINES = Path(__file__).parents[1] / "task_roots" / "deadlines"
 
 
 def test_a_hang_is_answered_before_the_deadline_and_the_instance_is_kept(start_runtime: StartRuntime) -> None:

@@ -1,6 +1,6 @@
 """What a hostile handler cannot do to the supervisor, and what it still can (the documented threat model).
 
-tests/test_lifecycle.py has the basic isolation checks; these go further, from both sides: what the handler sees,
+test_lifecycle.py has the basic isolation checks; these go further, from both sides: what the handler sees,
 and what the test sees in /proc."""
 
 from __future__ import annotations

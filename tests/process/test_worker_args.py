@@ -3,6 +3,7 @@ anything else is refused, by the parser and by a worker process started with it.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -12,10 +13,11 @@ import pytest
 from conftest import clean_environment
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.worker_args import WorkerArgs, WorkerArgsError
+from lambda_supervisor.supervisor import early_worker
 
 PLAIN = WorkerArgs(in_fd=5, out_fd=8, parent_pid=4242)
 EVERYTHING = WorkerArgs(in_fd=5, out_fd=8, parent_pid=4242, template_control_fd=11,
-                        cpu_handoff=CpuHandoff(home=1, cpus=frozenset({0, 1})))
+                        cpu_handoff=CpuHandoff(home=1, cpus=frozenset({0, 1})), hold_fd=13)
 
 
 @pytest.mark.parametrize("arguments", [PLAIN, EVERYTHING])
@@ -24,8 +26,20 @@ def test_what_the_supervisor_writes_the_worker_reads_back(arguments: WorkerArgs)
 
 
 def test_the_worker_inherits_its_pipe_ends_and_the_template_socket() -> None:
+    """Not the hold pipe: only early_worker.py's fork and exec passes it, keeping it by hand."""
     assert PLAIN.inherited_fds == (5, 8)
     assert EVERYTHING.inherited_fds == (5, 8, 11)
+
+
+@pytest.mark.parametrize("cpu_handoff", [None, CpuHandoff(home=1, cpus=frozenset({0, 1}))])
+def test_the_held_first_workers_command_line_is_one_the_worker_reads_exactly(cpu_handoff: CpuHandoff | None) -> None:
+    """early_worker.py writes it by hand (importing typing for WorkerArgs would cost the cold start)."""
+    handoff = None if cpu_handoff is None else cpu_handoff.to_argument()
+    command = early_worker.worker_command(5, 8, handoff, 13)
+    assert command[:5] == [sys.executable, "-P", "-u", "-m", "lambda_supervisor.worker"]
+    expected = WorkerArgs(in_fd=5, out_fd=8, parent_pid=os.getpid(), cpu_handoff=cpu_handoff, hold_fd=13)
+    assert WorkerArgs.from_argv(command[5:]) == expected
+    assert command[5:] == expected.to_argv()
 
 
 @pytest.mark.parametrize(("argv", "complaint"), [
@@ -39,6 +53,7 @@ def test_the_worker_inherits_its_pipe_ends_and_the_template_socket() -> None:
     (["--in-fd", "5", "--out-fd", "8", "--parent-pid", "7", "--verbose", "1"], "unknown option '--verbose'"),
     (["--in-fd", "5", "--out-fd", "8", "--parent-pid", "7", "--cpu-handoff", "3:0,1"], "--cpu-handoff '3:0,1'"),
     (["--in-fd", "5", "--out-fd", "8", "--parent-pid", "7", "--cpu-handoff", "x"], "--cpu-handoff 'x'"),
+    (["--in-fd", "5", "--out-fd", "8", "--parent-pid", "7", "--hold-fd", "x"], "--hold-fd must be an integer"),
 ])
 def test_anything_else_is_refused_with_what_is_wrong(argv: list[str], complaint: str) -> None:
     with pytest.raises(WorkerArgsError, match="^" + re.escape(complaint)) as refused:

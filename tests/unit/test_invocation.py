@@ -501,7 +501,7 @@ def test_any_body_gives_exactly_one_valid_reply_for_the_echo_handler(body: bytes
 
 # -- the direct path, and limits that hold behind HTTP sources too ------------------------------------------------
 
-EVENTS = Path(__file__).parent / "events"
+EVENTS = Path(__file__).parents[1] / "events"
 
 
 def invoke_with(invoker: Invoker, event: bytes) -> tuple[dict[str, Any], bytes]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import StartRuntime, process_gone, wait_for
 from lambda_supervisor.local.emulator import LostAnswer
 
-DEADLINES = Path(__file__).parent / "task_roots" / "deadlines"
+DEADLINES = Path(__file__).parents[1] / "task_roots" / "deadlines"
 
 
 def test_a_response_posted_behind_the_supervisors_back_is_detected_and_the_worker_replaced(

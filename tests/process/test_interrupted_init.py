@@ -14,7 +14,7 @@ import pytest
 from conftest import StartRuntime, process_gone, wait_for
 from lambda_supervisor.supervisor.exit_codes import ExitCode
 
-DEADLINES = Path(__file__).parent / "task_roots" / "deadlines"
+DEADLINES = Path(__file__).parents[1] / "task_roots" / "deadlines"
 GRACE_MS = 300
 #: Generous for a loaded machine, and far below the 60 s the blocked init would take.
 EXIT_WITHIN_S = 5.0

@@ -19,7 +19,7 @@ import requests
 from conftest import free_port, post_when_listening
 from lambda_supervisor.local.emulator.server import RuntimeApiEmulator
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 APP = DOCKER / "app"
 INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER",
