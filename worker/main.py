@@ -19,7 +19,6 @@ from lambda_supervisor.shared.worker_args import WorkerArgs
 
 from .cpu_affinity import MainThreadCpu
 from .handler_loader import InitFailure
-from .log_stream import connect_log_stream
 from .output import install as install_output
 from .serving import Channel, UserFunction, die_with_parent, report_init_failure, serve
 from .settings import TAG_OUTPUT, read_switch
@@ -61,7 +60,10 @@ def main(arguments: WorkerArgs) -> int:
         from .template import run_template  # only the fork template needs it
 
         return run_template(channel, arguments.template_control_fd, arguments.parent_pid, output, limits)
-    connect_log_stream(environ)  # several slots: this worker's output goes to a log stream of its own
+    if environ.get(worker_env.LOG_SOCKET):  # several slots: this worker's output goes to a log stream of its own
+        from .log_stream import connect_log_stream
+
+        connect_log_stream(environ)
     try:
         function = UserFunction.initialise(output, limits)
     except InitFailure as failure:
