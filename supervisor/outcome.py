@@ -31,6 +31,8 @@ class ReplacementReason(StrEnum):
     FOREIGN_POST = "foreign-post"  # someone else answered its request through the Runtime API
     # no invocation's fault: the worker died while it waited for an event
     DIED_WHILE_IDLE = "died-while-idle"
+    # no invocation's fault: the supervisor hit an unexpected error in the slot; it starts over with a new worker
+    SUPERVISOR_ERROR = "supervisor-error"
     # recycling a healthy worker between two requests
     RECYCLE_MAX_INVOCATIONS = "recycle-max-invocations"
     RECYCLE_MAX_AGE = "recycle-max-age"

@@ -140,10 +140,12 @@ def signal_group(pgid: int, signum: int) -> None:
 
 
 def kill_tree(pid: int) -> None:
-    """SIGKILL a worker (the leader of its own process group) and all its descendants, wherever they moved."""
-    escaped = process_tree(pid)[1:]
+    """SIGKILL a worker (the leader of its own process group) and all its descendants, wherever they moved; and the
+    worker itself, in case it is not (yet) a group leader: a worker forked from the template and killed before
+    its setsid."""
+    tree = process_tree(pid)
     signal_group(pid, signal.SIGKILL)
-    for descendant in escaped:  # reusing a scanned pid takes a pid-space wrap
+    for descendant in tree:  # reusing a scanned pid takes a pid-space wrap
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(descendant, signal.SIGKILL)
 

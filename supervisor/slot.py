@@ -27,7 +27,7 @@ from .outcome import Failure, Outcome, Response
 from .outcome import ReplacementReason as Reason
 from .process_tree import MAX_WORKER_ZOMBIES, Children
 from .report import report_invocation
-from .runtime_api import Invocation, MalformedInvocation, PostResult, RuntimeApiClient
+from .runtime_api import Invocation, MalformedInvocation, PostResult, RuntimeApiClient, RuntimeApiUnavailable
 from .soft_timeout import SoftTimeout
 from .worker_handle import Worker, WorkerSource
 from .worker_process import WorkerInitFailed, WorkerWaitInterrupted
@@ -38,6 +38,13 @@ if TYPE_CHECKING:
 
 class ShutdownRequested(BaseException):
     """Raised by the signal handler while the loop is idle in ``next`` (BaseException: nothing may swallow it)."""
+
+
+#: What ends a slot by design: a shutdown, the Runtime API gone, a replacement that never passes init. Any other
+#: error is a bug, and costs at most the request in hand (see Slot._start_over).
+ENDS_THE_SLOT = (ShutdownRequested, WorkerWaitInterrupted, WorkerInitFailed, RuntimeApiUnavailable)
+#: More unexpected errors in a row than this end the slot: a bug that recurs at once is not hidden by restarts.
+MAX_ERRORS_IN_A_ROW = 3
 
 
 class SlotHooks:
@@ -71,16 +78,54 @@ class Slot:
         self._invocation_limit = 0
         self._age_limit_s = 0.0
         self._first = True  # the slot's first worker: its recycling is staggered against the other slots'
+        self._posted = False  # whether the request in hand has had its one post
+        self._errors_in_a_row = 0  # unexpected errors since the slot last went round its loop cleanly
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
     def serve_until_shutdown(self) -> None:
         """Serve events until shutdown is requested (or the Runtime API is gone: RuntimeApiUnavailable)."""
         while not self.hooks.shutdown_requested():
-            invocation = self._next_invocation()
-            if invocation is not None:
-                self._serve(invocation)
-                self._keep_worker_healthy(invocation.request_id)
+            invocation: Invocation | None = None
+            try:
+                invocation = self._next_invocation()
+                if invocation is not None:
+                    self._posted = False
+                    self._serve(invocation)
+                    self._keep_worker_healthy(invocation.request_id)
+                self._errors_in_a_row = 0
+            except ENDS_THE_SLOT:
+                raise
+            except Exception as error:  # a bug: it costs at most this request, as a worker's fault would
+                self._start_over(invocation, error)
+
+    def _start_over(self, invocation: Invocation | None, error: Exception) -> None:
+        """After an unexpected error: the request in hand gets its one post if it has none yet, and the slot goes on
+        with a new worker. Errors in a row beyond MAX_ERRORS_IN_A_ROW end the slot (and the runtime)."""
+        self._errors_in_a_row += 1
+        emit("slot_error", "unexpected error in a slot; starting it over with a new worker", level="ERROR",
+             error=repr(error), request_id=invocation.request_id if invocation else "(none)", **self.labels)
+        if self._errors_in_a_row > MAX_ERRORS_IN_A_ROW:
+            raise error
+        if invocation is not None and not self._posted:
+            request_id = invocation.request_id
+            message = f"RequestId: {request_id} Error: Runtime exited with error: internal error in the runtime"
+            self.api.post_error(request_id, error_object(ErrorType.EXIT, message))
+            self._posted = True
+        old, self.worker = self.worker, None
+        if old is not None:
+            try:
+                old.kill()
+            except Exception as kill_error:  # whatever it was, a new worker takes its place
+                emit("kill_failed", "could not kill the slot's worker", level="WARNING", pid=old.pid,
+                     error=repr(kill_error), **self.labels)
+        self.children.kill_orphans()
+        started = time.monotonic()
+        self.worker = self._replacement()
+        emit("worker_replaced", "worker replaced", reason=Reason.SUPERVISOR_ERROR,
+             request_id=invocation.request_id if invocation else "", exit=old.exit_description if old else None,
+             served=old.invocations if old else 0, old_pid=old.pid if old else 0, new_pid=self.worker.pid,
+             strategy=self.factory.strategy, ready_ms=(time.monotonic() - started) * 1000, **self.labels)
 
     def take_worker(self, worker: Worker) -> None:
         """Start the slot with a ready worker."""
@@ -258,6 +303,7 @@ class Slot:
             request_id = invocation.request_id
             message = f"RequestId: {request_id} Error: Runtime exited with error: the runtime is shutting down"
             self.api.post_error(request_id, error_object(ErrorType.EXIT, message))
+            self._posted = True
             raise
 
     def _post_outcome(self, invocation: Invocation, worker: Worker, outcome: Outcome) -> PostResult:
@@ -271,11 +317,14 @@ class Slot:
                 report_invocation(invocation, worker, outcome, finished)
 
         if isinstance(outcome, Response):
-            return self.api.post_response(invocation.request_id, outcome.body, content_type=outcome.content_type,
-                                          meanwhile=report)
-        # a handler's own error is logged by the worker, as awslambdaric does; a fault only the supervisor saw
-        emit("invocation_failed", "invocation failed", level="INFO" if outcome.fault else "DEBUG",
-             request_id=invocation.request_id, error_type=outcome.error_type, fault=outcome.fault or "none",
-             **self.labels)
-        return self.api.post_error(invocation.request_id, outcome.error, xray_cause=outcome.xray_cause,
-                                   meanwhile=report)
+            result = self.api.post_response(invocation.request_id, outcome.body, content_type=outcome.content_type,
+                                            meanwhile=report)
+        else:
+            # a handler's own error is logged by the worker, as awslambdaric does; a fault only the supervisor saw
+            emit("invocation_failed", "invocation failed", level="INFO" if outcome.fault else "DEBUG",
+                 request_id=invocation.request_id, error_type=outcome.error_type, fault=outcome.fault or "none",
+                 **self.labels)
+            result = self.api.post_error(invocation.request_id, outcome.error, xray_cause=outcome.xray_cause,
+                                         meanwhile=report)
+        self._posted = True
+        return result

@@ -14,6 +14,7 @@ import os
 import select
 import selectors
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -42,10 +43,11 @@ from lambda_supervisor.shared.protocol import (
 
 from .config import Config
 from .early_worker import make_pipes
+from .events import emit
 from .memory import TreeMemoryGauge
 from .outcome import Failure, Outcome, Response, failure
 from .outcome import ReplacementReason as Reason
-from .process_tree import Children, count_zombies, kill_tree, process_tree, signal_group
+from .process_tree import Children, count_zombies, kill_tree, parent_pid, process_tree, signal_group
 from .runtime_api import Invocation
 from .worker_launch import Launched, launch
 from .worker_launch import worker_environment as worker_environment  # where tests and callers know it
@@ -68,6 +70,9 @@ EXIT_AFTER_EOF_S = 0.5
 LAST_WORDS_READS = 4
 #: How many of a worker's past request ids are remembered, to tell a late stray reply from garbage.
 REMEMBERED_REQUEST_IDS = 64
+#: How long a reap waits for a forked worker, killed before the template's intermediate process exited, to be
+#: re-parented to the supervisor: only its parent can reap it, and the intermediate exits right after the fork.
+ADOPTION_WAIT_S = 5.0
 
 
 class WorkerInitFailed(Exception):
@@ -164,6 +169,7 @@ class WorkerProcess:
         self._selector.register(from_worker, selectors.EVENT_READ)
         self._selector.register(self._pidfd, selectors.EVENT_READ)
         self._exited = False
+        self._reap_lock = threading.Lock()  # one reap, whichever thread (a slot's, the idle sweep's) kills first
         self._input_eof = False
         self._sent = 0  # bytes of the current event written to the worker
         self._served: deque[str] = deque(maxlen=REMEMBERED_REQUEST_IDS)  # request ids this worker has answered
@@ -571,12 +577,13 @@ class WorkerProcess:
     def kill(self) -> None:
         """SIGKILL the worker's whole tree and reap the worker, once any stack dump asked of it is written.
         Idempotent."""
-        if self._exited:
-            return
-        if self._stack_dump_requested_at is not None:
-            self._await_stack_dump(self._stack_dump_requested_at)
-        kill_tree(self.pid)
-        self._reap()
+        with self._reap_lock:
+            if self._exited:
+                return
+            if self._stack_dump_requested_at is not None:
+                self._await_stack_dump(self._stack_dump_requested_at)
+            kill_tree(self.pid)
+            self._reap()
 
     def _request_stack_dump(self) -> None:
         """Ask a hung worker to show where it hung (faulthandler, in the log); :meth:`kill` waits for the dump."""
@@ -664,13 +671,21 @@ class WorkerProcess:
                 self._frames.extend(frames)
 
     def _reap(self) -> None:
-        _, status, usage = os.wait4(self.pid, 0)
+        collected = self._collect_exit()
         self._registry.track(self.pid, alive=False)
         self._exited = True
-        if self.process is not None:
-            self.process.returncode = os.waitstatus_to_exitcode(status)
-        self.exit_description = describe_wait_status(status)
-        self.peak_rss_bytes = max(self.peak_rss_bytes, usage.ru_maxrss * 1024)
+        if collected is None:  # gone, its status with whoever reaped it
+            self.exit_description = "exit status unknown (already reaped)"
+            emit("worker_already_reaped", "a worker's exit status was taken before the supervisor reaped it",
+                 level="WARNING", pid=self.pid)
+            if self.process is not None:
+                self.process.returncode = -signal.SIGKILL  # not None: subprocess must never wait for this pid
+        else:
+            status, peak_rss_bytes = collected
+            if self.process is not None:
+                self.process.returncode = os.waitstatus_to_exitcode(status)
+            self.exit_description = describe_wait_status(status)
+            self.peak_rss_bytes = max(self.peak_rss_bytes, peak_rss_bytes)
         self._selector.close()
         self._take_last_words()
         os.close(self._statm)
@@ -679,3 +694,19 @@ class WorkerProcess:
         os.close(self._pidfd)
         os.close(self._from_worker)
         self._close_input()
+
+    def _collect_exit(self) -> tuple[int, int] | None:
+        """(wait status, peak RSS in bytes) of the dead worker, reaped here; None if it is not ours to reap: its
+        pid is gone (reaped elsewhere), or a forked worker was not re-parented to us within ADOPTION_WAIT_S."""
+        give_up = time.monotonic() + ADOPTION_WAIT_S
+        while True:
+            try:
+                _, status, usage = os.wait4(self.pid, 0)
+            except ChildProcessError:
+                parent = parent_pid(self.pid)
+                if parent is None or time.monotonic() >= give_up:
+                    return None
+                if parent != os.getpid():  # a fork not yet re-parented past the template's intermediate
+                    time.sleep(0.001)
+                continue
+            return status, usage.ru_maxrss * 1024

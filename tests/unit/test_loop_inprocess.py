@@ -370,7 +370,7 @@ def test_the_replacement_reasons_keep_their_names() -> None:
     """They are the ``reason`` of the log line and a CloudWatch metric dimension: renaming one breaks dashboards."""
     assert {reason.value for reason in ReplacementReason} == {
         "crash", "timeout", "out-of-memory", "memory-error", "invalid-message", "oversize-frame", "stray-frame",
-        "shutdown", "foreign-post", "died-while-idle", "recycle-max-invocations", "recycle-max-age",
+        "shutdown", "foreign-post", "died-while-idle", "supervisor-error", "recycle-max-invocations", "recycle-max-age",
         "recycle-rss-over-limit", "recycle-rss-soft-limit", "recycle-zombies"}
 
 

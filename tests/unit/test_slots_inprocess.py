@@ -407,3 +407,64 @@ def test_an_interrupted_long_poll_whose_answer_has_begun_is_read_to_its_end() ->
     connection.close()
     listener.close()
     server.join(5)
+
+
+class UnreapableWorker(SlotWorker):
+    """A worker whose kill fails as a reap did when another thread had reaped its pid first."""
+
+    def kill(self) -> None:
+        self._journal.append(("kill_failed", self.name))
+        raise ChildProcessError(10, "No child processes")
+
+
+class UnreapableFirstWorkers(SlotFactory):
+    """The first ``count`` workers (the slots' first) cannot be killed; their replacements can."""
+
+    def __init__(self, journal: Journal, count: int, behaviours: dict[str, Behaviour] | None = None) -> None:
+        super().__init__(journal, behaviours)
+        self.count = count
+
+    def _make(self) -> SlotWorker:
+        with self._lock:
+            name = f"w{len(self.workers) + 1}"
+            kind = UnreapableWorker if len(self.workers) < self.count else SlotWorker
+            worker = kind(name, self.journal, self.behaviours)
+            self.workers.append(worker)
+            return worker
+
+
+def test_an_unexpected_error_after_the_post_costs_no_second_post_and_the_slot_starts_over(journal: Journal) -> None:
+    """A crash's kill fails (ChildProcessError): the request keeps its one error post, the slot gets a new worker
+    and serves on, and the supervisor exits cleanly at SIGTERM."""
+    shared = SharedEvents(journal, ["a", "b", "c", "d", "e"])
+    factory = UnreapableFirstWorkers(journal, 2, {"b": lambda request_id, _: crash(request_id)})
+    code = run_slots(journal, shared, factory, slots=2, then=lambda: wait_until(
+        lambda: len(posts(journal)) == 5 and any(entry[0] == "replaced" for entry in journal), "5 posts, 1 restart"))
+    assert code is ExitCode.OK
+    assert {request_id: [entry[0] for entry in entries] for request_id, entries in posts(journal).items()} == {
+        "a": ["response"], "b": ["error"], "c": ["response"], "d": ["response"], "e": ["response"]}
+    replaced = [entry for entry in journal if entry[0] == "replaced"]
+    assert [entry[1:3] for entry in replaced] == [("supervisor-error", "b")], replaced
+
+
+def test_an_unexpected_error_before_the_post_gets_the_request_one_error_and_the_slot_starts_over(
+        journal: Journal) -> None:
+    """A worker found dead before its event, whose kill fails: the event gets one Runtime.ExitError (it never
+    reached a worker), the slot gets a new worker and serves the next events."""
+    shared = SharedEvents(journal, [])
+    factory = UnreapableFirstWorkers(journal, 1)
+
+    def dead_worker_then_events() -> None:
+        wait_until(lambda: shared.polls >= 1, "a poll")
+        for worker in factory.workers:
+            worker.exited = True  # killed while idle (the OOM killer, say)
+        with shared.cond:
+            shared.events += ["a", "b", "c"]
+            shared.cond.notify_all()
+        wait_until(lambda: len(posts(journal)) == 3, "3 posts")
+
+    code = run_slots(journal, shared, factory, slots=1, then=dead_worker_then_events)
+    assert code is ExitCode.OK
+    assert posts(journal) == {"a": [("error", "a", "Runtime.ExitError")], "b": [("response", "b", b'"ok"')],
+                              "c": [("response", "c", b'"ok"')]}
+    assert [entry[1:3] for entry in journal if entry[0] == "replaced"] == [("supervisor-error", "a")]
