@@ -105,7 +105,8 @@ def expected_environment(environ: Mapping[str, str], defaults: Mapping[str, str]
     handler = _value(environ, defaults, worker_env.HANDLER)
     if handler is None or not handler.strip():
         return None
-    withheld = (worker_env.RUNTIME_API, worker_env.LOG_SOCKET)  # as worker_launch.py withholds them with one slot
+    # as worker_launch.py: the log stream socket of Managed Instances only goes to the workers of several slots
+    withheld = (worker_env.RUNTIME_API, worker_env.LOG_SOCKET) if _one_slot(environ) else (worker_env.RUNTIME_API,)
     env = {name: value for name, value in environ.items() if name not in withheld}
     for variable in DEFAULTS:
         env[variable] = _value(environ, defaults, variable) or ""
@@ -146,13 +147,15 @@ def _one_slot(environ: Mapping[str, str]) -> bool:
 
 
 def start(arguments: list[str], environ: Mapping[str, str]) -> None:
-    """For the bootstrap (``run``) with one slot and a strategy that starts with a plain worker: become
-    non-dumpable (before any worker exists), then start the first worker, held."""
+    """For the bootstrap (``run``) with a strategy that starts with a plain worker (not ``auto`` with several
+    slots: they start from a template): become non-dumpable (before any worker exists), then start the first
+    worker, held."""
     global _started
     defaults = bootstrap_defaults(arguments)
     share_cpu = environ.get(SHARE_CPU) or "on"
-    if (defaults is None or (environ.get(RESPAWN) or "auto") not in ("auto", "fresh", "spare")
-            or share_cpu not in ("on", "off") or not _one_slot(environ)):
+    respawn = environ.get(RESPAWN) or "auto"
+    if (defaults is None or respawn not in ("auto", "fresh", "spare") or share_cpu not in ("on", "off")
+            or (respawn == "auto" and not _one_slot(environ))):
         return
     set_dumpable(False)  # what run_bootstrap does first of all, and before any worker can look at us
     environment = expected_environment(environ, defaults)

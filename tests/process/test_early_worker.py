@@ -27,7 +27,10 @@ LAMBDA_ENVIRONMENT = {
     LAMBDA_ENVIRONMENT,
     {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "_HANDLER": "app.handler"},  # every default
     {**LAMBDA_ENVIRONMENT, "LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES": "1000", "AWS_LAMBDA_LOG_FORMAT": ""},
-], ids=["lambda", "defaults", "set-and-empty"])
+    {**LAMBDA_ENVIRONMENT, "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET": "/tmp/log.sock"},  # withheld: one slot
+    {**LAMBDA_ENVIRONMENT, "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET": "/tmp/log.sock",
+     "AWS_LAMBDA_MAX_CONCURRENCY": "4", "LAMBDA_SUPERVISOR_RESPAWN": "spare"},  # passed on: several slots
+], ids=["lambda", "defaults", "set-and-empty", "log-socket-one-slot", "log-socket-slots"])
 def test_the_environment_worked_out_early_is_the_configured_one(tmp_path: Path, environ: dict[str, str]) -> None:
     environ = {**environ, "LAMBDA_TASK_ROOT": str(tmp_path)}
     assert expected_environment(environ, {}) == worker_environment(Config.load(environ), environ)
@@ -76,3 +79,18 @@ def test_the_cpu_handoff_argument_is_the_plan(tmp_path: Path) -> None:
 
     plan = CpuHandoff.plan()
     assert early_worker._cpu_handoff() == (plan.to_argument() if plan is not None else None)
+
+
+@pytest.mark.parametrize("environ", [
+    {"AWS_LAMBDA_MAX_CONCURRENCY": "4"},
+    {"AWS_LAMBDA_MAX_CONCURRENCY": "1", "LAMBDA_SUPERVISOR_CONCURRENCY": "2"},
+], ids=["lambda", "ours"])
+def test_no_early_worker_for_auto_with_several_slots(tmp_path: Path, environ: dict[str, str]) -> None:
+    """Their first process is the fork template: an early worker would be started only to be discarded."""
+    from lambda_supervisor.supervisor import early_worker
+
+    early_worker.start(["app.handler"], {"LAMBDA_TASK_ROOT": str(tmp_path), **environ})
+    early = early_worker.take()
+    if early is not None:
+        early.discard()
+    assert early is None
