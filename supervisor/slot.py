@@ -120,6 +120,8 @@ class Slot:
                 emit("kill_failed", "could not kill the slot's worker", level="WARNING", pid=old.pid,
                      error=repr(kill_error), **self.labels)
         self.children.kill_orphans()
+        if self.hooks.shutdown_requested():
+            return  # the loop ends here: no new worker to start
         started = time.monotonic()
         self.worker = self._replacement()
         emit("worker_replaced", "worker replaced", reason=Reason.SUPERVISOR_ERROR,
