@@ -101,14 +101,15 @@ class HttpConnection:
             self._socket.close()
             self._socket = None
 
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-                *, long_poll: bool = False) -> Response:
+    def request(self, method: str, path: str, body: bytes | memoryview | None = None,
+                headers: dict[str, str] | None = None, *, long_poll: bool = False) -> Response:
         """Send one request and read the whole response. ``long_poll`` waits as long as it takes for the answer
         to begin (``next``: Lambda freezes us there between invocations)."""
         self.send(method, path, body, headers)
         return self.receive(long_poll=long_poll)
 
-    def send(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> None:
+    def send(self, method: str, path: str, body: bytes | memoryview | None = None,
+             headers: dict[str, str] | None = None) -> None:
         """Send a request; read its answer with :meth:`receive`. A send only waits when the peer stops reading."""
         sock = self._socket if self._socket is not None else self._connect()
         try:
@@ -142,10 +143,10 @@ class HttpConnection:
         self._socket = sock
         return sock
 
-    def _send(self, sock: socket.socket, method: str, path: str, body: bytes | None,
+    def _send(self, sock: socket.socket, method: str, path: str, body: bytes | memoryview | None,
               headers: dict[str, str] | None) -> None:
         _refuse_unsafe(method, path, headers)
-        head = [f"{method} {path} HTTP/1.1\r\n".encode("latin-1"), self._fixed_headers]
+        head: list[bytes | memoryview] = [f"{method} {path} HTTP/1.1\r\n".encode("latin-1"), self._fixed_headers]
         if headers:
             head.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items())
         if body is not None:

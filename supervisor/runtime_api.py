@@ -219,7 +219,7 @@ class RuntimeApiClient:
 
     # -- posts --------------------------------------------------------------------------------------------------
 
-    def post_response(self, request_id: str, body: bytes, *, content_type: str = JSON_CONTENT_TYPE,
+    def post_response(self, request_id: str, body: bytes | memoryview, *, content_type: str = JSON_CONTENT_TYPE,
                       meanwhile: Callable[[], None] | None = None) -> PostResult:
         """Post a result, as ``content_type`` (one of RESULT_CONTENT_TYPES). ``meanwhile`` runs once, while the
         Runtime API handles the post (the bookkeeping of an invocation, such as its REPORT line, then costs no time
@@ -239,7 +239,7 @@ class RuntimeApiClient:
             headers[XRAY_ERROR_CAUSE_HEADER] = cause
         return self._post_overlapped(_invocation_path(request_id, "error"), body, headers, meanwhile)
 
-    def _post_overlapped(self, path: str, body: bytes, headers: dict[str, str],
+    def _post_overlapped(self, path: str, body: bytes | memoryview, headers: dict[str, str],
                          meanwhile: Callable[[], None] | None) -> PostResult:
         pending = [meanwhile] if meanwhile is not None else []
         failures: list[Exception] = []
@@ -264,7 +264,7 @@ class RuntimeApiClient:
     def post_init_error(self, error: dict[str, Any]) -> bool:
         return bool(self._call(self._post, "init/error", _error_body("", error), _error_headers(error)))
 
-    def _post(self, path: str, body: bytes, headers: dict[str, str],
+    def _post(self, path: str, body: bytes | memoryview, headers: dict[str, str],
               while_waiting: Callable[[], None] | None = None, attempts: list[int] | None = None) -> PostResult:
         attempts = attempts if attempts is not None else [0]
         sent_before = attempts[0]  # earlier attempts that were sent, and so may have reached the API

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from lambda_supervisor.shared import worker_env
+from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.rlimits import format_rlimits
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class Launched(NamedTuple):
     to_write: int
     from_read: int
     started_monotonic: float
+    region: PayloadRegion | None = None
 
 
 def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
@@ -66,12 +68,22 @@ def make_pipes() -> tuple[tuple[int, int], tuple[int, int]]:
     return (to_read, to_write), (from_read, from_write)
 
 
+def make_region(size: int) -> tuple[PayloadRegion | None, int | None]:
+    """A worker's shared-memory region and the descriptor to give it (see shared/payload_region.py); (None, None)
+    where the kernel has no sealable memfd: payloads then all take the pipe."""
+    try:
+        return PayloadRegion.create(size)
+    except (OSError, AttributeError):
+        return None, None
+
+
 def launch(config: Config, environ: Mapping[str, str], template_control_fd: int | None = None,
            cpu_handoff: CpuHandoff | None = None) -> Launched:
     """Start a fresh interpreter (no fork of this threaded process) in its own session, sharing only pipes
     (and, for the fork template, the control socket ``template_control_fd``). With ``cpu_handoff``, the
     worker waits on the supervisor's CPU and works on all of them."""
     (to_read, to_write), (from_read, from_write) = make_pipes()
+    region, region_fd = make_region(config.max_frame_payload_bytes)
     command = [
         sys.executable, "-P", "-u", "-m", "lambda_supervisor.worker",
         "--in-fd", str(to_read), "--out-fd", str(from_write), "--parent-pid", str(os.getpid()),
@@ -79,6 +91,9 @@ def launch(config: Config, environ: Mapping[str, str], template_control_fd: int 
     if cpu_handoff is not None:
         command += ["--cpu-handoff", cpu_handoff.to_argument()]
     shared_fds: tuple[int, ...] = (to_read, from_write)
+    if region_fd is not None:
+        command += ["--region-fd", str(region_fd)]
+        shared_fds += (region_fd,)
     if template_control_fd is not None:
         command += ["--template-control-fd", str(template_control_fd)]
         shared_fds += (template_control_fd,)
@@ -94,6 +109,6 @@ def launch(config: Config, environ: Mapping[str, str], template_control_fd: int 
             start_new_session=True,
         )
     finally:
-        os.close(to_read)
-        os.close(from_write)
-    return Launched(process, to_write, from_read, started)
+        for fd in (to_read, from_write) if region_fd is None else (to_read, from_write, region_fd):
+            os.close(fd)
+    return Launched(process, to_write, from_read, started, region)

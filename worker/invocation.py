@@ -23,6 +23,7 @@ from types import CoroutineType
 from typing import Any
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
+from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, ErrorMessage, InvokeMessage, ResultMessage
 from lambda_supervisor.shared.xray import XRayCause
 
@@ -150,6 +151,8 @@ class Invoker:
         self.options = options if options is not None else HandlerOptions()
         self.runner = runner if runner is not None else AsyncRunner()
         self.error_log = error_log
+        #: The worker's shared-memory region, set by the serving loop: large results are put there.
+        self.region: PayloadRegion | None = None
         self._is_async = is_async_handler(self.handler)
         if self._is_async:
             self.runner.loop  # noqa: B018 - create the loop at init, not during the first (billed) call
@@ -246,4 +249,6 @@ class Invoker:
         if len(payload) > self.max_response_bytes:
             message = response_size_message(len(payload), self.max_response_bytes)
             return self._fail(request_id, error_object(ErrorType.RESPONSE_SIZE_TOO_LARGE, message))
+        if self.region is not None and self.region.fits(len(payload)):
+            return ResultMessage(request_id, content_type, self.region.put(payload)).encode(b"")
         return ResultMessage(request_id, content_type).encode(payload)

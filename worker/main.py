@@ -14,6 +14,7 @@ import os
 from lambda_supervisor.shared import worker_env
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object
+from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.prctl import set_child_subreaper
 from lambda_supervisor.shared.rlimits import apply_rlimits, parse_rlimits
 
@@ -31,6 +32,7 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--template-control-fd", type=int,
                         help="run as the fork template, taking fork requests on this socket")
+    parser.add_argument("--region-fd", type=int, help="the shared-memory region for large payloads")
     parser.add_argument("--cpu-handoff", type=CpuHandoff.from_argument,
                         help="HOME:CPUS: wait on CPU HOME (the supervisor's), work on CPUS")
     return parser.parse_args(argv)
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     set_child_subreaper(True)
     cpu = MainThreadCpu(arguments.cpu_handoff)
     cpu.release()  # we inherited the supervisor's pinning: undo it before any user code runs
-    channel = Channel(arguments.in_fd, arguments.out_fd, cpu)
+    region = PayloadRegion.attach(arguments.region_fd) if arguments.region_fd is not None else None
+    channel = Channel(arguments.in_fd, arguments.out_fd, cpu, region)
     environ = dict(os.environ)
     try:
         tag_output = bool(read_switch(environ, TAG_OUTPUT))
