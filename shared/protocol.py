@@ -86,7 +86,7 @@ class Frame(NamedTuple):
 _HEADER_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-def encode_frame(header: dict[str, Any], payload: bytes = b"") -> bytes:
+def encode_frame(header: dict[str, Any], payload: bytes | memoryview = b"") -> bytes:
     """Serialise one frame. Raises ValueError if the header is too large to be accepted by any reader."""
     if not isinstance(header.get("type"), str):
         raise ValueError("a frame header needs a string 'type'")
@@ -214,7 +214,7 @@ class InvokeMessage(NamedTuple):
     #: than in the frame's payload, which is then empty.
     region_bytes: int | None = None
 
-    def encode(self, body: bytes) -> bytes:
+    def encode(self, body: bytes | memoryview) -> bytes:
         """The frame; raises ValueError when the metadata is over the header bound (a huge client context)."""
         header: dict[str, Any] = {
             "type": MessageType.INVOKE,

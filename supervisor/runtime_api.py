@@ -59,7 +59,8 @@ class Invocation:
     trace_id: str | None
     client_context: str | None
     cognito_identity: str | None
-    body: bytes
+    #: Raw, unparsed. A large body is a view of the connection's body buffer, valid until the next ``next``.
+    body: bytes | memoryview
     tenant_id: str | None
     received_monotonic: float
 
@@ -211,10 +212,11 @@ class RuntimeApiClient:
             received_monotonic=time.monotonic(),
         )
 
-    def _get_next(self) -> tuple[dict[str, str], bytes]:
-        response = self._connection.request("GET", f"{self.base_path}/invocation/next", long_poll=True)
+    def _get_next(self) -> tuple[dict[str, str], bytes | memoryview]:
+        response = self._connection.request("GET", f"{self.base_path}/invocation/next", long_poll=True,
+                                            direct_body=True)
         if response.status != 200:
-            raise TransientApiError(f"next answered {response.status}: {response.body[:200]!r}")
+            raise TransientApiError(f"next answered {response.status}: {bytes(response.body[:200])!r}")
         return response.headers, response.body
 
     # -- posts --------------------------------------------------------------------------------------------------
@@ -278,7 +280,7 @@ class RuntimeApiClient:
         if while_waiting is not None:
             while_waiting()
         response = self._connection.receive()
-        status, answer = response.status, response.body
+        status, answer = response.status, bytes(response.body)
         if status >= 500:
             raise TransientApiError(f"POST {path} answered {status}: {answer[:200]!r}")
         if status >= 400:
