@@ -71,9 +71,3 @@ class PayloadRegion:
         if not 0 <= size <= self.size:
             raise ValueError(f"{size} bytes do not fit in a region of {self.size} bytes")
         return memoryview(self._map)[:size]
-
-    def take(self, size: int) -> bytes:
-        """A copy of the first ``size`` bytes."""
-        if not 0 <= size <= self.size:
-            raise ValueError(f"{size} bytes do not fit in a region of {self.size} bytes")
-        return self._map[:size]

@@ -60,20 +60,36 @@ class _EncodeError(Exception):
     pass
 
 
-def decode_event(body: bytes, deserialiser: Deserialiser | None = None) -> Any:
+def decode_event(body: bytes | memoryview, deserialiser: Deserialiser | None = None) -> Any:
     """The event as Python data: an empty body is ``{}``, as in Lambda's runtime; a custom deserialiser gets the
-    body as text (empty included) and returns whatever the handler should receive."""
+    body as text (empty included) and returns whatever the handler should receive. A large body is a view of the
+    shared-memory region, decoded from there without a copy of its bytes first."""
     if deserialiser is not None:
         try:
-            return deserialiser(body.decode("utf-8"))
+            return deserialiser(str(body, "utf-8"))
         except Exception as error:  # user code: whatever it raises means it could not read this event
             raise _EventDecodeError(f"Unable to unmarshal input: {type(error).__name__}: {error}") from None
-    if not body.strip():
+    if _is_blank(body):
         return {}
     try:
-        return json.loads(body)
+        return json.loads(body if isinstance(body, bytes) else _json_text(body))
     except (ValueError, RecursionError) as error:
         raise _EventDecodeError(f"Unable to unmarshal input: {error}") from None
+
+
+_BLANK = frozenset(b" \t\n\r\x0b\x0c")  # what bytes.strip() strips
+
+
+def _is_blank(body: bytes | memoryview) -> bool:
+    """``not body.strip()``, without copying a view whose first byte already says no."""
+    if isinstance(body, bytes):
+        return not body.strip()
+    return not body or (body[0] in _BLANK and not bytes(body).strip())
+
+
+def _json_text(body: memoryview) -> str:
+    """The text ``json.loads`` reads from these bytes: the encoding it detects, lone surrogates passed through."""
+    return str(body, json.detect_encoding(bytes(body[:4])), "surrogatepass")
 
 
 def encode_result(result: Any, serialiser: Serialiser | None = None) -> tuple[bytes, str]:
@@ -157,7 +173,7 @@ class Invoker:
         if self._is_async:
             self.runner.loop  # noqa: B018 - create the loop at init, not during the first (billed) call
 
-    def __call__(self, message: InvokeMessage, body: bytes) -> bytes:
+    def __call__(self, message: InvokeMessage, body: bytes | memoryview) -> bytes:
         """Call the handler for one ``invoke`` frame and return the encoded reply frame."""
         request_id = message.request_id
         _set_trace_id(message.trace_id)

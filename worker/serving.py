@@ -73,13 +73,14 @@ class Channel:
             self.region.close()
             self.region = None
 
-    def event_body(self, message: InvokeMessage, frame: Frame) -> bytes:
-        """The event's body: the frame's payload, or a copy out of the region when the frame says it is there."""
+    def event_body(self, message: InvokeMessage, frame: Frame) -> bytes | memoryview:
+        """The event's body: the frame's payload, or a view of the region when the frame says it is there (read
+        before the result is put there)."""
         if message.region_bytes is None:
             return frame.payload
         if self.region is None:
             raise ValueError("the event is in a shared-memory region this worker was not given")
-        return self.region.take(message.region_bytes)
+        return self.region.view(message.region_bytes)
 
     def announce_ready(self) -> None:
         self.send(ReadyMessage(os.getpid()).encode())
@@ -126,7 +127,7 @@ class UserFunction:
                           error_log=output.log_error)
         return cls(invoker, output, limits)
 
-    def invoke(self, message: InvokeMessage, body: bytes) -> bytes:
+    def invoke(self, message: InvokeMessage, body: bytes | memoryview) -> bytes:
         """One invocation, under its soft timeout if the supervisor set one; always one reply frame."""
         reply: bytes | None = None
         request_id = message.request_id
