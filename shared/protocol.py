@@ -7,6 +7,9 @@ and without being made to allocate without bound:
     header  = a UTF-8 JSON object with a string field "type"
     payload = raw bytes (an event, an encoded result, a JSON error object)
 
+A large event or result crosses the worker's shared-memory region instead (shared/payload_region.py): its frame
+has an empty payload and says ``region_bytes``, which the supervisor checks against the region's size.
+
 Both lengths are checked against the reader's limits as soon as the prefix is in. Each message type has one
 builder (``encode``) and one parser (``parse``, which validates every field) here; nothing else touches a header.
 The fork template's control messages (JSON datagrams beside the frames) are here too.
