@@ -39,6 +39,17 @@ def test_large_payloads_use_the_region_and_small_ones_do_not(start_runtime: Star
     assert touched["rss_kb"] >= 2 * MiB // 1024, "a 2 MiB event crossed the region"
 
 
+@pytest.mark.parametrize("strategy", ["fresh", "spare", "fork"])
+def test_a_replacement_worker_has_a_region_of_its_own(start_runtime: StartRuntime, strategy: str) -> None:
+    """Spawned, promoted or forked from the template, the worker after a crash gets large payloads right."""
+    runtime = start_runtime("region.crash_or_echo", task_root=REGION, env={"LAMBDA_SUPERVISOR_RESPAWN": strategy})
+    event = {"text": "ü" * (MiB // 4)}  # 512 KiB in, 1.5 MiB out (escaped)
+    first = runtime.invoke(event).json()
+    assert runtime.invoke({"crash": True}).error.error_type == "Runtime.ExitError"
+    second = runtime.invoke(event).json()
+    assert second["pid"] != first["pid"] and second["event"] == first["event"] == event
+
+
 @pytest.mark.parametrize("size", [REGION_MIN_BYTES, 3 * MiB + 7])
 def test_a_large_bytes_result_round_trips_exactly(start_runtime: StartRuntime, size: int) -> None:
     runtime = start_runtime("region.echo_bytes", task_root=REGION)

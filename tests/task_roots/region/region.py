@@ -15,6 +15,13 @@ def echo(event, context):
     return event
 
 
+def crash_or_echo(event, context):
+    """Exit at once when asked (a crash the supervisor replaces the worker for), else echo with this pid."""
+    if event.get("crash"):
+        os._exit(1)
+    return {"pid": os.getpid(), "event": event}
+
+
 def echo_bytes(event, context):
     """``size`` pseudo-random bytes (every byte value), posted raw as application/unknown."""
     seed, size, out = event["seed"].encode(), event["size"], bytearray()
