@@ -15,8 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
-from lambda_supervisor.supervisor.local import start_runtime, stop_runtime
+from lambda_supervisor.local.emulator.server import RuntimeApiEmulator
+from lambda_supervisor.local.runtime import start_runtime, stop_runtime
 from lambda_supervisor.supervisor.logs import configure_logging
 
 from .stats import percentile

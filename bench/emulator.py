@@ -14,7 +14,7 @@ from collections.abc import Callable
 from email.message import Message
 from typing import Any, NamedTuple
 
-from lambda_supervisor.supervisor.emulator import server
+from lambda_supervisor.local.emulator import server
 
 _POST_PATH = server._POST_PATH
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from loguru import logger
 
-from . import cold, machine, report, scenarios
+from . import cold, machine, mi_throughput, report, report_mi, scenarios
 from .runtimes import stop_all
 
 SCENARIOS: dict[str, Callable[[scenarios.Sizes], dict[str, Any]]] = {
@@ -31,6 +31,9 @@ SCENARIOS: dict[str, Callable[[scenarios.Sizes], dict[str, Any]]] = {
     "footprint": cold.footprint,
     "crashes": cold.crashes,
     "contention": cold.contention,
+    # Managed Instances: I/O- and CPU-bound scaling with N slots, and crashes, against awslambdaric's own mode
+    "concurrency": lambda sizes: mi_throughput.measure(
+        mi_throughput.QUICK if sizes == scenarios.QUICK else mi_throughput.FULL),
 }
 
 
@@ -72,5 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     path = report.write_json(results, options.output)
     print()
     print(report.table(results))
+    if "concurrency" in results and "error" not in results["concurrency"]:
+        print()
+        print(report_mi.table(results["concurrency"]))
     print(f"\nJSON: {path}")
     return 1 if failed else 0

@@ -11,12 +11,12 @@ import importlib.util
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 
 from .emulator import BenchEmulator
+from .install import runtime_python
 
 BENCH_DIR = Path(__file__).resolve().parent
 TASK_ROOT = BENCH_DIR / "task_root"
@@ -162,7 +162,7 @@ class Supervisor(Runtime):
         self.extra_env = dict(extra_env or {})
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "lambda_supervisor.supervisor", "run", self.handler, "--task-root",
+        return [runtime_python(), "-m", "lambda_supervisor.supervisor", "run", self.handler, "--task-root",
                 str(TASK_ROOT)]
 
     def environment(self) -> dict[str, str]:
@@ -197,7 +197,7 @@ class AwsLambdaRic(Runtime):
         self._watcher: threading.Thread | None = None
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "awslambdaric", self.handler]
+        return [runtime_python(), "-m", "awslambdaric", self.handler]
 
     def environment(self) -> dict[str, str]:
         env = super().environment()
@@ -239,7 +239,7 @@ class Floor(Runtime):
     client = "requests"
 
     def command(self) -> list[str]:
-        return [sys.executable, str(BENCH_DIR / "floor.py"), "--client", self.client, self.handler]
+        return [runtime_python(), str(BENCH_DIR / "floor.py"), "--client", self.client, self.handler]
 
     def environment(self) -> dict[str, str]:
         env = super().environment()

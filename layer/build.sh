@@ -53,6 +53,15 @@ trap 'rm -rf "$stage"' EXIT
     --platform "manylinux2014_$arch" --implementation cp --python-version "$python_version" \
     --only-binary=:all: "$stage"/wheel/*.whl
 rm -rf "$stage/layer/python/bin"  # console scripts, with a shebang for this machine
+# Lambda's /opt is read-only: without .pyc files in the layer, every cold start would compile every module of ours
+# and of our dependencies again, in both processes. Bytecode is specific to a Python version, so only a python of
+# the target version can write it; unchecked-hash: the layer never changes, so no source is looked at.
+if "$python" -c "import sys; sys.exit(f'{sys.version_info[0]}.{sys.version_info[1]}' != '$python_version')"; then
+    "$python" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$stage/layer/python" >/dev/null
+else
+    echo "build.sh: $python is not Python $python_version: no .pyc in the layer, so each cold start compiles" \
+         "every module (set PYTHON to a python$python_version)" >&2
+fi
 cp "$here/lambda-supervisor" "$stage/layer/lambda-supervisor"
 chmod 0755 "$stage/layer/lambda-supervisor"
 

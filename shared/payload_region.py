@@ -1,25 +1,22 @@
 """A worker's shared-memory region: large event and result payloads cross it instead of the pipe.
 
-The supervisor makes one region per worker (a ``memfd``), sized and then sealed so that its size can never change,
-maps it, and gives the worker the descriptor (inherited, or sent with a fork request). A large payload is copied
-into the region and the frame on the pipe only says how many bytes it holds (shared/protocol.py); small payloads
-stay in the frame. Each side uses the region only while the other waits for its frame, so one region serves both
-directions. Its pages are allocated when first written and stay for the next payload, so no copy into it pays
-a page fault twice. The worker is untrusted: the supervisor checks every length it sends against the region's
-size (which the seals fix), and never parses what the worker put there, only posts it.
+The supervisor makes one region per worker (a ``memfd``, supervisor/early_worker.py's ``make_region_fd``), sized
+and then sealed so that its size can never change, maps it, and gives the worker the descriptor (inherited, or sent
+with a fork request). A large payload is copied into the region and the frame on the pipe only says how many bytes
+it holds (shared/protocol.py); small payloads stay in the frame. Each side uses the region only while the other
+waits for its frame, so one region serves both directions. Its pages are allocated when first written and stay for
+the next payload, so no copy into it pays a page fault twice. The worker is untrusted: the supervisor checks every
+length it sends against the region's size (which the seals fix), and never parses what the worker put there, only
+posts it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import mmap
 import os
 
 #: A payload of at least this many bytes goes through the region when it fits; smaller ones are one pipe write.
 REGION_MIN_BYTES = 64 * 1024
-#: The region's size can neither shrink (a worker could make the supervisor's reads fault) nor grow, nor be
-#: unsealed.
-_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 
 
 class PayloadRegion:
@@ -31,22 +28,9 @@ class PayloadRegion:
         self._map = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
 
     @classmethod
-    def create(cls, size: int) -> tuple[PayloadRegion, int]:
-        """The supervisor's side: a new sealed region of ``size`` bytes and its descriptor, for the worker (close
-        it once passed on)."""
-        fd = os.memfd_create("lambda-supervisor-payload", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-        try:
-            os.ftruncate(fd, size)
-            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS)
-            return cls(fd, size), fd
-        except BaseException:
-            os.close(fd)
-            raise
-
-    @classmethod
     def attach(cls, fd: int) -> PayloadRegion:
-        """The worker's side: map the region the supervisor made, then close the descriptor (children the
-        handler starts must not get it)."""
+        """Map the region ``fd`` refers to, then close the descriptor: the worker's side (children the handler
+        starts must not get it), and the supervisor's for the first worker's, made before ``mmap`` was imported."""
         try:
             return cls(fd, os.fstat(fd).st_size)
         finally:

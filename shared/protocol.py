@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from .errors import error_object
+from .worker_env import LAMBDA_RESPONSE_LIMIT_BYTES as LAMBDA_RESPONSE_LIMIT_BYTES  # where it was defined first
 
 MAGIC = b"LSF1"
 #: Sent by the supervisor to a worker it is about to kill at the deadline: the worker dumps its threads' stacks.
@@ -35,8 +36,6 @@ MAX_HEADER_BYTES = 64 * 1024
 #: every read costs an mmap, an mremap and a munmap per invocation, even for a 200-byte frame.
 READ_BUFFER_BYTES = 1 << 20
 
-#: Lambda's limit for a synchronous response payload (6 MB as Lambda counts it).
-LAMBDA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
 #: Default bound on a worker's payload: Lambda's response limit plus a margin for an error object's stack trace.
 DEFAULT_MAX_PAYLOAD_BYTES = LAMBDA_RESPONSE_LIMIT_BYTES + 256 * 1024
 
@@ -248,13 +247,30 @@ class InvokeMessage(NamedTuple):
                    _region_bytes(frame, request_id))
 
 
+#: Above any count of InitLeftovers a worker reports (it caps its own): a ready frame with more is refused.
+MAX_INIT_LEFTOVERS = 1 << 16
+
+
+class InitLeftovers(NamedTuple):
+    """What the user's init left behind that a fork of its process would share or lose: sockets open beyond the
+    worker's own descriptors, and threads besides the main one (worker/init_leftovers.py counts them)."""
+
+    open_sockets: int = 0
+    extra_threads: int = 0
+
+    @property
+    def fork_safe(self) -> bool:
+        return self.open_sockets == 0 and self.extra_threads == 0
+
+
 class ReadyMessage(NamedTuple):
-    """Worker -> supervisor: the user's init is done (no payload)."""
+    """Worker -> supervisor: the user's init is done, and what it left behind (no payload)."""
 
     pid: int
+    leftovers: InitLeftovers = InitLeftovers()
 
     def encode(self) -> bytes:
-        return encode_frame({"type": MessageType.READY, "pid": self.pid})
+        return encode_frame({"type": MessageType.READY, "pid": self.pid, **self.leftovers._asdict()})
 
     @classmethod
     def parse(cls, frame: Frame) -> ReadyMessage:
@@ -263,7 +279,15 @@ class ReadyMessage(NamedTuple):
             raise InvalidMessage(f"{frame.type!r} frame is not a ready frame")
         if type(pid) is not int:
             raise InvalidMessage("ready frame without an integer pid")
-        return cls(pid)
+        return cls(pid, InitLeftovers(*(_leftover_count(frame.header, name) for name in InitLeftovers._fields)))
+
+
+def _leftover_count(header: dict[str, Any], name: str) -> int:
+    count = header.get(name)
+    if type(count) is not int or not 0 <= count <= MAX_INIT_LEFTOVERS:
+        raise InvalidMessage(f"ready frame without integer counts of {' and '.join(InitLeftovers._fields)} "
+                             f"from 0 to {MAX_INIT_LEFTOVERS}")
+    return count
 
 
 class InitErrorMessage(NamedTuple):

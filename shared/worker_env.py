@@ -22,3 +22,6 @@ LOG_LEVEL = "AWS_LAMBDA_LOG_LEVEL"
 MAX_RESPONSE_BYTES = "LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES"
 #: Resource limits the worker applies to itself before the user's init (shared/rlimits.py's format).
 RLIMITS = "LAMBDA_SUPERVISOR_RLIMITS"
+
+#: Lambda's limit for a synchronous response payload (6 MB as Lambda counts it): the default of MAX_RESPONSE_BYTES.
+LAMBDA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024

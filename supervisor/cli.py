@@ -2,15 +2,14 @@
 
 ``lambda-supervisor [run] [HANDLER]`` is the Lambda bootstrap (so an image's ``CMD ["app.handler"]`` works);
 ``serve`` and ``demo`` run a function locally against the embedded Runtime API emulator; ``invoke`` sends a file
-of events to a function (``serve``'s endpoint, or one it starts) and summarises the outcomes.
+of events to a function (``serve``'s endpoint, or one it starts) and summarises the outcomes. Those three live in
+``lambda_supervisor.local`` (local/), imported only when one of them is asked for.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-import time
 from typing import TYPE_CHECKING
 
 from lambda_supervisor.shared.errors import ErrorType, error_object
@@ -69,6 +68,7 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
     try:
         config = Config.load(os.environ, defaults)
     except ConfigError as error:
+        _discard_early_worker()
         configure_logging(log_format=os.environ.get("AWS_LAMBDA_LOG_FORMAT", "Text"))
         log("ERROR", f"invalid configuration: {log_safe(str(error))}")
         _report_config_error(str(error))
@@ -77,29 +77,51 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
     if not undumpable:
         log("WARNING", "could not make the supervisor non-dumpable: workers of the same user can read its /proc")
     first_worker = _launch_first_worker(config)
+    from lambda_supervisor.shared.cpu_handoff import CpuHandoff
+
     from .loop import Supervisor  # imported while the first worker starts; a config error does not pay for it
     from .metrics import configure_metrics
+    from .process_tree import Children
+    from .respawn import make_factory
     from .runtime_api import RuntimeApiClient
 
     configure_metrics(config)
 
     api = RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s)
-    supervisor = Supervisor(config, api, os.environ)
-    supervisor.factory.prelaunched = first_worker
-    return supervisor.run()
+    children = Children()
+    factory = make_factory(config, os.environ, children, CpuHandoff.plan() if config.share_cpu else None)
+    factory.prelaunched = first_worker
+    return Supervisor(config, api, os.environ, factory, children).run()
+
+
+def _discard_early_worker() -> None:
+    from .early_worker import take
+
+    early = take()
+    if early is not None:
+        early.discard()
 
 
 def _launch_first_worker(config: Config) -> Launched | None:
-    """Start the first worker before the rest of the supervisor is imported, so that its interpreter start and
-    imports overlap ours. (Under ``fork`` the first process is the template, started by its factory.)"""
+    """The first worker: the one started from the bootstrap's first lines if it was started as it should be (see
+    early_worker.py), else one started now, before the rest of the supervisor is imported, so that its interpreter
+    start and imports overlap ours. (Under ``fork`` the first process is the template, started by its factory.)"""
     if config.respawn == "fork":
+        _discard_early_worker()
         return None
     from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 
-    from .worker_launch import launch
+    from .early_worker import take
+    from .worker_launch import claim, launch
 
+    cpu_handoff = CpuHandoff.plan() if config.share_cpu else None
+    early = take()
+    launched = claim(early, config, os.environ, cpu_handoff) if early is not None else None
+    log("DEBUG", f"first worker: {'started early' if launched else 'started now'}")
+    if launched is not None:
+        return launched
     set_child_subreaper(True)  # as the loop would before its first worker (it checks and says so if it fails)
-    return launch(config, os.environ, None, CpuHandoff.plan() if config.share_cpu else None)
+    return launch(config, os.environ, None, cpu_handoff)
 
 
 def _report_config_error(message: str) -> None:
@@ -121,52 +143,6 @@ def _report_config_error(message: str) -> None:
         client.close()
 
 
-def _default_timeout(parser: argparse.ArgumentParser) -> float:
-    text = os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "3")
-    try:
-        return float(text)
-    except ValueError:
-        parser.error(f"AWS_LAMBDA_FUNCTION_TIMEOUT={log_safe(text)!r} is not a number of seconds")
-
-
-def _invoke(parser: argparse.ArgumentParser, arguments: list[str]) -> int:
-    from pathlib import Path
-
-    from . import invoke, local
-
-    parser.description = ("Send the events in a file (a JSON array, one JSON document, or JSON lines) one by one "
-                          "to HANDLER on a runtime started here, or to a running endpoint (--url); print each "
-                          "result and a summary: counts by outcome, latency p50/p99, worker restarts. Exits 1 if "
-                          "an event got no answer or the runtime started here died, else 0 (function errors "
-                          "included).")
-    parser.add_argument("handler", nargs="?", help="e.g. app.handler (omit with --url)")
-    parser.add_argument("--events", required=True, type=Path, help="the events file")
-    parser.add_argument("--task-root", default=".", help="directory with the handler's code (default: .)")
-    parser.add_argument("--url", help="invoke endpoint of a running serve / emulator / container")
-    parser.add_argument("-n", "--count", type=int, help="send this many events, cycling through the file")
-    parser.add_argument("--timeout", type=float, default=_default_timeout(parser),
-                        help="function timeout in seconds (default: $AWS_LAMBDA_FUNCTION_TIMEOUT, else 3, Lambda's "
-                             "default)")
-    parser.add_argument("--runtime-log", type=Path, help="where the embedded runtime's log goes (default: a temp file)")
-    options = parser.parse_args(arguments)
-    if options.count is not None and options.count < 1:  # 0 is a slip (an empty variable), not a request for nothing
-        parser.error("--count must be at least 1")
-    if (options.url is None) == (options.handler is None):
-        parser.error("give either HANDLER (to start a runtime here) or --url (to use a running one)")
-    try:
-        events = invoke.load_events(options.events)
-    except invoke.EventFileError as error:
-        parser.error(str(error))
-    count = len(events) if options.count is None else options.count
-    if options.url is not None:
-        started = time.monotonic()
-        results = invoke.send_all(options.url, events, count, options.timeout + 30)
-        invoke.summarize(results, time.monotonic() - started, None, sys.stdout)
-        return 0 if all(result.answered for result in results) else 1
-    return local.invoke_embedded(options.handler, Path(options.task_root).resolve(), events, count, options.timeout,
-                                 options.runtime_log)
-
-
 def main(argv: list[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments in (["-h"], ["--help"]):
@@ -177,6 +153,16 @@ def main(argv: list[str] | None = None) -> int:
         print(parsed, file=sys.stderr)
         return 2
     command, arguments = parsed
+    if command == "run":  # the bootstrap's own command line, as read before the first worker started
+        from lambda_supervisor.shared import worker_env
+
+        from .early_worker import bootstrap_defaults
+
+        defaults = bootstrap_defaults(arguments)
+        if defaults is not None:  # else argparse, for help or an error message
+            return run_bootstrap(defaults.get(worker_env.HANDLER), defaults.get(worker_env.TASK_ROOT))
+    import argparse  # only off the bootstrap's path: with its help formatter, it costs ~10 ms
+
     parser = argparse.ArgumentParser(
         prog=f"lambda-supervisor {command}", epilog=_settings_help(), formatter_class=argparse.RawTextHelpFormatter)
     if command == "run":
@@ -185,24 +171,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--task-root", help="default for LAMBDA_TASK_ROOT")
         options = parser.parse_args(arguments)
         return run_bootstrap(options.handler, options.task_root)
-    from pathlib import Path
+    from lambda_supervisor.local.cli import run_command  # the local tools: never on the bootstrap's path
 
-    from . import local  # the emulator is only needed for local runs
-
-    if command == "serve":
-        parser.description = "Serve a handler locally: curl the invoke endpoint as with AWS's emulator."
-        parser.add_argument("handler", help="e.g. app.handler")
-        parser.add_argument("--task-root", default=".", help="directory with the handler's code (default: .)")
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8080)
-        parser.add_argument("--timeout", type=float, default=_default_timeout(parser),
-                            help="function timeout in seconds (default: $AWS_LAMBDA_FUNCTION_TIMEOUT, else 3, "
-                                 "Lambda's default; AWS's emulator defaults to 300)")
-        options = parser.parse_args(arguments)
-        return local.serve(options.handler, Path(options.task_root).resolve(), options.host, options.port,
-                           options.timeout)
-    if command == "invoke":
-        return _invoke(parser, arguments)
-    parser.description = "Drive the bundled sample function through every fault on one runtime, and report."
-    parser.parse_args(arguments)
-    return local.demo()
+    return run_command(command, parser, arguments)

@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from lambda_supervisor.shared.protocol import DEFAULT_MAX_PAYLOAD_BYTES, LAMBDA_RESPONSE_LIMIT_BYTES
+from lambda_supervisor.shared.protocol import DEFAULT_MAX_PAYLOAD_BYTES
 from lambda_supervisor.shared.rlimits import RLimit, parse_rlimits
+from lambda_supervisor.shared.worker_env import LAMBDA_RESPONSE_LIMIT_BYTES
 
 #: Memory the supervisor keeps for itself (its interpreter, requests, psutil) out of the function's memory size.
 SUPERVISOR_RESERVE_MB = 48
@@ -188,8 +189,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("respawn", "LAMBDA_SUPERVISOR_RESPAWN", _respawn_strategy, "auto",
             "How a replacement worker is made: `fresh` (new interpreter, user init re-run), `spare` (a standby "
             "worker, initialised ahead, is promoted at once), `fork` (a template that ran user init once forks "
-            "workers, copy-on-write), `auto` (`spare` if the supervisor and two workers, as measured after the "
-            "first init, take at most 60% of the memory size, else `fork`). See 'Respawn strategies'."),
+            "workers, copy-on-write), `auto` (`fork`, its template started after the first response if the "
+            "supervisor and two workers, as measured after the first init, take at most 60% of the memory size, "
+            "else at the first fault; but `spare` if that fits and the first init left a socket open or a thread "
+            "running, which forks would share or lack). See 'Respawn strategies'."),
     Setting("max_invocations", "LAMBDA_SUPERVISOR_MAX_INVOCATIONS", _non_negative_int, 0,
             "Recycle the worker after this many invocations, between two requests (0: never)."),
     Setting("max_invocations_jitter", "LAMBDA_SUPERVISOR_MAX_INVOCATIONS_JITTER", _non_negative_int, 0,

@@ -107,7 +107,9 @@ class HttpConnection:
 
     def __init__(self, host: str, port: int, *, connect_timeout_s: float, io_timeout_s: float,
                  user_agent: str) -> None:
-        self._address = (host, port)
+        # bytes: getaddrinfo would IDNA-encode a str, importing encodings.idna and unicodedata at the first connect,
+        # on the way to the first response (config.py only accepts an ASCII host)
+        self._address = (host.encode("ascii"), port)
         self._connect_timeout_s = connect_timeout_s
         self._timeval = _timeval(io_timeout_s)
         self._fixed_headers = f"Host: {host}:{port}\r\nUser-Agent: {user_agent}\r\n".encode("latin-1")
@@ -156,7 +158,7 @@ class HttpConnection:
         return response
 
     def _connect(self) -> socket.socket:
-        sock = socket.create_connection(self._address, timeout=self._connect_timeout_s)
+        sock = socket.create_connection(self._address, timeout=self._connect_timeout_s)  # type: ignore[arg-type]
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, self._timeval)

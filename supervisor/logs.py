@@ -8,7 +8,7 @@ and for lifecycle events (see :mod:`.events`) ``event`` and its structured ``fie
 The supervisor writes its lines itself (:func:`write_line`, :func:`log`): loguru's per-call work cost more in
 ``bench/`` than the rest of an invocation's bookkeeping, and importing it (it imports asyncio) cost more than half
 of the supervisor's cold start. Only the local tools (``serve``, ``demo``, ``invoke``, whose emulator logs through
-loguru) import it, routing its records to the same sink (:func:`configure_tool_logging`).
+loguru) import it, writing its records as these lines (local/tool_logging.py).
 
 The worker's children share our stdout, and one may have left a partial line (``"downloading 10%\r"``) just
 before our line; glued onto it, a REPORT line in JSON would no longer be JSON. So every write starts on a line
@@ -23,7 +23,6 @@ import os
 import stat
 import sys
 import time
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -113,21 +112,6 @@ def _watch_stdout() -> None:
         _stdout_kind = "terminal"
 
 
-def _message(record: Any) -> str:
-    message = str(record["message"])
-    exception = record["exception"]
-    if exception is not None and exception.type is not None:
-        message += "\n" + "".join(traceback.format_exception(exception.type, exception.value, exception.traceback))
-    return message
-
-
-def _sink(message: Any) -> None:
-    record = message.record
-    extra = record["extra"]
-    write_out(render(record["time"].timestamp(), record["level"].name, _message(record), extra.get("event"),
-                     extra.get("fields")))
-
-
 def configure_logging(level: str = "INFO", log_format: str = "Text") -> None:
     """Lines at ``level`` and above, to stdout, flushed after every line, so a line is out before the next thing
     can go wrong."""
@@ -136,13 +120,3 @@ def configure_logging(level: str = "INFO", log_format: str = "Text") -> None:
     _watch_stdout()
     threshold = LEVEL_NUMBERS[level]
     _enabled_levels = frozenset(name for name in LOG_LEVELS if LEVEL_NUMBERS[name] >= threshold)
-
-
-def configure_tool_logging(level: str = "INFO", log_format: str = "Text") -> None:
-    """For the local tools: our lines as :func:`configure_logging`, and loguru's (the emulator's) through the
-    same sink, at the same level."""
-    from loguru import logger
-
-    configure_logging(level, log_format)
-    logger.remove()
-    logger.add(_sink, level=level, format="{message}", colorize=False, backtrace=False, diagnose=False)

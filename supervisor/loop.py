@@ -1,8 +1,8 @@
 """The supervisor's main loop: next -> worker -> exactly one post, then keep a healthy worker ready.
 
-Faults never reach the loop as exceptions: the worker handle turns each into an :class:`Outcome` with an error
-object and a fault reason. The loop posts first (the caller is waiting) and replaces the worker afterwards, before
-asking for the next event, so a respawn costs no request its answer.
+Faults never reach the loop as exceptions: the worker handle turns each into an outcome (outcome.py), an error
+object with the reason the worker must be replaced. The loop posts first (the caller is waiting) and replaces the
+worker afterwards, before asking for the next event, so a respawn costs no request its answer.
 """
 
 from __future__ import annotations
@@ -17,27 +17,20 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object
 
 from .config import Config
 from .events import emit
 from .exit_codes import ExitCode
-from .process_tree import (
-    MAX_WORKER_ZOMBIES,
-    become_subreaper,
-    child_signal_count,
-    count_child_signal,
-    kill_orphans,
-    log_killed_orphans,
-    reap_exited_orphans,
-    start_counting_child_signals,
-)
+from .idle_reaper import IdleReaper
+from .outcome import Failure, Outcome, Response
+from .outcome import ReplacementReason as Reason
+from .process_tree import MAX_WORKER_ZOMBIES, Children
 from .report import report_invocation
-from .respawn import make_factory
 from .runtime_api import Invocation, MalformedInvocation, PostResult, RuntimeApiClient, RuntimeApiUnavailable
 from .soft_timeout import SoftTimeout
-from .worker_process import FaultReason, Outcome, WorkerInitFailed, WorkerProcess, WorkerWaitInterrupted
+from .worker_handle import Worker, WorkerSource
+from .worker_process import WorkerInitFailed, WorkerWaitInterrupted
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
@@ -55,20 +48,23 @@ class ShutdownRequested(BaseException):
 
 
 class Supervisor:
-    def __init__(self, config: Config, api: RuntimeApiClient, environ: Mapping[str, str]) -> None:
+    """The main loop. It is handed its Runtime API client, where its workers come from (a respawn strategy, see
+    respawn.py) and the bookkeeping of its children (in which those workers are tracked)."""
+
+    def __init__(self, config: Config, api: RuntimeApiClient, environ: Mapping[str, str], factory: WorkerSource,
+                 children: Children) -> None:
         self.config = config
         self.api = api
         self.environ = dict(environ)
-        self.worker: WorkerProcess | None = None
+        self.factory = factory
+        self.children = children
+        self.worker: Worker | None = None
         self.soft_timeout = SoftTimeout(config.soft_timeout_ms, self.environ)
-        self.factory = make_factory(config, self.environ, CpuHandoff.plan() if config.share_cpu else None)
         self._invocation_limit = 0
         self._shutdown_requested = False
-        self._idle = False
-        self._reaping = False
-        self._sweep_again = False
+        self._idle = False  # in the Runtime API's long poll: a SIGTERM ends it at once
         self._swept_at_signal_count: int | None = None  # no child has exited since that count: no sweep needed
-        self._killed_unlogged: list[int] = []  # orphans killed in the SIGCHLD handler, to log from the main loop
+        self._idle_reaper = IdleReaper(children, self._sweep_exited)
         # The self-pipe: SIGTERM writes a byte, which ends any wait for a starting worker (and backoff sleeps).
         self._shutdown_read, self._shutdown_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.factory.interrupt_fd = self._shutdown_read
@@ -78,7 +74,7 @@ class Supervisor:
     def run(self) -> ExitCode:
         self._install_signal_handlers()
         self._move_to_home_cpu()
-        if not become_subreaper():
+        if not self.children.become_subreaper():
             emit("no_subreaper", "could not become a child subreaper; escaped descendants go to init", level="WARNING")
         try:
             self.worker = self._start_worker()
@@ -100,6 +96,7 @@ class Supervisor:
             emit("runtime_api_gone", "runtime api gone, exiting", level="ERROR", error=str(error))
             return ExitCode.RUNTIME_API_GONE
         finally:
+            self._idle_reaper.stop()  # before the workers are stopped: no sweep may run meanwhile
             self._stop_worker()
             self.api.close()
             os.close(self._shutdown_read)
@@ -116,18 +113,14 @@ class Supervisor:
             if self._idle:
                 raise ShutdownRequested
 
-        def reap_while_idle(_signum: int, _frame: FrameType | None) -> None:
-            count_child_signal()
-            # Only while idle in `next` is no worker handle in use; otherwise the loop's own checks handle it.
-            if self._reaping:
-                self._sweep_again = True  # the sweep under way may have looked at that child already
-            elif self._idle:
-                self._reap_exited(in_signal_handler=True)
+        def count_child_signal(_signum: int, _frame: FrameType | None) -> None:
+            self.children.count_signal()  # wakes the idle reaper; the loop's own checks read the count
 
         signal.signal(signal.SIGTERM, request_shutdown)
         signal.signal(signal.SIGINT, request_shutdown)
-        signal.signal(signal.SIGCHLD, reap_while_idle)
-        start_counting_child_signals()
+        signal.signal(signal.SIGCHLD, count_child_signal)
+        self.children.start_counting_signals()
+        self._idle_reaper.start()
 
     def _move_to_home_cpu(self) -> None:
         """Wait on the CPU the worker will wait on (see shared/cpu_handoff.py), before any worker is started."""
@@ -143,38 +136,24 @@ class Supervisor:
         emit("cpu_shared", "waiting on one CPU with the worker", level="DEBUG", home_cpu=handoff.home,
              cpus=",".join(str(cpu) for cpu in sorted(handoff.cpus)))
 
-    def _reap_exited(self, *, in_signal_handler: bool = False) -> None:
-        """Reap workers and adopted orphans that exited while we wait for an event, so that no zombie lingers
-        between invocations. A dead worker is replaced when the next event comes (`died-while-idle`).
+    def _reap_exited(self) -> None:
+        """Reap workers and adopted orphans that exited, so that no zombie lingers between invocations (while the
+        loop is idle in ``next``, the idle reaper does this on every SIGCHLD). A dead worker is replaced when the
+        next event comes (``died-while-idle``). With no SIGCHLD since the last sweep, there is nothing to sweep."""
+        count = self.children.signal_count
+        if count is None or count != self._swept_at_signal_count:
+            self._sweep_exited()
 
-        Orphans killed here are logged only from the main loop: in the signal handler the main thread may be
-        inside the logger. With no SIGCHLD since the last sweep, there is nothing to sweep."""
-        count = child_signal_count()  # read before the sweep: a child exiting during it changes the count
-        if not in_signal_handler and count is not None and count == self._swept_at_signal_count:
-            self._log_killed_while_idle()
-            return
-        self._reaping = True  # a SIGCHLD arriving now must not start a second sweep inside this one
-        try:
-            self._sweep_again = True
-            while self._sweep_again:
-                self._sweep_again = False
-                workers = [worker for worker in (self.worker, *self.factory.reserves()) if worker is not None]
-                for worker in workers:
-                    if worker.has_exited():
-                        worker.kill()  # reaps it (and SIGKILLs whatever is left of its process group)
-                reap_exited_orphans(keep={worker.pid for worker in workers})
-                # whatever a dead worker (active, standby or template) left behind dies with it, escaped or not
-                self._killed_unlogged += kill_orphans(log=False)
-            self._swept_at_signal_count = count
-        finally:
-            self._reaping = False
-        if not in_signal_handler:
-            self._log_killed_while_idle()
-
-    def _log_killed_while_idle(self) -> None:
-        if self._killed_unlogged:
-            log_killed_orphans(self._killed_unlogged)
-            self._killed_unlogged = []
+    def _sweep_exited(self) -> None:
+        count = self.children.signal_count  # read before the sweep: a child exiting during it changes the count
+        workers = [worker for worker in (self.worker, *self.factory.reserves()) if worker is not None]
+        for worker in workers:
+            if worker.has_exited():
+                worker.kill()  # reaps it (and SIGKILLs whatever is left of its process group)
+        self.children.reap_exited_orphans(keep={worker.pid for worker in workers})
+        # whatever a dead worker (active, standby or template) left behind dies with it, escaped or not
+        self.children.kill_orphans()
+        self._swept_at_signal_count = count
 
     def _stop_worker(self) -> None:
         self.factory.close(self.config.shutdown_grace_ms / 1000)
@@ -182,7 +161,7 @@ class Supervisor:
             self.worker.terminate(self.config.shutdown_grace_ms / 1000)
             emit("worker_stopped", "worker stopped", level="DEBUG", pid=self.worker.pid,
                  exit=self.worker.exit_description, served=self.worker.invocations)
-        kill_orphans()
+        self.children.kill_orphans()
 
     def _post_init_error(self, error: dict[str, Any]) -> None:
         try:
@@ -192,33 +171,44 @@ class Supervisor:
 
     # -- workers ------------------------------------------------------------------------------------------------
 
-    def _adopt(self, worker: WorkerProcess) -> WorkerProcess:
+    def _adopt(self, worker: Worker) -> Worker:
         """Give a new worker its own recycling threshold (jittered, so workers do not all recycle together)."""
         jitter = self.config.max_invocations_jitter
         self._invocation_limit = self.config.max_invocations + (random.randint(0, jitter) if jitter else 0)
         return worker
 
-    def _start_worker(self) -> WorkerProcess:
+    def _start_worker(self) -> Worker:
         worker = self._adopt(self.factory.start())
         # routine, and Lambda reports the init's duration itself: only faults and replacements are INFO lines
         emit("worker_ready", "worker ready", level="DEBUG", pid=worker.pid, strategy=self.factory.strategy,
              init_ms=(worker.ready_seconds or 0.0) * 1000)
         return worker
 
-    def _replacement(self) -> WorkerProcess:
+    def _replacement(self) -> Worker:
         """A ready worker from the strategy; a replacement that fails init is retried with jittered exponential
-        backoff, so a crash loop is contained and reported rather than spun."""
-        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+        backoff, so a crash loop is contained and reported rather than spun. tenacity is imported only once an
+        attempt failed (its import would double a fork's recovery time); that attempt is replayed into it."""
+        try:
+            return self._adopt(self.factory.replace())
+        except WorkerInitFailed as failure:
+            failed: list[WorkerInitFailed] = [failure]
+
+        def attempt() -> Worker:
+            if failed:
+                raise failed.pop()
+            return self.factory.replace()
+
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_random
 
         retrying = Retrying(
             stop=stop_after_attempt(self.config.respawn_attempts),
-            wait=wait_exponential_jitter(initial=0.1, max=5.0),
+            wait=wait_exponential(multiplier=0.1, max=5.0) + wait_random(0, 1.0),  # the same in tenacity 8.2 and 9
             retry=retry_if_exception_type(WorkerInitFailed),
             before_sleep=_log_respawn_retry,
             sleep=self._sleep_unless_shutdown,
             reraise=True,
         )
-        return self._adopt(retrying(self.factory.replace))
+        return self._adopt(retrying(attempt))
 
     def _sleep_unless_shutdown(self, seconds: float) -> None:
         """A backoff sleep that a shutdown request ends at once."""
@@ -226,7 +216,7 @@ class Supervisor:
         if readable:
             raise WorkerWaitInterrupted("shutdown requested during a respawn backoff")
 
-    def _replace_worker(self, reason: str, request_id: str, *, graceful: bool) -> None:
+    def _replace_worker(self, reason: Reason, request_id: str, *, graceful: bool) -> None:
         """Retire or bury the current worker, then put a ready one in its place; log it all as one line."""
         old = self.worker
         assert old is not None
@@ -235,7 +225,7 @@ class Supervisor:
         else:
             old.kill()
         self.worker = None
-        kill_orphans()  # what the old worker left behind; the reserves' own processes are in their trees
+        self.children.kill_orphans()  # what the old worker left behind; the reserves' own processes are in their trees
         started = time.monotonic()
         self.worker = self._replacement()
         emit("worker_replaced", "worker replaced", reason=reason, request_id=request_id,
@@ -243,32 +233,32 @@ class Supervisor:
              old_pid=old.pid, new_pid=self.worker.pid, strategy=self.factory.strategy,
              ready_ms=(time.monotonic() - started) * 1000)
 
-    def _replace_broken_worker(self, outcome: Outcome, invocation: Invocation) -> None:
+    def _replace_broken_worker(self, outcome: Failure, invocation: Invocation) -> None:
         """Replace a worker that broke before it could serve this request, naming whoever broke it: an earlier
         invocation whose stray frame arrived late, or (unknown) an exit while idle."""
         if outcome.blame is None:
             self._replace_dead_worker(invocation)
             return
-        detail = (outcome.error or {}).get("errorMessage", "")
+        detail = outcome.error["errorMessage"]
         emit("stray_frame", "a frame arrived outside its invocation; blaming the invocation that sent it",
              level="WARNING", guilty_request_id=outcome.blame or "(init)", request_id=invocation.request_id,
              detail=detail)
-        self._replace_dead_worker(invocation, FaultReason.STRAY_FRAME, outcome.blame or invocation.request_id)
+        self._replace_dead_worker(invocation, Reason.STRAY_FRAME, outcome.blame or invocation.request_id)
 
-    def _recycle_reason(self, worker: WorkerProcess) -> str | None:
+    def _recycle_reason(self, worker: Worker) -> Reason | None:
         """Why a healthy worker should be retired now, between two requests (gunicorn/uWSGI/Celery policies)."""
         config = self.config
         if config.max_invocations and worker.invocations >= self._invocation_limit:
-            return "recycle-max-invocations"
+            return Reason.RECYCLE_MAX_INVOCATIONS
         if config.max_worker_age_s and time.monotonic() - worker.started_monotonic >= config.max_worker_age_s:
-            return "recycle-max-age"
+            return Reason.RECYCLE_MAX_AGE
         rss = worker.last_rss_bytes  # read when the worker answered
         if rss > config.max_rss_bytes:
-            return "recycle-rss-over-limit"
+            return Reason.RECYCLE_RSS_OVER_LIMIT
         if config.recycle_rss_mb and rss > config.recycle_rss_mb * 2**20:
-            return "recycle-rss-soft-limit"
+            return Reason.RECYCLE_RSS_SOFT_LIMIT
         if worker.zombie_children >= MAX_WORKER_ZOMBIES:  # counted when it answered
-            return "recycle-zombies"
+            return Reason.RECYCLE_ZOMBIES
         return None
 
     def _keep_worker_healthy(self, request_id: str) -> None:
@@ -278,7 +268,7 @@ class Supervisor:
         if self._shutdown_requested:
             return
         if worker.has_exited():
-            self._replace_worker(FaultReason.CRASH, request_id, graceful=False)
+            self._replace_worker(Reason.CRASH, request_id, graceful=False)
         elif (reason := self._recycle_reason(worker)) is not None:
             self._replace_worker(reason, request_id, graceful=True)
         self.factory.maintain()
@@ -286,40 +276,33 @@ class Supervisor:
     # -- invocations --------------------------------------------------------------------------------------------
 
     def _next_invocation(self) -> Invocation | None:
-        self._idle = True
+        self._reap_exited()  # whatever exited between the last check and now; the idle reaper sees what follows
         try:
-            if self._shutdown_requested:
-                raise ShutdownRequested
-            self._reap_exited()  # whatever exited between the last check and now; SIGCHLD covers what follows
-            return self.api.next_invocation()
+            with self._idle_reaper.idle():
+                self._idle = True
+                try:
+                    if self._shutdown_requested:
+                        raise ShutdownRequested
+                    return self.api.next_invocation()
+                finally:
+                    self._idle = False
         except MalformedInvocation as error:
             emit("malformed_invocation", "skipping a malformed invocation", level="ERROR", error=str(error))
             return None
-        finally:
-            self._idle = False
 
     def _serve(self, invocation: Invocation, *, retried: bool = False) -> None:
         assert self.worker is not None
-        self._log_killed_while_idle()
         if self.worker.has_exited():  # killed while idle (OOM killer, an operator): not this request's fault
             self._replace_dead_worker(invocation)
         worker = self.worker
         assert worker is not None
-        outcome = worker.invoke(
-            invocation,
-            max_rss_bytes=self.config.max_rss_bytes,
-            max_response_bytes=self.config.max_response_bytes,
-            soft_timeout_ms=self.soft_timeout.for_invocation(invocation),
-            timeout_margin_s=self.config.timeout_margin_ms / 1000,
-            poll_s=self.config.memory_poll_ms / 1000,
-            shutdown_requested=lambda: self._shutdown_requested,
-            shutdown_grace_s=self.config.shutdown_grace_ms / 1000,
-        )
-        if not outcome.delivered and not retried:  # the worker broke before this event: not this request's fault
-            self._replace_broken_worker(outcome, invocation)
+        outcome = worker.invoke(invocation, soft_timeout_ms=self.soft_timeout.for_invocation(invocation),
+                                shutdown_requested=lambda: self._shutdown_requested)
+        if isinstance(outcome, Failure) and not outcome.delivered and not retried:
+            self._replace_broken_worker(outcome, invocation)  # it broke before this event: not this request's fault
             self._serve(invocation, retried=True)
             return
-        if outcome.never_sent:
+        if isinstance(outcome, Failure) and outcome.never_sent:
             emit("no_time_left", "event arrived with less time left than the timeout margin; answered without "
                  "running it", level="WARNING", request_id=invocation.request_id,
                  margin_ms=self.config.timeout_margin_ms)
@@ -328,14 +311,14 @@ class Supervisor:
             emit("foreign_post", "SECURITY: the Runtime API says this request was already answered, and not by the "
                  "supervisor: code in the worker posted to the Runtime API; replacing the worker", level="WARNING",
                  request_id=invocation.request_id)
-            fault = fault or FaultReason.FOREIGN_POST
+            fault = fault or Reason.FOREIGN_POST
         if fault is not None and self._shutdown_requested:
             worker.kill()  # a timed-out worker is left (frozen, or writing its stack dump) until its error is posted
         elif fault is not None:
-            graceful = fault == FaultReason.MEMORY_ERROR  # the worker is alive and may exit cleanly
+            graceful = fault == Reason.MEMORY_ERROR  # the worker is alive and may exit cleanly
             self._replace_worker(fault, invocation.request_id, graceful=graceful)
 
-    def _replace_dead_worker(self, invocation: Invocation, reason: str = "died-while-idle",
+    def _replace_dead_worker(self, invocation: Invocation, reason: Reason = Reason.DIED_WHILE_IDLE,
                              blamed_request_id: str | None = None) -> None:
         """Replace a worker that died (or broke) before the event reached it. If a shutdown cuts that short, the
         event still gets its one post before the supervisor exits."""
@@ -347,7 +330,7 @@ class Supervisor:
             self.api.post_error(request_id, error_object(ErrorType.EXIT, message))
             raise
 
-    def _post_outcome(self, invocation: Invocation, worker: WorkerProcess, outcome: Outcome) -> PostResult:
+    def _post_outcome(self, invocation: Invocation, worker: Worker, outcome: Outcome) -> PostResult:
         """Post the one response or error; the invocation's bookkeeping is done while the Runtime API handles it."""
         finished = time.monotonic()
 
@@ -357,11 +340,11 @@ class Supervisor:
             if self.config.report:  # opt-in: Lambda writes its own REPORT line for every invocation
                 report_invocation(invocation, worker, outcome, finished)
 
-        if outcome.response is not None:
-            return self.api.post_response(invocation.request_id, outcome.response, content_type=outcome.content_type,
+        if isinstance(outcome, Response):
+            return self.api.post_response(invocation.request_id, outcome.body, content_type=outcome.content_type,
                                           meanwhile=report)
-        error = outcome.error or error_object("Runtime.Unknown", "the worker gave no outcome")
         # a handler's own error is logged by the worker, as awslambdaric does; a fault only the supervisor saw
         emit("invocation_failed", "invocation failed", level="INFO" if outcome.fault else "DEBUG",
-             request_id=invocation.request_id, error_type=error["errorType"], fault=outcome.fault or "none")
-        return self.api.post_error(invocation.request_id, error, xray_cause=outcome.xray_cause, meanwhile=report)
+             request_id=invocation.request_id, error_type=outcome.error_type, fault=outcome.fault or "none")
+        return self.api.post_error(invocation.request_id, outcome.error, xray_cause=outcome.xray_cause,
+                                   meanwhile=report)

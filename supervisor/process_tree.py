@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 
 from lambda_supervisor.shared.prctl import set_child_subreaper
@@ -25,42 +26,95 @@ MAX_ORPHAN_ROUNDS = 1000
 #: code waiting for them (subprocess.Popen). They count against RLIMIT_NPROC, which Lambda sets to 1024.
 MAX_WORKER_ZOMBIES = 64
 
-#: The workers this process started and has not reaped yet. Every other child of ours is what a dead worker left
-#: behind: re-parented to us (we are a subreaper) when the worker, its nearest subreaper, died.
-_workers: set[int] = set()
 
+class Children:
+    """This process's children as the supervisor keeps track of them: the workers it started and has not reaped
+    (every other child is what a dead worker left behind, re-parented to us as its nearest subreaper), and the
+    SIGCHLDs seen so far. One object, owned by the supervisor and handed to every worker handle.
 
-#: SIGCHLDs seen so far, once the supervisor counts them (None until then). A child that was alive when the count
-#: was N is still alive while it is N, so "has it exited?" can be answered without a system call.
-_child_signals: int | None = None
+    The SIGCHLD handler only calls :meth:`count_signal`: it bumps the count and writes a byte to the wake-up pipe
+    (read by whoever waits for exits with :meth:`wait_for_signal`)."""
 
+    def __init__(self) -> None:
+        self.workers: set[int] = set()
+        #: SIGCHLDs seen so far, once they are counted (None until then). A child that was alive when the count
+        #: was N is still alive while it is N, so "has it exited?" can be answered without a system call.
+        self.signal_count: int | None = None
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_poller = select.poll()
+        self._wake_poller.register(self._wake_read, select.POLLIN)
 
-def start_counting_child_signals() -> None:
-    """Promise that every SIGCHLD from now on is counted (the caller installs a handler that calls
-    :func:`count_child_signal`)."""
-    global _child_signals
-    if _child_signals is None:
-        _child_signals = 0
+    def start_counting_signals(self) -> None:
+        """Promise that every SIGCHLD from now on is counted (the caller installs a handler that calls
+        :meth:`count_signal`)."""
+        if self.signal_count is None:
+            self.signal_count = 0
 
+    def count_signal(self) -> None:
+        """The SIGCHLD handler's one job: some child exited (or stopped) since the last count."""
+        self.signal_count = (self.signal_count or 0) + 1
+        with contextlib.suppress(BlockingIOError):  # full: a byte is there already
+            os.write(self._wake_write, b"c")
 
-def count_child_signal() -> None:
-    """Called from the SIGCHLD handler: some child exited (or stopped) since the last count."""
-    global _child_signals
-    _child_signals = (_child_signals or 0) + 1
+    def wake(self) -> None:
+        """End a :meth:`wait_for_signal` without a signal (to stop its thread)."""
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_write, b"w")
 
+    def wait_for_signal(self) -> None:
+        """Block until a SIGCHLD has been counted (or :meth:`wake` called) since the last return; drains the pipe."""
+        self._wake_poller.poll()
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_read, 4096):
+                pass
 
-def child_signal_count() -> int | None:
-    """The SIGCHLD count, or None if nothing counts them (every question then costs a system call)."""
-    return _child_signals
+    def close(self) -> None:
+        os.close(self._wake_read)
+        os.close(self._wake_write)
 
+    def track(self, pid: int, *, alive: bool) -> None:
+        (self.workers.add if alive else self.workers.discard)(pid)
 
-def track_worker(pid: int, *, alive: bool) -> None:
-    (_workers.add if alive else _workers.discard)(pid)
+    @staticmethod
+    def become_subreaper() -> bool:
+        """Adopt orphaned descendants (Linux only); returns whether it worked."""
+        return set_child_subreaper(True)
 
+    def kill_orphans(self) -> list[int]:
+        """Kill and reap every child of this process that is not a worker, with all its descendants, round after
+        round until none is left: whatever a leftover forked meanwhile is re-parented to us once it dies, for the
+        next round. Logs and returns their pids."""
+        pids: list[int] = []
+        me = os.getpid()
+        for _ in range(MAX_ORPHAN_ROUNDS):
+            children = _children_by_parent()
+            strays = [pid for pid in children.get(me, []) if pid not in self.workers]
+            if not strays:
+                break
+            for pid in _with_descendants(strays, children):  # reusing a scanned pid takes a pid-space wrap
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            for pid in strays:  # our children: their pids cannot be reused before we reap them
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+            pids += strays
+        if pids:
+            log_killed_orphans(pids)
+        return pids
 
-def become_subreaper() -> bool:
-    """Adopt orphaned descendants (Linux only); returns whether it worked."""
-    return set_child_subreaper(True)
+    @staticmethod
+    def reap_exited_orphans(keep: set[int]) -> None:
+        """Reap adopted orphans that have exited on their own, without touching (or reaping) the workers in
+        ``keep``. One ``waitid`` call when there is nothing to do: cheap enough to run after every invocation."""
+        while True:
+            try:
+                status = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if status is None or status.si_pid in keep:
+                return
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(status.si_pid, 0)
 
 
 def process_tree(pid: int) -> list[int]:
@@ -116,50 +170,8 @@ def _with_descendants(roots: list[int], children: dict[int, list[int]]) -> list[
     return found
 
 
-def kill_orphans(*, log: bool = True) -> list[int]:
-    """Kill and reap every child of this process that is not a worker, with all its descendants, round after round
-    until none is left: whatever a leftover forked meanwhile is re-parented to us once it dies, for the next round.
-
-    Returns their pids. ``log=False`` is for a signal handler, which must not enter the logger: the main thread
-    may be inside it, holding its lock.
-    """
-    pids: list[int] = []
-    me = os.getpid()
-    for _ in range(MAX_ORPHAN_ROUNDS):
-        children = _children_by_parent()
-        strays = [pid for pid in children.get(me, []) if pid not in _workers]
-        if not strays:
-            break
-        for pid in _with_descendants(strays, children):  # reusing a scanned pid takes a pid-space wrap
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        for pid in strays:  # our children: their pids cannot be reused before we reap them
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-        pids += strays
-    if pids and log:
-        log_killed_orphans(pids)
-    return pids
-
-
 def log_killed_orphans(pids: list[int]) -> None:
     log("INFO", f"killed orphaned worker descendants: pids={pids}")
-
-
-def reap_exited_orphans(keep: set[int]) -> None:
-    """Reap adopted orphans that have exited on their own, without touching (or reaping) the workers in ``keep``.
-
-    One ``waitid`` call when there is nothing to do, so it is cheap enough to run after every invocation.
-    """
-    while True:
-        try:
-            status = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            return
-        if status is None or status.si_pid in keep:
-            return
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(status.si_pid, 0)
 
 
 def count_zombies(pids: list[int]) -> int:

@@ -10,22 +10,24 @@ JSON log format carries the same values as fields and the metrics recorder count
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lambda_supervisor.shared.printable import log_safe
 
 from .events import emit_line
+from .outcome import Outcome, Response
 from .runtime_api import Invocation
-from .worker_process import Outcome, WorkerProcess
+
+if TYPE_CHECKING:
+    from .worker_handle import Worker
 
 
-def report_invocation(invocation: Invocation, worker: WorkerProcess, outcome: Outcome, finished: float) -> None:
+def report_invocation(invocation: Invocation, worker: Worker, outcome: Outcome, finished: float) -> None:
     """Emit the REPORT line for an invocation whose outcome has been posted. Duration runs from the event's arrival
     to its outcome (``finished``, a ``time.monotonic()``), not counting the post."""
     duration_ms = (finished - invocation.received_monotonic) * 1000
     max_rss_mb = worker.peak_rss_bytes / 2**20
-    if outcome.response is not None:
-        result = "success"
-    else:
-        result = str((outcome.error or {}).get("errorType") or "Runtime.Unknown")
+    result = "success" if isinstance(outcome, Response) else outcome.error_type
     fault = str(outcome.fault) if outcome.fault is not None else None
     line = (f"REPORT RequestId: {log_safe(invocation.request_id)}\tDuration: {duration_ms:.2f} ms\t"
             f"Worker PID: {worker.pid}\tMax RSS: {max_rss_mb:.1f} MB\tOutcome: {log_safe(result)}"

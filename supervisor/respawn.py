@@ -9,8 +9,9 @@ A fault should cost one request, not a cold start. The strategies trade memory f
   invocations. Costs the memory of a second initialised worker.
 - ``fork``: a template process ran the user's init once and forks workers on request (copy-on-write), like
   gunicorn's ``preload_app``. A replacement costs a fork; but whatever the init opened is shared by all workers.
-- ``auto`` (the default): ``spare`` where a second initialised worker fits the function's memory, else ``fork``
-  with its template started at the first fault (see strategy_choice.py).
+- ``auto`` (the default): ``fork``, with its template started after the first response where a second initialised
+  process fits the function's memory, else at the first fault; but ``spare`` where it fits and the user's init
+  left a socket open or a thread running, which forks would share or lack (see strategy_choice.py).
 
 Every strategy hands the loop a worker that is ready, or raises WorkerInitFailed.
 """
@@ -37,16 +38,23 @@ from .config import Config
 from .events import emit
 from .memory import rss_bytes
 from .priority import lower_to_idle, restore_normal
-from .process_tree import parent_pid
-from .strategy_choice import choose_strategy
+from .process_tree import Children, parent_pid
+from .strategy_choice import auto_choice
 from .worker_launch import Launched, make_region
+from .worker_limits import WorkerLimits
 from .worker_process import WorkerInitFailed, WorkerProcess, WorkerWaitInterrupted
 
 #: The pause before a lost standby is started again: doubled with each loss in a row, jittered, capped.
 SPARE_RETRY_INITIAL_S = 0.2
 SPARE_RETRY_MAX_S = 30.0
-#: ``auto``: after this long without a fault, ``fork`` (standing in for ``spare`` during a run of faults) gives way.
-CALM_AFTER_S = 60.0
+
+
+def _promote(reserve: WorkerProcess) -> None:
+    """Normal priority again, for a standby or a template started ahead and whatever its init started, before it
+    serves or forks (or finishes its init while a request waits)."""
+    if not restore_normal(reserve.pid):
+        emit("priority_not_restored", "a standby or template could not be given normal priority back",
+             level="WARNING", pid=reserve.pid)
 
 
 def _reason_it_died(worker: WorkerProcess) -> str:
@@ -63,9 +71,12 @@ class WorkerFactory:
 
     strategy = "fresh"
 
-    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
+    def __init__(self, config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> None:
         self.config = config
         self.environ = environ
+        self.children = children  # every worker made is tracked there
+        self.limits = WorkerLimits.from_config(config)  # given to every worker made
         self.cpu_handoff = cpu_handoff
         #: Readable once shutdown is requested (the supervisor's self-pipe): every wait for a starting worker ends.
         self.interrupt_fd: int | None = None
@@ -75,8 +86,9 @@ class WorkerFactory:
     def _spawn(self, template_control_fd: int | None = None) -> WorkerProcess:
         if self.prelaunched is not None and template_control_fd is None:
             launched, self.prelaunched = self.prelaunched, None
-            return WorkerProcess.take_over(launched, self.config)
-        return WorkerProcess.spawn(self.config, self.environ, template_control_fd, self.cpu_handoff)
+            return WorkerProcess.take_over(launched, self.limits, self.children)
+        return WorkerProcess.spawn(self.config, self.environ, self.limits, self.children, template_control_fd,
+                                   self.cpu_handoff)
 
     def _spawn_ready(self) -> WorkerProcess:
         worker = self._spawn()
@@ -111,8 +123,9 @@ class SpareFactory(WorkerFactory):
 
     strategy = "spare"
 
-    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
-        super().__init__(config, environ, cpu_handoff)
+    def __init__(self, config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> None:
+        super().__init__(config, environ, children, cpu_handoff)
         self._spare: WorkerProcess | None = None
         self._spare_failures = 0  # standbys lost in a row, since one was last promoted
         self._next_spare_at = 0.0  # time.monotonic() before which no new standby is started
@@ -124,7 +137,7 @@ class SpareFactory(WorkerFactory):
                 self._standby_lost(promoted)
             promoted = self._spawn()
         else:
-            self._promote(promoted)
+            _promote(promoted)
         interrupted = False
         try:
             promoted.wait_ready(self.config.init_timeout_s, self.interrupt_fd)  # instant if the standby is ready
@@ -151,14 +164,6 @@ class SpareFactory(WorkerFactory):
              priority=priority or "normal")
         return standby
 
-    @staticmethod
-    def _promote(standby: WorkerProcess) -> None:
-        """Normal priority again, for the standby and whatever its init started, before it serves (or finishes
-        its init while a request waits)."""
-        if not restore_normal(standby.pid):
-            emit("priority_not_restored", "promoted standby could not be given normal priority back",
-                 level="WARNING", pid=standby.pid)
-
     def _standby_lost(self, standby: WorkerProcess) -> None:
         """Log a dead standby with the reason it gave (its init error), and pause before starting the next."""
         self._spare_failures += 1
@@ -173,11 +178,6 @@ class SpareFactory(WorkerFactory):
     def reserves(self) -> list[WorkerProcess]:
         return [self._spare] if self._spare is not None else []
 
-    def standby_initialising(self) -> bool:
-        """Whether the standby is still in its init: a replacement now would wait for it."""
-        spare = self._spare
-        return spare is not None and not spare.has_exited() and not spare.has_spoken()
-
     def close(self, grace_s: float) -> None:
         if self._spare is not None:
             self._spare.terminate(grace_s)
@@ -189,25 +189,47 @@ class TemplateGone(Exception):
 
 
 class ForkFactory(WorkerFactory):
+    """Forks every worker from a template. With ``ahead`` (``auto``, where it fits), the template is started
+    between invocations, at idle priority like a standby, rather than at the first fault; a template started ahead
+    that dies in its init is not started ahead again."""
+
     strategy = "fork"
 
-    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
-        super().__init__(config, environ, cpu_handoff)
+    def __init__(self, config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> None:
+        super().__init__(config, environ, children, cpu_handoff)
         self._template: WorkerProcess | None = None
         self._control: socket.socket | None = None
+        self._template_ready = False
+        self.ahead = False
 
-    def _start_template(self) -> None:
+    def _start_template(self, *, wait: bool = True) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             template = self._spawn(template_control_fd=theirs.fileno())
         finally:
             theirs.close()
-        self._template, self._control = template, ours
+        self._template, self._control, self._template_ready = template, ours, False
+        if wait:
+            self._await_template()
+        else:
+            priority = lower_to_idle(template.pid)
+            emit("template_started", "fork template started ahead", level="DEBUG", pid=template.pid,
+                 priority=priority or "normal")
+
+    def _await_template(self) -> None:
+        """Until the template is ready to fork (at normal priority: its workers inherit it)."""
+        template = self._template
+        assert template is not None
+        if self._template_ready:
+            return
+        _promote(template)  # its forks inherit its priority
         try:
             template.wait_ready(self.config.init_timeout_s, self.interrupt_fd)
         except WorkerInitFailed:
             self._drop_template()
             raise
+        self._template_ready = True
 
     def _drop_template(self, grace_s: float = 0.0) -> None:
         if self._control is not None:
@@ -237,7 +259,7 @@ class ForkFactory(WorkerFactory):
             os.close(to_write)
             os.close(from_read)
             raise TemplateGone(f"unusable reply from the template: {reply[:200]!r}")
-        worker = WorkerProcess.adopt(pid, to_write, from_read, self.config, region=region)
+        worker = WorkerProcess.adopt(pid, to_write, from_read, self.limits, self.children, region=region)
         worker.wait_ready(self.config.init_timeout_s, self.interrupt_fd)
         if parent_pid(pid) != os.getpid():  # READY is only sent once adopted; anything else is a lie
             worker.kill()
@@ -264,6 +286,8 @@ class ForkFactory(WorkerFactory):
                      pid=self._template.pid)
             self._drop_template()
             self._start_template()
+        else:
+            self._await_template()  # started ahead: maybe still in its init
         try:
             return self._fork()
         except TemplateGone as error:
@@ -278,7 +302,13 @@ class ForkFactory(WorkerFactory):
 
     def maintain(self) -> None:
         if self._template is not None and self._template.has_exited():
+            if self.ahead and not self._template_ready:
+                self.ahead = False  # its init failed: the next one starts at a fault, and says why
+                emit("template_lost", "fork template died in its init; the next starts at a fault",
+                     level="WARNING", pid=self._template.pid)
             self._drop_template()  # restarted on the next replace(), when it is needed
+        if self.ahead and self._template is None:
+            self._start_template(wait=False)
 
     def reserves(self) -> list[WorkerProcess]:
         return [self._template] if self._template is not None else []
@@ -288,60 +318,53 @@ class ForkFactory(WorkerFactory):
 
 
 class AutoFactory(WorkerFactory):
-    """The default, ``auto``: the first worker is a plain one; once it is ready, its RSS picks ``spare`` or ``fork``
-    (see strategy_choice.py), which makes every worker after it. Neither keeps a second initialised worker before
-    the first response: the standby starts after it, the fork template at the first fault.
-
-    Faults closer together than the user's init would make ``spare`` wait for its standby's init each time, so a
-    fault that finds the standby still initialising switches to ``fork`` (its template serves the faults that
-    follow in a fork's time), and ``spare`` comes back after :data:`CALM_AFTER_S` without a fault."""
+    """The default, ``auto``: the first worker is a plain one; every worker after it is forked from a template,
+    which its RSS says to start after the first response or at the first fault (see strategy_choice.py), so that
+    faults in a row each cost a fork; or, where a second initialised process fits but the first worker's init left
+    a socket or a thread behind, comes from ``spare``. Nothing initialised is kept beside the first worker before
+    the first response. A template that breaks where plain workers do not (the user's init cannot be a
+    template's) hands over to ``spare``."""
 
     strategy = "auto"
 
-    def __init__(self, config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None) -> None:
-        super().__init__(config, environ, cpu_handoff)
+    def __init__(self, config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> None:
+        super().__init__(config, environ, children, cpu_handoff)
         self._chosen: WorkerFactory | None = None
-        self._forking_since_fault_at: float | None = None  # set while `fork` stands in for `spare`
-        self._may_fork = True  # until a template failed where plain workers did not
 
     def start(self) -> WorkerProcess:
         first = self._spawn_ready()
-        strategy, reason = choose_strategy(self.config.memory_size_mb, rss_bytes(os.getpid()), first.own_rss_bytes())
-        emit("strategy_chosen", "respawn strategy chosen", strategy=strategy, reason=reason)
-        self._chosen = FACTORIES[strategy](self.config, self.environ, self.cpu_handoff)  # makes every later worker
-        self.strategy = strategy
+        choice = auto_choice(self.config.memory_size_mb, rss_bytes(os.getpid()), first.own_rss_bytes(),
+                             first.init_leftovers)
+        if choice.strategy == "spare":  # makes every later worker
+            self._chosen = SpareFactory(self.config, self.environ, self.children, self.cpu_handoff)
+            emit("strategy_chosen", "respawn strategy chosen", strategy="spare", reason=choice.reason)
+        else:
+            forks = ForkFactory(self.config, self.environ, self.children, self.cpu_handoff)
+            forks.ahead = choice.template_ahead
+            emit("strategy_chosen", "respawn strategy chosen", strategy="fork",
+                 template="ahead" if choice.template_ahead else "at-fault", reason=choice.reason)
+            self._chosen = forks
+        self.strategy = choice.strategy
         return first
 
     def replace(self) -> WorkerProcess:
-        if (isinstance(self._chosen, SpareFactory) and self._may_fork
-                and self._chosen.standby_initialising()):
-            self._switch("fork", "a fault while the standby is still initialising: forking until faults calm down")
-        if self._forking_since_fault_at is None:
-            return self._chosen.replace() if self._chosen is not None else super().replace()
-        self._forking_since_fault_at = time.monotonic()
+        chosen = self._chosen
+        if not isinstance(chosen, ForkFactory):
+            return chosen.replace() if chosen is not None else super().replace()
         try:
-            return self._chosen.replace() if self._chosen is not None else super().replace()
+            return chosen.replace()
         except WorkerInitFailed as failure:  # the user's init cannot be a template's (it breaks its own pipe, say)
-            self._may_fork = False
-            self._switch("spare", f"the fork template failed: {failure}")
+            chosen.close(0)
+            self._chosen = SpareFactory(self.config, self.environ, self.children, self.cpu_handoff)
+            self.strategy = "spare"
+            emit("strategy_switched", "respawn strategy switched", strategy="spare",
+                 reason=f"the fork template failed: {failure}")
             return super().replace()
 
     def maintain(self) -> None:
-        since = self._forking_since_fault_at
-        if since is not None and time.monotonic() - since >= CALM_AFTER_S:
-            self._switch("spare", f"no fault for {CALM_AFTER_S:.0f} s: a standby again")
         if self._chosen is not None:
             self._chosen.maintain()
-
-    def _switch(self, strategy: str, reason: str) -> None:
-        """Hand the making of workers to ``strategy``, stopping what the current one keeps in reserve (the active
-        worker, a child of ours wherever it came from, is not touched)."""
-        if self._chosen is not None:
-            self._chosen.close(0)
-        self._chosen = FACTORIES[strategy](self.config, self.environ, self.cpu_handoff)
-        self.strategy = strategy
-        self._forking_since_fault_at = time.monotonic() if strategy == "fork" else None
-        emit("strategy_switched", "respawn strategy switched", strategy=strategy, reason=reason)
 
     def reserves(self) -> list[WorkerProcess]:
         return self._chosen.reserves() if self._chosen is not None else []
@@ -355,6 +378,7 @@ FACTORIES: dict[str, type[WorkerFactory]] = {
     "auto": AutoFactory, "fresh": WorkerFactory, "spare": SpareFactory, "fork": ForkFactory}
 
 
-def make_factory(config: Config, environ: Mapping[str, str], cpu_handoff: CpuHandoff | None = None
-                 ) -> WorkerFactory:
-    return FACTORIES[config.respawn](config, environ, cpu_handoff)
+def make_factory(config: Config, environ: Mapping[str, str], children: Children,
+                 cpu_handoff: CpuHandoff | None = None) -> WorkerFactory:
+    """The factory of the configured strategy; its workers are tracked in ``children``."""
+    return FACTORIES[config.respawn](config, environ, children, cpu_handoff)

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from lambda_supervisor.shared.printable import error_type_header, log_safe
 from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, RESULT_CONTENT_TYPES, InvokeMessage
@@ -99,6 +98,8 @@ def _invocation_path(request_id: str, kind: str) -> str:
     """The post path of an invocation; its id is quoted, so that no id can change the path or break the request
     line."""
     if _PLAIN_REQUEST_ID.fullmatch(request_id) is None:  # Lambda's are UUIDs: quoting those is time wasted
+        from urllib.parse import quote  # so only here: it is the bootstrap's largest import after dataclasses
+
         request_id = quote(request_id, safe="")
     return f"invocation/{request_id}/{kind}"
 

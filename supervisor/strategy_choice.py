@@ -1,26 +1,83 @@
-"""The rule behind the default respawn strategy, ``auto``: keep a second initialised worker only where it fits.
+"""The rule behind the default respawn strategy, ``auto``: fork where forking is safe, keep a second initialised
+process only where it fits.
 
-``spare`` is the fastest recovery that shares nothing, but its standby holds as much memory as the active worker.
-So at init, once the first worker is ready, its RSS decides: ``spare`` when the supervisor plus two such workers
-take at most :data:`SPARE_MEMORY_SHARE` of the function's memory (room left for the handler to grow), else
-``fork``, whose template is started at the first fault and whose workers share its pages copy-on-write.
+``auto`` makes every worker after the first by forking a template that ran the user's init once, so that a fault,
+and the next one, and the one after, each cost a fork. The template holds as much memory as a worker until it has
+forked one (after that, its pages are shared copy-on-write), so at init, once the first worker is ready, its RSS
+decides when the template starts: *ahead*, right after the first response, when the supervisor plus two such
+processes take at most :data:`SPARE_MEMORY_SHARE` of the function's memory (room left for the handler to grow);
+else only at the first fault.
+
+A fork shares whatever the user's init opened and lacks the threads it started (the first worker reports both in
+its ready frame, see worker/init_leftovers.py). Where a second initialised process fits and the init left either,
+``auto`` keeps a ``spare`` standby instead, which shares nothing; where it does not fit, it still forks at the
+first fault, and says what the forks share or lack.
 """
 
 from __future__ import annotations
 
-#: The share of the function's memory that the supervisor and two initialised workers may take for ``spare``.
+from typing import NamedTuple
+
+from lambda_supervisor.shared.protocol import InitLeftovers
+
+#: The share of the function's memory that the supervisor and two initialised processes may take.
 SPARE_MEMORY_SHARE = 0.6
 MiB = 1024 * 1024
 
 
-def choose_strategy(memory_size_mb: int, supervisor_rss_bytes: int, worker_rss_bytes: int) -> tuple[str, str]:
-    """(strategy, the reason in one line) for a function of ``memory_size_mb`` whose first worker, after init,
-    holds ``worker_rss_bytes``."""
+class AutoChoice(NamedTuple):
+    """What ``auto`` makes later workers with: ``fork`` (its template started ahead or at the first fault) or
+    ``spare``, and why, in one line."""
+
+    strategy: str
+    template_ahead: bool
+    reason: str
+
+
+def _memory_rule(memory_size_mb: int, supervisor_rss_bytes: int, worker_rss_bytes: int) -> tuple[bool, str]:
+    """(whether a second initialised process fits, the sum that says so)."""
     need_mb = (supervisor_rss_bytes + 2 * worker_rss_bytes) / MiB
-    budget_mb = SPARE_MEMORY_SHARE * memory_size_mb
-    sums = (f"supervisor {supervisor_rss_bytes / MiB:.1f} MB + 2 x worker {worker_rss_bytes / MiB:.1f} MB = "
-            f"{need_mb:.1f} MB")
-    share = f"{SPARE_MEMORY_SHARE:.0%} of {memory_size_mb} MB"
-    if need_mb <= budget_mb:
-        return "spare", f"{sums} <= {share}"
-    return "fork", f"{sums} > {share}: no room for a standby"
+    fits = need_mb <= SPARE_MEMORY_SHARE * memory_size_mb
+    return fits, (f"supervisor {supervisor_rss_bytes / MiB:.1f} MB + 2 x worker {worker_rss_bytes / MiB:.1f} MB = "
+                  f"{need_mb:.1f} MB {'<=' if fits else '>'} {SPARE_MEMORY_SHARE:.0%} of {memory_size_mb} MB")
+
+
+def template_ahead(memory_size_mb: int, supervisor_rss_bytes: int, worker_rss_bytes: int) -> tuple[bool, str]:
+    """(whether the fork template starts ahead of any fault, the reason in one line) for a function of
+    ``memory_size_mb`` whose first worker, after init, holds ``worker_rss_bytes``."""
+    fits, rule = _memory_rule(memory_size_mb, supervisor_rss_bytes, worker_rss_bytes)
+    if fits:
+        return True, f"{rule}: the template starts after the first response"
+    return False, f"{rule}: no room for a second initialised process; the template starts at a fault"
+
+
+def auto_choice(memory_size_mb: int, supervisor_rss_bytes: int, worker_rss_bytes: int,
+                leftovers: InitLeftovers) -> AutoChoice:
+    """``auto``'s strategy for a function whose first worker, after init, holds ``worker_rss_bytes`` and reported
+    ``leftovers``."""
+    ahead, reason = template_ahead(memory_size_mb, supervisor_rss_bytes, worker_rss_bytes)
+    if leftovers.fork_safe:
+        return AutoChoice("fork", ahead, reason)
+    if ahead:
+        rule = _memory_rule(memory_size_mb, supervisor_rss_bytes, worker_rss_bytes)[1]
+        return AutoChoice("spare", False, f"{rule}, and {describe(leftovers)}: a standby is kept instead of forks")
+    return AutoChoice("fork", False, f"{reason}; {describe(leftovers)}")
+
+
+def describe(leftovers: InitLeftovers) -> str:
+    """What the user's init left that a fork shares or lacks, e.g. ``init left 1 socket open (forks share it)``."""
+    parts = []
+    if leftovers.open_sockets:
+        parts.append(f"{_count(leftovers.open_sockets, 'socket')} open (forks share {_it(leftovers.open_sockets)})")
+    if leftovers.extra_threads:
+        parts.append(f"{_count(leftovers.extra_threads, 'thread')} besides the main one (forks lack "
+                     f"{_it(leftovers.extra_threads)})")
+    return "init left " + " and ".join(parts)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _it(number: int) -> str:
+    return "it" if number == 1 else "them"

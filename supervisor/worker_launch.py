@@ -7,10 +7,7 @@ the supervisor's own.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -19,20 +16,24 @@ from typing import TYPE_CHECKING, NamedTuple
 from lambda_supervisor.shared import worker_env
 from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.rlimits import format_rlimits
+from lambda_supervisor.shared.worker_args import WorkerArgs
+
+from .early_worker import WORKER_MODULE, EarlyWorker, make_pipes, make_region_fd
 
 if TYPE_CHECKING:
+    import subprocess
+
     from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 
     from .config import Config
 
-F_SETPIPE_SZ = 1031
-PIPE_SIZE = 1 << 20
-
 
 class Launched(NamedTuple):
-    """A worker just started: its process and the supervisor's ends of its pipes."""
+    """A worker just started: its pid, its process (None when not started by ``subprocess``) and the supervisor's
+    ends of its pipes."""
 
-    process: subprocess.Popen[bytes]
+    pid: int
+    process: subprocess.Popen[bytes] | None
     to_write: int
     from_read: int
     started_monotonic: float
@@ -58,22 +59,16 @@ def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, 
     return env
 
 
-def make_pipes() -> tuple[tuple[int, int], tuple[int, int]]:
-    """(to_read, to_write), (from_read, from_write), with large buffers so a 1 MiB event is one write."""
-    to_read, to_write = os.pipe()
-    from_read, from_write = os.pipe()
-    for fd in (to_write, from_read):
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
-    return (to_read, to_write), (from_read, from_write)
-
-
 def make_region(size: int) -> tuple[PayloadRegion | None, int | None]:
-    """A worker's shared-memory region and the descriptor to give it (see shared/payload_region.py); (None, None)
-    where the kernel has no sealable memfd: payloads then all take the pipe."""
+    """A worker's shared-memory region, mapped, and the descriptor to give it (see shared/payload_region.py);
+    (None, None) where the kernel has no sealable memfd or it cannot be mapped: payloads then all take the pipe."""
+    fd = make_region_fd(size)
+    if fd is None:
+        return None, None
     try:
-        return PayloadRegion.create(size)
-    except (OSError, AttributeError):
+        return PayloadRegion(fd, size), fd
+    except OSError:
+        os.close(fd)
         return None, None
 
 
@@ -84,19 +79,11 @@ def launch(config: Config, environ: Mapping[str, str], template_control_fd: int 
     worker waits on the supervisor's CPU and works on all of them."""
     (to_read, to_write), (from_read, from_write) = make_pipes()
     region, region_fd = make_region(config.max_frame_payload_bytes)
-    command = [
-        sys.executable, "-P", "-u", "-m", "lambda_supervisor.worker",
-        "--in-fd", str(to_read), "--out-fd", str(from_write), "--parent-pid", str(os.getpid()),
-    ]
-    if cpu_handoff is not None:
-        command += ["--cpu-handoff", cpu_handoff.to_argument()]
-    shared_fds: tuple[int, ...] = (to_read, from_write)
-    if region_fd is not None:
-        command += ["--region-fd", str(region_fd)]
-        shared_fds += (region_fd,)
-    if template_control_fd is not None:
-        command += ["--template-control-fd", str(template_control_fd)]
-        shared_fds += (template_control_fd,)
+    arguments = WorkerArgs(in_fd=to_read, out_fd=from_write, parent_pid=os.getpid(),
+                           template_control_fd=template_control_fd, cpu_handoff=cpu_handoff, region_fd=region_fd)
+    command = [sys.executable, "-P", "-u", "-m", WORKER_MODULE, *arguments.to_argv()]
+    import subprocess  # not before the first response: the first worker is started by early_worker.py
+
     started = time.monotonic()
     try:
         process = subprocess.Popen(
@@ -104,11 +91,40 @@ def launch(config: Config, environ: Mapping[str, str], template_control_fd: int 
             stdin=subprocess.DEVNULL,
             env=worker_environment(config, environ),
             cwd=config.task_root,
-            pass_fds=shared_fds,
+            pass_fds=arguments.inherited_fds,
             close_fds=True,
             start_new_session=True,
         )
     finally:
         for fd in (to_read, from_write) if region_fd is None else (to_read, from_write, region_fd):
             os.close(fd)
-    return Launched(process, to_write, from_read, started, region)
+    return Launched(process.pid, process, to_write, from_read, started, region)
+
+
+def claim(early: EarlyWorker, config: Config, environ: Mapping[str, str],
+          cpu_handoff: CpuHandoff | None) -> Launched | None:
+    """The worker started from the bootstrap's first lines (early_worker.py), released to run the user's init if
+    it was started exactly as :func:`launch` would start it now; else it is discarded (None)."""
+    if early.environment != worker_environment(config, environ) or early.cpu_handoff != (
+            cpu_handoff.to_argument() if cpu_handoff is not None else None):
+        early.discard()
+        return None
+    try:
+        region = _map_early_region(early, config.max_frame_payload_bytes)
+    except (OSError, ValueError):  # the worker would put large results where we could not read them
+        early.discard()
+        return None
+    early.release()
+    return Launched(early.pid, None, early.to_write, early.from_read, early.started_monotonic, region)
+
+
+def _map_early_region(early: EarlyWorker, size: int) -> PayloadRegion | None:
+    """The early worker's region (None: it has none), mapped now that ``mmap`` may be imported. Raises OSError if it
+    cannot be mapped, ValueError if it is not the ``size`` bytes :func:`launch` would give it."""
+    fd, early.region_fd = early.region_fd, None  # attach closes it
+    if fd is None:
+        return None
+    region = PayloadRegion.attach(fd)
+    if region.size != size:
+        raise ValueError(f"a region of {region.size} bytes, not {size}")
+    return region

@@ -14,19 +14,16 @@ import os
 import select
 import selectors
 import signal
-import subprocess
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
 from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.protocol import (
-    JSON_CONTENT_TYPE,
     STACK_DUMP_SIGNAL,
     ErrorMessage,
     Frame,
@@ -34,6 +31,7 @@ from lambda_supervisor.shared.protocol import (
     FrameError,
     FrameTooLarge,
     InitErrorMessage,
+    InitLeftovers,
     InvalidMessage,
     MessageType,
     ReadyMessage,
@@ -44,11 +42,18 @@ from lambda_supervisor.shared.protocol import (
 )
 
 from .config import Config
+from .early_worker import make_pipes
 from .memory import TreeMemoryGauge
-from .process_tree import child_signal_count, count_zombies, kill_tree, process_tree, signal_group, track_worker
+from .outcome import Failure, Outcome, Response, failure
+from .outcome import ReplacementReason as Reason
+from .process_tree import Children, count_zombies, kill_tree, process_tree, signal_group
 from .runtime_api import Invocation
-from .worker_launch import Launched, launch, make_pipes
+from .worker_launch import Launched, launch
 from .worker_launch import worker_environment as worker_environment  # where tests and callers know it
+from .worker_limits import WorkerLimits
+
+if TYPE_CHECKING:
+    import subprocess  # only its Popen's type: workers are started by worker_launch.py
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 #: At the timeout, how long a hung worker gets to take the stack dump signal before the post goes out.
@@ -64,41 +69,6 @@ EXIT_AFTER_EOF_S = 0.5
 LAST_WORDS_READS = 4
 #: How many of a worker's past request ids are remembered, to tell a late stray reply from garbage.
 REMEMBERED_REQUEST_IDS = 64
-
-
-class FaultReason(StrEnum):
-    """Why a worker had to be replaced (the ``reason`` of a respawn log line)."""
-
-    CRASH = "crash"
-    TIMEOUT = "timeout"
-    OUT_OF_MEMORY = "out-of-memory"
-    MEMORY_ERROR = "memory-error"
-    INVALID_MESSAGE = "invalid-message"
-    OVERSIZE_FRAME = "oversize-frame"
-    STRAY_FRAME = "stray-frame"
-    SHUTDOWN = "shutdown"
-    FOREIGN_POST = "foreign-post"  # someone else answered its request through the Runtime API
-
-
-@dataclass
-class Outcome:
-    """What one invocation produced: a response or an error to post, and whether the worker must be replaced."""
-
-    response: bytes | memoryview | None = None  # a view of the worker's region, for a large result
-    content_type: str = JSON_CONTENT_TYPE  # the response's, checked against RESULT_CONTENT_TYPES
-    error: dict[str, Any] | None = None
-    xray_cause: object = None  # the worker's X-Ray cause for the error, unchecked (the post checks it)
-    fault: FaultReason | None = None
-    delivered: bool = True  # False: the worker was gone before one byte of the event reached it
-    #: Set when this request failed for another's fault: the earlier request whose stray frame broke the worker
-    #: ("" if it came before any invocation). Serve the request again, on a fresh worker.
-    blame: str | None = None
-    never_sent: bool = False  # True: the event had no time left on arrival and was answered without the worker
-
-
-def failure(error_type: str, request_id: str, detail: str, fault: FaultReason | None = None) -> Outcome:
-    """An error outcome whose message names the request, in the form Lambda's own runtime errors take."""
-    return Outcome(error=error_object(error_type, f"RequestId: {request_id} Error: {detail}"), fault=fault)
 
 
 class WorkerInitFailed(Exception):
@@ -128,7 +98,7 @@ class _DeadlineReached(Exception):
 class _Abort(Exception):
     """A tick decided to end the wait (memory limit, shutdown); carries the outcome to report."""
 
-    def __init__(self, outcome: Outcome) -> None:
+    def __init__(self, outcome: Failure) -> None:
         super().__init__(outcome.fault)
         self.outcome = outcome
 
@@ -155,7 +125,7 @@ def signal_pending(pid: int, signum: int) -> bool:
     return False
 
 
-def _event_frame(invocation: Invocation, soft_timeout_ms: int, region: PayloadRegion | None) -> bytes | Outcome:
+def _event_frame(invocation: Invocation, soft_timeout_ms: int, region: PayloadRegion | None) -> bytes | Failure:
     """The invoke frame for an event, or the error to post when it cannot be framed (metadata over the frame
     header's bound, as a huge client context makes it): the event never reaches the worker, which stays warm.
     A large body goes through the worker's region, the frame only saying how large it is."""
@@ -171,25 +141,29 @@ def _event_frame(invocation: Invocation, soft_timeout_ms: int, region: PayloadRe
 
 
 class WorkerProcess:
-    """A started worker. Not thread-safe: the supervisor's main loop is its only user."""
+    """A started worker. Not thread-safe: one thread at a time uses it (the main loop, or the idle reaper while the
+    loop waits for an event; see idle_reaper.py)."""
 
-    def __init__(self, pid: int, to_worker: int, from_worker: int, max_payload: int,
+    def __init__(self, pid: int, to_worker: int, from_worker: int, limits: WorkerLimits, children: Children,
                  process: subprocess.Popen[bytes] | None = None, region: PayloadRegion | None = None) -> None:
         """Take charge of a started worker: ``pid`` must be (or be about to become) a child of this process, and
         the two descriptors are the supervisor's ends of its pipes. ``process`` is kept for workers we spawned, so
         that ``subprocess`` never reaps them behind our back. ``region``: the worker's shared-memory region."""
         self.process = process
+        self.limits = limits
+        self._registry = children
         self._region = region
         self.pid = pid
         self.started_monotonic = time.monotonic()
         self.ready_seconds: float | None = None
+        self.init_leftovers = InitLeftovers()  # as its ready frame reported them
         self.invocations = 0
         self.peak_rss_bytes = 0
         self.last_rss_bytes = 0
         self.exit_description: str | None = None
         self._to_worker = to_worker
         self._from_worker = from_worker
-        self._decoder = FrameDecoder(max_payload_bytes=max_payload)
+        self._decoder = FrameDecoder(max_payload_bytes=limits.max_frame_payload_bytes)
         self._frames: deque[Frame] = deque()
         self._pidfd = os.pidfd_open(self.pid)
         self._selector = selectors.DefaultSelector()
@@ -207,31 +181,31 @@ class WorkerProcess:
         self._exit_poller.register(self._pidfd, select.POLLIN)
         self._alive_at_signal_count: int | None = None  # the SIGCHLD count when it was last seen alive
         self._stack_dump_requested_at: float | None = None  # kill() waits for that dump first
-        track_worker(self.pid, alive=True)
+        children.track(self.pid, alive=True)
 
     # -- starting -----------------------------------------------------------------------------------------------
 
     @classmethod
-    def spawn(cls, config: Config, environ: Mapping[str, str], template_control_fd: int | None = None,
-              cpu_handoff: CpuHandoff | None = None) -> WorkerProcess:
+    def spawn(cls, config: Config, environ: Mapping[str, str], limits: WorkerLimits, children: Children,
+              template_control_fd: int | None = None, cpu_handoff: CpuHandoff | None = None) -> WorkerProcess:
         """Start a worker (see worker_launch.py) and take charge of it."""
-        return cls.take_over(launch(config, environ, template_control_fd, cpu_handoff), config)
+        return cls.take_over(launch(config, environ, template_control_fd, cpu_handoff), limits, children)
 
     @classmethod
-    def take_over(cls, launched: Launched, config: Config) -> WorkerProcess:
+    def take_over(cls, launched: Launched, limits: WorkerLimits, children: Children) -> WorkerProcess:
         """Take charge of a worker started by :func:`.worker_launch.launch` (maybe before the supervisor was
         fully imported); its init time counts from its start."""
-        worker = cls.adopt(launched.process.pid, launched.to_write, launched.from_read, config, launched.process,
+        worker = cls.adopt(launched.pid, launched.to_write, launched.from_read, limits, children, launched.process,
                            launched.region)
         worker.started_monotonic = launched.started_monotonic
         return worker
 
     @classmethod
-    def adopt(cls, pid: int, to_write: int, from_read: int, config: Config,
+    def adopt(cls, pid: int, to_write: int, from_read: int, limits: WorkerLimits, children: Children,
               process: subprocess.Popen[bytes] | None = None, region: PayloadRegion | None = None) -> WorkerProcess:
         os.set_blocking(to_write, False)
         os.set_blocking(from_read, False)
-        return cls(pid, to_write, from_read, config.max_frame_payload_bytes, process, region)
+        return cls(pid, to_write, from_read, limits, children, process, region)
 
     make_pipes = staticmethod(make_pipes)
 
@@ -262,7 +236,9 @@ class WorkerProcess:
             raise WorkerInitFailed(error_object(
                 ErrorType.INVALID_WORKER_MESSAGE, f"Worker sent an invalid message during init: {error}")) from None
         try:
-            if isinstance(parse_startup(frame), ReadyMessage):
+            startup = parse_startup(frame)
+            if isinstance(startup, ReadyMessage):
+                self.init_leftovers = startup.leftovers
                 self.ready_seconds = time.monotonic() - self.started_monotonic
                 return self.ready_seconds
             init_error = parse_error(frame.payload)
@@ -273,60 +249,36 @@ class WorkerProcess:
 
     # -- invoking -----------------------------------------------------------------------------------------------
 
-    def invoke(
-        self,
-        invocation: Invocation,
-        *,
-        max_rss_bytes: int,
-        max_response_bytes: int,
-        soft_timeout_ms: int = 0,
-        timeout_margin_s: float = 0.0,
-        poll_s: float,
-        shutdown_requested: Callable[[], bool],
-        shutdown_grace_s: float,
-    ) -> Outcome:
-        """Run one invocation to its single outcome. On any outcome with a ``fault`` the worker is dead, or, after a
-        timeout, still dumping its stacks so that the error can be posted first: the caller kills it after the post.
+    def invoke(self, invocation: Invocation, *, soft_timeout_ms: int = 0,
+               shutdown_requested: Callable[[], bool] = lambda: False) -> Outcome:
+        """Run one invocation to its single outcome, within the worker's :class:`WorkerLimits`. On any outcome with
+        a ``fault`` the worker is dead, or, after a timeout, still dumping its stacks so that the error can be
+        posted first: the caller kills it after the post.
 
         The timeout fires ``timeout_margin_s`` before Lambda's deadline, which resets the whole environment when it
         passes unanswered (the soft timeout counts back from there). An event with less time left than that is
         answered at once and never sent."""
         request_id = invocation.request_id
+        margin_s = self.limits.timeout_margin_s
         now = time.monotonic()
         seconds_left = invocation.seconds_left()
         budget_s = max(seconds_left + now - invocation.received_monotonic, 0.0)  # from its arrival to the deadline
-        deadline = now + seconds_left - timeout_margin_s
+        deadline = now + seconds_left - margin_s
         if deadline <= now:
-            outcome = failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {budget_s:.2f} seconds")
-            outcome.never_sent = True
-            return outcome
-        soft_before_deadline_ms = soft_timeout_ms + round(timeout_margin_s * 1000) if soft_timeout_ms else 0
+            return failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {budget_s:.2f} seconds",
+                           never_sent=True)
+        soft_before_deadline_ms = soft_timeout_ms + round(margin_s * 1000) if soft_timeout_ms else 0
         frame_bytes = _event_frame(invocation, soft_before_deadline_ms, self._region)
-        if isinstance(frame_bytes, Outcome):
+        if isinstance(frame_bytes, Failure):
             return frame_bytes
         self.invocations += 1
         shutdown_started: list[float] = []
-
-        def tick() -> float | None:
-            """Between select calls: enforce the memory limit, begin a requested shutdown. Returns a new end time."""
-            memory = self.memory_bytes(max_rss_bytes)
-            if memory > max_rss_bytes:
-                self.kill()
-                detail = (f"worker exceeded the memory limit: PSS {memory / 2**20:.1f} MB > "
-                          f"{max_rss_bytes / 2**20:.0f} MB")
-                raise _Abort(failure(ErrorType.OUT_OF_MEMORY, request_id, f"{detail}; killed",
-                                     FaultReason.OUT_OF_MEMORY))
-            if not shutdown_started and shutdown_requested():
-                shutdown_started.append(time.monotonic())
-                signal_group(self.pid, signal.SIGTERM)
-                return min(deadline, time.monotonic() + shutdown_grace_s)
-            return None
-
+        tick = self._invocation_tick(request_id, deadline, shutdown_requested, shutdown_started)
         self._sent = 0
         if (stray := self._stray_between_invocations()) is not None:
             return self._blame_earlier(request_id, self._served[-1] if self._served else "", stray)
         try:
-            frame = self._await_frame(frame_bytes, deadline, tick=tick, tick_s=poll_s)
+            frame = self._await_frame(frame_bytes, deadline, tick=tick, tick_s=self.limits.poll_s)
         except _Abort as abort:
             return abort.outcome
         except _DeadlineReached:
@@ -336,43 +288,66 @@ class WorkerProcess:
         except FrameTooLarge as error:
             self.kill()
             message = response_size_message(error.size, error.limit)
-            return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id, message, FaultReason.OVERSIZE_FRAME)
+            return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id, message, Reason.OVERSIZE_FRAME)
         except FrameError as error:
             return self._protocol_violation(request_id, str(error))
-        return self._after_reply(request_id, self._judge_reply(frame, request_id, max_response_bytes))
+        return self._after_reply(request_id, self._judge_reply(frame, request_id))
 
-    def _gone(self, request_id: str) -> Outcome:
+
+    def _invocation_tick(self, request_id: str, deadline: float, shutdown_requested: Callable[[], bool],
+                         shutdown_started: list[float]) -> Callable[[], float | None]:
+        """What to do between select calls during an invocation: enforce the memory limit, begin a requested
+        shutdown (noting when in ``shutdown_started``). The tick returns a new end time for the wait, or None."""
+        max_rss_bytes = self.limits.max_rss_bytes
+
+        def tick() -> float | None:
+            memory = self.memory_bytes(max_rss_bytes)
+            if memory > max_rss_bytes:
+                self.kill()
+                detail = (f"worker exceeded the memory limit: PSS {memory / 2**20:.1f} MB > "
+                          f"{max_rss_bytes / 2**20:.0f} MB")
+                raise _Abort(failure(ErrorType.OUT_OF_MEMORY, request_id, f"{detail}; killed",
+                                     Reason.OUT_OF_MEMORY))
+            if not shutdown_started and shutdown_requested():
+                shutdown_started.append(time.monotonic())
+                signal_group(self.pid, signal.SIGTERM)
+                return min(deadline, time.monotonic() + self.limits.shutdown_grace_s)
+            return None
+
+        return tick
+
+    def _gone(self, request_id: str) -> Failure:
         """The worker exited or closed its pipe during the invocation."""
+        delivered = self._sent > 0  # False: the worker was gone before the event reached it
         if not self._reap_after_gone():
-            outcome = self._protocol_violation(request_id, "it closed its pipe")
-        else:
-            outcome = failure(ErrorType.EXIT, request_id, f"Runtime exited with error: {self.exit_description}",
-                              FaultReason.CRASH)
-        outcome.delivered = self._sent > 0
-        return outcome
+            return replace(self._protocol_violation(request_id, "it closed its pipe"), delivered=delivered)
+        return failure(ErrorType.EXIT, request_id, f"Runtime exited with error: {self.exit_description}",
+                       Reason.CRASH, delivered=delivered)
 
     def _after_reply(self, request_id: str, outcome: Outcome) -> Outcome:
         """Remember the request as answered; a second frame that came with the reply is this invocation's fault
         (its own answer stands, the worker is replaced)."""
-        if outcome.blame is None:
-            self._served.append(request_id)
-            if outcome.fault is None and (self._frames or self._decoder.pending_bytes):
-                self.kill()
-                outcome.fault = FaultReason.STRAY_FRAME
+        if isinstance(outcome, Failure) and outcome.blame is not None:
+            return outcome
+        self._served.append(request_id)
+        if outcome.fault is None and (self._frames or self._decoder.pending_bytes):
+            self.kill()
+            return replace(outcome, fault=Reason.STRAY_FRAME)
         return outcome
 
-    def _deadline_outcome(self, request_id: str, budget_s: float, *, shutting_down: bool) -> Outcome:
+    def _deadline_outcome(self, request_id: str, budget_s: float, *, shutting_down: bool) -> Failure:
         if shutting_down:  # the shutdown grace is spent: no waiting for a starved worker's dump
             self._dump_stacks(STACK_DUMP_WAIT_S)
             self._stack_dump_requested_at = None
             self.kill()
             return failure(ErrorType.EXIT, request_id, "Runtime exited with error: worker terminated because "
-                           "the runtime is shutting down", FaultReason.SHUTDOWN)
+                           "the runtime is shutting down", Reason.SHUTDOWN)
         self._dump_stacks_then_freeze()  # killed after the post, which must beat Lambda's deadline
         return failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {budget_s:.2f} seconds",
-                       FaultReason.TIMEOUT)
+                       Reason.TIMEOUT)
 
-    def _judge_reply(self, frame: Frame, request_id: str, max_response_bytes: int) -> Outcome:
+    def _judge_reply(self, frame: Frame, request_id: str) -> Outcome:
+        max_response_bytes = self.limits.max_response_bytes
         reply: ResultMessage | ErrorMessage | None = None
         problem: InvalidMessage | None = None
         replied_to: str | None
@@ -390,13 +365,12 @@ class WorkerProcess:
         if reply is None:
             return self._protocol_violation(request_id, str(problem))
         if isinstance(reply, ResultMessage):
-            return Outcome(response=response, content_type=reply.content_type)
+            return Response(response, reply.content_type)
         try:
             error = parse_error(frame.payload)
         except InvalidMessage as invalid:
             return self._protocol_violation(request_id, str(invalid))
-        return Outcome(error=error, fault=FaultReason.MEMORY_ERROR if reply.fatal else None,
-                       xray_cause=reply.xray_cause)
+        return Failure(error, Reason.MEMORY_ERROR if reply.fatal else None, reply.xray_cause)
 
     def _result_payload(self, frame: Frame, reply: ResultMessage | ErrorMessage | None) -> bytes | memoryview:
         """A result's bytes: the frame's payload, or a view of the worker's region (its length checked against the
@@ -406,7 +380,7 @@ class WorkerProcess:
             return self._region.view(reply.region_bytes)
         return frame.payload
 
-    def _misaddressed(self, request_id: str, replied_to: str | None, problem: InvalidMessage | None) -> Outcome:
+    def _misaddressed(self, request_id: str, replied_to: str | None, problem: InvalidMessage | None) -> Failure:
         """A reply that is not for ``request_id``: a late second reply to an earlier request is that request's
         fault; anything else is this one's."""
         if replied_to is None:
@@ -435,20 +409,18 @@ class WorkerProcess:
         self._frames.extend(frames)
         return "it wrote a frame while idle"
 
-    def _blame_earlier(self, request_id: str, guilty: str, detail: str) -> Outcome:
+    def _blame_earlier(self, request_id: str, guilty: str, detail: str) -> Failure:
         """The worker was broken by an earlier invocation (``guilty``; "" for its init), not by this one: replace
         it and serve this request again."""
         self.kill()
-        outcome = failure(ErrorType.INVALID_WORKER_MESSAGE, request_id,
-                          f"worker sent an invalid message ({detail}); worker replaced", FaultReason.STRAY_FRAME)
-        outcome.delivered = False
-        outcome.blame = guilty
-        return outcome
+        return failure(ErrorType.INVALID_WORKER_MESSAGE, request_id,
+                       f"worker sent an invalid message ({detail}); worker replaced", Reason.STRAY_FRAME,
+                       delivered=False, blame=guilty)
 
-    def _protocol_violation(self, request_id: str, detail: str) -> Outcome:
+    def _protocol_violation(self, request_id: str, detail: str) -> Failure:
         self.kill()
         return failure(ErrorType.INVALID_WORKER_MESSAGE, request_id,
-                       f"worker sent an invalid message ({detail}); worker replaced", FaultReason.INVALID_MESSAGE)
+                       f"worker sent an invalid message ({detail}); worker replaced", Reason.INVALID_MESSAGE)
 
     # -- the one wait loop --------------------------------------------------------------------------------------
 
@@ -584,7 +556,7 @@ class WorkerProcess:
         Asked several times per invocation; only the first question after a SIGCHLD costs a ``poll``."""
         if self._exited:
             return True
-        count = child_signal_count()  # read before looking: an exit after the look changes it
+        count = self._registry.signal_count  # read before looking: an exit after the look changes it
         if count is not None and count == self._alive_at_signal_count:
             return False
         if self._exit_seen(0):
@@ -694,7 +666,7 @@ class WorkerProcess:
 
     def _reap(self) -> None:
         _, status, usage = os.wait4(self.pid, 0)
-        track_worker(self.pid, alive=False)
+        self._registry.track(self.pid, alive=False)
         self._exited = True
         if self.process is not None:
             self.process.returncode = os.waitstatus_to_exitcode(status)

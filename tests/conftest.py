@@ -23,9 +23,9 @@ import psutil
 import pytest
 import requests
 
-from lambda_supervisor.supervisor.emulator.records import InvocationRecord
-from lambda_supervisor.supervisor.emulator.server import RuntimeApiEmulator
-from lambda_supervisor.supervisor.local import kill_process_tree
+from lambda_supervisor.local.emulator.records import InvocationRecord
+from lambda_supervisor.local.emulator.server import RuntimeApiEmulator
+from lambda_supervisor.local.runtime import kill_process_tree
 
 TASK_ROOTS = Path(__file__).parent / "task_roots"
 FAULTS = TASK_ROOTS / "faults"

@@ -1,26 +1,26 @@
 """``python -m lambda_supervisor.worker``: the worker process, started only by the supervisor.
 
-A worker inherits the supervisor's pinning to its home CPU (see shared/cpu_handoff.py). Before anything is
-imported it spreads over every CPU of the hand-off again, so that its imports and the user's init do not queue
-behind the supervisor (and whatever else runs there) on that one CPU.
+A worker inherits the supervisor's pinning to its home CPU (see shared/cpu_handoff.py). Before anything else is
+imported it reads its command line (shared/worker_args.py) and spreads over every CPU of the hand-off again, so
+that its imports and the user's init do not queue behind the supervisor (and whatever else runs there) on that
+one CPU.
 """
 
 import contextlib
 import os
 import sys
 
+from lambda_supervisor.shared.worker_args import WorkerArgs, WorkerArgsError
 
-def _unpin_from_home_cpu(argv: list[str]) -> None:
-    """``--cpu-handoff HOME:CPUS``: run on CPUS now (main.py checks the argument properly later)."""
-    if "--cpu-handoff" not in argv[:-1]:
-        return
-    cpus = argv[argv.index("--cpu-handoff") + 1].partition(":")[2]
-    with contextlib.suppress(OSError, ValueError):
-        os.sched_setaffinity(0, {int(cpu) for cpu in cpus.split(",")})
+try:
+    arguments = WorkerArgs.from_argv(sys.argv[1:])
+except WorkerArgsError as error:
+    print(f"lambda_supervisor.worker: {error}", file=sys.stderr)
+    raise SystemExit(2) from None
+if arguments.cpu_handoff is not None:
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, arguments.cpu_handoff.cpus)
 
+from lambda_supervisor.worker.main import main
 
-_unpin_from_home_cpu(sys.argv)
-
-from lambda_supervisor.worker.main import main  # noqa: E402
-
-raise SystemExit(main())
+raise SystemExit(main(arguments))

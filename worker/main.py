@@ -1,22 +1,22 @@
 """The worker's entry point: set the process up, then init the user's code and serve (serving.py), or run as the
 fork template (template.py).
 
-Started by the supervisor as ``python -P -u -m lambda_supervisor.worker --in-fd N --out-fd M --parent-pid P``:
-``-P`` keeps the working directory off ``sys.path`` (the task root is put first explicitly instead) and ``-u``
-makes ``print`` reach the log at once, so that nothing a handler printed is lost if it crashes right after.
+Started by the supervisor as ``python -P -u -m lambda_supervisor.worker --in-fd N --out-fd M --parent-pid P``
+(shared/worker_args.py): ``-P`` keeps the working directory off ``sys.path`` (the task root is put first explicitly
+instead) and ``-u`` makes ``print`` reach the log at once, so that nothing a handler printed is lost if it crashes
+right after.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from lambda_supervisor.shared import worker_env
-from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object
 from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.prctl import set_child_subreaper
 from lambda_supervisor.shared.rlimits import apply_rlimits, parse_rlimits
+from lambda_supervisor.shared.worker_args import WorkerArgs
 
 from .cpu_affinity import MainThreadCpu
 from .handler_loader import InitFailure
@@ -25,21 +25,16 @@ from .serving import Channel, UserFunction, die_with_parent, report_init_failure
 from .settings import TAG_OUTPUT, read_switch
 
 
-def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="lambda_supervisor.worker")
-    parser.add_argument("--in-fd", type=int, required=True)
-    parser.add_argument("--out-fd", type=int, required=True)
-    parser.add_argument("--parent-pid", type=int, required=True)
-    parser.add_argument("--template-control-fd", type=int,
-                        help="run as the fork template, taking fork requests on this socket")
-    parser.add_argument("--region-fd", type=int, help="the shared-memory region for large payloads")
-    parser.add_argument("--cpu-handoff", type=CpuHandoff.from_argument,
-                        help="HOME:CPUS: wait on CPU HOME (the supervisor's), work on CPUS")
-    return parser.parse_args(argv)
+def _released(hold_fd: int) -> bool:
+    """Wait until the supervisor lets this worker (started before its configuration was loaded) run the user's
+    init: a byte, or end of file when it will not."""
+    try:
+        return os.read(hold_fd, 1) != b""
+    finally:
+        os.close(hold_fd)
 
 
-def main(argv: list[str] | None = None) -> int:
-    arguments = _parse_arguments(argv)
+def main(arguments: WorkerArgs) -> int:
     die_with_parent(arguments.parent_pid)
     # Before any user code: orphans of what the user's code starts are re-parented to this worker, not to the
     # supervisor, so the worker's process tree is exactly what it is answerable for (supervisor/process_tree.py).
@@ -61,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         return report_init_failure(channel, InitFailure(error_object(
             ErrorType.CONFIGURATION, f"{worker_env.RLIMITS} could not be applied: {error}")))
+    if arguments.hold_fd is not None and not _released(arguments.hold_fd):
+        return 0  # started ahead of the supervisor's configuration, which turned out otherwise: no user code ran
     if arguments.template_control_fd is not None:
         from .template import run_template  # only the fork template needs it
 

@@ -28,6 +28,7 @@ from . import soft_timeout
 from .context import FunctionInfo
 from .cpu_affinity import MainThreadCpu
 from .handler_loader import InitFailure, load_handler, put_task_root_first
+from .init_leftovers import init_leftovers
 from .invocation import Invoker, bounded_error_payload, error_frame
 from .output import HandlerOutput
 from .settings import HTTP, read_decode_base64, read_switch, resolve_options
@@ -82,8 +83,10 @@ class Channel:
             raise ValueError("the event is in a shared-memory region this worker was not given")
         return self.region.view(message.region_bytes)
 
-    def announce_ready(self) -> None:
-        self.send(ReadyMessage(os.getpid()).encode())
+    def announce_ready(self, own_fds: tuple[int, ...] = ()) -> None:
+        """The user's init is done: say so, with what it left that a fork would share or lose (``own_fds``: the
+        worker's descriptors besides this channel's)."""
+        self.send(ReadyMessage(os.getpid(), init_leftovers((self._in_fd, self._out_fd, *own_fds))).encode())
 
     def send(self, data: bytes) -> None:
         self.cpu.settle()  # the supervisor waits on its CPU: wake it there

@@ -124,7 +124,7 @@ def run_template(channel: Channel, control_fd: int, supervisor_pid: int, output:
         function = UserFunction.initialise(output, limits)
     except InitFailure as failure:
         return report_init_failure(channel, failure, output)
-    channel.announce_ready()
+    channel.announce_ready(own_fds=(control_fd,))
     while True:
         message, fds, _flags, _address = socket.recv_fds(control, MAX_FORK_MESSAGE_BYTES, 3)
         if not message:

@@ -1,4 +1,4 @@
-"""One handler for the differential suite (tests/test_awslambdaric_parity.py): the event's "case" picks what it does.
+"""One handler for the differential suite (tests/process/test_awslambdaric_parity.py): the event's "case" picks what it does.
 
 The same module runs under awslambdaric and under lambda-supervisor, so that what each posts can be compared.
 """

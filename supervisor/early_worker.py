@@ -1,0 +1,232 @@
+"""The first worker, started from the bootstrap's very first lines, before the supervisor imports the rest of itself.
+
+Two interpreters start on a cold start, and only the worker's is on the way to the first response: so the worker is
+launched before the configuration is even parsed (that parse and the rest of the supervisor's imports then overlap
+the worker's start). Only ``os``, ``sys``, ``fcntl`` and ``prctl`` are needed here: the worker's environment (and the
+size of its shared-memory region) is worked out from the raw variables and their defaults, and the worker is *held*
+before it imports the user's code, until the supervisor has loaded its configuration and checked that the worker got
+exactly what :func:`.worker_launch.launch` would have given it. Otherwise (a value to normalise, a configuration
+error) the held worker is stopped before any user code ran, and the supervisor starts the first worker the ordinary
+way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import time
+from collections.abc import Mapping  # not typing's TYPE_CHECKING: importing typing costs more than the rest here
+
+from lambda_supervisor.shared import worker_env
+from lambda_supervisor.shared.prctl import set_child_subreaper, set_dumpable
+
+WORKER_MODULE = "lambda_supervisor.worker"
+#: Used where a variable is unset or empty: the defaults of supervisor/config.py (a test keeps them equal).
+DEFAULTS = {
+    worker_env.TASK_ROOT: ".",
+    worker_env.FUNCTION_NAME: "function",
+    worker_env.FUNCTION_VERSION: "$LATEST",
+    worker_env.FUNCTION_MEMORY_SIZE: "3008",
+    worker_env.LOG_GROUP_NAME: "",
+    worker_env.LOG_STREAM_NAME: "",
+    worker_env.MAX_RESPONSE_BYTES: str(worker_env.LAMBDA_RESPONSE_LIMIT_BYTES),
+    worker_env.LOG_FORMAT: "Text",
+    worker_env.LOG_LEVEL: "",
+    worker_env.RLIMITS: "",
+}
+RESPAWN = "LAMBDA_SUPERVISOR_RESPAWN"
+SHARE_CPU = "LAMBDA_SUPERVISOR_SHARE_CPU"
+F_SETPIPE_SZ = 1031
+PIPE_SIZE = 1 << 20
+#: What supervisor/config.py's max_frame_payload_bytes adds to the response limit (a test keeps them equal).
+FRAME_HEADROOM_BYTES = 256 * 1024
+#: A region's size can neither shrink (a worker could make the supervisor's reads fault) nor grow, nor be unsealed.
+REGION_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+
+
+def make_pipes() -> tuple[tuple[int, int], tuple[int, int]]:
+    """(to_read, to_write), (from_read, from_write), with large buffers so a 1 MiB event is one write."""
+    to_read, to_write = os.pipe()
+    from_read, from_write = os.pipe()
+    for fd in (to_write, from_read):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE)
+    return (to_read, to_write), (from_read, from_write)
+
+
+def make_region_fd(size: int) -> int | None:
+    """A worker's shared-memory region (shared/payload_region.py maps it): a memfd of ``size`` bytes, sealed
+    (REGION_SEALS) before any worker has it. None where the kernel has no sealable memfd: payloads then all take the
+    pipe."""
+    try:
+        fd = os.memfd_create("lambda-supervisor-payload", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    except (OSError, AttributeError):
+        return None
+    try:
+        os.ftruncate(fd, size)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, REGION_SEALS)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def region_size(environment: Mapping[str, str]) -> int | None:
+    """The size config.max_frame_payload_bytes gives a worker's region, from the raw response limit; None for a
+    value only the configuration can read (it then differs from the configured one, and the claim discards the
+    worker)."""
+    text = environment[worker_env.MAX_RESPONSE_BYTES]
+    if not text.isascii() or not text.isdigit():
+        return None
+    return max(int(text), worker_env.LAMBDA_RESPONSE_LIMIT_BYTES) + FRAME_HEADROOM_BYTES
+
+
+def worker_command(in_fd: int, out_fd: int, cpu_handoff: str | None, region_fd: int | None,
+                   hold_fd: int) -> list[str]:
+    """The held first worker's command line, as shared/worker_args.py's WorkerArgs.to_argv writes it (``cpu_handoff``
+    is a CpuHandoff's argument text); written by hand here, since importing typing costs more than the rest of this
+    module (a test keeps the two equal)."""
+    command = [sys.executable, "-P", "-u", "-m", WORKER_MODULE,
+               "--in-fd", str(in_fd), "--out-fd", str(out_fd), "--parent-pid", str(os.getpid())]
+    if cpu_handoff is not None:
+        command += ["--cpu-handoff", cpu_handoff]
+    if region_fd is not None:
+        command += ["--region-fd", str(region_fd)]
+    return [*command, "--hold-fd", str(hold_fd)]
+
+
+class EarlyWorker:
+    """A worker started before the configuration was loaded, held before the user's code; see :func:`start`.
+    ``region_fd``: its shared-memory region (None without one), for the supervisor to map once it is claimed."""
+
+    def __init__(self, pid: int, to_write: int, from_read: int, hold_write: int, region_fd: int | None,
+                 environment: dict[str, str], cpu_handoff: str | None, started_monotonic: float) -> None:
+        self.pid = pid
+        self.to_write = to_write
+        self.from_read = from_read
+        self.region_fd = region_fd
+        self.environment = environment
+        self.cpu_handoff = cpu_handoff
+        self.started_monotonic = started_monotonic
+        self._hold_write = hold_write
+
+    def release(self) -> None:
+        """Let it import the user's code."""
+        os.write(self._hold_write, b"g")
+        os.close(self._hold_write)
+
+    def discard(self) -> None:
+        """Stop it (it has run no user code) and reap it; closes the supervisor's ends of its pipes."""
+        os.close(self._hold_write)  # a held worker that reads end-of-file exits by itself
+        with contextlib.suppress(OSError):
+            os.killpg(self.pid, 9)
+        os.waitpid(self.pid, 0)
+        os.close(self.to_write)
+        os.close(self.from_read)
+        if self.region_fd is not None:
+            os.close(self.region_fd)
+
+
+_started: EarlyWorker | None = None
+
+
+def _value(environ: Mapping[str, str], defaults: Mapping[str, str], variable: str) -> str | None:
+    return environ.get(variable) or defaults.get(variable) or DEFAULTS.get(variable)
+
+
+def expected_environment(environ: Mapping[str, str], defaults: Mapping[str, str]) -> dict[str, str] | None:
+    """The worker's environment as the configuration will resolve it, if it can be told without parsing any value
+    (the claim checks it against the real one); None when there is no handler."""
+    handler = _value(environ, defaults, worker_env.HANDLER)
+    if handler is None or not handler.strip():
+        return None
+    env = {name: value for name, value in environ.items() if name != worker_env.RUNTIME_API}
+    for variable in DEFAULTS:
+        env[variable] = _value(environ, defaults, variable) or ""
+    env[worker_env.HANDLER] = handler.strip()
+    env[worker_env.TASK_ROOT] = os.path.realpath(env[worker_env.TASK_ROOT])
+    return env
+
+
+def _cpu_handoff() -> str | None:
+    """The ``--cpu-handoff`` argument: CpuHandoff.plan()'s (shared/cpu_handoff.py), without importing ``typing``."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return f"{cpus[-1]}:{','.join(str(cpu) for cpu in cpus)}"
+
+
+def bootstrap_defaults(arguments: list[str]) -> dict[str, str] | None:
+    """The defaults given by ``[run] [HANDLER] [--task-root DIR]``, or None for any other command line."""
+    if arguments[:1] == ["run"]:
+        arguments = arguments[1:]
+    defaults: dict[str, str] = {}
+    while arguments:
+        if arguments[0] == "--task-root" and len(arguments) > 1:
+            defaults[worker_env.TASK_ROOT], arguments = arguments[1], arguments[2:]
+        elif not arguments[0].startswith("-") and worker_env.HANDLER not in defaults and "." in arguments[0]:
+            defaults[worker_env.HANDLER], arguments = arguments[0], arguments[1:]
+        else:
+            return None
+    return defaults
+
+
+def start(arguments: list[str], environ: Mapping[str, str]) -> None:
+    """For the bootstrap (``run``) with a strategy that starts with a plain worker: become non-dumpable (before
+    any worker exists), then start the first worker, held."""
+    global _started
+    defaults = bootstrap_defaults(arguments)
+    share_cpu = environ.get(SHARE_CPU) or "on"
+    if (defaults is None or (environ.get(RESPAWN) or "auto") not in ("auto", "fresh", "spare")
+            or share_cpu not in ("on", "off")):
+        return
+    set_dumpable(False)  # what run_bootstrap does first of all, and before any worker can look at us
+    environment = expected_environment(environ, defaults)
+    if environment is None or not os.path.isdir(environment[worker_env.TASK_ROOT]):
+        return
+    set_child_subreaper(True)  # as the loop would before its first worker (it checks, and says so if it fails)
+    _started = _spawn(environment, _cpu_handoff() if share_cpu == "on" else None)
+
+
+def _spawn(environment: dict[str, str], cpu_handoff: str | None) -> EarlyWorker:
+    """fork and exec: no thread exists yet, and ``subprocess`` would be the largest import on this path."""
+    (to_read, to_write), (from_read, from_write) = make_pipes()
+    hold_read, hold_write = os.pipe()
+    size = region_size(environment)
+    region_fd = make_region_fd(size) if size is not None else None
+    command = worker_command(to_read, from_write, cpu_handoff, region_fd, hold_read)
+    inherited = (to_read, from_write, hold_read) if region_fd is None else (to_read, from_write, hold_read, region_fd)
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        try:
+            os.setsid()
+            os.chdir(environment[worker_env.TASK_ROOT])
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            _keep_only(inherited)
+            os.execve(sys.executable, command, environment)
+        finally:
+            os._exit(127)
+    for fd in (to_read, from_write, hold_read):
+        os.close(fd)
+    return EarlyWorker(pid, to_write, from_read, hold_write, region_fd, environment, cpu_handoff, started)
+
+
+def _keep_only(shared: tuple[int, ...]) -> None:
+    """In the child: close every descriptor above stderr but ``shared``, which the worker inherits."""
+    low = 3
+    for fd in sorted(shared):
+        os.set_inheritable(fd, True)
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+
+
+def take() -> EarlyWorker | None:
+    """The worker :func:`start` started, if any (once)."""
+    global _started
+    early, _started = _started, None
+    return early

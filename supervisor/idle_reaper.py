@@ -1,0 +1,66 @@
+"""Reaping children that exit while the loop waits for an event, on a thread of its own.
+
+Between two invocations the main thread blocks in the Runtime API's long poll for as long as no event comes. A
+worker (or whatever a dead one left behind) that exits meanwhile must not linger as a zombie until then, so a thread
+woken by every SIGCHLD sweeps while the loop is idle. The SIGCHLD handler only counts the signal
+(:meth:`.process_tree.Children.count_signal`); a lock keeps a sweep and the loop's own use of its workers apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+
+from .events import emit
+from .process_tree import Children
+
+#: How long a stop waits for a sweep under way.
+STOP_WAIT_S = 5.0
+
+
+class IdleReaper:
+    def __init__(self, children: Children, sweep: Callable[[], None]) -> None:
+        self._children = children
+        self._sweep = sweep
+        self._lock = threading.Lock()
+        self._idle = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="idle-reaper", daemon=True)
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def idle(self) -> Iterator[None]:
+        """While in this block the loop does not touch its workers, and the thread may sweep. Leaving it waits for
+        a sweep under way."""
+        with self._lock:
+            self._idle = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._idle = False
+
+    def stop(self) -> None:
+        """End the thread, after the sweep under way if any."""
+        self._stopping = True
+        self._children.wake()
+        if self._thread is not None:
+            self._thread.join(STOP_WAIT_S)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._children.wait_for_signal()
+            with self._lock:
+                if self._idle and not self._stopping:
+                    self._sweep_once()
+
+    def _sweep_once(self) -> None:
+        try:
+            self._sweep()
+        except Exception as error:  # the next SIGCHLD, or the loop before the next event, sweeps again
+            emit("idle_sweep_failed", "reaping exited children while idle failed", level="WARNING", error=str(error))

@@ -1,0 +1,79 @@
+"""What one invocation produced, and why a worker is replaced.
+
+An outcome is either a :class:`Response` or a :class:`Failure`; there is no third state. Both are frozen: what the
+worker handle decided is posted as it is, and any fact learnt later (a foreign post, say) is kept beside it.
+:class:`ReplacementReason` is the one list of reasons a worker is replaced; its values are the ``reason`` of the
+``worker replaced`` log line and a CloudWatch metric dimension, so they never change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from lambda_supervisor.shared.errors import error_object
+from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE
+
+
+class ReplacementReason(StrEnum):
+    """Why a worker was replaced (or, for an invocation's fault, has to be)."""
+
+    # faults: the invocation broke the worker
+    CRASH = "crash"
+    TIMEOUT = "timeout"
+    OUT_OF_MEMORY = "out-of-memory"
+    MEMORY_ERROR = "memory-error"
+    INVALID_MESSAGE = "invalid-message"
+    OVERSIZE_FRAME = "oversize-frame"
+    STRAY_FRAME = "stray-frame"
+    SHUTDOWN = "shutdown"
+    FOREIGN_POST = "foreign-post"  # someone else answered its request through the Runtime API
+    # no invocation's fault: the worker died while it waited for an event
+    DIED_WHILE_IDLE = "died-while-idle"
+    # recycling a healthy worker between two requests
+    RECYCLE_MAX_INVOCATIONS = "recycle-max-invocations"
+    RECYCLE_MAX_AGE = "recycle-max-age"
+    RECYCLE_RSS_OVER_LIMIT = "recycle-rss-over-limit"
+    RECYCLE_RSS_SOFT_LIMIT = "recycle-rss-soft-limit"
+    RECYCLE_ZOMBIES = "recycle-zombies"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """The handler's result, to post as it is. ``fault`` is set when the worker must still be replaced after it
+    (it wrote a second frame with its reply: its own answer stands)."""
+
+    body: bytes | memoryview  # a view of the worker's shared-memory region, for a large result
+    content_type: str = JSON_CONTENT_TYPE  # checked against RESULT_CONTENT_TYPES by the post
+    fault: ReplacementReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An error object to post, and the fault that ended the worker (None: the handler's own error)."""
+
+    error: dict[str, Any]
+    fault: ReplacementReason | None = None
+    xray_cause: object = None  # the worker's X-Ray cause for the error, unchecked (the post checks it)
+    #: False: the worker was gone before one byte of the event reached it (not this request's fault).
+    delivered: bool = True
+    #: Set when this request failed for another's fault: the earlier request whose stray frame broke the worker
+    #: ("" if it came before any invocation). The request is served again, on a fresh worker.
+    blame: str | None = None
+    #: True: the event had no time left on arrival and was answered without the worker.
+    never_sent: bool = False
+
+    @property
+    def error_type(self) -> str:
+        return str(self.error["errorType"])  # parse_error and error_object make it a non-empty str
+
+
+Outcome = Response | Failure
+
+
+def failure(error_type: str, request_id: str, detail: str, fault: ReplacementReason | None = None, *,
+            delivered: bool = True, blame: str | None = None, never_sent: bool = False) -> Failure:
+    """An error outcome whose message names the request, in the form Lambda's own runtime errors take."""
+    return Failure(error_object(error_type, f"RequestId: {request_id} Error: {detail}"), fault,
+                   delivered=delivered, blame=blame, never_sent=never_sent)

@@ -1,0 +1,35 @@
+"""The benchmark runs end to end: ``python -m bench --quick --only noop`` gives positive numbers for every
+runtime and floor measured. A smoke test of the harness, not a timed test: no threshold is asserted."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.skipif(
+    importlib.util.find_spec("awslambdaric") is None,
+    reason="awslambdaric, the benchmark's baseline, is not installed (pip install -e '.[dev]' or '.[bench]')",
+)
+def test_quick_noop_bench_reports_positive_numbers(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "noop", "--output", str(output)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=80)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(output.read_text())
+    assert {"date", "cpu", "cores", "python"} <= data["machine"].keys()
+    for runtime in ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
+                    "lambda-supervisor/share-cpu-off"):
+        measured = data["noop"][runtime]
+        for key in ("throughput_per_s", "p50_ms", "p99_ms"):
+            assert measured[key] > 0, (runtime, key, measured)
+    assert "| no-op: invocations/s |" in result.stdout
+    assert "| no-op, `LAMBDA_SUPERVISOR_SHARE_CPU=off`: invocations/s |" in result.stdout

@@ -1,0 +1,196 @@
+"""The cold start. What the bootstrap imports before its first response, when the `spare` standby starts and at
+what priority, and which strategy the default picks for the function's memory."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import TASK_ROOTS, Runtime, StartRuntime, wait_for
+
+COLD = TASK_ROOTS / "cold"
+#: Never imported by the bootstrap, by the supervisor or a worker, whatever happens: the local tools (the emulator,
+#: serve, invoke, demo) and what only they need. A Lambda function's package holds neither.
+NEVER_IMPORTED = {"lambda_supervisor.local", "requests", "loguru"}
+#: Never imported on the way to the first response (a trivial, sync handler).
+FORBIDDEN_IMPORTS = {"asyncio", "tenacity", "psutil", *NEVER_IMPORTED}
+#: Everything the bootstrap imports before it starts the first worker, beyond what a bare interpreter imports.
+BEFORE_THE_FIRST_WORKER = {
+    "lambda_supervisor", "lambda_supervisor.supervisor", "lambda_supervisor.supervisor.import_path",
+    "lambda_supervisor.supervisor.early_worker", "lambda_supervisor.shared", "lambda_supervisor.shared.worker_env",
+    "lambda_supervisor.shared.prctl", "ctypes", "_ctypes", "ctypes._endian", "struct", "_struct", "fcntl",
+    "collections.abc", "__future__",
+}
+#: Our own modules in a worker serving a plain (sync) handler: a new one is a decision, not an accident.
+WORKER_MODULES = {"lambda_supervisor", "lambda_supervisor.shared", "lambda_supervisor.worker"} | {
+    f"lambda_supervisor.shared.{name}" for name in (
+        "cpu_handoff", "errors", "logline", "payload_region", "prctl", "printable", "protocol", "rlimits",
+        "worker_args", "worker_env", "xray")} | {
+    f"lambda_supervisor.worker.{name}" for name in (
+        "async_runner", "context", "cpu_affinity", "error_log", "error_report", "event_source", "handler_loader",
+        "http", "http_shaping", "init_leftovers", "invocation", "log_records", "main", "output", "registration",
+        "request_body", "serialisers", "serving", "settings", "soft_timeout")}
+#: Never in a worker that serves a plain handler (on top of FORBIDDEN_IMPORTS).
+WORKER_FORBIDDEN = {"argparse", "dataclasses", "inspect", "pathlib", "subprocess", "email", "urllib", "uuid",
+                    "datetime"}
+IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$", re.MULTILINE)
+
+
+def imported(log: str) -> set[str]:
+    """Every module named in `python -X importtime` output (PYTHONPROFILEIMPORTTIME reaches the workers too)."""
+    return set(IMPORT_LINE.findall(log))
+
+
+def forbidden(modules: set[str], names: set[str] = FORBIDDEN_IMPORTS) -> set[str]:
+    """The modules that are one of ``names`` or inside one of them."""
+    return {name for name in modules if any(name == bad or name.startswith(bad + ".") for bad in names)}
+
+
+@pytest.fixture(scope="module")
+def regular_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The package as a regular install lays it out (no editable-install finder, which imports pathlib, re and
+    urllib at every start and would hide them), assembled from the three folders as pyproject.toml maps them."""
+    root = tmp_path_factory.mktemp("install")
+    (root / "lambda_supervisor").mkdir()
+    for folder in ("supervisor", "worker", "shared", "local"):
+        (root / "lambda_supervisor" / folder).symlink_to(Path(__file__).resolve().parents[2] / folder)
+    return root
+
+
+def imports_of(install: Path, statement: str) -> set[str]:
+    """What ``python -m`` (os from site, runpy) imports to run ``statement`` with ``install`` and our dependencies
+    on its path, and no site-packages ``.pth`` file run."""
+    path = [str(install), sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
+    code = f"import sys, os, runpy; sys.path[:0] = {path!r}; before = set(sys.modules); {statement}; " \
+           "print(' '.join(set(sys.modules) - before))"
+    run = subprocess.run([sys.executable, "-S", "-P", "-c", code], capture_output=True, text=True, check=True)
+    return set(run.stdout.split())
+
+
+def children(runtime: Runtime) -> list[int]:
+    return [child.pid for child in psutil.Process(runtime.process.pid).children()]
+
+
+def test_nothing_heavy_is_imported_on_the_way_to_the_first_response(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("trivial.handler", task_root=COLD, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    before_next = imported(runtime.log())  # the supervisor waits in its first `next`: its worker is ready
+    assert "lambda_supervisor.supervisor.loop" in before_next and "lambda_supervisor.worker.main" in before_next
+    assert forbidden(before_next) == set()
+    record = runtime.invoke({})
+    assert record.outcome_kind == "response", record.describe()
+    assert forbidden(imported(runtime.log())) == set()
+
+
+def test_the_local_tools_are_never_imported_by_the_bootstrap(start_runtime: StartRuntime) -> None:
+    """Nor after a crash and the replacement worker (every process of the runtime reports its imports)."""
+    runtime = start_runtime("trivial.handler", task_root=COLD, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
+    assert runtime.invoke({}).outcome_kind == "response"
+    modules = imported(runtime.log())
+    assert "lambda_supervisor.supervisor.cli" in modules and "lambda_supervisor.worker.main" in modules
+    assert forbidden(modules, NEVER_IMPORTED) == set()
+
+
+def test_the_first_worker_is_started_after_importing_only_this(regular_install: Path) -> None:
+    """What supervisor/__main__.py imports before early_worker.start() launches the first worker."""
+    modules = imports_of(regular_install,
+                         "import lambda_supervisor.supervisor.import_path, lambda_supervisor.supervisor.early_worker")
+    assert modules == BEFORE_THE_FIRST_WORKER
+
+
+def test_the_worker_imports_exactly_these_modules_of_ours(regular_install: Path) -> None:
+    modules = imports_of(regular_install, "import lambda_supervisor.worker.main")
+    assert {name for name in modules if name.startswith("lambda_supervisor")} == WORKER_MODULES
+    assert forbidden(modules) == set()
+    assert {name.partition(".")[0] for name in modules} & WORKER_FORBIDDEN == set()
+
+
+def test_the_supervisor_imports_no_argparse_urllib_or_subprocess_before_the_first_response(
+        regular_install: Path) -> None:
+    """argparse (with the help formatter it builds, which imports shutil and the compression modules) is for the
+    local tools, --help and command-line errors; the bootstrap's own command line is read by hand. urllib.parse
+    only quotes a request id that is not a UUID; subprocess starts the workers after the first, which
+    early_worker.py started."""
+    modules = imports_of(regular_install, "import lambda_supervisor.supervisor.cli, lambda_supervisor.supervisor.loop, "
+                         "lambda_supervisor.supervisor.runtime_api, lambda_supervisor.supervisor.metrics")
+    assert forbidden(modules) == set()
+    assert modules & {"argparse", "urllib.parse", "subprocess"} == set()
+
+
+def test_a_replacement_that_inits_does_not_import_tenacity(start_runtime: StartRuntime) -> None:
+    """tenacity (~10 ms to import) is for a replacement whose init fails; a crash's fork does not wait for it."""
+    runtime = start_runtime("trivial.handler", task_root=COLD, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
+    assert runtime.invoke({}).outcome_kind == "response"
+    assert "worker replaced" in runtime.log()
+    assert "tenacity" not in imported(runtime.log())
+
+
+def test_the_spare_standby_starts_after_the_first_response_at_idle_priority(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("trivial.handler", task_root=COLD,
+                            env={"LAMBDA_SUPERVISOR_RESPAWN": "spare", "LAMBDA_SUPERVISOR_REPORT": "on"})
+    assert len(children(runtime)) == 1, "only the first worker runs until the first response is posted"
+    first = runtime.invoke({})
+    active = first.json()["pid"]
+    assert first.json()["policy"] == os.SCHED_OTHER
+    standby = wait_for(lambda: [pid for pid in children(runtime) if pid != active], what="the standby")[0]
+    log = runtime.log()
+    assert log.index(f"REPORT RequestId: {first.request_id}") < log.index("standby worker started"), log
+    if os.geteuid() == 0:  # only where idle priority can be undone (see supervisor/priority.py)
+        assert os.sched_getscheduler(standby) == os.SCHED_IDLE
+    assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
+    promoted = runtime.invoke({}).json()
+    assert promoted["pid"] == standby
+    assert promoted["policy"] == os.SCHED_OTHER, "a promoted standby serves at normal priority"
+
+
+@pytest.mark.parametrize(("memory_mb", "hold_mb", "template"), [(128, 40, "at-fault"), (1024, 40, "ahead")])
+def test_the_default_keeps_a_second_initialised_process_only_where_it_fits(
+    start_runtime: StartRuntime, tmp_path: Path, memory_mb: int, hold_mb: int, template: str
+) -> None:
+    ready = tmp_path / "ready"
+    runtime = start_runtime("trivial.handler", task_root=COLD, env={
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb), "HOLD_MB": str(hold_mb), "LAMBDA_SUPERVISOR_RESPAWN": "",
+        "READY_LOG": str(ready)})
+    chosen = [line for line in runtime.log().splitlines() if "respawn strategy chosen" in line]
+    assert len(chosen) == 1 and f"strategy=fork template={template} " in chosen[0], chosen
+    assert f"of {memory_mb} MB" in chosen[0], "the line gives the rule's figures"
+    first = runtime.invoke({}).json()["pid"]
+    if template == "at-fault":
+        assert children(runtime) == [first], "no second initialised process where it does not fit"
+    else:
+        wait_for(lambda: len(ready.read_text().split()) == 2, what="the template's init")
+    assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
+    assert runtime.invoke({}).outcome_kind == "response"
+    replaced = [line for line in runtime.log().splitlines() if "worker replaced" in line]
+    assert len(replaced) == 1 and "strategy=fork " in replaced[0], replaced
+    assert len(ready.read_text().split()) == 2, "the user's init ran twice: the first worker's and the template's"
+
+
+def test_faults_in_a_row_are_each_served_by_a_fork(start_runtime: StartRuntime, tmp_path: Path) -> None:
+    """Under `auto`, where it fits, the template starts after the first response (at idle priority, where that can
+    be undone), so that no fault of a run waits for an init: each costs a fork, served at normal priority."""
+    ready = tmp_path / "ready"
+    runtime = start_runtime("trivial.handler", task_root=COLD,
+                            env={"INIT_SLEEP_S": "1", "LAMBDA_SUPERVISOR_RESPAWN": "", "READY_LOG": str(ready)})
+    first = runtime.invoke({}).json()["pid"]
+    template = wait_for(lambda: [pid for pid in children(runtime) if pid != first], what="the template")[0]
+    if os.geteuid() == 0:  # only where idle priority can be undone (see supervisor/priority.py)
+        assert os.sched_getscheduler(template) == os.SCHED_IDLE
+    wait_for(lambda: len(ready.read_text().split()) == 2, what="the template's init")
+    for _ in range(5):
+        assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
+        served = runtime.invoke({}).json()
+        assert served["policy"] == os.SCHED_OTHER, "a fork of the template serves at normal priority"
+    log = runtime.log()
+    ready_ms = [float(ms) for ms in re.findall(r"worker replaced: .* strategy=fork ready_ms=([\d.]+)", log)]
+    assert len(ready_ms) == 5, log
+    assert max(ready_ms) < 500, f"a replacement waited for an init (1 s): {ready_ms}"
+    assert len(ready.read_text().split()) == 2, "the user's init ran only in the first worker and the template"
