@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
 
 class Launched(NamedTuple):
-    """A worker just started: its pid, its process (None when not started by ``subprocess``) and the supervisor's
-    ends of its pipes."""
+    """A worker just started: its pid, its process (None when not started by ``subprocess``), the supervisor's
+    ends of its pipes and its shared-memory region, mapped (None without one)."""
 
     pid: int
     process: subprocess.Popen[bytes] | None
