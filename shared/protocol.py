@@ -7,6 +7,9 @@ and without being made to allocate without bound:
     header  = a UTF-8 JSON object with a string field "type"
     payload = raw bytes (an event, an encoded result, a JSON error object)
 
+A large event or result crosses the worker's shared-memory region instead (shared/payload_region.py): its frame
+has an empty payload and says ``region_bytes``, which the supervisor checks against the region's size.
+
 Both lengths are checked against the reader's limits as soon as the prefix is in. Each message type has one
 builder (``encode``) and one parser (``parse``, which validates every field) here; nothing else touches a header.
 The fork template's control messages (JSON datagrams beside the frames) are here too.
@@ -85,7 +88,7 @@ class Frame(NamedTuple):
 _HEADER_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-def encode_frame(header: dict[str, Any], payload: bytes = b"") -> bytes:
+def encode_frame(header: dict[str, Any], payload: bytes | memoryview = b"") -> bytes:
     """Serialise one frame. Raises ValueError if the header is too large to be accepted by any reader."""
     if not isinstance(header.get("type"), str):
         raise ValueError("a frame header needs a string 'type'")
@@ -209,10 +212,13 @@ class InvokeMessage(NamedTuple):
     tenant_id: str | None = None
     #: When the worker raises its soft timeout in the handler (epoch ms); None: no soft timeout.
     soft_deadline_ms: int | None = None
+    #: Set when the event body is in the worker's shared-memory region (its first ``region_bytes`` bytes) rather
+    #: than in the frame's payload, which is then empty.
+    region_bytes: int | None = None
 
-    def encode(self, body: bytes) -> bytes:
+    def encode(self, body: bytes | memoryview) -> bytes:
         """The frame; raises ValueError when the metadata is over the header bound (a huge client context)."""
-        return encode_frame({
+        header: dict[str, Any] = {
             "type": MessageType.INVOKE,
             "request_id": self.request_id,
             "deadline_ms": self.deadline_ms,
@@ -222,7 +228,10 @@ class InvokeMessage(NamedTuple):
             "cognito_identity": self.cognito_identity,
             "tenant_id": self.tenant_id,
             "soft_deadline_ms": self.soft_deadline_ms,
-        }, body)
+        }
+        if self.region_bytes is not None:
+            header["region_bytes"] = self.region_bytes
+        return encode_frame(header, body)
 
     @classmethod
     def parse(cls, frame: Frame) -> InvokeMessage:
@@ -234,7 +243,8 @@ class InvokeMessage(NamedTuple):
             raise InvalidMessage("not an invoke frame with a string request_id and integer deadlines")
         return cls(request_id, deadline_ms, _optional_text(header, "invoked_function_arn") or "",
                    _optional_text(header, "trace_id"), _optional_text(header, "client_context"),
-                   _optional_text(header, "cognito_identity"), _optional_text(header, "tenant_id"), soft_deadline_ms)
+                   _optional_text(header, "cognito_identity"), _optional_text(header, "tenant_id"), soft_deadline_ms,
+                   _region_bytes(frame, request_id))
 
 
 #: Above any count of InitLeftovers a worker reports (it caps its own): a ready frame with more is refused.
@@ -304,25 +314,36 @@ def parse_startup(frame: Frame) -> ReadyMessage | InitErrorMessage:
 
 class ResultMessage(NamedTuple):
     """Worker -> supervisor: the handler's result for ``request_id``; the payload is the encoded result, posted as
-    ``content_type`` (one of RESULT_CONTENT_TYPES, absent from the header when it is JSON)."""
+    ``content_type`` (one of RESULT_CONTENT_TYPES, absent from the header when it is JSON). With ``region_bytes``,
+    the result is instead the first ``region_bytes`` bytes of the worker's shared-memory region, and the payload
+    is empty."""
 
     request_id: str
     content_type: str = JSON_CONTENT_TYPE
+    region_bytes: int | None = None
 
     def encode(self, payload: bytes) -> bytes:
-        header = {"type": MessageType.RESULT, "request_id": self.request_id}
+        header: dict[str, Any] = {"type": MessageType.RESULT, "request_id": self.request_id}
         if self.content_type != JSON_CONTENT_TYPE:  # the usual case costs the frame nothing
             header["content_type"] = self.content_type
+        if self.region_bytes is not None:
+            header["region_bytes"] = self.region_bytes
         return encode_frame(header, payload)
 
     @classmethod
-    def parse(cls, frame: Frame) -> ResultMessage:
+    def parse(cls, frame: Frame, region_size: int = 0) -> ResultMessage:
+        """``region_size``: the size of the sender's region (0: it has none); a result said to be larger is a
+        lie."""
         header = frame.header
         request_id = _reply_request_id(header, MessageType.RESULT)
         content_type = header.get("content_type", JSON_CONTENT_TYPE)
         if type(content_type) is not str or content_type not in RESULT_CONTENT_TYPES:
             raise InvalidMessage("result with an unknown content type", request_id)
-        return cls(request_id, content_type)
+        region_bytes = _region_bytes(frame, request_id)
+        if region_bytes is not None and region_bytes > region_size:
+            raise InvalidMessage(f"result of {region_bytes} bytes in a shared-memory region of {region_size} bytes",
+                                 request_id)
+        return cls(request_id, content_type, region_bytes)
 
 
 class ErrorMessage(NamedTuple):
@@ -352,6 +373,18 @@ class ErrorMessage(NamedTuple):
         return cls(request_id, _optional_text(header, "error_type") or "", fatal, header.get("xray_cause"))
 
 
+def _region_bytes(frame: Frame, request_id: str | None) -> int | None:
+    """A frame's ``region_bytes``: None, or a non-negative integer with nothing in the frame's own payload."""
+    size = frame.header.get("region_bytes")
+    if size is None:
+        return None
+    if type(size) is not int or size < 0:
+        raise InvalidMessage("region_bytes is not a non-negative integer", request_id)
+    if frame.payload:
+        raise InvalidMessage("a payload both in the frame and in the shared-memory region", request_id)
+    return size
+
+
 def _reply_request_id(header: dict[str, Any], expected: MessageType) -> str:
     request_id = header.get("request_id")
     if type(request_id) is not str:
@@ -361,10 +394,11 @@ def _reply_request_id(header: dict[str, Any], expected: MessageType) -> str:
     return request_id
 
 
-def parse_reply(frame: Frame) -> ResultMessage | ErrorMessage:
-    """What a worker sent in answer to an invoke frame. Raises InvalidMessage for anything else."""
+def parse_reply(frame: Frame, region_size: int = 0) -> ResultMessage | ErrorMessage:
+    """What a worker sent in answer to an invoke frame (``region_size``: that of its shared-memory region, 0 if it
+    has none). Raises InvalidMessage for anything else."""
     if frame.header["type"] == MessageType.RESULT:
-        return ResultMessage.parse(frame)
+        return ResultMessage.parse(frame, region_size)
     return ErrorMessage.parse(frame)
 
 

@@ -2,7 +2,8 @@
 protocol.py does for the pipe's frames and worker_env.py for the environment).
 
 ``python -P -u -m lambda_supervisor.worker --in-fd N --out-fd M --parent-pid P [--cpu-handoff HOME:CPUS]
-[--template-control-fd F] [--hold-fd H]``. Parsed by hand, not with argparse: the worker's start pays for every import.
+[--template-control-fd F] [--region-fd R] [--hold-fd H]``. Parsed by hand, not with argparse: the worker's start
+pays for every import.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ PARENT_PID = "--parent-pid"
 TEMPLATE_CONTROL_FD = "--template-control-fd"
 #: ``HOME:CPUS``: wait on CPU HOME (the supervisor's), work on CPUS (shared/cpu_handoff.py).
 CPU_HANDOFF = "--cpu-handoff"
+#: The worker's shared-memory region for large payloads (shared/payload_region.py).
+REGION_FD = "--region-fd"
 #: Wait for a byte on this pipe before the user's init, exit at its end of file (supervisor/early_worker.py).
 HOLD_FD = "--hold-fd"
 
 REQUIRED = (IN_FD, OUT_FD, PARENT_PID)
-OPTIONAL = (TEMPLATE_CONTROL_FD, CPU_HANDOFF, HOLD_FD)
+OPTIONAL = (TEMPLATE_CONTROL_FD, CPU_HANDOFF, REGION_FD, HOLD_FD)
 
 
 class WorkerArgsError(ValueError):
@@ -34,21 +37,22 @@ class WorkerArgsError(ValueError):
 
 class WorkerArgs(NamedTuple):
     """The worker's pipes (its end of each), the supervisor's pid, and the optional fork-template socket, CPU
-    hand-off plan and hold pipe (the first worker's, started by early_worker.py, which writes this command line
-    by hand)."""
+    hand-off plan, shared-memory region and hold pipe (the first worker's, started by early_worker.py, which writes
+    this command line by hand)."""
 
     in_fd: int
     out_fd: int
     parent_pid: int
     template_control_fd: int | None = None
     cpu_handoff: CpuHandoff | None = None
+    region_fd: int | None = None
     hold_fd: int | None = None
 
     @property
     def inherited_fds(self) -> tuple[int, ...]:
         """The descriptors the worker must inherit (``pass_fds``)."""
-        fds = (self.in_fd, self.out_fd)
-        return fds if self.template_control_fd is None else (*fds, self.template_control_fd)
+        optional = (self.template_control_fd, self.region_fd)
+        return (self.in_fd, self.out_fd, *(fd for fd in optional if fd is not None))
 
     def to_argv(self) -> list[str]:
         argv = [IN_FD, str(self.in_fd), OUT_FD, str(self.out_fd), PARENT_PID, str(self.parent_pid)]
@@ -56,6 +60,8 @@ class WorkerArgs(NamedTuple):
             argv += [CPU_HANDOFF, self.cpu_handoff.to_argument()]
         if self.template_control_fd is not None:
             argv += [TEMPLATE_CONTROL_FD, str(self.template_control_fd)]
+        if self.region_fd is not None:
+            argv += [REGION_FD, str(self.region_fd)]
         if self.hold_fd is not None:
             argv += [HOLD_FD, str(self.hold_fd)]
         return argv
@@ -69,6 +75,7 @@ class WorkerArgs(NamedTuple):
             raise WorkerArgsError(f"missing {', '.join(missing)}")
         control = values.get(TEMPLATE_CONTROL_FD)
         handoff = values.get(CPU_HANDOFF)
+        region = values.get(REGION_FD)
         hold = values.get(HOLD_FD)
         try:
             cpu_handoff = None if handoff is None else CpuHandoff.from_argument(handoff)
@@ -80,6 +87,7 @@ class WorkerArgs(NamedTuple):
             parent_pid=_number(values, PARENT_PID, 1),
             template_control_fd=None if control is None else _number(values, TEMPLATE_CONTROL_FD, 0),
             cpu_handoff=cpu_handoff,
+            region_fd=None if region is None else _number(values, REGION_FD, 0),
             hold_fd=None if hold is None else _number(values, HOLD_FD, 0),
         )
 

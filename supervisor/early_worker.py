@@ -2,11 +2,12 @@
 
 Two interpreters start on a cold start, and only the worker's is on the way to the first response: so the worker is
 launched before the configuration is even parsed (that parse and the rest of the supervisor's imports then overlap
-the worker's start). Only ``os``, ``sys`` and ``prctl`` are needed here: the worker's environment is worked out from
-the raw variables and their defaults, and the worker is *held* before it imports the user's code, until the
-supervisor has loaded its configuration and checked that the worker got exactly what :func:`.worker_launch.launch`
-would have given it. Otherwise (a value to normalise, a configuration error) the held worker is stopped before any
-user code ran, and the supervisor starts the first worker the ordinary way.
+the worker's start). Only ``os``, ``sys``, ``fcntl`` and ``prctl`` are needed here: the worker's environment (and the
+size of its shared-memory region) is worked out from the raw variables and their defaults, and the worker is *held*
+before it imports the user's code, until the supervisor has loaded its configuration and checked that the worker got
+exactly what :func:`.worker_launch.launch` would have given it. Otherwise (a value to normalise, a configuration
+error) the held worker is stopped before any user code ran, and the supervisor starts the first worker the ordinary
+way.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ CONCURRENCY = ("LAMBDA_SUPERVISOR_CONCURRENCY", "AWS_LAMBDA_MAX_CONCURRENCY")
 SHARE_CPU = "LAMBDA_SUPERVISOR_SHARE_CPU"
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1 << 20
+#: What supervisor/config.py's max_frame_payload_bytes adds to the response limit (a test keeps them equal).
+FRAME_HEADROOM_BYTES = 256 * 1024
+#: A region's size can neither shrink (a worker could make the supervisor's reads fault) nor grow, nor be unsealed.
+REGION_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 
 
 def make_pipes() -> tuple[tuple[int, int], tuple[int, int]]:
@@ -53,7 +58,35 @@ def make_pipes() -> tuple[tuple[int, int], tuple[int, int]]:
     return (to_read, to_write), (from_read, from_write)
 
 
-def worker_command(in_fd: int, out_fd: int, cpu_handoff: str | None, hold_fd: int) -> list[str]:
+def make_region_fd(size: int) -> int | None:
+    """A worker's shared-memory region (shared/payload_region.py maps it): a memfd of ``size`` bytes, sealed
+    (REGION_SEALS) before any worker has it. None where the kernel has no sealable memfd: payloads then all take the
+    pipe."""
+    try:
+        fd = os.memfd_create("lambda-supervisor-payload", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    except (OSError, AttributeError):
+        return None
+    try:
+        os.ftruncate(fd, size)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, REGION_SEALS)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def region_size(environment: Mapping[str, str]) -> int | None:
+    """The size config.max_frame_payload_bytes gives a worker's region, from the raw response limit; None for a
+    value only the configuration can read (it then differs from the configured one, and the claim discards the
+    worker)."""
+    text = environment[worker_env.MAX_RESPONSE_BYTES]
+    if not text.isascii() or not text.isdigit():
+        return None
+    return max(int(text), worker_env.LAMBDA_RESPONSE_LIMIT_BYTES) + FRAME_HEADROOM_BYTES
+
+
+def worker_command(in_fd: int, out_fd: int, cpu_handoff: str | None, region_fd: int | None,
+                   hold_fd: int) -> list[str]:
     """The held first worker's command line, as shared/worker_args.py's WorkerArgs.to_argv writes it (``cpu_handoff``
     is a CpuHandoff's argument text); written by hand here, since importing typing costs more than the rest of this
     module (a test keeps the two equal)."""
@@ -61,17 +94,21 @@ def worker_command(in_fd: int, out_fd: int, cpu_handoff: str | None, hold_fd: in
                "--in-fd", str(in_fd), "--out-fd", str(out_fd), "--parent-pid", str(os.getpid())]
     if cpu_handoff is not None:
         command += ["--cpu-handoff", cpu_handoff]
+    if region_fd is not None:
+        command += ["--region-fd", str(region_fd)]
     return [*command, "--hold-fd", str(hold_fd)]
 
 
 class EarlyWorker:
-    """A worker started before the configuration was loaded, held before the user's code; see :func:`start`."""
+    """A worker started before the configuration was loaded, held before the user's code; see :func:`start`.
+    ``region_fd``: its shared-memory region (None without one), for the supervisor to map once it is claimed."""
 
-    def __init__(self, pid: int, to_write: int, from_read: int, hold_write: int, environment: dict[str, str],
-                 cpu_handoff: str | None, started_monotonic: float) -> None:
+    def __init__(self, pid: int, to_write: int, from_read: int, hold_write: int, region_fd: int | None,
+                 environment: dict[str, str], cpu_handoff: str | None, started_monotonic: float) -> None:
         self.pid = pid
         self.to_write = to_write
         self.from_read = from_read
+        self.region_fd = region_fd
         self.environment = environment
         self.cpu_handoff = cpu_handoff
         self.started_monotonic = started_monotonic
@@ -90,6 +127,8 @@ class EarlyWorker:
         os.waitpid(self.pid, 0)
         os.close(self.to_write)
         os.close(self.from_read)
+        if self.region_fd is not None:
+            os.close(self.region_fd)
 
 
 _started: EarlyWorker | None = None
@@ -169,7 +208,10 @@ def _spawn(environment: dict[str, str], cpu_handoff: str | None) -> EarlyWorker:
     """fork and exec: no thread exists yet, and ``subprocess`` would be the largest import on this path."""
     (to_read, to_write), (from_read, from_write) = make_pipes()
     hold_read, hold_write = os.pipe()
-    command = worker_command(to_read, from_write, cpu_handoff, hold_read)
+    size = region_size(environment)
+    region_fd = make_region_fd(size) if size is not None else None
+    command = worker_command(to_read, from_write, cpu_handoff, region_fd, hold_read)
+    inherited = (to_read, from_write, hold_read) if region_fd is None else (to_read, from_write, hold_read, region_fd)
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:  # pragma: no cover (the child)
@@ -178,13 +220,13 @@ def _spawn(environment: dict[str, str], cpu_handoff: str | None) -> EarlyWorker:
             os.chdir(environment[worker_env.TASK_ROOT])
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
-            _keep_only((to_read, from_write, hold_read))
+            _keep_only(inherited)
             os.execve(sys.executable, command, environment)
         finally:
             os._exit(127)
     for fd in (to_read, from_write, hold_read):
         os.close(fd)
-    return EarlyWorker(pid, to_write, from_read, hold_write, environment, cpu_handoff, started)
+    return EarlyWorker(pid, to_write, from_read, hold_write, region_fd, environment, cpu_handoff, started)
 
 
 def _keep_only(shared: tuple[int, ...]) -> None:

@@ -23,6 +23,9 @@ from lambda_supervisor.shared.printable import is_header_safe
 RECV_BYTES = 65536
 #: Bodies up to this size are sent in one write together with the head; larger ones are not copied to do so.
 COALESCE_BYTES = 64 * 1024
+#: A body at least this large, when the caller lets it, is read straight into the connection's body buffer, kept
+#: for the next one: no chunk is copied and no fresh buffer is paged in (a 1 MiB event costs ~0.2 ms less).
+DIRECT_BODY_BYTES = 256 * 1024
 
 
 class IncompleteResponse(ConnectionError):
@@ -47,10 +50,24 @@ class Response:
     complete: bool = False
     keep_alive: bool = False
     parser: httptools.HttpResponseParser | None = field(default=None, repr=False)
+    #: The body, when it was read into the connection's body buffer (see :meth:`HttpConnection.receive`).
+    direct_body: memoryview | None = field(default=None, repr=False)
 
     @property
-    def body(self) -> bytes:
+    def body(self) -> bytes | memoryview:
+        if self.direct_body is not None:
+            return self.direct_body
         return b"".join(self.chunks)
+
+    def direct_body_length(self) -> int | None:
+        """Once the head is in: the Content-Length of a body large enough to be read directly, else None."""
+        if not self.status or self.complete or "transfer-encoding" in self.headers:
+            return None
+        try:
+            length = int(self.headers.get("content-length", ""))
+        except ValueError:
+            return None
+        return length if length >= DIRECT_BODY_BYTES else None
 
     # httptools parser callbacks
 
@@ -106,6 +123,7 @@ class HttpConnection:
         self._socket: socket.socket | None = None
         #: With ``interruptible``, a long poll also waits on this pipe: :meth:`interrupt` writes to it.
         self._wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC) if interruptible else None
+        self._body_buffer = bytearray()  # large bodies read with ``direct_body`` land here
 
     def interrupt(self) -> None:
         """From another thread: end a long poll whose answer has not begun (PollInterrupted); one whose answer has
@@ -119,14 +137,16 @@ class HttpConnection:
             self._socket.close()
             self._socket = None
 
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-                *, long_poll: bool = False) -> Response:
+    def request(self, method: str, path: str, body: bytes | memoryview | None = None,
+                headers: dict[str, str] | None = None, *, long_poll: bool = False,
+                direct_body: bool = False) -> Response:
         """Send one request and read the whole response. ``long_poll`` waits as long as it takes for the answer
-        to begin (``next``: Lambda freezes us there between invocations)."""
+        to begin (``next``: Lambda freezes us there between invocations); ``direct_body``: see :meth:`receive`."""
         self.send(method, path, body, headers)
-        return self.receive(long_poll=long_poll)
+        return self.receive(long_poll=long_poll, direct_body=direct_body)
 
-    def send(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> None:
+    def send(self, method: str, path: str, body: bytes | memoryview | None = None,
+             headers: dict[str, str] | None = None) -> None:
         """Send a request; read its answer with :meth:`receive`. A send only waits when the peer stops reading."""
         sock = self._socket if self._socket is not None else self._connect()
         try:
@@ -138,13 +158,15 @@ class HttpConnection:
             self.close()
             raise
 
-    def receive(self, *, long_poll: bool = False) -> Response:
-        """Read the whole answer to the request sent last."""
+    def receive(self, *, long_poll: bool = False, direct_body: bool = False) -> Response:
+        """Read the whole answer to the request sent last. With ``direct_body``, a large body is read into the
+        connection's body buffer and ``body`` is a view of it, valid until the next response read with
+        ``direct_body``."""
         if self._socket is None:
             raise IncompleteResponse("the connection closed before the answer was read")
         wake_fd = self._wake[0] if long_poll and self._wake is not None else None
         try:
-            response = self._receive(self._socket, long_poll, wake_fd)
+            response = self._receive(self._socket, long_poll, direct_body, wake_fd)
         except BaseException:
             self.close()
             raise
@@ -161,10 +183,10 @@ class HttpConnection:
         self._socket = sock
         return sock
 
-    def _send(self, sock: socket.socket, method: str, path: str, body: bytes | None,
+    def _send(self, sock: socket.socket, method: str, path: str, body: bytes | memoryview | None,
               headers: dict[str, str] | None) -> None:
         _refuse_unsafe(method, path, headers)
-        head = [f"{method} {path} HTTP/1.1\r\n".encode("latin-1"), self._fixed_headers]
+        head: list[bytes | memoryview] = [f"{method} {path} HTTP/1.1\r\n".encode("latin-1"), self._fixed_headers]
         if headers:
             head.extend(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers.items())
         if body is not None:
@@ -177,8 +199,8 @@ class HttpConnection:
         if body:
             sock.sendall(body)
 
-    @staticmethod
-    def _receive(sock: socket.socket, long_poll: bool, wake_fd: int | None = None) -> Response:
+    def _receive(self, sock: socket.socket, long_poll: bool, direct_body: bool,
+                 wake_fd: int | None = None) -> Response:
         response = Response()
         response.parser = parser = httptools.HttpResponseParser(response)
         waiting = long_poll
@@ -195,8 +217,31 @@ class HttpConnection:
             if not data:
                 raise IncompleteResponse("the Runtime API closed the connection before the response was complete")
             parser.feed_data(data)
+            if direct_body and (length := response.direct_body_length()) is not None:
+                response.direct_body = self._read_body(sock, response.chunks, length)
+                response.complete = True
         response.parser = None
         return response
+
+    def _read_body(self, sock: socket.socket, start: list[bytes], length: int) -> memoryview:
+        """The rest of a ``length``-byte body whose ``start`` is in, read into the body buffer (the parser is
+        left behind: it is made anew for each response)."""
+        if len(self._body_buffer) < length:
+            self._body_buffer = bytearray(length)
+        view = memoryview(self._body_buffer)[:length]
+        received = 0
+        for chunk in start:
+            view[received:received + len(chunk)] = chunk
+            received += len(chunk)
+        while received < length:
+            try:
+                count = sock.recv_into(view[received:])
+            except BlockingIOError:  # SO_RCVTIMEO passed with nothing received
+                raise TimeoutError("the Runtime API stopped sending the response") from None
+            if not count:
+                raise IncompleteResponse("the Runtime API closed the connection before the response was complete")
+            received += count
+        return view
 
 
 def _await_answer(sock: socket.socket, wake_fd: int) -> None:

@@ -46,7 +46,7 @@ class Response:
     """The handler's result, to post as it is. ``fault`` is set when the worker must still be replaced after it
     (it wrote a second frame with its reply: its own answer stands)."""
 
-    body: bytes
+    body: bytes | memoryview  # a view of the worker's shared-memory region, for a large result
     content_type: str = JSON_CONTENT_TYPE  # checked against RESULT_CONTENT_TYPES by the post
     fault: ReplacementReason | None = None
 

@@ -42,7 +42,7 @@ from .memory import rss_bytes
 from .priority import lower_to_idle, restore_normal
 from .process_tree import Children, parent_pid
 from .strategy_choice import auto_choice, choose_for_slots
-from .worker_launch import Launched
+from .worker_launch import Launched, make_region
 from .worker_limits import WorkerLimits
 from .worker_process import WorkerInitFailed, WorkerProcess, WorkerWaitInterrupted
 
@@ -272,25 +272,27 @@ class ForkFactory(WorkerFactory):
     def _fork(self) -> WorkerProcess:
         assert self._control is not None
         (to_read, to_write), (from_read, from_write) = WorkerProcess.make_pipes()
+        region, region_fd = make_region(self.config.max_frame_payload_bytes)
+        theirs = [to_read, from_write] if region_fd is None else [to_read, from_write, region_fd]
         try:
             # One request at a time, so the reply read is the answer to the request sent (several slots fork
             # from one template); a request that gets no reply in time drops the template with its late reply.
             with self._fork_lock:
                 try:
-                    socket.send_fds(self._control, [ForkRequest().encode()], [to_read, from_write])
+                    socket.send_fds(self._control, [ForkRequest().encode()], theirs)
                     self._control.settimeout(self.config.init_timeout_s)
                     reply = self._control.recv(MAX_FORK_MESSAGE_BYTES)
                 except OSError as error:
                     raise TemplateGone(f"fork request failed: {error}") from None
         finally:
-            os.close(to_read)
-            os.close(from_write)
+            for fd in theirs:
+                os.close(fd)
         pid = self._forked_pid(reply)
         if pid is None:
             os.close(to_write)
             os.close(from_read)
             raise TemplateGone(f"unusable reply from the template: {reply[:200]!r}")
-        worker = WorkerProcess.adopt(pid, to_write, from_read, self.limits, self.children)
+        worker = WorkerProcess.adopt(pid, to_write, from_read, self.limits, self.children, region=region)
         worker.wait_ready(self.config.init_timeout_s, self.interrupt_fd)
         if parent_pid(pid) != os.getpid():  # READY is only sent once adopted; anything else is a lie
             worker.kill()

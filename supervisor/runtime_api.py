@@ -58,7 +58,8 @@ class Invocation:
     trace_id: str | None
     client_context: str | None
     cognito_identity: str | None
-    body: bytes
+    #: Raw, unparsed. A large body is a view of the connection's body buffer, valid until the next ``next``.
+    body: bytes | memoryview
     tenant_id: str | None
     received_monotonic: float
 
@@ -225,17 +226,18 @@ class RuntimeApiClient:
             received_monotonic=time.monotonic(),
         )
 
-    def _get_next(self) -> tuple[dict[str, str], bytes]:
+    def _get_next(self) -> tuple[dict[str, str], bytes | memoryview]:
         if self._polling_stopped:  # checked on every attempt: a retry after stop_polling sends nothing
             raise RuntimeApiUnavailable("no more polling: the supervisor is shutting down")
-        response = self._connection.request("GET", f"{self.base_path}/invocation/next", long_poll=True)
+        response = self._connection.request("GET", f"{self.base_path}/invocation/next", long_poll=True,
+                                            direct_body=True)
         if response.status != 200:
-            raise TransientApiError(f"next answered {response.status}: {response.body[:200]!r}")
+            raise TransientApiError(f"next answered {response.status}: {bytes(response.body[:200])!r}")
         return response.headers, response.body
 
     # -- posts --------------------------------------------------------------------------------------------------
 
-    def post_response(self, request_id: str, body: bytes, *, content_type: str = JSON_CONTENT_TYPE,
+    def post_response(self, request_id: str, body: bytes | memoryview, *, content_type: str = JSON_CONTENT_TYPE,
                       meanwhile: Callable[[], None] | None = None) -> PostResult:
         """Post a result, as ``content_type`` (one of RESULT_CONTENT_TYPES). ``meanwhile`` runs once, while the
         Runtime API handles the post (the bookkeeping of an invocation, such as its REPORT line, then costs no time
@@ -255,7 +257,7 @@ class RuntimeApiClient:
             headers[XRAY_ERROR_CAUSE_HEADER] = cause
         return self._post_overlapped(_invocation_path(request_id, "error"), body, headers, meanwhile)
 
-    def _post_overlapped(self, path: str, body: bytes, headers: dict[str, str],
+    def _post_overlapped(self, path: str, body: bytes | memoryview, headers: dict[str, str],
                          meanwhile: Callable[[], None] | None) -> PostResult:
         pending = [meanwhile] if meanwhile is not None else []
         failures: list[Exception] = []
@@ -280,7 +282,7 @@ class RuntimeApiClient:
     def post_init_error(self, error: dict[str, Any]) -> bool:
         return bool(self._call(self._post, "init/error", _error_body("", error), _error_headers(error)))
 
-    def _post(self, path: str, body: bytes, headers: dict[str, str],
+    def _post(self, path: str, body: bytes | memoryview, headers: dict[str, str],
               while_waiting: Callable[[], None] | None = None, attempts: list[int] | None = None) -> PostResult:
         attempts = attempts if attempts is not None else [0]
         sent_before = attempts[0]  # earlier attempts that were sent, and so may have reached the API
@@ -294,7 +296,7 @@ class RuntimeApiClient:
         if while_waiting is not None:
             while_waiting()
         response = self._connection.receive()
-        status, answer = response.status, response.body
+        status, answer = response.status, bytes(response.body)
         if status >= 500:
             raise TransientApiError(f"POST {path} answered {status}: {answer[:200]!r}")
         if status >= 400:

@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from lambda_supervisor.shared import worker_env
+from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.rlimits import format_rlimits
 from lambda_supervisor.shared.worker_args import WorkerArgs
 
-from .early_worker import WORKER_MODULE, EarlyWorker, make_pipes
+from .early_worker import WORKER_MODULE, EarlyWorker, make_pipes, make_region_fd
 
 if TYPE_CHECKING:
     import subprocess
@@ -28,14 +29,15 @@ if TYPE_CHECKING:
 
 
 class Launched(NamedTuple):
-    """A worker just started: its pid, its process (None when not started by ``subprocess``) and the supervisor's
-    ends of its pipes."""
+    """A worker just started: its pid, its process (None when not started by ``subprocess``), the supervisor's
+    ends of its pipes and its shared-memory region, mapped (None without one)."""
 
     pid: int
     process: subprocess.Popen[bytes] | None
     to_write: int
     from_read: int
     started_monotonic: float
+    region: PayloadRegion | None = None
 
 
 def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
@@ -59,14 +61,28 @@ def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, 
     return env
 
 
+def make_region(size: int) -> tuple[PayloadRegion | None, int | None]:
+    """A worker's shared-memory region, mapped, and the descriptor to give it (see shared/payload_region.py);
+    (None, None) where the kernel has no sealable memfd or it cannot be mapped: payloads then all take the pipe."""
+    fd = make_region_fd(size)
+    if fd is None:
+        return None, None
+    try:
+        return PayloadRegion(fd, size), fd
+    except OSError:
+        os.close(fd)
+        return None, None
+
+
 def launch(config: Config, environ: Mapping[str, str], template_control_fd: int | None = None,
            cpu_handoff: CpuHandoff | None = None) -> Launched:
     """Start a fresh interpreter (no fork of this threaded process) in its own session, sharing only pipes
     (and, for the fork template, the control socket ``template_control_fd``). With ``cpu_handoff``, the
     worker waits on the supervisor's CPU and works on all of them."""
     (to_read, to_write), (from_read, from_write) = make_pipes()
+    region, region_fd = make_region(config.max_frame_payload_bytes)
     arguments = WorkerArgs(in_fd=to_read, out_fd=from_write, parent_pid=os.getpid(),
-                           template_control_fd=template_control_fd, cpu_handoff=cpu_handoff)
+                           template_control_fd=template_control_fd, cpu_handoff=cpu_handoff, region_fd=region_fd)
     command = [sys.executable, "-P", "-u", "-m", WORKER_MODULE, *arguments.to_argv()]
     import subprocess  # not before the first response: the first worker is started by early_worker.py
 
@@ -82,9 +98,9 @@ def launch(config: Config, environ: Mapping[str, str], template_control_fd: int 
             start_new_session=True,
         )
     finally:
-        os.close(to_read)
-        os.close(from_write)
-    return Launched(process.pid, process, to_write, from_read, started)
+        for fd in (to_read, from_write) if region_fd is None else (to_read, from_write, region_fd):
+            os.close(fd)
+    return Launched(process.pid, process, to_write, from_read, started, region)
 
 
 def claim(early: EarlyWorker, config: Config, environ: Mapping[str, str],
@@ -95,5 +111,22 @@ def claim(early: EarlyWorker, config: Config, environ: Mapping[str, str],
             cpu_handoff.to_argument() if cpu_handoff is not None else None):
         early.discard()
         return None
+    try:
+        region = _map_early_region(early, config.max_frame_payload_bytes)
+    except (OSError, ValueError):  # the worker would put large results where we could not read them
+        early.discard()
+        return None
     early.release()
-    return Launched(early.pid, None, early.to_write, early.from_read, early.started_monotonic)
+    return Launched(early.pid, None, early.to_write, early.from_read, early.started_monotonic, region)
+
+
+def _map_early_region(early: EarlyWorker, size: int) -> PayloadRegion | None:
+    """The early worker's region (None: it has none), mapped now that ``mmap`` may be imported. Raises OSError if it
+    cannot be mapped, ValueError if it is not the ``size`` bytes :func:`launch` would give it."""
+    fd, early.region_fd = early.region_fd, None  # attach closes it
+    if fd is None:
+        return None
+    region = PayloadRegion.attach(fd)
+    if region.size != size:
+        raise ValueError(f"a region of {region.size} bytes, not {size}")
+    return region

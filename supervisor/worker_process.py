@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
+from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.protocol import (
     STACK_DUMP_SIGNAL,
     ErrorMessage,
@@ -129,11 +130,15 @@ def signal_pending(pid: int, signum: int) -> bool:
     return False
 
 
-def _event_frame(invocation: Invocation, soft_timeout_ms: int) -> bytes | Failure:
+def _event_frame(invocation: Invocation, soft_timeout_ms: int, region: PayloadRegion | None) -> bytes | Failure:
     """The invoke frame for an event, or the error to post when it cannot be framed (metadata over the frame
-    header's bound, as a huge client context makes it): the event never reaches the worker, which stays warm."""
+    header's bound, as a huge client context makes it): the event never reaches the worker, which stays warm.
+    A large body goes through the worker's region, the frame only saying how large it is."""
+    message, body = invocation.worker_message(soft_timeout_ms), invocation.body
     try:
-        return invocation.worker_message(soft_timeout_ms).encode(invocation.body)
+        if region is not None and region.fits(len(body)):
+            return message._replace(region_bytes=region.put(body)).encode(b"")
+        return message.encode(body)
     except ValueError as error:
         return failure(ErrorType.EVENT_METADATA_TOO_LARGE, invocation.request_id,
                        f"the invocation's metadata (client context, identity, ids) cannot be passed to the function: "
@@ -145,13 +150,14 @@ class WorkerProcess:
     loop waits for an event; see idle_reaper.py)."""
 
     def __init__(self, pid: int, to_worker: int, from_worker: int, limits: WorkerLimits, children: Children,
-                 process: subprocess.Popen[bytes] | None = None) -> None:
+                 process: subprocess.Popen[bytes] | None = None, region: PayloadRegion | None = None) -> None:
         """Take charge of a started worker: ``pid`` must be (or be about to become) a child of this process, and
         the two descriptors are the supervisor's ends of its pipes. ``process`` is kept for workers we spawned, so
-        that ``subprocess`` never reaps them behind our back."""
+        that ``subprocess`` never reaps them behind our back. ``region``: the worker's shared-memory region."""
         self.process = process
         self.limits = limits
         self._registry = children
+        self._region = region
         self.pid = pid
         self.started_monotonic = time.monotonic()
         self.ready_seconds: float | None = None
@@ -195,16 +201,17 @@ class WorkerProcess:
     def take_over(cls, launched: Launched, limits: WorkerLimits, children: Children) -> WorkerProcess:
         """Take charge of a worker started by :func:`.worker_launch.launch` (maybe before the supervisor was
         fully imported); its init time counts from its start."""
-        worker = cls.adopt(launched.pid, launched.to_write, launched.from_read, limits, children, launched.process)
+        worker = cls.adopt(launched.pid, launched.to_write, launched.from_read, limits, children, launched.process,
+                           launched.region)
         worker.started_monotonic = launched.started_monotonic
         return worker
 
     @classmethod
     def adopt(cls, pid: int, to_write: int, from_read: int, limits: WorkerLimits, children: Children,
-              process: subprocess.Popen[bytes] | None = None) -> WorkerProcess:
+              process: subprocess.Popen[bytes] | None = None, region: PayloadRegion | None = None) -> WorkerProcess:
         os.set_blocking(to_write, False)
         os.set_blocking(from_read, False)
-        return cls(pid, to_write, from_read, limits, children, process)
+        return cls(pid, to_write, from_read, limits, children, process, region)
 
     make_pipes = staticmethod(make_pipes)
 
@@ -267,7 +274,7 @@ class WorkerProcess:
             return failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {budget_s:.2f} seconds",
                            never_sent=True)
         soft_before_deadline_ms = soft_timeout_ms + round(margin_s * 1000) if soft_timeout_ms else 0
-        frame_bytes = _event_frame(invocation, soft_before_deadline_ms)
+        frame_bytes = _event_frame(invocation, soft_before_deadline_ms, self._region)
         if isinstance(frame_bytes, Failure):
             return frame_bytes
         self.invocations += 1
@@ -366,24 +373,33 @@ class WorkerProcess:
         problem: InvalidMessage | None = None
         replied_to: str | None
         try:
-            reply = parse_reply(frame)
+            reply = parse_reply(frame, self._region.size if self._region is not None else 0)
             replied_to = reply.request_id
         except InvalidMessage as invalid:
             problem, replied_to = invalid, invalid.request_id
         if replied_to != request_id:
             return self._misaddressed(request_id, replied_to, problem)
-        if len(frame.payload) > max_response_bytes and frame.type == MessageType.RESULT:
+        response = self._result_payload(frame, reply)
+        if len(response) > max_response_bytes and frame.type == MessageType.RESULT:
             return failure(ErrorType.RESPONSE_SIZE_TOO_LARGE, request_id,
-                           response_size_message(len(frame.payload), max_response_bytes))
+                           response_size_message(len(response), max_response_bytes))
         if reply is None:
             return self._protocol_violation(request_id, str(problem))
         if isinstance(reply, ResultMessage):
-            return Response(frame.payload, reply.content_type)
+            return Response(response, reply.content_type)
         try:
             error = parse_error(frame.payload)
         except InvalidMessage as invalid:
             return self._protocol_violation(request_id, str(invalid))
         return Failure(error, Reason.MEMORY_ERROR if reply.fatal else None, reply.xray_cause)
+
+    def _result_payload(self, frame: Frame, reply: ResultMessage | ErrorMessage | None) -> bytes | memoryview:
+        """A result's bytes: the frame's payload, or a view of the worker's region (its length checked against the
+        region's size when the reply was parsed). Only posted, never parsed: a worker that writes the region while
+        it is posted garbles nothing but its own response."""
+        if isinstance(reply, ResultMessage) and reply.region_bytes is not None and self._region is not None:
+            return self._region.view(reply.region_bytes)
+        return frame.payload
 
     def _misaddressed(self, request_id: str, replied_to: str | None, problem: InvalidMessage | None) -> Failure:
         """A reply that is not for ``request_id``: a late second reply to an earlier request is that request's
@@ -687,6 +703,7 @@ class WorkerProcess:
             self.exit_description = describe_wait_status(status)
             self.peak_rss_bytes = max(self.peak_rss_bytes, peak_rss_bytes)
         self._selector.close()
+        self._region = None  # unmapped once no posted response is a view of it
         self._take_last_words()
         os.close(self._statm)
         if self._children is not None:

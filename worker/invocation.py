@@ -23,6 +23,7 @@ from types import CoroutineType
 from typing import Any
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
+from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, ErrorMessage, InvokeMessage, ResultMessage
 from lambda_supervisor.shared.xray import XRayCause
 
@@ -59,20 +60,36 @@ class _EncodeError(Exception):
     pass
 
 
-def decode_event(body: bytes, deserialiser: Deserialiser | None = None) -> Any:
+def decode_event(body: bytes | memoryview, deserialiser: Deserialiser | None = None) -> Any:
     """The event as Python data: an empty body is ``{}``, as in Lambda's runtime; a custom deserialiser gets the
-    body as text (empty included) and returns whatever the handler should receive."""
+    body as text (empty included) and returns whatever the handler should receive. A large body is a view of the
+    shared-memory region, decoded from there without a copy of its bytes first."""
     if deserialiser is not None:
         try:
-            return deserialiser(body.decode("utf-8"))
+            return deserialiser(str(body, "utf-8"))
         except Exception as error:  # user code: whatever it raises means it could not read this event
             raise _EventDecodeError(f"Unable to unmarshal input: {type(error).__name__}: {error}") from None
-    if not body.strip():
+    if _is_blank(body):
         return {}
     try:
-        return json.loads(body)
+        return json.loads(body if isinstance(body, bytes) else _json_text(body))
     except (ValueError, RecursionError) as error:
         raise _EventDecodeError(f"Unable to unmarshal input: {error}") from None
+
+
+_BLANK = frozenset(b" \t\n\r\x0b\x0c")  # what bytes.strip() strips
+
+
+def _is_blank(body: bytes | memoryview) -> bool:
+    """``not body.strip()``, without copying a view whose first byte already says no."""
+    if isinstance(body, bytes):
+        return not body.strip()
+    return not body or (body[0] in _BLANK and not bytes(body).strip())
+
+
+def _json_text(body: memoryview) -> str:
+    """The text ``json.loads`` reads from these bytes: the encoding it detects, lone surrogates passed through."""
+    return str(body, json.detect_encoding(bytes(body[:4])), "surrogatepass")
 
 
 def encode_result(result: Any, serialiser: Serialiser | None = None) -> tuple[bytes, str]:
@@ -150,11 +167,13 @@ class Invoker:
         self.options = options if options is not None else HandlerOptions()
         self.runner = runner if runner is not None else AsyncRunner()
         self.error_log = error_log
+        #: The worker's shared-memory region, set by the serving loop: large results are put there.
+        self.region: PayloadRegion | None = None
         self._is_async = is_async_handler(self.handler)
         if self._is_async:
             self.runner.loop  # noqa: B018 - create the loop at init, not during the first (billed) call
 
-    def __call__(self, message: InvokeMessage, body: bytes) -> bytes:
+    def __call__(self, message: InvokeMessage, body: bytes | memoryview) -> bytes:
         """Call the handler for one ``invoke`` frame and return the encoded reply frame."""
         request_id = message.request_id
         _set_trace_id(message.trace_id)
@@ -246,4 +265,6 @@ class Invoker:
         if len(payload) > self.max_response_bytes:
             message = response_size_message(len(payload), self.max_response_bytes)
             return self._fail(request_id, error_object(ErrorType.RESPONSE_SIZE_TOO_LARGE, message))
+        if self.region is not None and self.region.fits(len(payload)):
+            return ResultMessage(request_id, content_type, self.region.put(payload)).encode(b"")
         return ResultMessage(request_id, content_type).encode(payload)

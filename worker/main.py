@@ -13,6 +13,7 @@ import os
 
 from lambda_supervisor.shared import worker_env
 from lambda_supervisor.shared.errors import ErrorType, error_object
+from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.prctl import set_child_subreaper
 from lambda_supervisor.shared.rlimits import apply_rlimits, parse_rlimits
 from lambda_supervisor.shared.worker_args import WorkerArgs
@@ -40,7 +41,8 @@ def main(arguments: WorkerArgs) -> int:
     set_child_subreaper(True)
     cpu = MainThreadCpu(arguments.cpu_handoff)
     cpu.release()  # we inherited the supervisor's pinning: undo it before any user code runs
-    channel = Channel(arguments.in_fd, arguments.out_fd, cpu)
+    region = PayloadRegion.attach(arguments.region_fd) if arguments.region_fd is not None else None
+    channel = Channel(arguments.in_fd, arguments.out_fd, cpu, region)
     environ = dict(os.environ)
     try:
         tag_output = bool(read_switch(environ, TAG_OUTPUT))

@@ -12,6 +12,7 @@ from collections import deque
 
 from lambda_supervisor.shared import worker_env
 from lambda_supervisor.shared.errors import exception_error_object
+from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.printable import log_safe
 from lambda_supervisor.shared.protocol import (
     Frame,
@@ -52,14 +53,16 @@ def die_with_parent(parent_pid: int) -> None:
 class Channel:
     """Blocking frame I/O on the two pipe ends this worker was given. While it waits for a frame or writes one, the
     main thread sits on the supervisor's CPU (``cpu``, when the supervisor shares one); it is released as soon as a
-    frame arrives."""
+    frame arrives. ``region``: the shared-memory region large payloads cross, when the supervisor gave one."""
 
-    def __init__(self, in_fd: int, out_fd: int, cpu: MainThreadCpu | None = None) -> None:
+    def __init__(self, in_fd: int, out_fd: int, cpu: MainThreadCpu | None = None,
+                 region: PayloadRegion | None = None) -> None:
         # Our pipe ends must not leak into programs the handler starts.
         os.set_inheritable(in_fd, False)
         os.set_inheritable(out_fd, False)
         self._in_fd = in_fd
         self._out_fd = out_fd
+        self.region = region
         self.cpu = cpu if cpu is not None else MainThreadCpu(None)
         self._decoder = FrameDecoder(max_payload_bytes=MAX_EVENT_BYTES)
         self._pending: deque[Frame] = deque()
@@ -67,6 +70,18 @@ class Channel:
     def close(self) -> None:
         os.close(self._in_fd)
         os.close(self._out_fd)
+        if self.region is not None:
+            self.region.close()
+            self.region = None
+
+    def event_body(self, message: InvokeMessage, frame: Frame) -> bytes | memoryview:
+        """The event's body: the frame's payload, or a view of the region when the frame says it is there (read
+        before the result is put there)."""
+        if message.region_bytes is None:
+            return frame.payload
+        if self.region is None:
+            raise ValueError("the event is in a shared-memory region this worker was not given")
+        return self.region.view(message.region_bytes)
 
     def announce_ready(self, own_fds: tuple[int, ...] = ()) -> None:
         """The user's init is done: say so, with what it left that a fork would share or lose (``own_fds``: the
@@ -115,7 +130,7 @@ class UserFunction:
                           error_log=output.log_error)
         return cls(invoker, output, limits)
 
-    def invoke(self, message: InvokeMessage, body: bytes) -> bytes:
+    def invoke(self, message: InvokeMessage, body: bytes | memoryview) -> bytes:
         """One invocation, under its soft timeout if the supervisor set one; always one reply frame."""
         reply: bytes | None = None
         request_id = message.request_id
@@ -143,10 +158,12 @@ def serve(channel: Channel, function: UserFunction) -> int:
     A handler that forks and whose child forgets ``os._exit`` returns into this loop in the child too: that child
     must neither reply nor take the next event, so it ends here, at once."""
     worker_pid = os.getpid()
+    function.invoker.region = channel.region  # large results go back through it
     channel.announce_ready()
     while (frame := channel.receive()) is not None:
         if frame.type == MessageType.INVOKE:
-            reply = function.invoke(InvokeMessage.parse(frame), frame.payload)
+            message = InvokeMessage.parse(frame)
+            reply = function.invoke(message, channel.event_body(message, frame))
             if os.getpid() != worker_pid:
                 os._exit(0)
             channel.send(reply)

@@ -22,6 +22,7 @@ import sys
 import time
 import traceback
 
+from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.prctl import set_child_subreaper
 from lambda_supervisor.shared.protocol import (
     MAX_FORK_MESSAGE_BYTES,
@@ -50,7 +51,7 @@ def _exit_code(error: SystemExit) -> int:
     return 1
 
 
-def _become_worker(template: Channel, control: socket.socket, function: UserFunction, in_fd: int, out_fd: int,
+def _become_worker(template: Channel, control: socket.socket, function: UserFunction, fds: list[int],
                    supervisor_pid: int) -> None:
     """In the grandchild: drop the template's descriptors (fork copies them all, close-on-exec or not), leave its
     session, wait for adoption, then serve. Never returns."""
@@ -68,7 +69,8 @@ def _become_worker(template: Channel, control: socket.socket, function: UserFunc
         die_with_parent(supervisor_pid)
         set_child_subreaper(True)  # not inherited through fork: this worker's orphans are its own
         connect_log_stream(os.environ)  # several slots: a log stream of its own
-        code = serve(Channel(in_fd, out_fd, template.cpu), function)
+        region = PayloadRegion.attach(fds[2]) if len(fds) > 2 else None
+        code = serve(Channel(fds[0], fds[1], template.cpu, region), function)
     except SystemExit as error:  # sys.exit() in a handler ends this worker with that status, as in a fresh one
         code = _exit_code(error)
     except BaseException:
@@ -77,26 +79,26 @@ def _become_worker(template: Channel, control: socket.socket, function: UserFunc
         os._exit(code)
 
 
-def _fork_worker(template: Channel, control: socket.socket, function: UserFunction, in_fd: int, out_fd: int,
+def _fork_worker(template: Channel, control: socket.socket, function: UserFunction, fds: list[int],
                  supervisor_pid: int) -> None:
     """Fork a worker that the supervisor adopts. While the intermediate lives, the template is no subreaper: the
     worker must be re-parented past it, to the supervisor (an orphan of the template's own tree re-parented in that
     instant goes to the supervisor too, and is killed as a leftover)."""
     set_child_subreaper(False)
     try:
-        _fork_through_intermediate(template, control, function, in_fd, out_fd, supervisor_pid)
+        _fork_through_intermediate(template, control, function, fds, supervisor_pid)
     finally:
         set_child_subreaper(True)
 
 
-def _fork_through_intermediate(template: Channel, control: socket.socket, function: UserFunction, in_fd: int,
-                               out_fd: int, supervisor_pid: int) -> None:
+def _fork_through_intermediate(template: Channel, control: socket.socket, function: UserFunction, fds: list[int],
+                               supervisor_pid: int) -> None:
     intermediate = os.fork()
     if intermediate == 0:
         try:
             worker = os.fork()
             if worker == 0:
-                _become_worker(template, control, function, in_fd, out_fd, supervisor_pid)
+                _become_worker(template, control, function, fds, supervisor_pid)
             control.send(ForkedMessage(worker).encode())
         except BaseException as error:
             control.send(ForkFailedMessage(repr(error)).encode())
@@ -116,7 +118,8 @@ def _is_fork_request(message: bytes) -> bool:
 def run_template(channel: Channel, control_fd: int, supervisor_pid: int, output: HandlerOutput,
                  limits: tuple[RLimit, ...] = ()) -> int:
     """Init once, report ready on ``channel`` as any worker does, then fork workers until the control socket
-    closes. Each request is one SEQPACKET message carrying the new worker's two pipe ends."""
+    closes. Each request is one SEQPACKET message carrying the new worker's two pipe ends, and its shared-memory
+    region when it has one."""
     control = socket.socket(fileno=control_fd)
     control.set_inheritable(False)
     try:
@@ -125,12 +128,12 @@ def run_template(channel: Channel, control_fd: int, supervisor_pid: int, output:
         return report_init_failure(channel, failure, output)
     channel.announce_ready(own_fds=(control_fd,))
     while True:
-        message, fds, _flags, _address = socket.recv_fds(control, MAX_FORK_MESSAGE_BYTES, 2)
+        message, fds, _flags, _address = socket.recv_fds(control, MAX_FORK_MESSAGE_BYTES, 3)
         if not message:
             return 0
         try:
-            if _is_fork_request(message) and len(fds) == 2:
-                _fork_worker(channel, control, function, fds[0], fds[1], supervisor_pid)
+            if _is_fork_request(message) and len(fds) in (2, 3):
+                _fork_worker(channel, control, function, fds, supervisor_pid)
         finally:
             for fd in fds:
                 os.close(fd)

@@ -31,8 +31,8 @@ BEFORE_THE_FIRST_WORKER = {
 #: Our own modules in a worker serving a plain (sync) handler: a new one is a decision, not an accident.
 WORKER_MODULES = {"lambda_supervisor", "lambda_supervisor.shared", "lambda_supervisor.worker"} | {
     f"lambda_supervisor.shared.{name}" for name in (
-        "cpu_handoff", "errors", "logline", "prctl", "printable", "protocol", "rlimits", "worker_args", "worker_env",
-        "xray")} | {
+        "cpu_handoff", "errors", "logline", "payload_region", "prctl", "printable", "protocol", "rlimits",
+        "worker_args", "worker_env", "xray")} | {
     f"lambda_supervisor.worker.{name}" for name in (
         "async_runner", "context", "cpu_affinity", "error_log", "error_report", "event_source", "handler_loader",
         "http", "http_shaping", "init_leftovers", "invocation", "log_records", "main", "output", "registration",

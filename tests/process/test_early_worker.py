@@ -10,11 +10,13 @@ import pytest
 from conftest import TASK_ROOTS, StartRuntime
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.supervisor.config import Config
-from lambda_supervisor.supervisor.early_worker import expected_environment
+from lambda_supervisor.supervisor.early_worker import expected_environment, region_size
 from lambda_supervisor.supervisor.exit_codes import ExitCode
 from lambda_supervisor.supervisor.worker_launch import worker_environment
 
 COLD = TASK_ROOTS / "cold"
+REGION = TASK_ROOTS / "region"
+MiB = 1024 * 1024
 LAMBDA_ENVIRONMENT = {
     "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "_HANDLER": "app.handler", "AWS_LAMBDA_FUNCTION_NAME": "f",
     "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
@@ -34,6 +36,15 @@ LAMBDA_ENVIRONMENT = {
 def test_the_environment_worked_out_early_is_the_configured_one(tmp_path: Path, environ: dict[str, str]) -> None:
     environ = {**environ, "LAMBDA_TASK_ROOT": str(tmp_path)}
     assert expected_environment(environ, {}) == worker_environment(Config.load(environ), environ)
+
+
+@pytest.mark.parametrize("max_response", ["", "1000", str(6 * MiB), str(20 * MiB)])
+def test_the_early_workers_region_is_the_size_the_configuration_gives(tmp_path: Path, max_response: str) -> None:
+    environ = {**LAMBDA_ENVIRONMENT, "LAMBDA_TASK_ROOT": str(tmp_path),
+               "LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES": max_response}
+    early = expected_environment(environ, {})
+    assert early is not None
+    assert region_size(early) == Config.load(environ).max_frame_payload_bytes
 
 
 def test_flags_count_as_for_the_configuration(tmp_path: Path) -> None:
@@ -94,3 +105,11 @@ def test_no_early_worker_for_auto_with_several_slots(tmp_path: Path, environ: di
     if early is not None:
         early.discard()
     assert early is None
+
+
+def test_the_early_first_worker_takes_large_payloads_through_its_region(start_runtime: StartRuntime) -> None:
+    """Its region is made before the supervisor imports mmap, and mapped once the worker is claimed."""
+    runtime = start_runtime("region.region_rss_kb", task_root=REGION)
+    assert "started early" in _first_worker_line(runtime.log())
+    touched = runtime.invoke({"pad": "x" * (2 * MiB)}).json()
+    assert touched["rss_kb"] is not None and touched["rss_kb"] >= 2 * MiB // 1024, "a 2 MiB event crossed the region"

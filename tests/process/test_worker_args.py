@@ -17,27 +17,32 @@ from lambda_supervisor.supervisor import early_worker
 
 PLAIN = WorkerArgs(in_fd=5, out_fd=8, parent_pid=4242)
 EVERYTHING = WorkerArgs(in_fd=5, out_fd=8, parent_pid=4242, template_control_fd=11,
-                        cpu_handoff=CpuHandoff(home=1, cpus=frozenset({0, 1})), hold_fd=13)
+                        cpu_handoff=CpuHandoff(home=1, cpus=frozenset({0, 1})), region_fd=12, hold_fd=13)
+REGION_ONLY = WorkerArgs(in_fd=5, out_fd=8, parent_pid=4242, region_fd=12)
 
 
-@pytest.mark.parametrize("arguments", [PLAIN, EVERYTHING])
+@pytest.mark.parametrize("arguments", [PLAIN, EVERYTHING, REGION_ONLY])
 def test_what_the_supervisor_writes_the_worker_reads_back(arguments: WorkerArgs) -> None:
     assert WorkerArgs.from_argv(arguments.to_argv()) == arguments
 
 
-def test_the_worker_inherits_its_pipe_ends_and_the_template_socket() -> None:
+def test_the_worker_inherits_its_pipe_ends_the_template_socket_and_its_region() -> None:
     """Not the hold pipe: only early_worker.py's fork and exec passes it, keeping it by hand."""
     assert PLAIN.inherited_fds == (5, 8)
-    assert EVERYTHING.inherited_fds == (5, 8, 11)
+    assert EVERYTHING.inherited_fds == (5, 8, 11, 12)
+    assert REGION_ONLY.inherited_fds == (5, 8, 12)
 
 
+@pytest.mark.parametrize("region_fd", [None, 12])
 @pytest.mark.parametrize("cpu_handoff", [None, CpuHandoff(home=1, cpus=frozenset({0, 1}))])
-def test_the_held_first_workers_command_line_is_one_the_worker_reads_exactly(cpu_handoff: CpuHandoff | None) -> None:
+def test_the_held_first_workers_command_line_is_one_the_worker_reads_exactly(cpu_handoff: CpuHandoff | None,
+                                                                               region_fd: int | None) -> None:
     """early_worker.py writes it by hand (importing typing for WorkerArgs would cost the cold start)."""
     handoff = None if cpu_handoff is None else cpu_handoff.to_argument()
-    command = early_worker.worker_command(5, 8, handoff, 13)
+    command = early_worker.worker_command(5, 8, handoff, region_fd, 13)
     assert command[:5] == [sys.executable, "-P", "-u", "-m", "lambda_supervisor.worker"]
-    expected = WorkerArgs(in_fd=5, out_fd=8, parent_pid=os.getpid(), cpu_handoff=cpu_handoff, hold_fd=13)
+    expected = WorkerArgs(in_fd=5, out_fd=8, parent_pid=os.getpid(), cpu_handoff=cpu_handoff, region_fd=region_fd,
+                          hold_fd=13)
     assert WorkerArgs.from_argv(command[5:]) == expected
     assert command[5:] == expected.to_argv()
 
@@ -54,6 +59,9 @@ def test_the_held_first_workers_command_line_is_one_the_worker_reads_exactly(cpu
     (["--in-fd", "5", "--out-fd", "8", "--parent-pid", "7", "--cpu-handoff", "3:0,1"], "--cpu-handoff '3:0,1'"),
     (["--in-fd", "5", "--out-fd", "8", "--parent-pid", "7", "--cpu-handoff", "x"], "--cpu-handoff 'x'"),
     (["--in-fd", "5", "--out-fd", "8", "--parent-pid", "7", "--hold-fd", "x"], "--hold-fd must be an integer"),
+    (["--in-fd", "5", "--out-fd", "8", "--parent-pid", "7", "--region-fd", "-3"], "--region-fd must be an integer"),
+    (["--in-fd", "5", "--out-fd", "8", "--parent-pid", "7", "--region-fd", "4", "--region-fd", "4"],
+     "--region-fd given twice"),
 ])
 def test_anything_else_is_refused_with_what_is_wrong(argv: list[str], complaint: str) -> None:
     with pytest.raises(WorkerArgsError, match="^" + re.escape(complaint)) as refused:

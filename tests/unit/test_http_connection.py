@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from lambda_supervisor.supervisor.http_connection import (
+    DIRECT_BODY_BYTES,
     HttpConnection,
     IncompleteResponse,
     ResponseParseError,
@@ -134,6 +135,42 @@ def test_a_chunked_answer_is_reassembled(serve: type[ScriptedServer]) -> None:
         200, b'{"a": 1}', "abc")
     assert connection.request("GET", "/next", long_poll=True).status == 202
     assert server.connections == 1
+
+
+def _large(body: bytes, extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (len(body), extra) + body
+
+
+def test_a_large_body_read_directly_arrives_whole_and_the_connection_goes_on(serve: type[ScriptedServer]) -> None:
+    first, second = bytes(range(256)) * (DIRECT_BODY_BYTES // 64), b"\xff\x00" * (DIRECT_BODY_BYTES * 3)
+    connection = connect(server := serve([_large(first), OK, _large(second), _large(first)]))
+    response = connection.request("GET", "/next", long_poll=True, direct_body=True)
+    assert (response.status, bytes(response.body)) == (200, first)
+    assert connection.request("POST", "/r", b"{}").body == b'{"status":"OK"}'
+    assert bytes(connection.request("GET", "/next", direct_body=True).body) == second
+    undirected = connection.request("GET", "/next")  # without direct_body: a body of its own, as before
+    assert isinstance(undirected.body, bytes) and undirected.body == first
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("cut", [100, DIRECT_BODY_BYTES * 2])
+def test_a_large_body_cut_short_is_an_error_and_the_next_call_starts_clean(
+    serve: type[ScriptedServer], cut: int
+) -> None:
+    body = b"e" * (DIRECT_BODY_BYTES * 4)
+    connection = connect(server := serve([Close(_large(body)[:cut]), _large(body)]))
+    with pytest.raises(IncompleteResponse):
+        connection.request("GET", "/next", direct_body=True)
+    assert bytes(connection.request("GET", "/next", direct_body=True).body) == body
+    assert server.connections == 2
+
+
+def test_a_large_chunked_body_is_reassembled_by_the_parser(serve: type[ScriptedServer]) -> None:
+    body = b"c" * (DIRECT_BODY_BYTES * 2)
+    chunked = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+    connection = connect(serve([chunked]))
+    assert connection.request("GET", "/next", direct_body=True).body == body
 
 
 def test_connection_close_is_honoured_and_the_next_call_reconnects(serve: type[ScriptedServer]) -> None:

@@ -104,6 +104,21 @@ def test_an_empty_body_is_an_empty_object(body: bytes) -> None:
     assert decode_event(body) == {}
 
 
+@pytest.mark.parametrize("body", [
+    b"", b"   ", b" \x0b\x0c\n", b" \x1c", b'\n {"a": "\\ud800 \xc3\xa9"}', b"\xef\xbb\xbf[1]",
+    '["utf-16 \u00e9"]'.encode("utf-16"), '{"32": 1}'.encode("utf-32-le"), b'"\xed\xa0\x80"', b"\xff", b"{x",
+])
+def test_an_event_in_the_region_decodes_as_the_same_bytes_do(body: bytes) -> None:
+    """A large event is decoded from a view of the region: exactly as ``json.loads`` reads the bytes, errors too."""
+    def outcome(data: bytes | memoryview) -> object:
+        try:
+            return ("event", decode_event(data))
+        except Exception as error:
+            return ("error", type(error).__name__, str(error))
+
+    assert outcome(memoryview(bytearray(body))) == outcome(body)
+
+
 def test_a_none_result_is_null() -> None:
     frame = invoke(lambda event, context: None)
     assert frame.payload == b"null"

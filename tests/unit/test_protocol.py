@@ -365,7 +365,7 @@ def frame_of(data: bytes) -> Frame:
 _optional_text = st.none() | st.text(max_size=40)
 _invoke_messages = st.builds(
     InvokeMessage, st.text(max_size=40), st.integers(0, 2**53), st.text(max_size=40), _optional_text, _optional_text,
-    _optional_text, _optional_text, st.none() | st.integers(0, 2**53),
+    _optional_text, _optional_text, st.none() | st.integers(0, 2**53), region_bytes=st.none(),
 )
 
 

@@ -1,5 +1,6 @@
 """Handlers that misbehave on purpose, for the integration tests. Only the worker imports this file."""
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -127,6 +128,9 @@ def inspect_isolation(event, context):
         except OSError:  # the directory handle listdir used, already closed
             continue
         fds[fd] = "fifo" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "other"
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("/memfd:lambda-supervisor-payload"):
+                fds[fd] = "region"
     return {
         "runtime_api": os.environ.get("AWS_LAMBDA_RUNTIME_API"),
         "fds": fds,
