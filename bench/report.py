@@ -16,7 +16,8 @@ SHARE_CPU_OFF = "lambda-supervisor/share-cpu-off"
 UNSUPPORTED = "n/a (unsupported)"
 
 
-def _cell(block: dict[str, Any] | None, key: str, digits: int = 1) -> str:
+def cell(block: dict[str, Any] | None, key: str, digits: int = 1, suffix: str = "") -> str:
+    """One runtime's figure for a table cell, or why there is none."""
     if block is None:
         return NA
     if "unsupported" in block:
@@ -24,10 +25,10 @@ def _cell(block: dict[str, Any] | None, key: str, digits: int = 1) -> str:
     if "error" in block:
         return "failed"
     value = block.get(key)
-    return NA if value is None else f"{value:.{digits}f}"
+    return NA if value is None else f"{value:.{digits}f}{suffix}"
 
 
-def _ratio(ours: dict[str, Any] | None, theirs: dict[str, Any] | None, key: str) -> str:
+def ratio(ours: dict[str, Any] | None, theirs: dict[str, Any] | None, key: str) -> str:
     try:
         return f"{ours[key] / theirs[key]:.2f}x"  # type: ignore[index]
     except (KeyError, TypeError, ZeroDivisionError):
@@ -51,17 +52,17 @@ def table(results: dict[str, Any]) -> str:
             add(label, "failed", "failed", "failed", NA, scenario["error"][:60], "failed")
             continue
         ours, ric, floor, floor2, floor3 = (scenario.get(k) for k in RUNTIMES)
-        add(f"{label}: invocations/s", _cell(ours, "throughput_per_s", 0), _cell(ric, "throughput_per_s", 0),
-            _cell(floor, "throughput_per_s", 0), _ratio(ours, ric, "throughput_per_s"),
-            ">= 0.9x" if name == "noop" else "", _cell(floor2, "throughput_per_s", 0),
-            _cell(floor3, "throughput_per_s", 0))
+        add(f"{label}: invocations/s", cell(ours, "throughput_per_s", 0), cell(ric, "throughput_per_s", 0),
+            cell(floor, "throughput_per_s", 0), ratio(ours, ric, "throughput_per_s"),
+            ">= 0.9x" if name == "noop" else "", cell(floor2, "throughput_per_s", 0),
+            cell(floor3, "throughput_per_s", 0))
         for key, text in (("p50_ms", "p50"), ("p99_ms", "p99")):
-            add(f"{label}: {text} ms", _cell(ours, key, 2), _cell(ric, key, 2), _cell(floor, key, 2),
-                _ratio(ours, ric, key), "", _cell(floor2, key, 2), _cell(floor3, key, 2))
+            add(f"{label}: {text} ms", cell(ours, key, 2), cell(ric, key, 2), cell(floor, key, 2),
+                ratio(ours, ric, key), "", cell(floor2, key, 2), cell(floor3, key, 2))
         unshared = scenario.get(SHARE_CPU_OFF)
         if unshared is not None:
-            add(f"{label}, `LAMBDA_SUPERVISOR_SHARE_CPU=off`: invocations/s", _cell(unshared, "throughput_per_s", 0),
-                _cell(ric, "throughput_per_s", 0), NA, _ratio(unshared, ric, "throughput_per_s"), "")
+            add(f"{label}, `LAMBDA_SUPERVISOR_SHARE_CPU=off`: invocations/s", cell(unshared, "throughput_per_s", 0),
+                cell(ric, "throughput_per_s", 0), NA, ratio(unshared, ric, "throughput_per_s"), "")
     crash = results.get("crash")
     if crash is not None and "error" not in crash:
         ric = crash.get("awslambdaric")
@@ -69,15 +70,15 @@ def table(results: dict[str, Any]) -> str:
             ours = crash.get(f"lambda-supervisor/{strategy}")
             target = "<= 25" if strategy != "fresh" else ""
             add(f"crash, 500 ms init, `{strategy}`: crash submitted -> next served, ms",
-                _cell(ours, "crash_submit_to_next_served_ms"), _cell(ric, "crash_submit_to_next_served_ms"), NA,
-                _ratio(ours, ric, "crash_submit_to_next_served_ms"), target)
+                cell(ours, "crash_submit_to_next_served_ms"), cell(ric, "crash_submit_to_next_served_ms"), NA,
+                ratio(ours, ric, "crash_submit_to_next_served_ms"), target)
             add(f"crash, 500 ms init, `{strategy}`: error posted -> next served, ms",
-                _cell(ours, "error_posted_to_next_served_ms"), "(no error post)", NA, NA, target)
+                cell(ours, "error_posted_to_next_served_ms"), "(no error post)", NA, NA, target)
     elif crash is not None:
         add("crash -> next served", "failed", "", "", NA, crash["error"][:60])
     hang = results.get("hang")
     if hang is not None:
-        add("hang: deadline -> Runtime.Timeout posted, ms", _cell(hang, "deadline_to_timeout_posted_ms"),
+        add("hang: deadline -> Runtime.Timeout posted, ms", cell(hang, "deadline_to_timeout_posted_ms"),
             "(Lambda's job)", NA, NA, "<= 50")
     memory = results.get("memory")
     if memory is not None and "error" not in memory:
