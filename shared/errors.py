@@ -6,7 +6,6 @@ faults the worker cannot report (it crashed, hung, grew too large or sent garbag
 
 from __future__ import annotations
 
-import traceback
 from enum import StrEnum
 from typing import Any
 
@@ -54,6 +53,8 @@ def exception_error_object(
     Frames whose file name starts with one of ``hide_prefixes`` (the runtime's own code, importlib's machinery)
     are left out: the user should see where *their* code failed.
     """
+    import traceback  # only here: the supervisor, which never formats an exception, does without it
+
     frames = [frame for frame in traceback.extract_tb(error.__traceback__)
               if not frame.filename.startswith(hide_prefixes)]
     if message is None:

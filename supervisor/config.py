@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
 from typing import Any
 
 from lambda_supervisor.shared.protocol import DEFAULT_MAX_PAYLOAD_BYTES
 from lambda_supervisor.shared.rlimits import RLimit, parse_rlimits
 from lambda_supervisor.shared.worker_env import LAMBDA_RESPONSE_LIMIT_BYTES
+
+from .frozen import Frozen
 
 #: Memory the supervisor keeps for itself (its interpreter, requests, psutil) out of the function's memory size.
 SUPERVISOR_RESERVE_MB = 48
@@ -170,16 +171,20 @@ def _default_max_rss_mb(values: Mapping[str, Any]) -> int:
     return total if slots <= 1 else max(min(total, 2 * total // slots), 1)
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(Frozen):
     """One configurable value: where it comes from, how it is checked, and what it means."""
 
+    __slots__ = ("default", "field", "meaning", "parse", "required", "variable")
     field: str
     variable: str
     parse: Callable[[str], Any]
     default: Any | Callable[[Mapping[str, Any]], Any]
     meaning: str
-    required: bool = False
+    required: bool
+
+    def __init__(self, field: str, variable: str, parse: Callable[[str], Any],
+                 default: Any | Callable[[Mapping[str, Any]], Any], meaning: str, required: bool = False) -> None:
+        self._set(field=field, variable=variable, parse=parse, default=default, meaning=meaning, required=required)
 
     def default_text(self) -> str:
         if self.required:
@@ -285,8 +290,43 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Frozen):
+    """Every setting's value, by its ``Setting.field`` (built by :meth:`load`)."""
+
+    __slots__ = (
+        "api_retry_s",
+        "app_log_level",
+        "concurrency",
+        "function_name",
+        "function_version",
+        "handler",
+        "init_timeout_s",
+        "lambda_max_concurrency",
+        "log_format",
+        "log_group_name",
+        "log_level",
+        "log_stream_name",
+        "max_invocations",
+        "max_invocations_jitter",
+        "max_response_bytes",
+        "max_rss_mb",
+        "max_worker_age_s",
+        "memory_poll_ms",
+        "memory_size_mb",
+        "metrics",
+        "metrics_namespace",
+        "recycle_rss_mb",
+        "report",
+        "respawn",
+        "respawn_attempts",
+        "rlimits",
+        "runtime_api",
+        "share_cpu",
+        "shutdown_grace_ms",
+        "soft_timeout_ms",
+        "task_root",
+        "timeout_margin_ms",
+    )
     runtime_api: str
     handler: str
     task_root: str
@@ -319,6 +359,12 @@ class Config:
     report: bool
     metrics: bool
     metrics_namespace: str
+
+    def __init__(self, **values: Any) -> None:
+        missing, unknown = set(self.__slots__) - set(values), set(values) - set(self.__slots__)
+        if missing or unknown:
+            raise TypeError(f"Config needs exactly its fields: missing {sorted(missing)}, unknown {sorted(unknown)}")
+        self._set(**values)
 
     @property
     def max_rss_bytes(self) -> int:
@@ -356,7 +402,6 @@ class Config:
                 values[setting.field] = setting.parse(text)
             except ValueError as error:
                 raise ConfigError(setting.variable, f"{setting.variable}={text!r} is invalid: {error}") from None
-        assert {f.name for f in fields(cls)} == set(values)
         return cls(**values)
 
 

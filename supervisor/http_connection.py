@@ -13,7 +13,6 @@ import os
 import select
 import socket
 import struct
-from dataclasses import dataclass, field
 
 import httptools
 
@@ -40,18 +39,23 @@ class PollInterrupted(ConnectionAbortedError):
 ResponseParseError = httptools.HttpParserError
 
 
-@dataclass
 class Response:
     """A whole response: status, headers by lower-case name (values decoded as Latin-1, as HTTP defines), body."""
 
-    status: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
-    chunks: list[bytes] = field(default_factory=list)
-    complete: bool = False
-    keep_alive: bool = False
-    parser: httptools.HttpResponseParser | None = field(default=None, repr=False)
-    #: The body, when it was read into the connection's body buffer (see :meth:`HttpConnection.receive`).
-    direct_body: memoryview | None = field(default=None, repr=False)
+    __slots__ = ("chunks", "complete", "direct_body", "headers", "keep_alive", "parser", "status")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.chunks: list[bytes] = []
+        self.complete = False
+        self.keep_alive = False
+        self.parser: httptools.HttpResponseParser | None = None
+        #: The body, when it was read into the connection's body buffer (see :meth:`HttpConnection.receive`).
+        self.direct_body: memoryview | None = None
+
+    def __repr__(self) -> str:
+        return f"Response(status={self.status}, headers={self.headers!r}, complete={self.complete})"
 
     @property
     def body(self) -> bytes | memoryview:

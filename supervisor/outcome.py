@@ -8,12 +8,13 @@ worker handle decided is posted as it is, and any fact learnt later (a foreign p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from lambda_supervisor.shared.errors import error_object
 from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE
+
+from .frozen import Frozen
 
 
 class ReplacementReason(StrEnum):
@@ -41,30 +42,39 @@ class ReplacementReason(StrEnum):
     RECYCLE_ZOMBIES = "recycle-zombies"
 
 
-@dataclass(frozen=True, slots=True)
-class Response:
+class Response(Frozen):
     """The handler's result, to post as it is. ``fault`` is set when the worker must still be replaced after it
     (it wrote a second frame with its reply: its own answer stands)."""
 
+    __slots__ = ("body", "content_type", "fault")
     body: bytes | memoryview  # a view of the worker's shared-memory region, for a large result
-    content_type: str = JSON_CONTENT_TYPE  # checked against RESULT_CONTENT_TYPES by the post
-    fault: ReplacementReason | None = None
+    content_type: str  # checked against RESULT_CONTENT_TYPES by the post
+    fault: ReplacementReason | None
+
+    def __init__(self, body: bytes | memoryview, content_type: str = JSON_CONTENT_TYPE,
+                 fault: ReplacementReason | None = None) -> None:
+        self._set(body=body, content_type=content_type, fault=fault)
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
+class Failure(Frozen):
     """An error object to post, and the fault that ended the worker (None: the handler's own error)."""
 
+    __slots__ = ("blame", "delivered", "error", "fault", "never_sent", "xray_cause")
     error: dict[str, Any]
-    fault: ReplacementReason | None = None
-    xray_cause: object = None  # the worker's X-Ray cause for the error, unchecked (the post checks it)
+    fault: ReplacementReason | None
+    xray_cause: object  # the worker's X-Ray cause for the error, unchecked (the post checks it)
     #: False: the worker was gone before one byte of the event reached it (not this request's fault).
-    delivered: bool = True
+    delivered: bool
     #: Set when this request failed for another's fault: the earlier request whose stray frame broke the worker
     #: ("" if it came before any invocation). The request is served again, on a fresh worker.
-    blame: str | None = None
+    blame: str | None
     #: True: the event had no time left on arrival and was answered without the worker.
-    never_sent: bool = False
+    never_sent: bool
+
+    def __init__(self, error: dict[str, Any], fault: ReplacementReason | None = None, xray_cause: object = None,
+                 delivered: bool = True, blame: str | None = None, never_sent: bool = False) -> None:
+        self._set(error=error, fault=fault, xray_cause=xray_cause, delivered=delivered, blame=blame,
+                  never_sent=never_sent)
 
     @property
     def error_type(self) -> str:

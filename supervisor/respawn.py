@@ -19,7 +19,6 @@ Every strategy hands the loop a worker that is ready, or raises WorkerInitFailed
 from __future__ import annotations
 
 import os
-import random
 import socket
 import threading
 import time
@@ -197,6 +196,8 @@ class SpareFactory(WorkerFactory):
         """Log a dead standby with the reason it gave (its init error), and pause before starting the next."""
         self._spare_failures += 1
         ceiling = min(SPARE_RETRY_INITIAL_S * 2 ** (self._spare_failures - 1), SPARE_RETRY_MAX_S)
+        import random  # only here: a standby that dies is rare
+
         pause = ceiling / 2 + random.uniform(0, ceiling / 2)
         self._next_spare_at = time.monotonic() + pause
         reason = _reason_it_died(standby)

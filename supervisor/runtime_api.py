@@ -14,13 +14,13 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from lambda_supervisor.shared.printable import error_type_header, log_safe
 from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, RESULT_CONTENT_TYPES, InvokeMessage
 
+from .frozen import Frozen
 from .http_connection import HttpConnection, ResponseParseError, UnsafeRequest
 from .logs import log
 from .xray_cause import XRAY_ERROR_CAUSE_HEADER, xray_error_cause
@@ -48,10 +48,20 @@ class MalformedInvocation(Exception):
     """``next`` returned something that is not an invocation we can answer (no request id)."""
 
 
-@dataclass(frozen=True)
-class Invocation:
+class Invocation(Frozen):
     """One event handed out by ``next``: its metadata and the raw, unparsed body."""
 
+    __slots__ = (
+        "body",
+        "client_context",
+        "cognito_identity",
+        "deadline_ms",
+        "invoked_function_arn",
+        "received_monotonic",
+        "request_id",
+        "tenant_id",
+        "trace_id",
+    )
     request_id: str
     deadline_ms: int
     invoked_function_arn: str
@@ -62,6 +72,13 @@ class Invocation:
     body: bytes | memoryview
     tenant_id: str | None
     received_monotonic: float
+
+    def __init__(self, request_id: str, deadline_ms: int, invoked_function_arn: str, trace_id: str | None,
+                 client_context: str | None, cognito_identity: str | None, body: bytes | memoryview,
+                 tenant_id: str | None, received_monotonic: float) -> None:
+        self._set(request_id=request_id, deadline_ms=deadline_ms, invoked_function_arn=invoked_function_arn,
+                  trace_id=trace_id, client_context=client_context, cognito_identity=cognito_identity, body=body,
+                  tenant_id=tenant_id, received_monotonic=received_monotonic)
 
     def seconds_left(self) -> float:
         return self.deadline_ms / 1000 - time.time()
@@ -98,7 +115,7 @@ def _invocation_path(request_id: str, kind: str) -> str:
     """The post path of an invocation; its id is quoted, so that no id can change the path or break the request
     line."""
     if _PLAIN_REQUEST_ID.fullmatch(request_id) is None:  # Lambda's are UUIDs: quoting those is time wasted
-        from urllib.parse import quote  # so only here: it is the bootstrap's largest import after dataclasses
+        from urllib.parse import quote  # so only here: it is one of the bootstrap's largest imports
 
         request_id = quote(request_id, safe="")
     return f"invocation/{request_id}/{kind}"

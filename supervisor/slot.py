@@ -12,7 +12,6 @@ stays in its slot.
 from __future__ import annotations
 
 import math
-import random
 import select
 import time
 from collections.abc import Callable
@@ -153,7 +152,12 @@ class Slot:
         jitter = config.max_invocations_jitter
         share = (self.count - self.index) / self.count if self._first else 1.0
         self._first = False
-        limit = config.max_invocations + (random.randint(0, jitter) if jitter else 0)
+        if jitter:
+            import random  # only here: without a jitter (the default) the supervisor does without it
+
+            limit = config.max_invocations + random.randint(0, jitter)
+        else:
+            limit = config.max_invocations
         self._invocation_limit = max(math.ceil(limit * share), 1)
         self._age_limit_s = config.max_worker_age_s * share
         return worker

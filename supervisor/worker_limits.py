@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .config import Config
+from .frozen import Frozen
 
 if TYPE_CHECKING:
     from .memory_budget import MemoryBudget
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerLimits:
+class WorkerLimits(Frozen):
+    __slots__ = (
+        "budget",
+        "drain",
+        "max_frame_payload_bytes",
+        "max_response_bytes",
+        "max_rss_bytes",
+        "poll_s",
+        "shutdown_grace_s",
+        "timeout_margin_s",
+    )
     max_rss_bytes: int  # its tree's memory; over it, the worker is killed (out-of-memory)
     max_response_bytes: int  # a larger result is answered with Runtime.ResponseSizeTooLarge
     max_frame_payload_bytes: int  # a larger frame from the worker is never read (oversize-frame)
     timeout_margin_s: float  # the timeout fires this long before Lambda's deadline
     poll_s: float  # how often the memory limit and shutdown requests are checked during an invocation
     shutdown_grace_s: float  # how long a handler gets after SIGTERM before it is killed
-    budget: MemoryBudget | None = None  # with several slots: the total all workers may hold together
+    budget: MemoryBudget | None  # with several slots: the total all workers may hold together
     #: At shutdown, an in-flight invocation runs on for the grace without a SIGTERM (several slots: Managed
     #: Instances stop an environment with requests in flight); else the handler is forwarded SIGTERM at once.
-    drain: bool = False
+    drain: bool
+
+    def __init__(self, max_rss_bytes: int, max_response_bytes: int, max_frame_payload_bytes: int,
+                 timeout_margin_s: float, poll_s: float, shutdown_grace_s: float, budget: MemoryBudget | None = None,
+                 drain: bool = False) -> None:
+        self._set(max_rss_bytes=max_rss_bytes, max_response_bytes=max_response_bytes,
+                  max_frame_payload_bytes=max_frame_payload_bytes, timeout_margin_s=timeout_margin_s, poll_s=poll_s,
+                  shutdown_grace_s=shutdown_grace_s, budget=budget, drain=drain)
 
     @classmethod
     def from_config(cls, config: Config, budget: MemoryBudget | None = None) -> WorkerLimits:

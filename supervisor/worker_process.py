@@ -18,7 +18,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
@@ -341,7 +340,7 @@ class WorkerProcess:
         """The worker exited or closed its pipe during the invocation."""
         delivered = self._sent > 0  # False: the worker was gone before the event reached it
         if not self._reap_after_gone():
-            return replace(self._protocol_violation(request_id, "it closed its pipe"), delivered=delivered)
+            return self._protocol_violation(request_id, "it closed its pipe").replace(delivered=delivered)
         return failure(ErrorType.EXIT, request_id, f"Runtime exited with error: {self.exit_description}",
                        Reason.CRASH, delivered=delivered)
 
@@ -353,7 +352,7 @@ class WorkerProcess:
         self._served.append(request_id)
         if outcome.fault is None and (self._frames or self._decoder.pending_bytes):
             self.kill()
-            return replace(outcome, fault=Reason.STRAY_FRAME)
+            return outcome.replace(fault=Reason.STRAY_FRAME)
         return outcome
 
     def _deadline_outcome(self, request_id: str, budget_s: float, *, shutting_down: bool) -> Failure:

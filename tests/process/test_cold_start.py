@@ -21,6 +21,17 @@ COLD = TASK_ROOTS / "cold"
 NEVER_IMPORTED = {"lambda_supervisor.local", "requests", "loguru"}
 #: Never imported on the way to the first response (a trivial, sync handler).
 FORBIDDEN_IMPORTS = {"asyncio", "tenacity", "psutil", *NEVER_IMPORTED}
+#: Never imported by the supervisor on its way to the first response: dataclasses (with inspect, ast and dis) is
+#: the largest part of its memory at rest; traceback and random are imported only where they are used.
+SUPERVISOR_FORBIDDEN = {"dataclasses", "inspect", "ast", "dis", "traceback", "random"}
+#: Never imported by any process of the runtime serving a trivial handler (the worker forbids more).
+RUNTIME_FORBIDDEN = {"dataclasses", "inspect"}
+#: The top-level modules (leaving out private ones) the supervisor imports before its first response: a new one
+#: is memory at rest on every instance. typing comes with httptools, re with json.
+SUPERVISOR_TOP_LEVEL = {
+    "array", "collections", "copyreg", "ctypes", "enum", "errno", "fcntl", "httptools", "json", "math",
+    "mmap", "re", "resource", "select", "selectors", "signal", "socket", "struct", "threading", "typing",
+}
 #: Everything the bootstrap imports before it starts the first worker, beyond what a bare interpreter imports.
 BEFORE_THE_FIRST_WORKER = {
     "lambda_supervisor", "lambda_supervisor.supervisor", "lambda_supervisor.supervisor.import_path",
@@ -86,6 +97,7 @@ def test_nothing_heavy_is_imported_on_the_way_to_the_first_response(start_runtim
     record = runtime.invoke({})
     assert record.outcome_kind == "response", record.describe()
     assert forbidden(imported(runtime.log())) == set()
+    assert forbidden(imported(runtime.log()), RUNTIME_FORBIDDEN) == set()
 
 
 def test_the_local_tools_are_never_imported_by_the_bootstrap(start_runtime: StartRuntime) -> None:
@@ -122,6 +134,9 @@ def test_the_supervisor_imports_no_argparse_urllib_or_subprocess_before_the_firs
                          "lambda_supervisor.supervisor.runtime_api, lambda_supervisor.supervisor.metrics")
     assert forbidden(modules) == set()
     assert modules & {"argparse", "urllib.parse", "subprocess"} == set()
+    assert forbidden(modules, SUPERVISOR_FORBIDDEN) == set()
+    assert {name.partition(".")[0] for name in modules if not name.startswith(("_", "lambda_supervisor", "cython_"))
+            } == SUPERVISOR_TOP_LEVEL
 
 
 def test_a_replacement_that_inits_does_not_import_tenacity(start_runtime: StartRuntime) -> None:

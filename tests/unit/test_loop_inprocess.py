@@ -8,7 +8,6 @@ exactly once; recycling after the post; a worker that died while idle replaced b
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 import threading
 import time
@@ -206,7 +205,7 @@ def journal(monkeypatch: pytest.MonkeyPatch) -> Iterator[Journal]:
 def run(journal: Journal, api: FakeRuntimeApi, factory: FakeFactory, **settings: Any) -> ExitCode:
     environ = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", "_HANDLER": "app.handler",
                "LAMBDA_TASK_ROOT": str(Path(__file__).parent)}
-    config = dataclasses.replace(Config.load(environ), **settings)
+    config = Config.load(environ).replace(**settings)
     children = InertChildren()
     try:
         return Supervisor(config, api, environ, factory, children).run()  # type: ignore[arg-type]
@@ -362,7 +361,7 @@ def test_an_init_failure_is_reported_and_nothing_is_served(journal: Journal) -> 
 
 
 def test_outcomes_are_frozen() -> None:
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         crash("a").delivered = False  # type: ignore[misc]
 
 

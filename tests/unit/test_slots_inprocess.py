@@ -7,7 +7,6 @@ recycling is staggered.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import signal
@@ -174,7 +173,7 @@ def journal(monkeypatch: pytest.MonkeyPatch) -> Iterator[Journal]:
 def config_for(slots: int, **settings: Any) -> Config:
     environ = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", "_HANDLER": "app.handler",
                "LAMBDA_TASK_ROOT": str(Path(__file__).parent), "AWS_LAMBDA_MAX_CONCURRENCY": str(slots)}
-    return dataclasses.replace(Config.load(environ), **settings)
+    return Config.load(environ).replace(**settings)
 
 
 def run_slots(journal: Journal, shared: SharedEvents, factory: SlotFactory, slots: int = 4,
