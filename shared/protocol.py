@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 from .errors import error_object
 from .worker_env import LAMBDA_RESPONSE_LIMIT_BYTES as LAMBDA_RESPONSE_LIMIT_BYTES  # where it was defined first
+from .worker_env import frame_payload_limit
 
 MAGIC = b"LSF1"
 #: Sent by the supervisor to a worker it is about to kill at the deadline: the worker dumps its threads' stacks.
@@ -37,7 +38,7 @@ MAX_HEADER_BYTES = 64 * 1024
 READ_BUFFER_BYTES = 1 << 20
 
 #: Default bound on a worker's payload: Lambda's response limit plus a margin for an error object's stack trace.
-DEFAULT_MAX_PAYLOAD_BYTES = LAMBDA_RESPONSE_LIMIT_BYTES + 256 * 1024
+DEFAULT_MAX_PAYLOAD_BYTES = frame_payload_limit(LAMBDA_RESPONSE_LIMIT_BYTES)
 
 
 class MessageType(StrEnum):

@@ -28,3 +28,11 @@ LOG_SOCKET = "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET"
 
 #: Lambda's limit for a synchronous response payload (6 MB as Lambda counts it): the default of MAX_RESPONSE_BYTES.
 LAMBDA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
+#: What a frame from the worker may carry beyond the response limit: room for an error object's stack trace.
+FRAME_HEADROOM_BYTES = 256 * 1024
+
+
+def frame_payload_limit(max_response_bytes: int) -> int:
+    """The largest payload the supervisor reads from a worker (and the size of its shared-memory region), for a
+    response limit of ``max_response_bytes``: never below Lambda's own limit, plus the headroom."""
+    return max(max_response_bytes, LAMBDA_RESPONSE_LIMIT_BYTES) + FRAME_HEADROOM_BYTES

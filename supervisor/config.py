@@ -12,9 +12,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from lambda_supervisor.shared.protocol import DEFAULT_MAX_PAYLOAD_BYTES
 from lambda_supervisor.shared.rlimits import RLimit, parse_rlimits
-from lambda_supervisor.shared.worker_env import LAMBDA_RESPONSE_LIMIT_BYTES
+from lambda_supervisor.shared.worker_env import LAMBDA_RESPONSE_LIMIT_BYTES, frame_payload_limit
 
 from .frozen import Frozen
 
@@ -378,9 +377,7 @@ class Config(Frozen):
     @property
     def max_frame_payload_bytes(self) -> int:
         """What the supervisor accepts from the worker: the response limit plus room for an error object."""
-        return max(self.max_response_bytes, LAMBDA_RESPONSE_LIMIT_BYTES) + (
-            DEFAULT_MAX_PAYLOAD_BYTES - LAMBDA_RESPONSE_LIMIT_BYTES
-        )
+        return frame_payload_limit(self.max_response_bytes)
 
     @classmethod
     def load(cls, environ: Mapping[str, str], defaults: Mapping[str, str] | None = None) -> Config:

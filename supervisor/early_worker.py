@@ -42,8 +42,6 @@ CONCURRENCY = ("LAMBDA_SUPERVISOR_CONCURRENCY", "AWS_LAMBDA_MAX_CONCURRENCY")
 SHARE_CPU = "LAMBDA_SUPERVISOR_SHARE_CPU"
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1 << 20
-#: What supervisor/config.py's max_frame_payload_bytes adds to the response limit (a test keeps them equal).
-FRAME_HEADROOM_BYTES = 256 * 1024
 #: A region's size can neither shrink (a worker could make the supervisor's reads fault) nor grow, nor be unsealed.
 REGION_SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 
@@ -82,7 +80,7 @@ def region_size(environment: Mapping[str, str]) -> int | None:
     text = environment[worker_env.MAX_RESPONSE_BYTES]
     if not text.isascii() or not text.isdigit():
         return None
-    return max(int(text), worker_env.LAMBDA_RESPONSE_LIMIT_BYTES) + FRAME_HEADROOM_BYTES
+    return worker_env.frame_payload_limit(int(text))
 
 
 def worker_command(in_fd: int, out_fd: int, cpu_handoff: str | None, region_fd: int | None,
