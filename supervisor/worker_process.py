@@ -561,15 +561,6 @@ class WorkerProcess:
         self.zombie_children = count_zombies(children) if len(children) >= at_least else 0
         return self.zombie_children
 
-    def has_spoken(self) -> bool:
-        """Whether the worker has written anything we have not read (at init: its READY frame), or closed its
-        pipe: a look that does not block, for a standby nobody waits on yet."""
-        if self._frames or self._input_eof:
-            return True
-        poller = select.poll()
-        poller.register(self._from_worker, select.POLLIN)
-        return bool(poller.poll(0))
-
     def has_exited(self) -> bool:
         """Whether the worker died on its own since we last looked (e.g. right after sending its reply).
 
