@@ -27,9 +27,9 @@ SUPERVISOR_FORBIDDEN = {"dataclasses", "inspect", "ast", "dis", "traceback", "ra
 #: Never imported by any process of the runtime serving a trivial handler (the worker forbids more).
 RUNTIME_FORBIDDEN = {"dataclasses", "inspect"}
 #: The top-level modules (leaving out private ones) the supervisor imports before its first response: a new one
-#: is memory at rest on every instance. typing comes with httptools, re with json.
+#: is memory at rest on every instance. re comes with json.
 SUPERVISOR_TOP_LEVEL = {
-    "array", "collections", "copyreg", "ctypes", "enum", "errno", "fcntl", "httptools", "json", "math",
+    "array", "collections", "copyreg", "ctypes", "enum", "errno", "fcntl", "json", "math",
     "mmap", "re", "resource", "select", "selectors", "signal", "socket", "struct", "threading", "typing",
 }
 #: Everything the bootstrap imports before it starts the first worker, beyond what a bare interpreter imports.
