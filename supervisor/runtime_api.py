@@ -15,7 +15,6 @@ import re
 import time
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, Any
 
 from lambda_supervisor.shared.printable import error_type_header, log_safe
 from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, RESULT_CONTENT_TYPES, InvokeMessage
@@ -25,7 +24,11 @@ from .http_connection import HttpConnection, ResponseParseError, UnsafeRequest
 from .logs import log
 from .xray_cause import XRAY_ERROR_CAUSE_HEADER, xray_error_cause
 
+TYPE_CHECKING = False  # typing's own costs ~4 ms and ~0.5 MB at each cold start; mypy reads it as typing's
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from tenacity import RetryCallState, Retrying
 
 API_VERSION = "2018-06-01"
