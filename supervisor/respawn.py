@@ -37,7 +37,6 @@ from lambda_supervisor.shared.protocol import (
 from .config import Config
 from .events import emit
 from .memory import rss_bytes
-from .priority import lower_to_idle, restore_normal
 from .process_tree import Children, parent_pid
 from .strategy_choice import auto_choice, choose_for_slots
 from .worker_launch import Launched, make_region
@@ -68,6 +67,8 @@ def _memory_budget(total_bytes: int, children: Children, poll_s: float) -> Memor
 def _promote(reserve: WorkerProcess) -> None:
     """Normal priority again, for a standby or a template started ahead and whatever its init started, before it
     serves or forks (or finishes its init while a request waits)."""
+    from .priority import restore_normal  # a standby's or template's: after the first response
+
     if not restore_normal(reserve.pid):
         emit("priority_not_restored", "a standby or template could not be given normal priority back",
              level="WARNING", pid=reserve.pid)
@@ -189,6 +190,8 @@ class SpareFactory(WorkerFactory):
             self._spare = self._spawn_standby()
 
     def _spawn_standby(self) -> WorkerProcess:
+        from .priority import lower_to_idle  # a standby starts after the first response
+
         standby = self._spawn()
         priority = lower_to_idle(standby.pid)
         emit("spare_started", "standby worker started", level="DEBUG", pid=standby.pid,
@@ -247,6 +250,8 @@ class ForkFactory(WorkerFactory):
         if wait:
             self._await_template()
         else:
+            from .priority import lower_to_idle  # a template started ahead starts after the first response
+
             priority = lower_to_idle(template.pid)
             emit("template_started", "fork template started ahead", level="DEBUG", pid=template.pid,
                  priority=priority or "normal")

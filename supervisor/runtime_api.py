@@ -22,7 +22,6 @@ from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, RESULT_CONTENT_
 from .frozen import Frozen
 from .http_connection import HttpConnection, ResponseParseError, UnsafeRequest
 from .logs import log
-from .xray_cause import XRAY_ERROR_CAUSE_HEADER, xray_error_cause
 
 TYPE_CHECKING = False  # typing's own costs ~4 ms and ~0.5 MB at each cold start; mypy reads it as typing's
 
@@ -270,6 +269,8 @@ class RuntimeApiClient:
     def post_error(self, request_id: str, error: dict[str, Any], *, xray_cause: object = None,
                    meanwhile: Callable[[], None] | None = None) -> PostResult:
         """Post an error, with its X-Ray cause (``xray_cause``: the worker's, untrusted; see xray_cause.py)."""
+        from .xray_cause import XRAY_ERROR_CAUSE_HEADER, xray_error_cause  # errors only: off the first response's way
+
         body = _error_body(request_id, error)
         headers = _error_headers(error)
         cause = xray_error_cause(xray_cause, error)

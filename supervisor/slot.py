@@ -24,7 +24,6 @@ from .events import emit
 from .outcome import Failure, Outcome, Response
 from .outcome import ReplacementReason as Reason
 from .process_tree import MAX_WORKER_ZOMBIES, Children
-from .report import report_invocation
 from .runtime_api import Invocation, MalformedInvocation, PostResult, RuntimeApiClient, RuntimeApiUnavailable
 from .soft_timeout import SoftTimeout
 from .worker_process import WorkerInitFailed, WorkerWaitInterrupted
@@ -324,6 +323,8 @@ class Slot:
             worker.own_rss_bytes()  # one /proc read serves the REPORT line and recycling
             worker.count_zombie_children(MAX_WORKER_ZOMBIES)  # one more tells whether its adopted zombies pile up
             if self.config.report:  # opt-in: Lambda writes its own REPORT line for every invocation
+                from .report import report_invocation  # imported once, when first asked for
+
                 report_invocation(invocation, worker, outcome, finished)
 
         if isinstance(outcome, Response):

@@ -171,6 +171,20 @@ def test_supervisor_modules_import_typing_only_for_mypy() -> None:
     assert _importing_typing("supervisor") == []
 
 
+#: Modules of ours the supervisor imports only once they are needed, never on the way to the first response of a
+#: trivial handler: priority (a standby's or template's, started after it), the REPORT line (opt-in), the X-Ray
+#: cause (errors only), several slots' memory budget.
+AFTER_THE_FIRST_RESPONSE = {f"lambda_supervisor.supervisor.{name}" for name in (
+    "priority", "report", "xray_cause", "memory_budget")} | {"lambda_supervisor.shared.xray"}
+
+
+def test_what_only_later_work_needs_is_imported_when_it_comes(regular_install: Path) -> None:
+    modules = imports_of(regular_install, "import lambda_supervisor.supervisor.cli, lambda_supervisor.supervisor.loop, "
+                         "lambda_supervisor.supervisor.runtime_api, lambda_supervisor.supervisor.respawn, "
+                         "lambda_supervisor.supervisor.metrics, lambda_supervisor.supervisor.worker_launch")
+    assert modules & AFTER_THE_FIRST_RESPONSE == set()
+
+
 def test_the_supervisor_does_not_import_typing_before_its_first_next(regular_install: Path) -> None:
     """typing costs the supervisor ~4 ms of CPU at each cold start and ~0.5 MB at rest, for annotations only."""
     if _importing_typing("shared"):
