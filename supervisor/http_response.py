@@ -9,8 +9,9 @@ at rest and imports ``typing`` (~0.5 MB, ~4 ms at each cold start) for a ``Proto
 
 from __future__ import annotations
 
-#: The status line and headers together, at most (llhttp's default limit is 80 KiB; the Runtime API sends < 1 KiB).
-MAX_HEAD_BYTES = 64 * 1024
+#: The status line and headers together, at most: a ``next`` answer carries the client context and Cognito identity
+#: in its headers, which the supervisor refuses above its own frame header limit (64 KiB), with an error post.
+MAX_HEAD_BYTES = 1 << 20
 MAX_HEADERS = 100
 #: A chunk-size line (hex size and extensions), at most.
 MAX_CHUNK_LINE_BYTES = 1024
@@ -19,9 +20,10 @@ MAX_BODY_BYTES = 1 << 30
 #: What may open a response: anything else (an SSH banner, a stray byte) is refused at once.
 STATUS_LINE_START = b"HTTP/1."
 
-#: RFC 9110 token characters (a header name), and the bytes a field value may hold (HTAB, SP, VCHAR, obs-text).
-_TOKEN = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_FIELD_VALUE = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
+#: RFC 9110 token characters (a header name), and the bytes a head may hold: HTAB, SP, VCHAR and obs-text, and CR
+#: and LF only as CRLF line ends (checked apart).
+_TOKEN = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_HEAD_BYTES = bytes([0x09, 0x0A, 0x0D, *range(0x20, 0x7F), *range(0x80, 0x100)])
 _HEX = b"0123456789abcdefABCDEF"
 
 _HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILER, _DONE = range(7)
@@ -121,15 +123,19 @@ class ResponseParser:
             return None
         if end > MAX_HEAD_BYTES:
             raise ResponseParseError(f"a response head longer than {MAX_HEAD_BYTES} bytes")
-        lines = data[:end].split(b"\r\n")
+        lines = _text_lines(data[:end])
         http_1_1 = _read_status_line(self._response, lines[0])
         if len(lines) - 1 > MAX_HEADERS:
             raise ResponseParseError(f"more than {MAX_HEADERS} headers")
         headers = self._response.headers
         for line in lines[1:]:
             _read_header(headers, line)
-        connection = {token.strip() for token in headers.get("connection", "").lower().split(",")}
-        self._response.keep_alive = "close" not in connection if http_1_1 else "keep-alive" in connection
+        connection = headers.get("connection")
+        if connection is None:
+            self._response.keep_alive = http_1_1
+        else:
+            tokens = {token.strip() for token in connection.lower().split(",")}
+            self._response.keep_alive = "close" not in tokens if http_1_1 else "keep-alive" in tokens
         self._frame_body(headers)
         return data[end + 4:]
 
@@ -186,7 +192,7 @@ class ResponseParser:
         if end < 0:
             return None
         if end:
-            _read_header({}, data[:end])
+            _read_header({}, _text_lines(data[:end])[0])
             self._body_bytes += end + 2  # the trailers' bytes count against the body's limit
             if self._body_bytes > MAX_BODY_BYTES:
                 raise ResponseParseError("trailers too long")
@@ -199,28 +205,34 @@ class ResponseParser:
         self._response.complete = True
 
 
-def _read_status_line(response: Response, line: bytes) -> bool:
+def _text_lines(head: bytes) -> list[str]:
+    """The lines of a head (or of one trailer), decoded as Latin-1: checked whole first, so that no control
+    character and no CR or LF but a line end is in any of them."""
+    crlf = head.count(b"\r\n")
+    if head.translate(None, _HEAD_BYTES) or head.count(b"\r") != crlf or head.count(b"\n") != crlf:
+        raise ResponseParseError(f"a control character in a response head: {bytes(head[:64])!r}")
+    return head.decode("latin-1").split("\r\n")
+
+
+def _read_status_line(response: Response, line: str) -> bool:
     """Sets the status; whether the version is HTTP/1.1 (else 1.0)."""
-    version, _, rest = line.partition(b" ")
+    version, _, rest = line.partition(" ")
     code = rest[:3]
-    if version not in (b"HTTP/1.1", b"HTTP/1.0") or not (code.isdigit() and len(code) == 3) or rest[3:4] not in (
-            b"", b" ") or rest[4:].translate(None, _FIELD_VALUE):
-        raise ResponseParseError(f"a bad status line: {bytes(line[:64])!r}")
+    if version not in ("HTTP/1.1", "HTTP/1.0") or not (code.isascii() and code.isdigit() and len(code) == 3) or \
+            rest[3:4] not in ("", " "):
+        raise ResponseParseError(f"a bad status line: {line[:64]!r}")
     status = int(code)
     if not 200 <= status <= 599:  # 1xx interim answers: the Runtime API never sends them to what we ask
         raise ResponseParseError(f"an unexpected status {status}")
     response.status = status
-    return version == b"HTTP/1.1"
+    return version == "HTTP/1.1"
 
 
-def _read_header(headers: dict[str, str], line: bytes) -> None:
-    name, colon, value = line.partition(b":")
-    if not colon or not name or name.translate(None, _TOKEN):  # also a folded line (it starts with a space)
-        raise ResponseParseError(f"a bad header line: {bytes(line[:64])!r}")
-    value = value.strip(b" \t")
-    if value.translate(None, _FIELD_VALUE):
-        raise ResponseParseError(f"a control character in header {bytes(name[:64])!r}")
-    key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+def _read_header(headers: dict[str, str], line: str) -> None:
+    name, colon, value = line.partition(":")
+    if not colon or not name or name.strip(_TOKEN):  # also a folded line (it starts with a space)
+        raise ResponseParseError(f"a bad header line: {line[:64]!r}")
+    key, text = name.lower(), value.strip(" \t")
     if key in ("content-length", "transfer-encoding") and headers.get(key, text) != text:
         raise ResponseParseError(f"two different {key} headers")
     headers[key] = text

@@ -149,6 +149,13 @@ def test_every_part_is_bounded(message: bytes) -> None:
         parse(message)
 
 
+def test_a_head_larger_than_a_frame_header_is_read() -> None:
+    """A 70 kB client context: the supervisor answers it with Runtime.EventMetadataTooLarge, so it must be read."""
+    response = parse(b"HTTP/1.1 200 OK\r\nLambda-Runtime-Client-Context: " + b"c" * 70_000 +
+                     b"\r\nContent-Length: 2\r\n\r\n{}")
+    assert response.complete and len(response.headers["lambda-runtime-client-context"]) == 70_000
+
+
 def test_the_head_limit_still_lets_a_large_head_through() -> None:
     response = parse(b"HTTP/1.1 200 OK\r\nX-Big: " + b"x" * (MAX_HEAD_BYTES // 2) + b"\r\nContent-Length: 0\r\n\r\n")
     assert response.complete and len(response.headers["x-big"]) == MAX_HEAD_BYTES // 2
