@@ -11,7 +11,6 @@ unknown or already-answered request, a payload too large): it is logged and the 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from enum import Enum
@@ -35,7 +34,8 @@ CONNECT_TIMEOUT_S = 3.0
 POST_READ_TIMEOUT_S = 30.0
 #: Used when the Runtime API gives no usable deadline (it always does on Lambda): Lambda's maximum timeout.
 FALLBACK_TIMEOUT_MS = 900_000
-_PLAIN_REQUEST_ID = re.compile(r"[A-Za-z0-9._~-]+")
+#: The characters a request id may have to go into a path unquoted (RFC 3986's unreserved ones).
+_UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-"
 
 
 class TransientApiError(Exception):
@@ -116,7 +116,7 @@ def _error_headers(error: dict[str, Any]) -> dict[str, str]:
 def _invocation_path(request_id: str, kind: str) -> str:
     """The post path of an invocation; its id is quoted, so that no id can change the path or break the request
     line."""
-    if _PLAIN_REQUEST_ID.fullmatch(request_id) is None:  # Lambda's are UUIDs: quoting those is time wasted
+    if not request_id or request_id.strip(_UNRESERVED):  # Lambda's are UUIDs: quoting those is time wasted
         from urllib.parse import quote  # so only here: it is one of the bootstrap's largest imports
 
         request_id = quote(request_id, safe="")
