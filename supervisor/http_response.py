@@ -25,6 +25,8 @@ STATUS_LINE_START = b"HTTP/1."
 _TOKEN = "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _HEAD_BYTES = bytes([0x09, 0x0A, 0x0D, *range(0x20, 0x7F), *range(0x80, 0x100)])
 _HEX = b"0123456789abcdefABCDEF"
+_TOKEN_BYTES = _TOKEN.encode("ascii")
+_FRAMING_HEADERS = ("content-length", "transfer-encoding")
 
 _HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILER, _DONE = range(7)
 
@@ -128,8 +130,16 @@ class ResponseParser:
         if len(lines) - 1 > MAX_HEADERS:
             raise ResponseParseError(f"more than {MAX_HEADERS} headers")
         headers = self._response.headers
-        for line in lines[1:]:
-            _read_header(headers, line)
+        for line in lines[1:]:  # kept lean: this runs for every header of every response
+            name, colon, value = line.partition(":")
+            if not colon or not name:
+                raise _bad_header(line)
+            key, value = name.lower(), value.strip(" \t")
+            if key in headers and key in _FRAMING_HEADERS and headers[key] != value:
+                raise ResponseParseError(f"two different {key} headers")
+            headers[key] = value
+        if "".join(headers).encode("latin-1").translate(None, _TOKEN_BYTES):  # every name at once
+            raise ResponseParseError(f"a header name that is not a token in {sorted(headers)!r}"[:200])
         connection = headers.get("connection")
         if connection is None:
             self._response.keep_alive = http_1_1
@@ -192,7 +202,7 @@ class ResponseParser:
         if end < 0:
             return None
         if end:
-            _read_header({}, _text_lines(data[:end])[0])
+            _check_trailer(_text_lines(data[:end])[0])
             self._body_bytes += end + 2  # the trailers' bytes count against the body's limit
             if self._body_bytes > MAX_BODY_BYTES:
                 raise ResponseParseError("trailers too long")
@@ -228,11 +238,13 @@ def _read_status_line(response: Response, line: str) -> bool:
     return version == "HTTP/1.1"
 
 
-def _read_header(headers: dict[str, str], line: str) -> None:
-    name, colon, value = line.partition(":")
-    if not colon or not name or name.strip(_TOKEN):  # also a folded line (it starts with a space)
-        raise ResponseParseError(f"a bad header line: {line[:64]!r}")
-    key, text = name.lower(), value.strip(" \t")
-    if key in ("content-length", "transfer-encoding") and headers.get(key, text) != text:
-        raise ResponseParseError(f"two different {key} headers")
-    headers[key] = text
+def _check_trailer(line: str) -> None:
+    """A trailer field is a header line; it is dropped."""
+    name, colon, _ = line.partition(":")
+    if not colon or not name or name.strip(_TOKEN):
+        raise _bad_header(line)
+
+
+def _bad_header(line: str) -> ResponseParseError:
+    """Not ``name: value`` with a token for a name (a folded line starts with a space, which is no token's)."""
+    return ResponseParseError(f"a bad header line: {line[:64]!r}")
