@@ -3,7 +3,7 @@
 ``python bench/floor.py [--client requests|http.client|ours] module.function`` with AWS_LAMBDA_RUNTIME_API set and
 the task root on sys.path: GET next, call the handler, POST its JSON response, over one keep-alive connection. No
 error handling beyond what the benchmark needs; it shows what the HTTP round trips alone cost with requests (the
-design card's client), the standard library's http.client, and the supervisor's own connection (httptools). The
+design card's client), the standard library's http.client, and the supervisor's own connection. The
 gap between the last one and lambda-supervisor is what the worker process costs: the pipe round trip and the
 supervisor's work around it.
 """

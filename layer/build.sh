@@ -5,7 +5,7 @@
 #
 #   layer/build.sh [--python 3.12] [--arch x86_64|arm64] [--out FILE]
 #
-# The compiled dependencies (psutil, httptools, simplejson) are platform and Python-version specific, so build one
+# The compiled dependencies (psutil, simplejson) are platform and Python-version specific, so build one
 # layer per runtime version and architecture, and publish it with matching --compatible-runtimes and
 # --compatible-architectures. Wheels are manylinux2014 (glibc 2.17), which every Python runtime's OS has.
 set -eu

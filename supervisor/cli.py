@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from lambda_supervisor.shared.errors import ErrorType, error_object
 from lambda_supervisor.shared.prctl import set_child_subreaper, set_dumpable
@@ -19,6 +18,8 @@ from lambda_supervisor.shared.printable import log_safe
 from .config import SETTINGS, Config, ConfigError
 from .exit_codes import ExitCode
 from .logs import configure_logging, log
+
+TYPE_CHECKING = False  # typing's own costs ~4 ms and ~0.5 MB at each cold start; mypy reads it as typing's
 
 if TYPE_CHECKING:
     from .worker_launch import Launched

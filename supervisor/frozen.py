@@ -8,10 +8,10 @@ A subclass lists its fields in ``__slots__``, annotates them, and sets them once
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn
+TYPE_CHECKING = False  # typing's own costs ~4 ms and ~0.5 MB at each cold start; mypy reads it as typing's
 
 if TYPE_CHECKING:
-    from typing import Self
+    from typing import Any, NoReturn, Self
 
 
 class FrozenError(AttributeError):

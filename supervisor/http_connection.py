@@ -1,9 +1,9 @@
 """One keep-alive HTTP/1.1 connection to the Runtime API, cheap per call: on every invocation's path twice.
 
-Requests are written directly and responses parsed by ``httptools`` (instead of ``http.client`` or ``requests``,
-which cost several times more per call; figures in the README). Timeouts are the socket's kernel timeouts, set
-once per connection, so no call costs an extra system call. Any failure closes the connection, so the next call
-starts on a clean one; the caller decides whether to retry.
+Requests are written directly and responses parsed by http_response.py (instead of ``http.client`` or
+``requests``, which cost several times more per call; figures in the README). Timeouts are the socket's kernel
+timeouts, set once per connection, so no call costs an extra system call. Any failure closes the connection, so
+the next call starts on a clean one; the caller decides whether to retry.
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ import select
 import socket
 import struct
 
-import httptools
-
 from lambda_supervisor.shared.printable import is_header_safe
+
+from .http_response import Response, ResponseParseError, ResponseParser
+
+__all__ = ["HttpConnection", "IncompleteResponse", "PollInterrupted", "Response", "ResponseParseError",
+           "UnsafeRequest"]
 
 #: Read size per ``recv``: under glibc's mmap threshold, so small answers do not map and unmap a buffer each time.
 RECV_BYTES = 65536
@@ -33,62 +36,6 @@ class IncompleteResponse(ConnectionError):
 
 class PollInterrupted(ConnectionAbortedError):
     """A long poll was ended by :meth:`HttpConnection.interrupt` before its answer began."""
-
-
-#: What a broken exchange raises besides OSError (timeouts and resets are OSError too).
-ResponseParseError = httptools.HttpParserError
-
-
-class Response:
-    """A whole response: status, headers by lower-case name (values decoded as Latin-1, as HTTP defines), body."""
-
-    __slots__ = ("chunks", "complete", "direct_body", "headers", "keep_alive", "parser", "status")
-
-    def __init__(self) -> None:
-        self.status = 0
-        self.headers: dict[str, str] = {}
-        self.chunks: list[bytes] = []
-        self.complete = False
-        self.keep_alive = False
-        self.parser: httptools.HttpResponseParser | None = None
-        #: The body, when it was read into the connection's body buffer (see :meth:`HttpConnection.receive`).
-        self.direct_body: memoryview | None = None
-
-    def __repr__(self) -> str:
-        return f"Response(status={self.status}, headers={self.headers!r}, complete={self.complete})"
-
-    @property
-    def body(self) -> bytes | memoryview:
-        if self.direct_body is not None:
-            return self.direct_body
-        return b"".join(self.chunks)
-
-    def direct_body_length(self) -> int | None:
-        """Once the head is in: the Content-Length of a body large enough to be read directly, else None."""
-        if not self.status or self.complete or "transfer-encoding" in self.headers:
-            return None
-        try:
-            length = int(self.headers.get("content-length", ""))
-        except ValueError:
-            return None
-        return length if length >= DIRECT_BODY_BYTES else None
-
-    # httptools parser callbacks
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
-
-    def on_headers_complete(self) -> None:
-        # asked here: once the message is complete, the parser has already reset for the next one
-        assert self.parser is not None
-        self.status = self.parser.get_status_code()
-        self.keep_alive = self.parser.should_keep_alive()
-
-    def on_body(self, body: bytes) -> None:
-        self.chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        self.complete = True
 
 
 def _timeval(seconds: float) -> bytes:
@@ -206,7 +153,7 @@ class HttpConnection:
     def _receive(self, sock: socket.socket, long_poll: bool, direct_body: bool,
                  wake_fd: int | None = None) -> Response:
         response = Response()
-        response.parser = parser = httptools.HttpResponseParser(response)
+        parser = ResponseParser(response)
         waiting = long_poll
         while not response.complete:
             if waiting and wake_fd is not None:
@@ -220,11 +167,10 @@ class HttpConnection:
             waiting = False
             if not data:
                 raise IncompleteResponse("the Runtime API closed the connection before the response was complete")
-            parser.feed_data(data)
-            if direct_body and (length := response.direct_body_length()) is not None:
+            parser.feed(data)
+            if direct_body and (length := response.direct_body_length(DIRECT_BODY_BYTES)) is not None:
                 response.direct_body = self._read_body(sock, response.chunks, length)
                 response.complete = True
-        response.parser = None
         return response
 
     def _read_body(self, sock: socket.socket, start: list[bytes], length: int) -> memoryview:

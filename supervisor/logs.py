@@ -24,11 +24,14 @@ import stat
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from lambda_supervisor.shared.logline import JSON, json_line, one_line, timestamp
 
 from .config import LOG_LEVELS
+
+TYPE_CHECKING = False  # typing's own costs ~4 ms and ~0.5 MB at each cold start; mypy reads it as typing's
+if TYPE_CHECKING:
+    from typing import Any
 
 LOGGER_NAME = "lambda-supervisor"
 #: loguru's level numbers, so that a level is judged the same whoever writes the line.

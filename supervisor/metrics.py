@@ -16,10 +16,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from . import events
 from .config import Config
+
+TYPE_CHECKING = False  # typing's own costs ~4 ms and ~0.5 MB at each cold start; mypy reads it as typing's
+if TYPE_CHECKING:
+    from typing import Any
 
 COUNT = "Count"
 MILLISECONDS = "Milliseconds"

@@ -22,22 +22,26 @@ total across slots (config.py, memory_budget.py).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from lambda_supervisor.shared.protocol import InitLeftovers
+
+from .frozen import Frozen
 
 #: The share of the function's memory that the supervisor and two initialised processes may take.
 SPARE_MEMORY_SHARE = 0.6
 MiB = 1024 * 1024
 
 
-class AutoChoice(NamedTuple):
+class AutoChoice(Frozen):
     """What ``auto`` makes later workers with: ``fork`` (its template started ahead or at the first fault) or
     ``spare``, and why, in one line."""
 
+    __slots__ = ("reason", "strategy", "template_ahead")
     strategy: str
     template_ahead: bool
     reason: str
+
+    def __init__(self, strategy: str, template_ahead: bool, reason: str) -> None:
+        self._set(strategy=strategy, template_ahead=template_ahead, reason=reason)
 
 
 def _memory_rule(memory_size_mb: int, supervisor_rss_bytes: int, worker_rss_bytes: int) -> tuple[bool, str]:

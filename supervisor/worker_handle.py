@@ -6,58 +6,61 @@ fake worker that returns scripted outcomes, and run the loop without a process.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol
+TYPE_CHECKING = False  # typing's own costs ~4 ms and ~0.5 MB at each cold start; mypy reads it as typing's
 
-from lambda_supervisor.shared.cpu_handoff import CpuHandoff
+if TYPE_CHECKING:  # only mypy reads these classes: their importers import them under TYPE_CHECKING too
+    from collections.abc import Callable, Sequence
+    from typing import Protocol
 
-from .outcome import Outcome
-from .runtime_api import Invocation
+    from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 
-
-class Worker(Protocol):
-    """A ready worker, as the loop uses it."""
-
-    pid: int
-    invocations: int  # events it has been handed
-    started_monotonic: float
-    ready_seconds: float | None  # how long its init took
-    peak_rss_bytes: int
-    last_rss_bytes: int  # as read when it last answered (own_rss_bytes)
-    zombie_children: int  # as counted when it last answered (count_zombie_children)
-    exit_description: str | None  # once it is reaped: its exit status or signal
-
-    def invoke(self, invocation: Invocation, *, soft_timeout_ms: int = 0,
-               shutdown_requested: Callable[[], bool] = ...) -> Outcome: ...
-
-    def has_exited(self) -> bool: ...
-
-    def own_rss_bytes(self) -> int: ...
-
-    def count_zombie_children(self, at_least: int) -> int: ...
-
-    def kill(self) -> None: ...
-
-    def retire(self, grace_s: float) -> None: ...
-
-    def terminate(self, grace_s: float) -> None: ...
+    from .outcome import Outcome
+    from .runtime_api import Invocation
 
 
-class WorkerSource(Protocol):
-    """Where the loop's workers come from: a respawn strategy (respawn.py)."""
+    class Worker(Protocol):
+        """A ready worker, as the loop uses it."""
 
-    strategy: str
-    cpu_handoff: CpuHandoff | None  # what every worker it starts is told; None: no CPU is shared
-    interrupt_fd: int | None  # readable once shutdown is requested: every wait for a starting worker ends
+        pid: int
+        invocations: int  # events it has been handed
+        started_monotonic: float
+        ready_seconds: float | None  # how long its init took
+        peak_rss_bytes: int
+        last_rss_bytes: int  # as read when it last answered (own_rss_bytes)
+        zombie_children: int  # as counted when it last answered (count_zombie_children)
+        exit_description: str | None  # once it is reaped: its exit status or signal
 
-    def start(self) -> Worker: ...
+        def invoke(self, invocation: Invocation, *, soft_timeout_ms: int = 0,
+                   shutdown_requested: Callable[[], bool] = ...) -> Outcome: ...
 
-    def start_many(self, count: int) -> Sequence[Worker]: ...
+        def has_exited(self) -> bool: ...
 
-    def replace(self) -> Worker: ...
+        def own_rss_bytes(self) -> int: ...
 
-    def maintain(self) -> None: ...
+        def count_zombie_children(self, at_least: int) -> int: ...
 
-    def reserves(self) -> Sequence[Worker]: ...
+        def kill(self) -> None: ...
 
-    def close(self, grace_s: float) -> None: ...
+        def retire(self, grace_s: float) -> None: ...
+
+        def terminate(self, grace_s: float) -> None: ...
+
+
+    class WorkerSource(Protocol):
+        """Where the loop's workers come from: a respawn strategy (respawn.py)."""
+
+        strategy: str
+        cpu_handoff: CpuHandoff | None  # what every worker it starts is told; None: no CPU is shared
+        interrupt_fd: int | None  # readable once shutdown is requested: every wait for a starting worker ends
+
+        def start(self) -> Worker: ...
+
+        def start_many(self, count: int) -> Sequence[Worker]: ...
+
+        def replace(self) -> Worker: ...
+
+        def maintain(self) -> None: ...
+
+        def reserves(self) -> Sequence[Worker]: ...
+
+        def close(self, grace_s: float) -> None: ...

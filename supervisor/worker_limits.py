@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .config import Config
 from .frozen import Frozen
+
+TYPE_CHECKING = False  # typing's own costs ~4 ms and ~0.5 MB at each cold start; mypy reads it as typing's
 
 if TYPE_CHECKING:
     from .memory_budget import MemoryBudget

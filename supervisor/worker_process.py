@@ -10,6 +10,7 @@ bounded frame decoder and never trusted further than that.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import select
 import selectors
@@ -18,12 +19,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
 from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.protocol import (
+    READ_BUFFER_BYTES,
     STACK_DUMP_SIGNAL,
     ErrorMessage,
     Frame,
@@ -53,8 +54,11 @@ from .worker_launch import Launched, launch
 from .worker_launch import worker_environment as worker_environment  # where tests and callers know it
 from .worker_limits import WorkerLimits
 
+TYPE_CHECKING = False  # typing's own costs ~4 ms and ~0.5 MB at each cold start; mypy reads it as typing's
+
 if TYPE_CHECKING:
     import subprocess  # only its Popen's type: workers are started by worker_launch.py
+    from typing import Any
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 #: At the timeout, how long a hung worker gets to take the stack dump signal before the post goes out.
@@ -168,6 +172,7 @@ class WorkerProcess:
         self._to_worker = to_worker
         self._from_worker = from_worker
         self._decoder = FrameDecoder(max_payload_bytes=limits.max_frame_payload_bytes)
+        self._read_buffer: mmap.mmap | None = None  # see _read_frames
         self._frames: deque[Frame] = deque()
         self._pidfd = os.pidfd_open(self.pid)
         self._selector = selectors.DefaultSelector()
@@ -417,7 +422,7 @@ class WorkerProcess:
         if self._input_eof:
             return None
         try:
-            frames = self._decoder.read_from(self._from_worker)
+            frames = self._read_frames()
         except BlockingIOError:
             return None
         except FrameError as error:
@@ -501,11 +506,23 @@ class WorkerProcess:
             self._selector.unregister(self._to_worker)
         return rest
 
+    def _read_frames(self) -> list[Frame] | None:
+        """One read from the worker's pipe, decoded (None at end of file): FrameDecoder.read_from, but into an
+        anonymous mapping, whose pages are memory only once a read has reached them. (read_from's zeroed
+        ``bytearray`` is 1 MiB resident per worker from its first read; replies are mostly a few hundred bytes.)"""
+        if self._read_buffer is None:
+            self._read_buffer = mmap.mmap(-1, READ_BUFFER_BYTES)
+        count = os.readv(self._from_worker, [self._read_buffer])
+        if count == 0:
+            return None
+        with memoryview(self._read_buffer) as view:
+            return self._decoder.feed(view[:count])
+
     def _read_available(self) -> None:
         """Read until a whole frame is in or the pipe is empty for now; EOF means the worker closed it or exited."""
         while not self._input_eof and not self._frames:
             try:
-                frames = self._decoder.read_from(self._from_worker)
+                frames = self._read_frames()
             except BlockingIOError:
                 return
             if frames is None:
@@ -671,7 +688,7 @@ class WorkerProcess:
         descendant that kept the pipe open could write for ever."""
         with contextlib.suppress(OSError, FrameError):  # BlockingIOError (nothing more) is an OSError
             for _ in range(LAST_WORDS_READS):
-                frames = self._decoder.read_from(self._from_worker) if not self._input_eof else None
+                frames = self._read_frames() if not self._input_eof else None
                 if frames is None:
                     return
                 self._frames.extend(frames)

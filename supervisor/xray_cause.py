@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from lambda_supervisor.shared.xray import MAX_XRAY_CAUSE_BYTES, XRayCause
+
+TYPE_CHECKING = False  # typing's own costs ~4 ms and ~0.5 MB at each cold start; mypy reads it as typing's
+if TYPE_CHECKING:
+    from typing import Any
 
 XRAY_ERROR_CAUSE_HEADER = "Lambda-Runtime-Function-XRay-Error-Cause"
 
