@@ -162,7 +162,7 @@ class Supervisor(Runtime):
         self.extra_env = dict(extra_env or {})
 
     def command(self) -> list[str]:
-        return [runtime_python(), "-m", "lambda_supervisor.supervisor", "run", self.handler, "--task-root",
+        return [runtime_python(), "-P", "-u", "-m", "lambda_supervisor.supervisor", "run", self.handler, "--task-root",
                 str(TASK_ROOT)]
 
     def environment(self) -> dict[str, str]:

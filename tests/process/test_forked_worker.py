@@ -40,6 +40,21 @@ def _without_hold(argv: list[str]) -> list[str]:
     return [part for part in argv if part != "--hold-fd"]
 
 
+def test_the_supervisor_is_non_dumpable_before_the_forked_worker_runs_user_code(
+        start_runtime: StartRuntime, request: pytest.FixtureRequest) -> None:
+    """It becomes so after the fork (ctypes is imported after it), but before it releases the held worker: the
+    user's init, run as an unprivileged user, cannot read the supervisor's environment."""
+    from test_isolation import _unprivileged_python
+
+    uid, python = _unprivileged_python(request)
+    runtime = start_runtime("probe.handler", task_root=FORKED, run_as=uid, python=python,
+                            command=[python, *BOOTSTRAP[1:]])
+    seen = _probe(runtime)
+    assert _forked_in_place(seen), seen["cmdline"]
+    assert seen["at_init"] == {"parent_environ": "PermissionError", "uid": uid}, seen["at_init"]
+    assert seen["dumpable"] == 1
+
+
 def _forked_in_place(seen: dict[str, Any]) -> bool:
     """/proc/self/cmdline is the one trace of the fork: the argument area is still the bootstrap's."""
     return "lambda_supervisor.supervisor" in seen["cmdline"]

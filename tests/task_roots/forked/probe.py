@@ -9,6 +9,19 @@ import signal
 import stat
 import sys
 
+def _parent_environ():
+    """Whether this worker can read its supervisor's environment (what it holds: the Runtime API address)."""
+    try:
+        with open(f"/proc/{os.getppid()}/environ", "rb") as file:
+            file.read(1)
+        return "read"
+    except OSError as error:
+        return type(error).__name__
+
+
+#: Tried as the user's init runs: the supervisor became non-dumpable after forking its first worker, before it
+#: released it to import this.
+AT_INIT = {"parent_environ": _parent_environ(), "uid": os.getuid()}
 WITHHELD = ("AWS_LAMBDA_RUNTIME_API", "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET")
 PR_GET_DUMPABLE = 3
 
@@ -106,6 +119,7 @@ def report(event, context):
     main = sys.modules["__main__"]
     return {
         "pid": os.getpid(),
+        "at_init": AT_INIT,
         "cmdline": [part.decode() for part in cmdline],
         "os_environ": sorted(name for name in WITHHELD if name in os.environ),
         "posix_environ": sorted(name for name in WITHHELD if name.encode() in os.environb),
