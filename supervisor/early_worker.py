@@ -39,8 +39,6 @@ RESPAWN = "LAMBDA_SUPERVISOR_RESPAWN"
 #: Several slots start their workers otherwise (config.py: the first of these set wins, else one slot).
 CONCURRENCY = ("LAMBDA_SUPERVISOR_CONCURRENCY", "AWS_LAMBDA_MAX_CONCURRENCY")
 SHARE_CPU = "LAMBDA_SUPERVISOR_SHARE_CPU"
-#: "off": the first worker is always exec'd (a fresh interpreter), never this interpreter forked in place.
-FORK_IN_PLACE = "LAMBDA_SUPERVISOR_FORK_IN_PLACE"
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1 << 20
 #: A region's size can neither shrink (a worker could make the supervisor's reads fault) nor grow, nor be unsealed.
@@ -113,10 +111,14 @@ class EarlyWorker:
         self.started_monotonic = started_monotonic
         self._hold_write = hold_write
 
-    def release(self) -> None:
-        """Let it import the user's code."""
-        os.write(self._hold_write, b"g")
+    def release(self) -> bool:
+        """Let it import the user's code; False if it is gone (it died while held: no user code ran)."""
+        try:
+            os.write(self._hold_write, b"g")
+        except BrokenPipeError:
+            return False
         os.close(self._hold_write)
+        return True
 
     def discard(self) -> None:
         """Stop it (it has run no user code) and reap it; closes the supervisor's ends of its pipes."""
@@ -225,8 +227,6 @@ def forks_in_place(environ: Mapping[str, str]) -> bool:
     """Whether a fork of this interpreter is what an exec'd worker would be: started as ``python -P -u -m``, so that
     its flags, ``sys.path`` and standard streams are the worker's, with no relative ``PYTHONPATH`` entry (resolved
     against another directory than the worker's)."""
-    if os.environ.get(FORK_IN_PLACE, "on") != "on":
-        return False
     options = sys.orig_argv[1:sys.orig_argv.index("-m")] if "-m" in sys.orig_argv else None
     if options is None or sorted(options) not in (["-P", "-u"], ["-Pu"], ["-uP"]):
         return False

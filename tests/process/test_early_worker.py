@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TASK_ROOTS, StartRuntime
+from conftest import TASK_ROOTS, StartRuntime, wait_for
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.supervisor.config import Config
 from lambda_supervisor.supervisor.early_worker import environment_updates, expected_environment, region_size
@@ -120,3 +120,27 @@ def test_the_early_first_worker_takes_large_payloads_through_its_region(start_ru
     assert "started early" in _first_worker_line(runtime.log())
     touched = runtime.invoke({"pad": "x" * (2 * MiB)}).json()
     assert touched["rss_kb"] is not None and touched["rss_kb"] >= 2 * MiB // 1024, "a 2 MiB event crossed the region"
+
+
+def test_a_held_worker_that_died_is_discarded_not_released(tmp_path: Path) -> None:
+    """Its hold pipe has no reader: the claim gives it up (the supervisor then starts one the ordinary way) instead
+    of dying of the broken pipe."""
+    import os
+    import signal
+
+    from lambda_supervisor.shared.prctl import set_child_subreaper, set_dumpable
+    from lambda_supervisor.supervisor import early_worker
+    from lambda_supervisor.supervisor.worker_launch import claim
+
+    environ = {**LAMBDA_ENVIRONMENT, "LAMBDA_TASK_ROOT": str(tmp_path), "LAMBDA_SUPERVISOR_SHARE_CPU": "off"}
+    try:
+        early_worker.start(["app.handler"], environ)
+    finally:  # it made this process a non-dumpable subreaper, as it does the supervisor
+        set_dumpable(True)
+        set_child_subreaper(False)
+    early = early_worker.take()
+    assert early is not None
+    os.kill(early.pid, signal.SIGKILL)
+    wait_for(lambda: os.waitid(os.P_PID, early.pid, os.WEXITED | os.WNOWAIT), what="the held worker's death")
+    assert claim(early, Config.load(environ), environ, None) is None
+    assert not os.path.exists(f"/proc/{early.pid}"), "discarded: reaped"
