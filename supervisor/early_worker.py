@@ -1,13 +1,15 @@
 """The first worker, started from the bootstrap's very first lines, before the supervisor imports the rest of itself.
 
-Two interpreters start on a cold start, and only the worker's is on the way to the first response: so the worker is
-launched before the configuration is even parsed (that parse and the rest of the supervisor's imports then overlap
-the worker's start). Only ``os``, ``sys``, ``fcntl`` and ``prctl`` are needed here: the worker's environment (and the
-size of its shared-memory region) is worked out from the raw variables and their defaults, and the worker is *held*
-before it imports the user's code, until the supervisor has loaded its configuration and checked that the worker got
-exactly what :func:`.worker_launch.launch` would have given it. Otherwise (a value to normalise, a configuration
-error) the held worker is stopped before any user code ran, and the supervisor starts the first worker the ordinary
-way.
+The worker is launched before the configuration is even parsed (that parse and the rest of the supervisor's imports
+then overlap the worker's start). When the bootstrap's interpreter was started with the worker's own flags
+(``python -P -u -m``), the first worker is this interpreter forked, without exec: one interpreter start less on the
+way to the first response and in the CPU it costs (the child erases what it must not keep: worker/forked_start.py).
+Otherwise it is fork+exec'd, as every later worker is. Only ``os``, ``sys`` and ``fcntl`` are needed before the
+fork: the worker's environment (and the size of its shared-memory region) is worked out from the raw variables and
+their defaults, and the worker is *held* before it imports the user's code, until the supervisor has loaded its
+configuration and checked that the worker got exactly what :func:`.worker_launch.launch` would have given it.
+Otherwise (a value to normalise, a configuration error) the held worker is stopped before any user code ran, and the
+supervisor starts the first worker the ordinary way.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ BYTES_DATA_OFFSET = bytes.__basicsize__ - 1
 #: Fields 50 and 51 of /proc/self/stat (proc(5)), counted after the command name's closing parenthesis.
 ENV_START_FIELD, ENV_END_FIELD = 50 - 3, 51 - 3
 SUPERVISOR_PACKAGE = "lambda_supervisor.supervisor"
+#: Imported before the fork for the supervisor alone (early_worker.py: fcntl), and this module: an exec'd worker has
+#: neither (tests/process/test_forked_worker.py compares the two workers' modules).
+LEFTOVERS = ("fcntl", __name__)
 
 
 class CannotClean(Exception):
@@ -82,11 +85,11 @@ def erase_variables(names: tuple[str, ...]) -> None:
 def _forget_the_supervisor() -> None:
     """Drop the supervisor's modules (the worker never imports them) and give ``-m`` a fresh ``__main__``."""
     ours = [name for name in sys.modules if name == SUPERVISOR_PACKAGE or name.startswith(SUPERVISOR_PACKAGE + ".")]
-    for name in ours:
-        del sys.modules[name]
-    package = sys.modules.get("lambda_supervisor")
-    if package is not None and hasattr(package, "supervisor"):
-        delattr(package, "supervisor")
+    for name in [*ours, *LEFTOVERS]:
+        sys.modules.pop(name, None)
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules and hasattr(sys.modules[parent], child):
+            delattr(sys.modules[parent], child)
     main = type(sys)("__main__")
     main.__dict__.update(__builtins__=sys.modules["builtins"], __annotations__={})
     sys.modules["__main__"] = main

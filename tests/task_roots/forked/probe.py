@@ -135,6 +135,7 @@ def report(event, context):
         "flags": list(sys.flags),
         "main": [getattr(main.__spec__, "name", None), getattr(main, "__file__", None),
                  sorted(name for name in vars(main) if name.startswith("__"))],
+        "modules": sorted(sys.modules),
         "supervisor_modules": sorted(name for name in sys.modules if name.startswith("lambda_supervisor.supervisor")),
         "spawn": _spawn_report(),
         "signals": _signals(),
