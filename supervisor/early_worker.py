@@ -227,12 +227,13 @@ def start(arguments: list[str], environ: Mapping[str, str], startup_path: list[s
 
 def forks_in_place(environ: Mapping[str, str]) -> bool:
     """Whether a fork of this interpreter is what an exec'd worker would be: started as ``python -P -u -m``, so that
-    its flags, ``sys.path`` and standard streams are the worker's, with no relative ``PYTHONPATH`` entry (resolved
-    against another directory than the worker's)."""
+    its flags, ``sys.path`` and standard streams are the worker's, with no relative or empty ``PYTHONPATH`` entry
+    (resolved against another directory than the worker's)."""
     options = sys.orig_argv[1:sys.orig_argv.index("-m")] if "-m" in sys.orig_argv else None
     if options is None or sorted(options) not in (["-P", "-u"], ["-Pu"], ["-uP"]):
         return False
-    return all(os.path.isabs(entry) for entry in environ.get("PYTHONPATH", "").split(os.pathsep) if entry)
+    entries = environ.get("PYTHONPATH") or ""
+    return not entries or all(os.path.isabs(entry) for entry in entries.split(os.pathsep))
 
 
 def _spawn(environ: Mapping[str, str], updates: dict[str, str], cpu_handoff: str | None,

@@ -90,10 +90,14 @@ def test_the_forked_first_worker_is_what_an_execd_worker_is(start_runtime: Start
     assert forked["dumpable"] == 1 and forked["threads"] == 1 and forked["supervisor_modules"] == []
 
 
-@pytest.mark.parametrize("command", [[sys.executable, "-P", "-m", "lambda_supervisor.supervisor", "run"]],
-                         ids=["without -u"])
-def test_a_bootstrap_started_otherwise_execs_its_first_worker(start_runtime: StartRuntime,
-                                                              command: list[str]) -> None:
-    runtime = start_runtime("probe.handler", task_root=FORKED, command=command)
+@pytest.mark.parametrize(("command", "env"), [
+    ([sys.executable, "-P", "-m", "lambda_supervisor.supervisor", "run"], {}),
+    ([sys.executable, "-u", "-m", "lambda_supervisor.supervisor", "run"], {}),
+    (BOOTSTRAP, {"PYTHONPATH": "relative-to-the-working-directory"}),
+], ids=["without -u", "without -P", "relative PYTHONPATH"])
+def test_a_bootstrap_started_otherwise_execs_its_first_worker(start_runtime: StartRuntime, command: list[str],
+                                                              env: dict[str, str]) -> None:
+    """A fork of it would not be what the worker's own interpreter is (its flags, or its sys.path)."""
+    runtime = start_runtime("probe.handler", task_root=FORKED, command=command, env=env)
     seen = _probe(runtime)
     assert not _forked_in_place(seen) and seen["memory"][:1] == [0]
