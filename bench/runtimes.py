@@ -24,8 +24,6 @@ LOG_DIR = BENCH_DIR / "results" / "logs"
 STRATEGIES = ("fresh", "spare", "fork")
 RESPAWN_VARIABLE = "LAMBDA_SUPERVISOR_RESPAWN"
 CONFIG_ERROR_EXIT = 3
-#: How docker/bootstrap and the layer start the supervisor (-P -c this): its __main__ imported, without runpy.
-BOOTSTRAP_ENTRY = "import lambda_supervisor.supervisor.__main__"
 
 _started: list[subprocess.Popen[bytes]] = []
 _started_lock = threading.Lock()
@@ -164,7 +162,7 @@ class Supervisor(Runtime):
         self.extra_env = dict(extra_env or {})
 
     def command(self) -> list[str]:
-        return [runtime_python(), "-P", "-c", BOOTSTRAP_ENTRY, "run", self.handler, "--task-root",
+        return [runtime_python(), "-P", "-u", "-m", "lambda_supervisor.supervisor", "run", self.handler, "--task-root",
                 str(TASK_ROOT)]
 
     def environment(self) -> dict[str, str]:

@@ -29,8 +29,9 @@ def start_runtime(emulator: RuntimeApiEmulator, handler: str, task_root: Path,
     env.setdefault("LAMBDA_SUPERVISOR_METRICS", "off")
     env["AWS_LAMBDA_RUNTIME_API"] = emulator.address
     env.setdefault("AWS_LAMBDA_FUNCTION_NAME", emulator.function_name)
-    # -P: the working directory (often the task root) must not shadow the supervisor's own imports
-    command = [sys.executable, "-P", "-m", "lambda_supervisor.supervisor", "run", handler, "--task-root",
+    # -P: the working directory (often the task root) must not shadow the supervisor's own imports; -P -u as the
+    # bootstraps: the worker's own flags, so that the first worker is this interpreter forked (early_worker.py)
+    command = [sys.executable, "-P", "-u", "-m", "lambda_supervisor.supervisor", "run", handler, "--task-root",
                str(task_root)]
     return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=output,
                             stderr=subprocess.STDOUT if output is not None else None)

@@ -1,13 +1,15 @@
 """The first worker, started from the bootstrap's very first lines, before the supervisor imports the rest of itself.
 
-Two interpreters start on a cold start, and only the worker's is on the way to the first response: so the worker is
-launched before the configuration is even parsed (that parse and the rest of the supervisor's imports then overlap
-the worker's start). Only ``os``, ``sys``, ``fcntl`` and ``prctl`` are needed here: the worker's environment (and the
-size of its shared-memory region) is worked out from the raw variables and their defaults, and the worker is *held*
-before it imports the user's code, until the supervisor has loaded its configuration and checked that the worker got
-exactly what :func:`.worker_launch.launch` would have given it. Otherwise (a value to normalise, a configuration
-error) the held worker is stopped before any user code ran, and the supervisor starts the first worker the ordinary
-way.
+The worker is launched before the configuration is even parsed (that parse and the rest of the supervisor's imports
+then overlap the worker's start). When the bootstrap's interpreter was started with the worker's own flags
+(``python -P -u -m``), the first worker is this interpreter forked, without exec: one interpreter start less on the
+way to the first response and in the CPU it costs (the child erases what it must not keep: worker/forked_start.py).
+Otherwise it is fork+exec'd, as every later worker is. Only ``os``, ``sys`` and ``fcntl`` are needed before the
+fork: the worker's environment (and the size of its shared-memory region) is worked out from the raw variables and
+their defaults, and the worker is *held* before it imports the user's code, until the supervisor has loaded its
+configuration and checked that the worker got exactly what :func:`.worker_launch.launch` would have given it.
+Otherwise (a value to normalise, a configuration error) the held worker is stopped before any user code ran, and the
+supervisor starts the first worker the ordinary way.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import time
 from collections.abc import Mapping  # not typing's TYPE_CHECKING: importing typing costs more than the rest here
 
 from lambda_supervisor.shared import worker_env
-from lambda_supervisor.shared.prctl import set_child_subreaper, set_dumpable
 
 WORKER_MODULE = "lambda_supervisor.worker"
 #: Used where a variable is unset or empty: the defaults of supervisor/config.py (a test keeps them equal).
@@ -112,10 +113,14 @@ class EarlyWorker:
         self.started_monotonic = started_monotonic
         self._hold_write = hold_write
 
-    def release(self) -> None:
-        """Let it import the user's code."""
-        os.write(self._hold_write, b"g")
+    def release(self) -> bool:
+        """Let it import the user's code; False if it is gone (it died while held: no user code ran)."""
+        try:
+            os.write(self._hold_write, b"g")
+        except BrokenPipeError:
+            return False
         os.close(self._hold_write)
+        return True
 
     def discard(self) -> None:
         """Stop it (it has run no user code) and reap it; closes the supervisor's ends of its pipes."""
@@ -136,20 +141,27 @@ def _value(environ: Mapping[str, str], defaults: Mapping[str, str], variable: st
     return environ.get(variable) or defaults.get(variable) or DEFAULTS.get(variable)
 
 
-def expected_environment(environ: Mapping[str, str], defaults: Mapping[str, str]) -> dict[str, str] | None:
-    """The worker's environment as the configuration will resolve it, if it can be told without parsing any value
-    (the claim checks it against the real one); None when there is no handler."""
+def environment_updates(environ: Mapping[str, str], defaults: Mapping[str, str]) -> dict[str, str] | None:
+    """The worker's settings as the configuration will resolve them, if that can be told without parsing any value
+    (the claim checks them); None when there is no handler. Reads no withheld variable's value."""
     handler = _value(environ, defaults, worker_env.HANDLER)
     if handler is None or not handler.strip():
         return None
-    # as worker_launch.py: the log stream socket of Managed Instances only goes to the workers of several slots
-    withheld = (worker_env.RUNTIME_API, worker_env.LOG_SOCKET) if _one_slot(environ) else (worker_env.RUNTIME_API,)
-    env = {name: value for name, value in environ.items() if name not in withheld}
-    for variable in DEFAULTS:
-        env[variable] = _value(environ, defaults, variable) or ""
-    env[worker_env.HANDLER] = handler.strip()
-    env[worker_env.TASK_ROOT] = os.path.realpath(env[worker_env.TASK_ROOT])
-    return env
+    updates = {variable: _value(environ, defaults, variable) or "" for variable in DEFAULTS}
+    updates[worker_env.HANDLER] = handler.strip()
+    updates[worker_env.TASK_ROOT] = os.path.realpath(updates[worker_env.TASK_ROOT])
+    return updates
+
+
+def withheld_variables(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """As worker_launch.py: the log stream socket of Managed Instances only goes to the workers of several slots."""
+    return (worker_env.RUNTIME_API, worker_env.LOG_SOCKET) if _one_slot(environ) else (worker_env.RUNTIME_API,)
+
+
+def expected_environment(environ: Mapping[str, str], updates: Mapping[str, str]) -> dict[str, str]:
+    """The worker's whole environment: ``environ`` without the withheld variables, with ``updates``."""
+    withheld = withheld_variables(environ)
+    return {**{name: value for name, value in environ.items() if name not in withheld}, **updates}
 
 
 def _cpu_handoff() -> str | None:
@@ -183,48 +195,111 @@ def _one_slot(environ: Mapping[str, str]) -> bool:
     return True
 
 
-def start(arguments: list[str], environ: Mapping[str, str]) -> None:
+def start(arguments: list[str], environ: Mapping[str, str], startup_path: list[str] | None = None) -> bool:
     """For the bootstrap (``run``) with a strategy that starts with a plain worker (not ``auto`` with several
-    slots: they start from a template): become non-dumpable (before any worker exists), then start the first
-    worker, held."""
+    slots: they start from a template): start the first worker, held, then become non-dumpable and a subreaper (the
+    held worker runs no user code before the supervisor releases it). With ``startup_path`` (``sys.path`` as the
+    interpreter set it), and when this interpreter was started as a worker's would be, the worker is this process
+    forked without exec: True in that child, which must then call :func:`become_worker`."""
     global _started
     defaults = bootstrap_defaults(arguments)
     share_cpu = environ.get(SHARE_CPU) or "on"
     respawn = environ.get(RESPAWN) or "auto"
     if (defaults is None or respawn not in ("auto", "fresh", "spare") or share_cpu not in ("on", "off")
             or (respawn == "auto" and not _one_slot(environ))):
-        return
-    set_dumpable(False)  # what run_bootstrap does first of all, and before any worker can look at us
-    environment = expected_environment(environ, defaults)
-    if environment is None or not os.path.isdir(environment[worker_env.TASK_ROOT]):
-        return
+        return False
+    # Nothing here reads a withheld variable's value (os.environ decodes a value only when it is read): a forked
+    # worker then holds no decoded copy of the Runtime API address to erase.
+    updates = environment_updates(environ, defaults)
+    if updates is None or not os.path.isdir(updates[worker_env.TASK_ROOT]):
+        return False
+    cpu_handoff = _cpu_handoff() if share_cpu == "on" else None
+    in_place = startup_path is not None and forks_in_place(environ)
+    _started = _spawn(environ, updates, cpu_handoff, startup_path if in_place else None)
+    if _started is None:
+        return True  # the child
+    from lambda_supervisor.shared.prctl import set_child_subreaper, set_dumpable  # ctypes: after the fork
+
+    set_dumpable(False)  # what run_bootstrap does first of all; before the worker is released
     set_child_subreaper(True)  # as the loop would before its first worker (it checks, and says so if it fails)
-    _started = _spawn(environment, _cpu_handoff() if share_cpu == "on" else None)
+    return False
 
 
-def _spawn(environment: dict[str, str], cpu_handoff: str | None) -> EarlyWorker:
-    """fork and exec: no thread exists yet, and ``subprocess`` would be the largest import on this path."""
+def forks_in_place(environ: Mapping[str, str]) -> bool:
+    """Whether a fork of this interpreter is what an exec'd worker would be: started as ``python -P -u -m``, so that
+    its flags, ``sys.path`` and standard streams are the worker's, with no relative or empty ``PYTHONPATH`` entry
+    (resolved against another directory than the worker's)."""
+    options = sys.orig_argv[1:sys.orig_argv.index("-m")] if "-m" in sys.orig_argv else None
+    if options is None or sorted(options) not in (["-P", "-u"], ["-Pu"], ["-uP"]):
+        return False
+    entries = environ.get("PYTHONPATH") or ""
+    return not entries or all(os.path.isabs(entry) for entry in entries.split(os.pathsep))
+
+
+def _spawn(environ: Mapping[str, str], updates: dict[str, str], cpu_handoff: str | None,
+           in_place_path: list[str] | None) -> EarlyWorker | None:
+    """fork, then exec (no thread exists yet, and ``subprocess`` would be the largest import on this path), or with
+    ``in_place_path`` go on as the worker in this interpreter: None in that child."""
     (to_read, to_write), (from_read, from_write) = make_pipes()
     hold_read, hold_write = os.pipe()
-    size = region_size(environment)
+    size = region_size(updates)
     region_fd = make_region_fd(size) if size is not None else None
     command = worker_command(to_read, from_write, cpu_handoff, region_fd, hold_read)
     inherited = (to_read, from_write, hold_read) if region_fd is None else (to_read, from_write, hold_read, region_fd)
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:  # pragma: no cover (the child)
-        try:
-            os.setsid()
-            os.chdir(environment[worker_env.TASK_ROOT])
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
-            _keep_only(inherited)
-            os.execve(sys.executable, command, environment)
-        finally:
-            os._exit(127)
+        _prepare_child(updates[worker_env.TASK_ROOT], inherited)
+        if in_place_path is not None:
+            global _child
+            _child = (command, in_place_path, withheld_variables(environ), updates)
+            return None
+        _exec(command, expected_environment(environ, updates))
     for fd in (to_read, from_write, hold_read):
         os.close(fd)
+    environment = expected_environment(environ, updates)
     return EarlyWorker(pid, to_write, from_read, hold_write, region_fd, environment, cpu_handoff, started)
+
+
+def _prepare_child(task_root: str, inherited: tuple[int, ...]) -> None:  # pragma: no cover (the child)
+    """Its own session, the task root as its directory, /dev/null as stdin, only ``inherited`` beyond stdio."""
+    try:
+        os.setsid()
+        os.chdir(task_root)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        _keep_only(inherited)
+    except BaseException:
+        os._exit(127)
+
+
+def _exec(command: list[str], environment: dict[str, str]) -> None:  # pragma: no cover (the child)
+    try:
+        os.execve(sys.executable, command, environment)
+    finally:
+        os._exit(127)
+
+
+_child: tuple[list[str], list[str], tuple[str, ...], dict[str, str]] | None = None
+
+
+def become_worker() -> None:  # pragma: no cover (the child)
+    """In the child :func:`start` forked in place: erase what the worker must not have, then run it as ``-m``
+    would (raises SystemExit with its status). If the erasing fails, exec the worker instead."""
+    assert _child is not None
+    command, path, withheld, updates = _child
+    # This process is becoming the worker: the one place the supervisor's code calls into the worker's.
+    from lambda_supervisor.worker.forked_start import CannotClean, erase_variables
+    from lambda_supervisor.worker.forked_start import become_worker as run
+
+    try:
+        erase_variables(withheld)
+    except CannotClean:
+        _exec(command, expected_environment(os.environ, updates))
+    for name, value in updates.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
+    run(command, path)
 
 
 def _keep_only(shared: tuple[int, ...]) -> None:

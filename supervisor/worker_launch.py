@@ -123,7 +123,11 @@ def claim(early: EarlyWorker, config: Config, environ: Mapping[str, str],
     except (OSError, ValueError):  # the worker would put large results where we could not read them
         early.discard()
         return None
-    early.release()
+    if not early.release():  # it died while held: one started the ordinary way inits instead
+        if region is not None:
+            region.close()
+        early.discard()
+        return None
     return Launched(early.pid, None, early.to_write, early.from_read, early.started_monotonic, region)
 
 

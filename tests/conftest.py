@@ -191,8 +191,10 @@ def start_runtime(tmp_path: Path) -> Iterator[StartRuntime]:
         environment.update(env or {})
         log_path = tmp_path / f"runtime-{len(started)}.log"
         log_file = log_path.open("wb")
+        # -P -u: as the bootstraps start it (then the first worker is the bootstrap's interpreter, forked)
+        bootstrap = [python, "-P", "-u", "-m", "lambda_supervisor.supervisor", "run"]
         runtime = Runtime(emulator, None, log_path, log_file,  # type: ignore[arg-type]
-                          command or [python, "-m", "lambda_supervisor.supervisor", "run"], environment, cwd, run_as)
+                          command or bootstrap, environment, cwd, run_as)
         runtime.launch()
         emulator.on_timeout = runtime.reset  # a timeout the runtime did not answer in time resets it, as on Lambda
         started.append(runtime)

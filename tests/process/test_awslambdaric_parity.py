@@ -120,7 +120,7 @@ class Run:
 def _command(runtime: str) -> list[str]:
     if runtime == "awslambdaric":
         return [sys.executable, "-m", "awslambdaric", "parity.handler"]
-    return [sys.executable, "-m", "lambda_supervisor.supervisor", "run"]
+    return [sys.executable, "-P", "-u", "-m", "lambda_supervisor.supervisor", "run"]  # as the bootstraps start it
 
 
 def _run(runtime: str, emulator: RuntimeApiEmulator, log_format: str, log_path: Path,

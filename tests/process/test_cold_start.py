@@ -40,8 +40,7 @@ SOURCE = Path(__file__).resolve().parents[2]
 BEFORE_THE_FIRST_WORKER = {
     "lambda_supervisor", "lambda_supervisor.supervisor", "lambda_supervisor.supervisor.import_path",
     "lambda_supervisor.supervisor.early_worker", "lambda_supervisor.shared", "lambda_supervisor.shared.worker_env",
-    "lambda_supervisor.shared.prctl", "ctypes", "_ctypes", "ctypes._endian", "struct", "_struct", "fcntl",
-    "collections.abc", "__future__",
+    "fcntl", "collections.abc", "__future__",
 }
 #: Our own modules in a worker serving a plain (sync) handler: a new one is a decision, not an accident.
 WORKER_MODULES = {"lambda_supervisor", "lambda_supervisor.shared", "lambda_supervisor.worker"} | {

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TASK_ROOTS, StartRuntime
+from conftest import TASK_ROOTS, StartRuntime, wait_for
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.supervisor.config import Config
-from lambda_supervisor.supervisor.early_worker import expected_environment, region_size
+from lambda_supervisor.supervisor.early_worker import environment_updates, expected_environment, region_size
 from lambda_supervisor.supervisor.exit_codes import ExitCode
 from lambda_supervisor.supervisor.worker_launch import worker_environment
 
@@ -25,6 +25,13 @@ LAMBDA_ENVIRONMENT = {
 }
 
 
+def _early(environ: dict[str, str], defaults: dict[str, str]) -> dict[str, str]:
+    """The worker's environment as early_worker.py works it out before the configuration is loaded."""
+    updates = environment_updates(environ, defaults)
+    assert updates is not None
+    return expected_environment(environ, updates)
+
+
 @pytest.mark.parametrize("environ", [
     LAMBDA_ENVIRONMENT,
     {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001", "_HANDLER": "app.handler"},  # every default
@@ -35,14 +42,14 @@ LAMBDA_ENVIRONMENT = {
 ], ids=["lambda", "defaults", "set-and-empty", "log-socket-one-slot", "log-socket-slots"])
 def test_the_environment_worked_out_early_is_the_configured_one(tmp_path: Path, environ: dict[str, str]) -> None:
     environ = {**environ, "LAMBDA_TASK_ROOT": str(tmp_path)}
-    assert expected_environment(environ, {}) == worker_environment(Config.load(environ), environ)
+    assert _early(environ, {}) == worker_environment(Config.load(environ), environ)
 
 
 @pytest.mark.parametrize("max_response", ["", "1000", str(6 * MiB), str(20 * MiB)])
 def test_the_early_workers_region_is_the_size_the_configuration_gives(tmp_path: Path, max_response: str) -> None:
     environ = {**LAMBDA_ENVIRONMENT, "LAMBDA_TASK_ROOT": str(tmp_path),
                "LAMBDA_SUPERVISOR_MAX_RESPONSE_BYTES": max_response}
-    early = expected_environment(environ, {})
+    early = environment_updates(environ, {})
     assert early is not None
     assert region_size(early) == Config.load(environ).max_frame_payload_bytes
 
@@ -50,7 +57,7 @@ def test_the_early_workers_region_is_the_size_the_configuration_gives(tmp_path: 
 def test_flags_count_as_for_the_configuration(tmp_path: Path) -> None:
     environ = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001"}
     flags = {"_HANDLER": " app.handler ", "LAMBDA_TASK_ROOT": str(tmp_path)}
-    assert expected_environment(environ, flags) == worker_environment(Config.load(environ, flags), environ)
+    assert _early(environ, flags) == worker_environment(Config.load(environ, flags), environ)
 
 
 def _first_worker_line(log: str) -> str:
@@ -113,3 +120,27 @@ def test_the_early_first_worker_takes_large_payloads_through_its_region(start_ru
     assert "started early" in _first_worker_line(runtime.log())
     touched = runtime.invoke({"pad": "x" * (2 * MiB)}).json()
     assert touched["rss_kb"] is not None and touched["rss_kb"] >= 2 * MiB // 1024, "a 2 MiB event crossed the region"
+
+
+def test_a_held_worker_that_died_is_discarded_not_released(tmp_path: Path) -> None:
+    """Its hold pipe has no reader: the claim gives it up (the supervisor then starts one the ordinary way) instead
+    of dying of the broken pipe."""
+    import os
+    import signal
+
+    from lambda_supervisor.shared.prctl import set_child_subreaper, set_dumpable
+    from lambda_supervisor.supervisor import early_worker
+    from lambda_supervisor.supervisor.worker_launch import claim
+
+    environ = {**LAMBDA_ENVIRONMENT, "LAMBDA_TASK_ROOT": str(tmp_path), "LAMBDA_SUPERVISOR_SHARE_CPU": "off"}
+    try:
+        early_worker.start(["app.handler"], environ)
+    finally:  # it made this process a non-dumpable subreaper, as it does the supervisor
+        set_dumpable(True)
+        set_child_subreaper(False)
+    early = early_worker.take()
+    assert early is not None
+    os.kill(early.pid, signal.SIGKILL)
+    wait_for(lambda: os.waitid(os.P_PID, early.pid, os.WEXITED | os.WNOWAIT), what="the held worker's death")
+    assert claim(early, Config.load(environ), environ, None) is None
+    assert not os.path.exists(f"/proc/{early.pid}"), "discarded: reaped"

@@ -131,8 +131,7 @@ def test_the_layer_runs_the_supervisor_in_place_of_the_managed_runtime(
         try:
             emulator.wait_next_polled(1, timeout=60)
             command = psutil.Process(process.pid).cmdline()
-            entry = "import lambda_supervisor.supervisor.__main__"  # not -m: no runpy on the cold start
-            assert command == [str(MANAGED_PYTHON), "-P", "-c", entry, "run"], command
+            assert command == [str(MANAGED_PYTHON), "-P", "-u", "-m", "lambda_supervisor.supervisor", "run"], command
             first = emulator.invoke({}, wait=30).json()
             assert first["worker_from"].startswith(layer_python), first
             assert first["pythonpath"] == expected_path
