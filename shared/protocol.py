@@ -22,11 +22,16 @@ import os
 import signal
 import struct
 from enum import StrEnum
-from typing import Any, NamedTuple
 
 from .errors import error_object
 from .worker_env import LAMBDA_RESPONSE_LIMIT_BYTES as LAMBDA_RESPONSE_LIMIT_BYTES  # where it was defined first
 from .worker_env import frame_payload_limit
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from .named_tuple import NamedTuple
 
 MAGIC = b"LSF1"
 #: Sent by the supervisor to a worker it is about to kill at the deadline: the worker dumps its threads' stacks.

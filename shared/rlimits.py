@@ -16,7 +16,12 @@ from __future__ import annotations
 import math
 import os
 import resource
-from typing import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from .named_tuple import NamedTuple
 
 #: The limits that may be set, by the name used in the setting.
 NAMES: dict[str, int] = {

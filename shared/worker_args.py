@@ -8,12 +8,14 @@ pays for every import.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
-
 from .cpu_handoff import CpuHandoff
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import NamedTuple
+else:
+    from .named_tuple import NamedTuple
 
 IN_FD = "--in-fd"
 OUT_FD = "--out-fd"

@@ -20,7 +20,6 @@ import json
 import os
 from collections.abc import Callable
 from types import CoroutineType
-from typing import Any
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
 from lambda_supervisor.shared.payload_region import PayloadRegion
@@ -31,12 +30,18 @@ from .async_runner import AsyncRunner, is_async_handler
 from .context import ContextUnmarshalError, FunctionInfo, LambdaContext
 from .error_report import describe_handler_exception, validation_cause
 from .event_source import HTTP_SOURCES, EventSource, classify
-from .handler_loader import Handler
 from .http import HTTPError, HTTPResponse
 from .http_shaping import http_error_response, internal_error_response, render, shape_result
 from .registration import HandlerOptions
 from .request_body import decode_base64_body
-from .serialisers import Deserialiser, Serialiser, marshal_result, to_json
+from .serialisers import marshal_result, to_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .handler_loader import Handler
+    from .serialisers import Deserialiser, Serialiser
 
 TRACE_ID_VARIABLE = "_X_AMZN_TRACE_ID"
 #: An error object is cut down to this size so that it always fits in a frame the supervisor accepts.

@@ -15,7 +15,16 @@ import json
 import logging
 import time
 import traceback
-from typing import Any, Protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class Invocation(Protocol):
+        """What the filter reads: the invocation in progress, if any."""
+
+        request_id: str | None
+        tenant_id: str | None
 
 TEXT_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
 TEXT_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
@@ -27,13 +36,6 @@ _NOT_EXTRA = frozenset({
     "processName", "process", "aws_request_id", "tenant_id",
 })
 _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
-
-
-class Invocation(Protocol):
-    """What the filter reads: the invocation in progress, if any."""
-
-    request_id: str | None
-    tenant_id: str | None
 
 
 class RequestIdFilter(logging.Filter):

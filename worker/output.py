@@ -25,13 +25,16 @@ import select
 import sys
 import time
 import traceback
-from typing import Any
 
 from lambda_supervisor.shared.logline import JSON, json_line, one_line, text_line
 from lambda_supervisor.shared.protocol import STACK_DUMP_SIGNAL
 
 from .error_log import error_log_line
 from .log_records import JsonRecordFormatter, RequestIdFilter, text_formatter
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Lambda's application log levels, as ``logging`` levels (as awslambdaric maps them: TRACE is DEBUG).
 LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,

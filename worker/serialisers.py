@@ -17,14 +17,17 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
 
 import simplejson
 
 from lambda_supervisor.shared.protocol import BYTES_CONTENT_TYPE, JSON_CONTENT_TYPE
 
-Serialiser = Callable[[Any], Any]  # returns str or bytes (checked per invocation: user code may not keep promises)
-Deserialiser = Callable[[str], Any]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Serialiser = Callable[[Any], Any]  # returns str or bytes (checked per invocation: user code may not keep promises)
+    Deserialiser = Callable[[str], Any]
 #: The short name accepted in the environment variables for :func:`identity`.
 IDENTITY_NAME = "identity"
 
