@@ -1,10 +1,9 @@
 """The worker's entry point: set the process up, then init the user's code and serve (serving.py), or run as the
 fork template (template.py).
 
-Started by the supervisor as ``python -P -u -m lambda_supervisor.worker --in-fd N --out-fd M --parent-pid P``
-(shared/worker_args.py): ``-P`` keeps the working directory off ``sys.path`` (the task root is put first explicitly
-instead) and ``-u`` makes ``print`` reach the log at once, so that nothing a handler printed is lost if it crashes
-right after.
+Started by the supervisor with shared/worker_args.py's ``WORKER_COMMAND`` (through worker/start.py): ``-P`` keeps
+the working directory off ``sys.path`` (the task root is put first explicitly instead) and ``-u`` makes ``print``
+reach the log at once, so that nothing a handler printed is lost if it crashes right after.
 """
 
 from __future__ import annotations
