@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 
 import pytest
 
@@ -29,3 +31,36 @@ def test_the_users_code_sees_the_workers_main_as_before(start_runtime: StartRunt
     assert seen["argv0"].endswith(os.path.join("worker", "__main__.py")), seen
     assert os.path.isfile(seen["argv0"])
     assert seen["main_name"] == "__main__" and seen["main_file"] is None
+
+
+@pytest.mark.parametrize("log_format", ["Text", "JSON"])
+def test_logging_and_traceback_are_set_up_when_the_users_init_imports_them(start_runtime: StartRuntime,
+                                                                          log_format: str) -> None:
+    """The worker imports neither before the user's code (worker/on_import.py), yet the init's first log record is
+    already written in Lambda's layout by the runtime's handler, as under awslambdaric."""
+    runtime = start_runtime("logs_at_init.handler", task_root=ENTRY, env={"AWS_LAMBDA_LOG_FORMAT": log_format})
+    record = runtime.invoke({})
+    assert record.outcome_kind == "response", record.describe() + runtime.log()
+    seen = record.json()
+    assert seen["was_imported"] == {"logging": False, "traceback": False}
+    assert seen["print_exception"] == "lambda_supervisor.worker.output"
+    assert seen["root_handlers"] == ["LambdaLogHandler"]
+    log = runtime.log()
+    assert "WARNING:root:init warning" not in log, "basicConfig ran: the root logger had no handler"
+    if log_format == "Text":
+        assert re.search(r"^\[WARNING\]\t\S+Z\t\tinit warning$", log, re.MULTILINE), log
+        assert re.search(rf"^\[ERROR\]\t\S+Z\t{record.request_id}\thandler error 7$", log, re.MULTILINE), log
+    else:
+        lines = [json.loads(line) for line in log.splitlines() if line.startswith('{"timestamp"')]
+        assert any({"level": "WARNING", "message": "init warning", "logger": "root"}.items() <= line.items()
+                   for line in lines), lines
+        assert any(line.get("requestId") == record.request_id and line["message"] == "handler error 7"
+                   for line in lines), lines
+
+
+def test_logging_imported_first_by_a_handler_is_set_up_then(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("logs_later.handler", task_root=ENTRY)
+    record = runtime.invoke({})
+    assert record.json() == {"print_exception": "lambda_supervisor.worker.output",
+                             "root_handlers": ["LambdaLogHandler"]}, runtime.log()
+    assert re.search(rf"^\[WARNING\]\t\S+Z\t{record.request_id}\tlate warning$", runtime.log(), re.MULTILINE)
