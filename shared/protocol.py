@@ -18,6 +18,7 @@ The fork template's control messages (JSON datagrams beside the frames) are here
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import signal
 import struct
@@ -39,7 +40,8 @@ STACK_DUMP_SIGNAL = signal.SIGUSR2
 PREFIX = struct.Struct(">4sII")
 MAX_HEADER_BYTES = 64 * 1024
 #: Bytes taken from a pipe per read, into a buffer kept for the next read: allocating a fresh 1 MiB ``bytes`` for
-#: every read costs an mmap, an mremap and a munmap per invocation, even for a 200-byte frame.
+#: every read costs an mmap, an mremap and a munmap per invocation, even for a 200-byte frame. An anonymous mapping,
+#: not a ``bytearray`` (which is zeroed, so all resident at once): only the pages a read has reached are memory.
 READ_BUFFER_BYTES = 1 << 20
 
 #: Default bound on a worker's payload: Lambda's response limit plus a margin for an error object's stack trace.
@@ -116,13 +118,13 @@ class FrameDecoder:
         self.max_header_bytes = max_header_bytes
         self._buffer = bytearray()
         self._failed: FrameError | None = None
-        self._read_buffer: bytearray | None = None
+        self._read_buffer: mmap.mmap | None = None
 
     def read_from(self, fd: int) -> list[Frame] | None:
         """One ``read`` from ``fd`` (blocking or not, as the descriptor is), decoded; None at end of file.
         BlockingIOError from a non-blocking descriptor with nothing to read passes through."""
         if self._read_buffer is None:
-            self._read_buffer = bytearray(READ_BUFFER_BYTES)
+            self._read_buffer = mmap.mmap(-1, READ_BUFFER_BYTES)
         count = os.readv(fd, [self._read_buffer])
         if count == 0:
             return None
