@@ -15,7 +15,6 @@ responses and any other exception is a bare 500 (the stack goes to the log, not 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -269,8 +268,10 @@ class Invoker:
         """Log an error object as awslambdaric does (as it is posted, after bounding). The log line is a courtesy:
         the error must be reported whatever becomes of it."""
         if self.error_log is not None:
-            with contextlib.suppress(Exception):
+            try:  # noqa: SIM105 - not contextlib: one import less at every start
                 self.error_log(json.loads(bounded_error_payload(error) if payload is None else payload))
+            except Exception:
+                pass
 
     def _call(self, event: Any, context: LambdaContext) -> Any:
         if self._is_async:

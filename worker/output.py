@@ -14,7 +14,6 @@ Python (C code, child processes) goes to the same descriptors; C's own ``stdout`
 from __future__ import annotations
 
 import builtins
-import ctypes
 import errno
 import faulthandler
 import io
@@ -23,6 +22,7 @@ import os
 import sys
 import time
 
+from lambda_supervisor.shared import libc
 from lambda_supervisor.shared.logline import JSON, json_line, one_line, text_line
 from lambda_supervisor.shared.protocol import STACK_DUMP_SIGNAL
 
@@ -218,10 +218,9 @@ def _logging_set_up(output: HandlerOutput, log_level: str) -> Callable[[ModuleTy
 
 def _unbuffer_c_stdout() -> None:
     """C code's ``printf`` would sit in libc's buffer and die with a crashing worker; make it write through."""
-    try:
-        libc = ctypes.CDLL(None)
-        libc.setvbuf(ctypes.c_void_p.in_dll(libc, "stdout"), None, 2, 0)  # 2: _IONBF
-    except (OSError, AttributeError, ValueError):
+    try:  # noqa: SIM105 - not contextlib: one import less at every start
+        libc.call("setvbuf", libc.c_variable(libc.CPointer, "stdout"), None, 2, 0)  # 2: _IONBF
+    except (OSError, ValueError):
         pass
 
 

@@ -29,20 +29,20 @@ RUNTIME_FORBIDDEN = {"dataclasses", "inspect"}
 #: The top-level modules (leaving out private ones) the supervisor imports before its first response: a new one
 #: is memory at rest on every instance. typing comes with httptools, re with json.
 SUPERVISOR_TOP_LEVEL = {
-    "array", "collections", "copyreg", "ctypes", "enum", "errno", "fcntl", "httptools", "json", "math",
+    "array", "collections", "copyreg", "enum", "errno", "fcntl", "httptools", "json", "math",
     "mmap", "re", "resource", "select", "selectors", "signal", "socket", "struct", "threading", "typing",
 }
 #: Everything the bootstrap imports before it starts the first worker, beyond what a bare interpreter imports.
 BEFORE_THE_FIRST_WORKER = {
     "lambda_supervisor", "lambda_supervisor.supervisor", "lambda_supervisor.supervisor.import_path",
     "lambda_supervisor.supervisor.early_worker", "lambda_supervisor.shared", "lambda_supervisor.shared.worker_env",
-    "lambda_supervisor.shared.prctl", "ctypes", "_ctypes", "ctypes._endian", "struct", "_struct", "fcntl",
+    "lambda_supervisor.shared.prctl", "lambda_supervisor.shared.libc", "_ctypes", "fcntl",
     "collections.abc", "__future__",
 }
 #: Our own modules in a worker serving a plain (sync) handler: a new one is a decision, not an accident.
 WORKER_MODULES = {"lambda_supervisor", "lambda_supervisor.shared", "lambda_supervisor.worker"} | {
     f"lambda_supervisor.shared.{name}" for name in (
-        "cpu_handoff", "errors", "logline", "named_tuple", "payload_region", "prctl", "printable", "protocol",
+        "cpu_handoff", "errors", "libc", "logline", "named_tuple", "payload_region", "prctl", "printable", "protocol",
         "rlimits", "worker_args", "worker_env")} | {
     f"lambda_supervisor.worker.{name}" for name in (
         "async_runner", "context", "cpu_affinity", "event_source", "handler_loader", "init_leftovers", "invocation",

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import TASK_ROOTS, StartRuntime
+from conftest import TASK_ROOTS, StartRuntime, clean_environment, wait_for
 
 ENTRY = TASK_ROOTS / "entry"
 
@@ -64,3 +67,46 @@ def test_logging_imported_first_by_a_handler_is_set_up_then(start_runtime: Start
     assert record.json() == {"print_exception": "lambda_supervisor.worker.output",
                              "root_handlers": ["LambdaLogHandler"]}, runtime.log()
     assert re.search(rf"^\[WARNING\]\t\S+Z\t{record.request_id}\tlate warning$", runtime.log(), re.MULTILINE)
+
+
+def _gone_or_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_killed_supervisor_takes_its_busy_worker_with_it(start_runtime: StartRuntime, tmp_path: Path) -> None:
+    """The worker asks for SIGKILL at its parent's death (prctl through shared/libc.py, without ctypes): one busy
+    in a handler, which does not read its pipe's end of file, dies with the supervisor all the same."""
+    runtime = start_runtime("spawning.handler", task_root=ENTRY)
+    pid_file = tmp_path / "pid"
+    runtime.emulator.submit({"sleep": 600, "pid_file": str(pid_file)})
+    worker = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), what="the handler to start"))
+    runtime.process.kill()
+    runtime.process.wait()
+    wait_for(lambda: _gone_or_zombie(worker), what=f"worker {worker} to die with the supervisor")
+
+
+def test_libc_calls_work_without_ctypes() -> None:
+    """shared/libc.py in a fresh interpreter: prctl's subreaper flag round-trips, setvbuf finds stdout."""
+    script = """if True:
+        import os, sys
+        from lambda_supervisor.shared import libc, prctl
+        assert libc.call("getpid") == os.getpid()
+        assert not prctl.is_child_subreaper() and prctl.set_child_subreaper(True) and prctl.is_child_subreaper()
+        assert prctl.is_dumpable() and prctl.set_dumpable(False) and not prctl.is_dumpable()
+        assert libc.c_variable(libc.CPointer, "stdout").value
+        try:
+            libc.call("no_such_function_anywhere")
+        except OSError:
+            pass
+        else:
+            raise AssertionError("an unknown function must raise OSError")
+        assert "ctypes" not in sys.modules
+        print("ok")
+    """
+    result = subprocess.run([sys.executable, "-P", "-c", script], env=clean_environment(), capture_output=True,
+                            text=True, timeout=60)
+    assert result.stdout == "ok\n", result.stderr
