@@ -21,7 +21,6 @@ import json
 import mmap
 import os
 import signal
-import struct
 from enum import StrEnum
 
 from .errors import error_object
@@ -37,7 +36,10 @@ else:
 MAGIC = b"LSF1"
 #: Sent by the supervisor to a worker it is about to kill at the deadline: the worker dumps its threads' stacks.
 STACK_DUMP_SIGNAL = signal.SIGUSR2
-PREFIX = struct.Struct(">4sII")
+#: MAGIC, then the header's and the payload's lengths as big-endian uint32s (int.to_bytes and from_bytes, not
+#: ``struct``: one import less at every worker's start).
+PREFIX_BYTES = 12
+MAX_UINT32 = 0xFFFF_FFFF
 MAX_HEADER_BYTES = 64 * 1024
 #: Bytes taken from a pipe per read, into a buffer kept for the next read: allocating a fresh 1 MiB ``bytes`` for
 #: every read costs an mmap, an mremap and a munmap per invocation, even for a 200-byte frame. An anonymous mapping,
@@ -103,7 +105,10 @@ def encode_frame(header: dict[str, Any], payload: bytes | memoryview = b"") -> b
     header_bytes = _HEADER_ENCODER.encode(header).encode("utf-8")
     if len(header_bytes) > MAX_HEADER_BYTES:
         raise ValueError(f"frame header of {len(header_bytes)} bytes exceeds {MAX_HEADER_BYTES} bytes")
-    return b"".join((PREFIX.pack(MAGIC, len(header_bytes), len(payload)), header_bytes, payload))  # one copy
+    if len(payload) > MAX_UINT32:
+        raise ValueError(f"frame payload of {len(payload)} bytes exceeds {MAX_UINT32} bytes")
+    lengths = (len(header_bytes) << 32 | len(payload)).to_bytes(8, "big")
+    return b"".join((MAGIC, lengths, header_bytes, payload))  # one copy
 
 
 class FrameDecoder:
@@ -151,20 +156,21 @@ class FrameDecoder:
         return len(self._buffer)
 
     def _next_frame(self) -> Frame | None:
-        if len(self._buffer) < PREFIX.size:
+        if len(self._buffer) < PREFIX_BYTES:
             return None
-        magic, header_len, payload_len = PREFIX.unpack_from(self._buffer)
-        if magic != MAGIC:
-            raise FrameError(f"bad frame prefix {bytes(self._buffer[:PREFIX.size])!r}")
+        if self._buffer[:4] != MAGIC:
+            raise FrameError(f"bad frame prefix {bytes(self._buffer[:PREFIX_BYTES])!r}")
+        lengths = int.from_bytes(self._buffer[4:PREFIX_BYTES], "big")
+        header_len, payload_len = lengths >> 32, lengths & MAX_UINT32
         if header_len > self.max_header_bytes:
             raise FrameTooLarge("header", header_len, self.max_header_bytes)
         if payload_len > self.max_payload_bytes:
             raise FrameTooLarge("payload", payload_len, self.max_payload_bytes)
-        end = PREFIX.size + header_len + payload_len
+        end = PREFIX_BYTES + header_len + payload_len
         if len(self._buffer) < end:
             return None
-        header = _parse_header(bytes(self._buffer[PREFIX.size : PREFIX.size + header_len]))
-        payload = bytes(self._buffer[PREFIX.size + header_len : end])
+        header = _parse_header(bytes(self._buffer[PREFIX_BYTES : PREFIX_BYTES + header_len]))
+        payload = bytes(self._buffer[PREFIX_BYTES + header_len : end])
         del self._buffer[:end]
         return Frame(header, payload)
 

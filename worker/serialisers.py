@@ -12,7 +12,6 @@ posted as the response unchanged. :func:`identity` as both means "raw string in,
 from __future__ import annotations
 
 import importlib
-import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -49,6 +48,9 @@ def escapes_non_ascii(environ: Mapping[str, str]) -> bool:
     return match is None or int(match[1]) < 12
 
 
+_NAN = float("nan")  # math.nan, without importing math
+
+
 class _ResultEncoder(simplejson.JSONEncoder):
     """simplejson, configured as awslambdaric's marshaller: a ``Decimal`` is written as its exact digits
     (``Decimal("1.10")`` stays ``1.10``), a NaN ``Decimal`` as ``NaN``; namedtuples become objects."""
@@ -58,7 +60,7 @@ class _ResultEncoder(simplejson.JSONEncoder):
 
     def default(self, o: Any) -> Any:
         if isinstance(o, Decimal):
-            return math.nan if o.is_nan() else simplejson.RawJSON(str(o))
+            return _NAN if o.is_nan() else simplejson.RawJSON(str(o))
         return super().default(o)
 
 

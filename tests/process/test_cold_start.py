@@ -30,7 +30,7 @@ RUNTIME_FORBIDDEN = {"dataclasses", "inspect"}
 #: is memory at rest on every instance. typing comes with httptools, re with json.
 SUPERVISOR_TOP_LEVEL = {
     "array", "collections", "copyreg", "enum", "errno", "fcntl", "httptools", "json", "math",
-    "mmap", "re", "resource", "select", "selectors", "signal", "socket", "struct", "threading", "typing",
+    "mmap", "re", "select", "selectors", "signal", "socket", "struct", "threading", "typing",
 }
 #: Everything the bootstrap imports before it starts the first worker, beyond what a bare interpreter imports.
 BEFORE_THE_FIRST_WORKER = {
