@@ -21,11 +21,12 @@ if TYPE_CHECKING:
 
 
 class _ThenSetUp:
-    """The module's own loader, then the callbacks."""
+    """The module's own loader, then the callbacks still waiting for the module (taken when it runs: a spec found
+    but never loaded, as ``importlib.util.find_spec`` finds one, leaves them waiting for the real import)."""
 
-    def __init__(self, loader: object, callbacks: list[Callback]) -> None:
+    def __init__(self, loader: object, waiting: _Waiting) -> None:
         self._loader = loader
-        self._callbacks = callbacks
+        self._waiting = waiting
 
     def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)  # type: ignore[attr-defined, no-any-return]
@@ -35,7 +36,7 @@ class _ThenSetUp:
         if module.__spec__ is not None:
             module.__spec__.loader = self._loader  # type: ignore[assignment]
         self._loader.exec_module(module)  # type: ignore[attr-defined]
-        for callback in self._callbacks:
+        for callback in self._waiting.take(module.__name__):
             callback(module)
 
 
@@ -45,22 +46,25 @@ class _Waiting:
     def __init__(self) -> None:
         self.callbacks: dict[str, list[Callback]] = {}
 
+    def take(self, name: str) -> list[Callback]:
+        """The callbacks waiting for ``name``, no longer waiting; with none left, out of every import's way."""
+        callbacks = self.callbacks.pop(name, [])
+        if not self.callbacks and self in sys.meta_path:
+            sys.meta_path.remove(self)
+        return callbacks
+
     def find_spec(self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
                   ) -> ModuleSpec | None:
-        callbacks = self.callbacks.pop(name, None)
-        if callbacks is None:
+        if name not in self.callbacks:
             return None
-        if not self.callbacks:  # nothing else to wait for: out of every later import's way
-            sys.meta_path.remove(self)
         for finder in sys.meta_path:
             find_spec = getattr(finder, "find_spec", None) if finder is not self else None
             spec: ModuleSpec | None = find_spec(name, path, target) if find_spec is not None else None
             if spec is None:
                 continue
-            if spec.loader is None or not hasattr(spec.loader, "exec_module"):
-                return spec  # no loader of the kind we can wrap: the module is imported as it is, not set up
-            spec.loader = _ThenSetUp(spec.loader, callbacks)  # type: ignore[assignment]
-            return spec
+            if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                spec.loader = _ThenSetUp(spec.loader, self)  # type: ignore[assignment]
+            return spec  # else no loader of the kind we can wrap: the module is imported as it is, not set up
         return None
 
 
