@@ -23,7 +23,6 @@ import sys
 import time
 
 from lambda_supervisor.shared import libc
-from lambda_supervisor.shared.logline import JSON, json_line, one_line, text_line
 from lambda_supervisor.shared.protocol import STACK_DUMP_SIGNAL
 
 from .on_import import when_imported
@@ -39,7 +38,7 @@ class HandlerOutput:
     progress. ``tag_output``: stdout/stderr writes become tagged log events instead of raw text."""
 
     def __init__(self, log_format: str, fd: int = 1, *, tag_output: bool = False) -> None:
-        self.json = log_format.upper() == JSON
+        self.json = log_format.upper() == "JSON"  # shared/logline.py's JSON (imported on the first record)
         self.fd = fd
         self.tag_output = tag_output
         self.request_id: str | None = None
@@ -50,10 +49,14 @@ class HandlerOutput:
 
     def record(self, formatted: str) -> None:
         """One formatted ``logging`` record, as one CloudWatch event."""
+        from lambda_supervisor.shared.logline import one_line
+
         self.raw((one_line(formatted) + "\n").encode("utf-8", "backslashreplace"))
 
     def event(self, level: str, message: str, logger: str) -> None:
         """A tagged event (``tag_output``): Lambda's Text layout, or a JSON record from ``logger``."""
+        from lambda_supervisor.shared.logline import json_line, text_line
+
         seconds = time.time()
         if self.json:
             line = json_line(seconds, self.request_id, level, message, logger)

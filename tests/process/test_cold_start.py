@@ -42,7 +42,7 @@ BEFORE_THE_FIRST_WORKER = {
 #: Our own modules in a worker serving a plain (sync) handler: a new one is a decision, not an accident.
 WORKER_MODULES = {"lambda_supervisor", "lambda_supervisor.shared", "lambda_supervisor.worker"} | {
     f"lambda_supervisor.shared.{name}" for name in (
-        "cpu_handoff", "errors", "libc", "logline", "named_tuple", "payload_region", "prctl", "printable", "protocol",
+        "cpu_handoff", "errors", "libc", "named_tuple", "payload_region", "prctl", "printable", "protocol",
         "rlimits", "worker_args", "worker_env")} | {
     f"lambda_supervisor.worker.{name}" for name in (
         "async_runner", "context", "cpu_affinity", "event_source", "handler_loader", "init_leftovers", "invocation",
