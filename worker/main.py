@@ -19,9 +19,18 @@ from lambda_supervisor.shared.worker_args import WorkerArgs
 
 from .cpu_affinity import MainThreadCpu
 from .handler_loader import InitFailure
+from .on_import import pin
 from .output import install as install_output
 from .serving import Channel, UserFunction, die_with_parent, report_init_failure, serve
 from .settings import TAG_OUTPUT, read_switch
+
+#: Standard modules the worker used to import before the user's code and now imports only when needed (logging and
+#: traceback on first use, the HTTP helpers', error reporting's), with theirs: still found where they are before the
+#: task root goes first on sys.path, so that a user's module of the same name does not replace them (on_import.py).
+IMPORTED_WHEN_NEEDED = (
+    "base64", "binascii", "contextlib", "ctypes", "http", "linecache", "logging", "math", "resource", "select",
+    "string", "struct", "textwrap", "threading", "token", "tokenize", "traceback", "typing", "weakref", "_weakrefset",
+)
 
 
 def _released(hold_fd: int) -> bool:
@@ -47,6 +56,7 @@ def main(arguments: WorkerArgs) -> int:
         tag_output = bool(read_switch(environ, TAG_OUTPUT))
     except InitFailure as failure:
         return report_init_failure(channel, failure)
+    pin(*IMPORTED_WHEN_NEEDED)
     output = install_output(environ.get(worker_env.LOG_FORMAT, "Text"), environ.get(worker_env.LOG_LEVEL, ""),
                             tag_output=tag_output)
     try:  # before any user code runs, so that it runs under them (the fork template's workers inherit them)

@@ -110,3 +110,21 @@ def test_libc_calls_work_without_ctypes() -> None:
     result = subprocess.run([sys.executable, "-P", "-c", script], env=clean_environment(), capture_output=True,
                             text=True, timeout=60)
     assert result.stdout == "ok\n", result.stderr
+
+
+def test_user_modules_named_like_standard_ones_the_worker_imports_later_do_not_replace_them(
+        start_runtime: StartRuntime) -> None:
+    """logging.py, traceback.py, http.py, base64.py, textwrap.py, typing.py and threading.py in the task root, each
+    raising on import: the worker, which imports those only when needed (after the task root went first on
+    sys.path), still gets the standard library's, as when it imported them ahead (worker/on_import.py's pin)."""
+    runtime = start_runtime("app.handler", task_root=TASK_ROOTS / "shadowing_stdlib")
+    record = runtime.invoke({})
+    assert record.outcome_kind == "response", record.describe() + runtime.log()
+    seen = record.json()
+    assert seen["response"] == 200
+    assert not seen["logging"].startswith(str(TASK_ROOTS)) and not seen["traceback"].startswith(str(TASK_ROOTS))
+    failed = runtime.invoke({"fail": True})  # error reporting: traceback, linecache, textwrap
+    assert failed.error.error_type == "ValueError", failed.describe()
+    assert failed.error.error is not None and failed.error.error["errorMessage"] == "as asked"
+    assert "instead of the standard library" not in runtime.log()
+    assert re.search(r"^\[WARNING\]\t\S+Z\t\tinit warning$", runtime.log(), re.MULTILINE)

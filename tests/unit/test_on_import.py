@@ -25,7 +25,7 @@ def test_the_callback_runs_before_the_import_returns_and_the_module_keeps_its_lo
         when_imported("colorsys", lambda module: setattr(module, "SET_UP", True))
         import colorsys
         print(colorsys.SET_UP, type(colorsys.__loader__).__name__, type(colorsys.__spec__.loader).__name__)
-        print([type(finder).__name__ for finder in sys.meta_path if "Waiting" in type(finder).__name__])
+        print([type(finder).__name__ for finder in sys.meta_path if type(finder).__name__ == "_Pinned"])
     """)
     assert out == "True SourceFileLoader SourceFileLoader\n[]\n"
 
