@@ -9,7 +9,12 @@ README). This module holds the plan both processes agree on; the supervisor pass
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from .named_tuple import NamedTuple
 
 
 class CpuHandoff(NamedTuple):

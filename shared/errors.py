@@ -7,7 +7,10 @@ faults the worker cannot report (it crashed, hung, grew too large or sent garbag
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ErrorType(StrEnum):

@@ -5,7 +5,7 @@ Linux only; elsewhere each call reports failure and changes nothing.
 
 from __future__ import annotations
 
-import ctypes
+from . import libc
 
 PR_SET_DUMPABLE = 4
 PR_GET_DUMPABLE = 3
@@ -15,9 +15,8 @@ PR_GET_CHILD_SUBREAPER = 37
 
 def _prctl(option: int, value: int) -> int:
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(option, value, 0, 0, 0))
-    except (OSError, AttributeError):
+        return libc.call("prctl", option, value, 0, 0, 0)
+    except OSError:
         return -1
 
 
@@ -28,11 +27,10 @@ def set_child_subreaper(enabled: bool) -> bool:
 
 
 def is_child_subreaper() -> bool:
-    flag = ctypes.c_int(0)
+    flag = libc.CInt(0)
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0 and flag.value)
-    except (OSError, AttributeError):
+        return libc.call("prctl", PR_GET_CHILD_SUBREAPER, libc.byref(flag), 0, 0, 0) == 0 and bool(flag.value)
+    except OSError:
         return False
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 
-#: What a header value may hold: printable ASCII (space to tilde), so no CR, LF or other control character.
-_NOT_HEADER_SAFE = re.compile(r"[^\x20-\x7e]")
+#: What a header value may hold: printable ASCII (space to tilde), so no CR, LF or other control character. The
+#: patterns are compiled on first use (``re``'s cache), not at import: text that ``str.isprintable`` accepts never
+#: needs them, and the worker's start does not pay for their compilation.
+_NOT_HEADER_SAFE = r"[^\x20-\x7e]"
 #: What may not appear raw in a log line: control characters (C0, DEL, C1) and Unicode's line separators.
-_NOT_LOG_SAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NOT_LOG_SAFE = r"[\x00-\x1f\x7f-\x9f\u2028\u2029]"
 _NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 #: Longest error type sent as a header; the body keeps the whole name.
 MAX_HEADER_VALUE_CHARS = 256
@@ -36,7 +38,9 @@ def _escape(match: re.Match[str]) -> str:
 
 def header_value(text: str, limit: int = MAX_HEADER_VALUE_CHARS) -> str:
     """``text`` as a header value: printable ASCII only, anything else escaped, at most ``limit`` characters."""
-    return _NOT_HEADER_SAFE.sub(_escape, text)[:limit]
+    if text.isascii() and text.isprintable():  # exactly space to tilde
+        return text[:limit]
+    return re.sub(_NOT_HEADER_SAFE, _escape, text)[:limit]
 
 
 def error_type_header(error_type: object) -> str:
@@ -48,9 +52,11 @@ def error_type_header(error_type: object) -> str:
 def log_safe(text: str) -> str:
     """``text`` as part of one log line: control characters and line separators escaped, so it cannot end the line
     or start a forged one. Printable non-ASCII text is kept as it is."""
-    return _NOT_LOG_SAFE.sub(_escape, text)
+    if text.isprintable():  # no control character (Cc) and no line separator (Zl, Zp)
+        return text
+    return re.sub(_NOT_LOG_SAFE, _escape, text)
 
 
 def is_header_safe(text: str) -> bool:
     """Whether ``text`` can go on an HTTP request line or header as it is."""
-    return _NOT_HEADER_SAFE.search(text) is None
+    return text.isascii() and text.isprintable()

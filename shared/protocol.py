@@ -18,23 +18,32 @@ The fork template's control messages (JSON datagrams beside the frames) are here
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import signal
-import struct
 from enum import StrEnum
-from typing import Any, NamedTuple
 
 from .errors import error_object
 from .worker_env import LAMBDA_RESPONSE_LIMIT_BYTES as LAMBDA_RESPONSE_LIMIT_BYTES  # where it was defined first
 from .worker_env import frame_payload_limit
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from .named_tuple import NamedTuple
+
 MAGIC = b"LSF1"
 #: Sent by the supervisor to a worker it is about to kill at the deadline: the worker dumps its threads' stacks.
 STACK_DUMP_SIGNAL = signal.SIGUSR2
-PREFIX = struct.Struct(">4sII")
+#: MAGIC, then the header's and the payload's lengths as big-endian uint32s (int.to_bytes and from_bytes, not
+#: ``struct``: one import less at every worker's start).
+PREFIX_BYTES = 12
+MAX_UINT32 = 0xFFFF_FFFF
 MAX_HEADER_BYTES = 64 * 1024
 #: Bytes taken from a pipe per read, into a buffer kept for the next read: allocating a fresh 1 MiB ``bytes`` for
-#: every read costs an mmap, an mremap and a munmap per invocation, even for a 200-byte frame.
+#: every read costs an mmap, an mremap and a munmap per invocation, even for a 200-byte frame. An anonymous mapping,
+#: not a ``bytearray`` (which is zeroed, so all resident at once): only the pages a read has reached are memory.
 READ_BUFFER_BYTES = 1 << 20
 
 #: Default bound on a worker's payload: Lambda's response limit plus a margin for an error object's stack trace.
@@ -96,7 +105,10 @@ def encode_frame(header: dict[str, Any], payload: bytes | memoryview = b"") -> b
     header_bytes = _HEADER_ENCODER.encode(header).encode("utf-8")
     if len(header_bytes) > MAX_HEADER_BYTES:
         raise ValueError(f"frame header of {len(header_bytes)} bytes exceeds {MAX_HEADER_BYTES} bytes")
-    return b"".join((PREFIX.pack(MAGIC, len(header_bytes), len(payload)), header_bytes, payload))  # one copy
+    if len(payload) > MAX_UINT32:
+        raise ValueError(f"frame payload of {len(payload)} bytes exceeds {MAX_UINT32} bytes")
+    lengths = (len(header_bytes) << 32 | len(payload)).to_bytes(8, "big")
+    return b"".join((MAGIC, lengths, header_bytes, payload))  # one copy
 
 
 class FrameDecoder:
@@ -111,13 +123,13 @@ class FrameDecoder:
         self.max_header_bytes = max_header_bytes
         self._buffer = bytearray()
         self._failed: FrameError | None = None
-        self._read_buffer: bytearray | None = None
+        self._read_buffer: mmap.mmap | None = None
 
     def read_from(self, fd: int) -> list[Frame] | None:
         """One ``read`` from ``fd`` (blocking or not, as the descriptor is), decoded; None at end of file.
         BlockingIOError from a non-blocking descriptor with nothing to read passes through."""
         if self._read_buffer is None:
-            self._read_buffer = bytearray(READ_BUFFER_BYTES)
+            self._read_buffer = mmap.mmap(-1, READ_BUFFER_BYTES)
         count = os.readv(fd, [self._read_buffer])
         if count == 0:
             return None
@@ -144,20 +156,21 @@ class FrameDecoder:
         return len(self._buffer)
 
     def _next_frame(self) -> Frame | None:
-        if len(self._buffer) < PREFIX.size:
+        if len(self._buffer) < PREFIX_BYTES:
             return None
-        magic, header_len, payload_len = PREFIX.unpack_from(self._buffer)
-        if magic != MAGIC:
-            raise FrameError(f"bad frame prefix {bytes(self._buffer[:PREFIX.size])!r}")
+        if self._buffer[:4] != MAGIC:
+            raise FrameError(f"bad frame prefix {bytes(self._buffer[:PREFIX_BYTES])!r}")
+        lengths = int.from_bytes(self._buffer[4:PREFIX_BYTES], "big")
+        header_len, payload_len = lengths >> 32, lengths & MAX_UINT32
         if header_len > self.max_header_bytes:
             raise FrameTooLarge("header", header_len, self.max_header_bytes)
         if payload_len > self.max_payload_bytes:
             raise FrameTooLarge("payload", payload_len, self.max_payload_bytes)
-        end = PREFIX.size + header_len + payload_len
+        end = PREFIX_BYTES + header_len + payload_len
         if len(self._buffer) < end:
             return None
-        header = _parse_header(bytes(self._buffer[PREFIX.size : PREFIX.size + header_len]))
-        payload = bytes(self._buffer[PREFIX.size + header_len : end])
+        header = _parse_header(bytes(self._buffer[PREFIX_BYTES : PREFIX_BYTES + header_len]))
+        payload = bytes(self._buffer[PREFIX_BYTES + header_len : end])
         del self._buffer[:end]
         return Frame(header, payload)
 

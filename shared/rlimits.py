@@ -13,23 +13,17 @@ it has used so far plus N; a handler that burns through that is ended by ``SIGXC
 
 from __future__ import annotations
 
-import math
 import os
-import resource
-from typing import NamedTuple
 
-#: The limits that may be set, by the name used in the setting.
-NAMES: dict[str, int] = {
-    "AS": resource.RLIMIT_AS,
-    "CORE": resource.RLIMIT_CORE,
-    "CPU": resource.RLIMIT_CPU,
-    "DATA": resource.RLIMIT_DATA,
-    "FSIZE": resource.RLIMIT_FSIZE,
-    "MEMLOCK": resource.RLIMIT_MEMLOCK,
-    "NOFILE": resource.RLIMIT_NOFILE,
-    "NPROC": resource.RLIMIT_NPROC,
-    "STACK": resource.RLIMIT_STACK,
-}
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from .named_tuple import NamedTuple
+
+#: The limits that may be set, by the name used in the setting (``resource.RLIMIT_<name>``). ``resource`` is
+#: imported only where a limit is set: most functions set none, and every worker's start would pay for it.
+NAMES = ("AS", "CORE", "CPU", "DATA", "FSIZE", "MEMLOCK", "NOFILE", "NPROC", "STACK")
 UNLIMITED = "unlimited"
 MAX_VALUE = 2**63 - 1  # rlim_t; the kernel's RLIM_INFINITY is all ones
 
@@ -40,7 +34,16 @@ class RLimit(NamedTuple):
     hard: int
 
 
+def _number(name: str) -> int:
+    """The ``resource.RLIMIT_*`` number of the limit ``name``."""
+    import resource
+
+    return int(getattr(resource, f"RLIMIT_{name}"))
+
+
 def _value(text: str, item: str) -> int:
+    import resource
+
     text = text.strip()
     if text == UNLIMITED:
         return resource.RLIM_INFINITY
@@ -53,10 +56,14 @@ def _value(text: str, item: str) -> int:
 
 
 def _show(value: int) -> str:
+    import resource
+
     return UNLIMITED if value == resource.RLIM_INFINITY else str(value)
 
 
 def _above(value: int, limit: int) -> bool:
+    import resource
+
     if value == resource.RLIM_INFINITY:
         return limit != resource.RLIM_INFINITY
     return limit != resource.RLIM_INFINITY and value > limit
@@ -67,6 +74,7 @@ def parse_rlimits(text: str) -> tuple[RLimit, ...]:
     limits: dict[str, RLimit] = {}
     if not text.strip():
         return ()
+    import resource
     for item in text.split(","):
         name, equals, value = item.strip().partition("=")
         name = name.strip()
@@ -83,7 +91,7 @@ def parse_rlimits(text: str) -> tuple[RLimit, ...]:
             raise ValueError(f"{item!r}: the soft limit is above the hard limit")
         if name == "CPU" and (colon or soft in (0, resource.RLIM_INFINITY)):
             raise ValueError(f"{item!r}: CPU takes one positive number of seconds per invocation")
-        _, current_hard = resource.getrlimit(NAMES[name])
+        _, current_hard = resource.getrlimit(_number(name))
         if name != "CPU" and os.geteuid() != 0 and _above(hard, current_hard):
             raise ValueError(f"{item!r}: above the hard limit this process may set ({_show(current_hard)})")
         limits[name] = RLimit(name, soft, hard)
@@ -99,6 +107,8 @@ def format_rlimits(limits: tuple[RLimit, ...]) -> str:
 
 
 def cpu_seconds_used() -> float:
+    import resource
+
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -109,13 +119,18 @@ def apply_rlimits(limits: tuple[RLimit, ...]) -> None:
         if limit.name == "CPU":
             arm_cpu_limit(limits)
         else:
-            resource.setrlimit(NAMES[limit.name], (limit.soft, limit.hard))
+            import resource
+
+            resource.setrlimit(_number(limit.name), (limit.soft, limit.hard))
 
 
 def arm_cpu_limit(limits: tuple[RLimit, ...]) -> None:
     """Give the coming invocation its ``CPU=N`` seconds: soft limit = CPU time used so far + N (if CPU is set)."""
     for limit in limits:
         if limit.name == "CPU":
+            import math
+            import resource
+
             _, hard = resource.getrlimit(resource.RLIMIT_CPU)
             soft = math.ceil(cpu_seconds_used()) + limit.soft
             if hard != resource.RLIM_INFINITY:

@@ -1,19 +1,27 @@
 """The worker's command line: what the supervisor passes when it starts a worker, written and read only here (as
 protocol.py does for the pipe's frames and worker_env.py for the environment).
 
-``python -P -u -m lambda_supervisor.worker --in-fd N --out-fd M --parent-pid P [--cpu-handoff HOME:CPUS]
-[--template-control-fd F] [--region-fd R] [--hold-fd H]``. Parsed by hand, not with argparse: the worker's start
-pays for every import.
+``python -P -u -c "from lambda_supervisor.worker.start import start; start()" --in-fd N --out-fd M --parent-pid P
+[--cpu-handoff HOME:CPUS] [--template-control-fd F] [--region-fd R] [--hold-fd H]``. Parsed by hand, not with
+argparse, and run with ``-c``, not ``-m lambda_supervisor.worker`` (runpy): the worker's start pays for every
+import.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
-
 from .cpu_handoff import CpuHandoff
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import NamedTuple
+else:
+    from .named_tuple import NamedTuple
+
+#: What follows the interpreter on a worker's command line, before :meth:`WorkerArgs.to_argv`'s options. ``-P``
+#: keeps the working directory off ``sys.path`` (the worker puts the task root first itself); ``-u`` makes what the
+#: user's code prints reach the log at once. (supervisor/early_worker.py writes the same by hand.)
+WORKER_COMMAND = ("-P", "-u", "-c", "from lambda_supervisor.worker.start import start; start()")
 
 IN_FD = "--in-fd"
 OUT_FD = "--out-fd"

@@ -10,7 +10,12 @@ are cut to fixed lengths, then the oldest frames are dropped until it fits.
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from .named_tuple import NamedTuple
 
 #: The bound on the header's value; awslambdaric's is 1 MiB, far more than an HTTP header should carry.
 MAX_XRAY_CAUSE_BYTES = 32 * 1024

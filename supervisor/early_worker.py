@@ -23,7 +23,8 @@ from collections.abc import Mapping  # not typing's TYPE_CHECKING: importing typ
 
 from lambda_supervisor.shared import worker_env
 
-WORKER_MODULE = "lambda_supervisor.worker"
+#: shared/worker_args.py's WORKER_COMMAND, written by hand (a test keeps them equal).
+WORKER_COMMAND = ("-P", "-u", "-c", "from lambda_supervisor.worker.start import start; start()")
 #: Used where a variable is unset or empty: the defaults of supervisor/config.py (a test keeps them equal).
 DEFAULTS = {
     worker_env.TASK_ROOT: ".",
@@ -89,7 +90,7 @@ def worker_command(in_fd: int, out_fd: int, cpu_handoff: str | None, region_fd: 
     """The held first worker's command line, as shared/worker_args.py's WorkerArgs.to_argv writes it (``cpu_handoff``
     is a CpuHandoff's argument text); written by hand here, since importing typing costs more than the rest of this
     module (a test keeps the two equal)."""
-    command = [sys.executable, "-P", "-u", "-m", WORKER_MODULE,
+    command = [sys.executable, *WORKER_COMMAND,
                "--in-fd", str(in_fd), "--out-fd", str(out_fd), "--parent-pid", str(os.getpid())]
     if cpu_handoff is not None:
         command += ["--cpu-handoff", cpu_handoff]
@@ -284,8 +285,8 @@ _child: tuple[list[str], list[str], tuple[str, ...], dict[str, str]] | None = No
 
 
 def become_worker() -> None:  # pragma: no cover (the child)
-    """In the child :func:`start` forked in place: erase what the worker must not have, then run it as ``-m``
-    would (raises SystemExit with its status). If the erasing fails, exec the worker instead."""
+    """In the child :func:`start` forked in place: erase what the worker must not have, then run it as the
+    exec'd worker's ``-c`` would (raises SystemExit with its status). If the erasing fails, exec the worker instead."""
     assert _child is not None
     command, path, withheld, updates = _child
     # This process is becoming the worker: the one place the supervisor's code calls into the worker's.

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from lambda_supervisor.shared import worker_env
 from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.rlimits import format_rlimits
-from lambda_supervisor.shared.worker_args import WorkerArgs
+from lambda_supervisor.shared.worker_args import WORKER_COMMAND, WorkerArgs
 
-from .early_worker import WORKER_MODULE, EarlyWorker, make_pipes, make_region_fd
+from .early_worker import EarlyWorker, make_pipes, make_region_fd
 from .frozen import Frozen
 
 TYPE_CHECKING = False  # typing's own costs ~4 ms and ~0.5 MB at each cold start; mypy reads it as typing's
@@ -90,7 +90,7 @@ def launch(config: Config, environ: Mapping[str, str], template_control_fd: int 
     region, region_fd = make_region(config.max_frame_payload_bytes)
     arguments = WorkerArgs(in_fd=to_read, out_fd=from_write, parent_pid=os.getpid(),
                            template_control_fd=template_control_fd, cpu_handoff=cpu_handoff, region_fd=region_fd)
-    command = [sys.executable, "-P", "-u", "-m", WORKER_MODULE, *arguments.to_argv()]
+    command = [sys.executable, *WORKER_COMMAND, *arguments.to_argv()]
     import subprocess  # not before the first response: the first worker is started by early_worker.py
 
     started = time.monotonic()

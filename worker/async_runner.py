@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable
 from types import CodeType, MethodType
-from typing import TYPE_CHECKING, Any, TypeVar
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
+    from typing import Any, TypeVar
 
-T = TypeVar("T")
+    T = TypeVar("T")
 #: The code flag of an ``async def`` function (inspect.CO_COROUTINE).
 CO_COROUTINE = 0x80
 

@@ -15,11 +15,16 @@ import json
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, NamedTuple
 
 from lambda_supervisor.shared import worker_env
 
 from .event_source import EventSource
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from lambda_supervisor.shared.named_tuple import NamedTuple
 
 #: The W3C trace-context fields ``w3c()`` offers (string values only), as awslambdaric.
 W3C_FIELDS = ("traceparent", "tracestate", "baggage")

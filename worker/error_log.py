@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from lambda_supervisor.shared.logline import one_line
 
 from .serialisers import to_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NO_BREAK_SPACE = "\u00a0"
 

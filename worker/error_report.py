@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import traceback
-from typing import Any
 
 from lambda_supervisor.shared.errors import error_object
 from lambda_supervisor.shared.xray import VALIDATION_ERROR_TYPE, StackFrame, XRayCause
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Frames kept of the exception itself (its innermost ones), and of each earlier exception in its chain.
 MAX_OWN_FRAMES = 64

@@ -9,7 +9,10 @@ invocation, so it is a handful of dict lookups and never walks the event.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class EventSource(StrEnum):

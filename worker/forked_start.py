@@ -2,11 +2,11 @@
 
 An exec'd worker starts a fresh interpreter: the Runtime API address is simply not in the environment it is given,
 and nothing of the supervisor's is left. A plain fork of the bootstrap saves that interpreter start, so here the
-child makes itself what ``python -P -u -m lambda_supervisor.worker ...`` would have been before any user code can
+child makes itself what the exec'd ``python -P -u -c ...`` worker would have been before any user code can
 run: the withheld variables are erased (their bytes zeroed where they lie: the process's original environment block,
 which /proc/self/environ shows, and the bytes objects of ``posix.environ``), then removed from ``os.environ``,
 ``posix.environ`` and the C environ; ``sys.path``, ``sys.argv``, ``sys.orig_argv`` and ``__main__`` are set as
-``-m`` sets them, and the supervisor's modules are forgotten. Only ``os`` and ``sys`` are used: this runs first.
+``-c`` sets them, and the supervisor's modules are forgotten. Only ``os`` and ``sys`` are used: this runs first.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ BYTES_DATA_OFFSET = bytes.__basicsize__ - 1
 #: Fields 50 and 51 of /proc/self/stat (proc(5)), counted after the command name's closing parenthesis.
 ENV_START_FIELD, ENV_END_FIELD = 50 - 3, 51 - 3
 SUPERVISOR_PACKAGE = "lambda_supervisor.supervisor"
-#: Imported before the fork for the supervisor alone (early_worker.py: fcntl), and this module: an exec'd worker has
-#: neither (tests/process/test_forked_worker.py compares the two workers' modules).
-LEFTOVERS = ("fcntl", __name__)
+#: Imported before the fork for the supervisor alone (``-m``: runpy; early_worker.py: fcntl),
+#: and this module: an exec'd ``-c`` worker has none of them (tests/process/test_forked_worker.py compares the two
+#: workers' modules).
+LEFTOVERS = ("runpy", "fcntl", __name__)
 
 
 class CannotClean(Exception):
@@ -83,7 +84,7 @@ def erase_variables(names: tuple[str, ...]) -> None:
 
 
 def _forget_the_supervisor() -> None:
-    """Drop the supervisor's modules (the worker never imports them) and give ``-m`` a fresh ``__main__``."""
+    """Drop the supervisor's modules (the worker never imports them) and give ``-c`` a fresh ``__main__``."""
     ours = [name for name in sys.modules if name == SUPERVISOR_PACKAGE or name.startswith(SUPERVISOR_PACKAGE + ".")]
     for name in [*ours, *LEFTOVERS]:
         sys.modules.pop(name, None)
@@ -96,14 +97,13 @@ def _forget_the_supervisor() -> None:
 
 
 def become_worker(command: list[str], path: list[str]) -> None:
-    """Run the worker's ``-m`` module as the exec'd ``command`` (``python -P -u -m MODULE ARGS...``) would, with the
-    import path the interpreter started with; raises SystemExit with the worker's status."""
-    module = command[4]
+    """Run the worker as the exec'd ``command`` (``python -P -u -c CODE ARGS...``, shared/worker_args.py's
+    WORKER_COMMAND) would, with the import path the interpreter started with; raises SystemExit with the worker's
+    status."""
+    code = command[4]
     sys.path[:] = path
     sys.orig_argv = list(command)
-    sys.argv[:] = ["-m", *command[5:]]
+    sys.argv[:] = ["-c", *command[5:]]  # as -c sets it; worker/start.py then names its __main__.py, as it does
     _forget_the_supervisor()
-    import runpy  # already imported by -m: costs nothing
-
-    runpy._run_module_as_main(module)  # type: ignore[attr-defined]  # what -m runs; sets sys.argv[0]
+    exec(compile(code, "<string>", "exec"), sys.modules["__main__"].__dict__)  # what -c runs: our own fixed code
     raise SystemExit(0)

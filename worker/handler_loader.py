@@ -11,11 +11,14 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, exception_error_object
 
-Handler = Callable[[Any, Any], Any]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Handler = Callable[[Any, Any], Any]
 #: Frames of this loader and of importlib's machinery are noise in a user's init error.
 _HIDDEN_FRAMES = (os.path.realpath(__file__), os.path.realpath(importlib.__file__), "<frozen importlib")
 

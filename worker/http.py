@@ -13,9 +13,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
 
 from .serialisers import to_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain; charset=utf-8"

@@ -7,10 +7,12 @@ when its target group has multi-value headers on (then its events carry ``multiV
 
 from __future__ import annotations
 
-from typing import Any
-
 from .event_source import EventSource
 from .http import TEXT_TYPE, HTTPError, HTTPResponse, http_response, status_line
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 NO_CONTENT = 204
 INTERNAL_SERVER_ERROR = 500

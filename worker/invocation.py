@@ -15,28 +15,31 @@ responses and any other exception is a bare 500 (the stack goes to the log, not 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import sys
 from collections.abc import Callable
 from types import CoroutineType
-from typing import Any
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
 from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, ErrorMessage, InvokeMessage, ResultMessage
-from lambda_supervisor.shared.xray import XRayCause
 
 from .async_runner import AsyncRunner, is_async_handler
 from .context import ContextUnmarshalError, FunctionInfo, LambdaContext
-from .error_report import describe_handler_exception, validation_cause
 from .event_source import HTTP_SOURCES, EventSource, classify
-from .handler_loader import Handler
-from .http import HTTPError, HTTPResponse
-from .http_shaping import http_error_response, internal_error_response, render, shape_result
 from .registration import HandlerOptions
-from .request_body import decode_base64_body
-from .serialisers import Deserialiser, Serialiser, marshal_result, to_json
+from .serialisers import marshal_result, to_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TypeGuard
+
+    from lambda_supervisor.shared.xray import XRayCause
+
+    from .handler_loader import Handler
+    from .http import HTTPError, HTTPResponse
+    from .serialisers import Deserialiser, Serialiser
 
 TRACE_ID_VARIABLE = "_X_AMZN_TRACE_ID"
 #: An error object is cut down to this size so that it always fits in a frame the supervisor accepts.
@@ -50,6 +53,30 @@ _HIDDEN_FRAMES = (os.path.dirname(os.path.realpath(__file__)) + os.sep,
                   os.path.join(os.path.dirname(os.path.realpath(os.__file__)), "asyncio") + os.sep)
 #: What the default JSON codec raises for a value it cannot encode.
 _ENCODE_ERRORS = (TypeError, ValueError, RecursionError)
+
+
+#: Where HTTPError and HTTPResponse are defined: only the user's code can make one, and only by importing it.
+_HTTP_MODULE = "lambda_supervisor.worker.http"
+
+
+def _is_http_error(error: BaseException) -> TypeGuard[HTTPError]:
+    """Whether ``error`` is worker/http.py's HTTPError, without importing it when nothing has yet (then nothing can
+    be one): a function that never uses it does not pay for it."""
+    module = sys.modules.get(_HTTP_MODULE)
+    return module is not None and isinstance(error, module.HTTPError)
+
+
+def _is_http_response(result: object) -> TypeGuard[HTTPResponse]:
+    """Whether ``result`` is worker/http.py's HTTPResponse (not importing it, as :func:`_is_http_error`)."""
+    module = sys.modules.get(_HTTP_MODULE)
+    return module is not None and isinstance(result, module.HTTPResponse)
+
+
+def _describe(error: BaseException) -> tuple[dict[str, Any], XRayCause]:
+    """A handler's exception as awslambdaric reports it (error_report.py, with traceback: imported on the first)."""
+    from .error_report import describe_handler_exception
+
+    return describe_handler_exception(error, _HIDDEN_FRAMES)
 
 
 class _EventDecodeError(Exception):
@@ -172,6 +199,8 @@ class Invoker:
         self._is_async = is_async_handler(self.handler)
         if self._is_async:
             self.runner.loop  # noqa: B018 - create the loop at init, not during the first (billed) call
+        if self.options.http or self.options.decode_base64:  # at init too: what the first HTTP event will need
+            from . import http_shaping, request_body  # noqa: F401
 
     def __call__(self, message: InvokeMessage, body: bytes | memoryview) -> bytes:
         """Call the handler for one ``invoke`` frame and return the encoded reply frame."""
@@ -187,18 +216,24 @@ class Invoker:
         source = context.event_source = classify(event)
         behind_http = source in HTTP_SOURCES
         if behind_http and self.options.decode_base64:
+            from .request_body import decode_base64_body
+
             decode_base64_body(event)
         if behind_http and self.options.http:
             return self._run_http(request_id, source, event, context)
         try:
             result = self._call(event, context)
         except MemoryError as error:
-            return self._fail(request_id, *describe_handler_exception(error, _HIDDEN_FRAMES), fatal=True)
+            return self._fail(request_id, *_describe(error), fatal=True)
         except Exception as error:
-            if behind_http and isinstance(error, HTTPError):  # the handler chose an HTTP answer
+            if behind_http and _is_http_error(error):  # the handler chose an HTTP answer
+                from .http_shaping import http_error_response
+
                 return self._result_frame(request_id, to_json(http_error_response(error, source, event)).encode())
-            return self._fail(request_id, *describe_handler_exception(error, _HIDDEN_FRAMES))
-        if behind_http and isinstance(result, HTTPResponse) and self.options.serialiser is None:
+            return self._fail(request_id, *_describe(error))
+        if behind_http and self.options.serialiser is None and _is_http_response(result):
+            from .http_shaping import render
+
             result = render(result, source, event)
         try:
             payload, content_type = encode_result(result, self.options.serialiser)
@@ -223,15 +258,20 @@ class Invoker:
         ``LambdaValidationError``."""
         payload = bounded_error_payload(error)
         self._log_error(error, payload)
-        cause = xray if xray is not None else validation_cause(str(error["errorMessage"]))
-        return error_frame(request_id, error, fatal=fatal, xray=cause, payload=payload)
+        if xray is None:
+            from .error_report import validation_cause
+
+            xray = validation_cause(str(error["errorMessage"]))
+        return error_frame(request_id, error, fatal=fatal, xray=xray, payload=payload)
 
     def _log_error(self, error: dict[str, Any], payload: bytes | None = None) -> None:
         """Log an error object as awslambdaric does (as it is posted, after bounding). The log line is a courtesy:
         the error must be reported whatever becomes of it."""
         if self.error_log is not None:
-            with contextlib.suppress(Exception):
+            try:  # noqa: SIM105 - not contextlib: one import less at every start
                 self.error_log(json.loads(bounded_error_payload(error) if payload is None else payload))
+            except Exception:
+                pass
 
     def _call(self, event: Any, context: LambdaContext) -> Any:
         if self._is_async:
@@ -244,6 +284,9 @@ class Invoker:
     def _run_http(self, request_id: str, source: EventSource, event: dict[str, Any], context: LambdaContext) -> bytes:
         """The opted-in HTTP path: whatever the handler does, its caller gets a proxy response (or, for a MemoryError,
         the worker is replaced and Lambda's error stands, as for any event)."""
+        from .http import HTTPError  # imported at init with the option
+        from .http_shaping import http_error_response, internal_error_response, shape_result
+
         serialiser = self.options.serialiser
         try:
             result = self._call(event, context)
@@ -251,12 +294,12 @@ class Invoker:
             payload, content_type = encode_result(result if serialiser else shape_result(result, source, event),
                                                   serialiser)
         except MemoryError as error:
-            return self._fail(request_id, *describe_handler_exception(error, _HIDDEN_FRAMES), fatal=True)
+            return self._fail(request_id, *_describe(error), fatal=True)
         except HTTPError as error:
             return self._result_frame(request_id, to_json(http_error_response(error, source, event)).encode("utf-8"))
         except Exception as error:  # the handler's, or its result's encoding; for the log, not the client
             failure = (error_object(ErrorType.MARSHAL, str(error)) if isinstance(error, _EncodeError)
-                       else describe_handler_exception(error, _HIDDEN_FRAMES)[0])
+                       else _describe(error)[0])
             self._log_error(failure)
             return self._result_frame(request_id, to_json(internal_error_response(source, event)).encode("utf-8"))
         return self._result_frame(request_id, payload, content_type)

@@ -15,7 +15,18 @@ import json
 import logging
 import time
 import traceback
-from typing import Any, Protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    from .output import HandlerOutput
+
+    class Invocation(Protocol):
+        """What the filter reads: the invocation in progress, if any."""
+
+        request_id: str | None
+        tenant_id: str | None
 
 TEXT_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
 TEXT_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
@@ -27,13 +38,10 @@ _NOT_EXTRA = frozenset({
     "processName", "process", "aws_request_id", "tenant_id",
 })
 _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
-
-
-class Invocation(Protocol):
-    """What the filter reads: the invocation in progress, if any."""
-
-    request_id: str | None
-    tenant_id: str | None
+#: Lambda's application log levels, as ``logging`` levels (as awslambdaric maps them: TRACE is DEBUG).
+LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
+          "WARNING": logging.WARNING, "ERROR": logging.ERROR, "FATAL": logging.CRITICAL,
+          "CRITICAL": logging.CRITICAL}
 
 
 class RequestIdFilter(logging.Filter):
@@ -83,3 +91,35 @@ class JsonRecordFormatter(logging.Formatter):
         fields.update((key, value) for key, value in vars(record).items()
                       if key not in _NOT_EXTRA and key not in fields)
         return _encode({key: value for key, value in fields.items() if value is not None}) + "\n"
+
+
+class LambdaLogHandler(logging.Handler):
+    """The root logger's handler, as awslambdaric's: each record formatted in Lambda's layout (a formatter the user
+    sets instead is honoured) and written as one event; records carry ``aws_request_id`` and ``tenant_id``."""
+
+    def __init__(self, output: HandlerOutput) -> None:
+        super().__init__()
+        self._output = output
+        self.setFormatter(JsonRecordFormatter() if output.json else text_formatter())
+        self.addFilter(RequestIdFilter(output))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._output.record(self.format(record))
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+def set_up_logging(output: HandlerOutput, log_level: str) -> None:
+    """The root logger as awslambdaric leaves it before the user's code runs: only our handler, UTC times, and
+    the level ``AWS_LAMBDA_LOG_LEVEL`` names (INFO by default with the JSON format)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    logging.Formatter.converter = time.gmtime  # as awslambdaric: the user's formatters write UTC times too
+    root.addHandler(LambdaLogHandler(output))
+    level = LEVELS.get(log_level.upper()) if log_level else (logging.INFO if output.json else None)
+    if level is not None:
+        root.setLevel(level)

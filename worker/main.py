@@ -1,10 +1,9 @@
 """The worker's entry point: set the process up, then init the user's code and serve (serving.py), or run as the
 fork template (template.py).
 
-Started by the supervisor as ``python -P -u -m lambda_supervisor.worker --in-fd N --out-fd M --parent-pid P``
-(shared/worker_args.py): ``-P`` keeps the working directory off ``sys.path`` (the task root is put first explicitly
-instead) and ``-u`` makes ``print`` reach the log at once, so that nothing a handler printed is lost if it crashes
-right after.
+Started by the supervisor with shared/worker_args.py's ``WORKER_COMMAND`` (through worker/start.py): ``-P`` keeps
+the working directory off ``sys.path`` (the task root is put first explicitly instead) and ``-u`` makes ``print``
+reach the log at once, so that nothing a handler printed is lost if it crashes right after.
 """
 
 from __future__ import annotations
@@ -20,9 +19,18 @@ from lambda_supervisor.shared.worker_args import WorkerArgs
 
 from .cpu_affinity import MainThreadCpu
 from .handler_loader import InitFailure
+from .on_import import pin
 from .output import install as install_output
 from .serving import Channel, UserFunction, die_with_parent, report_init_failure, serve
 from .settings import TAG_OUTPUT, read_switch
+
+#: Standard modules the worker used to import before the user's code and now imports only when needed (logging and
+#: traceback on first use, the HTTP helpers', error reporting's), with theirs: still found where they are before the
+#: task root goes first on sys.path, so that a user's module of the same name does not replace them (on_import.py).
+IMPORTED_WHEN_NEEDED = (
+    "base64", "binascii", "contextlib", "ctypes", "http", "linecache", "logging", "math", "resource", "select",
+    "string", "struct", "textwrap", "threading", "token", "tokenize", "traceback", "typing", "weakref", "_weakrefset",
+)
 
 
 def _released(hold_fd: int) -> bool:
@@ -48,6 +56,7 @@ def main(arguments: WorkerArgs) -> int:
         tag_output = bool(read_switch(environ, TAG_OUTPUT))
     except InitFailure as failure:
         return report_init_failure(channel, failure)
+    pin(*IMPORTED_WHEN_NEEDED)
     output = install_output(environ.get(worker_env.LOG_FORMAT, "Text"), environ.get(worker_env.LOG_LEVEL, ""),
                             tag_output=tag_output)
     try:  # before any user code runs, so that it runs under them (the fork template's workers inherit them)

@@ -14,37 +14,31 @@ Python (C code, child processes) goes to the same descriptors; C's own ``stdout`
 from __future__ import annotations
 
 import builtins
-import ctypes
 import errno
 import faulthandler
 import io
 import json
-import logging
 import os
-import select
 import sys
 import time
-import traceback
-from typing import Any
 
-from lambda_supervisor.shared.logline import JSON, json_line, one_line, text_line
+from lambda_supervisor.shared import libc
 from lambda_supervisor.shared.protocol import STACK_DUMP_SIGNAL
 
-from .error_log import error_log_line
-from .log_records import JsonRecordFormatter, RequestIdFilter, text_formatter
+from .on_import import when_imported
 
-#: Lambda's application log levels, as ``logging`` levels (as awslambdaric maps them: TRACE is DEBUG).
-LEVELS = {"TRACE": logging.DEBUG, "DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING,
-          "WARNING": logging.WARNING, "ERROR": logging.ERROR, "FATAL": logging.CRITICAL,
-          "CRITICAL": logging.CRITICAL}
-
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+    from typing import Any
 
 class HandlerOutput:
     """Where and how the handler's output is written; ``request_id`` and ``tenant_id`` are the invocation in
     progress. ``tag_output``: stdout/stderr writes become tagged log events instead of raw text."""
 
     def __init__(self, log_format: str, fd: int = 1, *, tag_output: bool = False) -> None:
-        self.json = log_format.upper() == JSON
+        self.json = log_format.upper() == "JSON"  # shared/logline.py's JSON (imported on the first record)
         self.fd = fd
         self.tag_output = tag_output
         self.request_id: str | None = None
@@ -55,10 +49,14 @@ class HandlerOutput:
 
     def record(self, formatted: str) -> None:
         """One formatted ``logging`` record, as one CloudWatch event."""
+        from lambda_supervisor.shared.logline import one_line
+
         self.raw((one_line(formatted) + "\n").encode("utf-8", "backslashreplace"))
 
     def event(self, level: str, message: str, logger: str) -> None:
         """A tagged event (``tag_output``): Lambda's Text layout, or a JSON record from ``logger``."""
+        from lambda_supervisor.shared.logline import json_line, text_line
+
         seconds = time.time()
         if self.json:
             line = json_line(seconds, self.request_id, level, message, logger)
@@ -69,6 +67,8 @@ class HandlerOutput:
     def log_error(self, error: dict[str, Any]) -> None:
         """Log an error about to be reported (an invocation's or init's), untagged, as awslambdaric logs it
         (see error_log)."""
+        from .error_log import error_log_line  # on the first error
+
         line = error_log_line(error, self.request_id or "", json_format=self.json)
         _write_all(self.fd, line.encode("utf-8", "backslashreplace"))
 
@@ -79,6 +79,8 @@ def _write_all(fd: int, data: bytes) -> None:
         try:
             written = os.write(fd, view)
         except BlockingIOError:  # someone made the descriptor non-blocking: wait until it drains
+            import select
+
             select.select([], [fd], [])
             continue
         except InterruptedError:
@@ -174,25 +176,6 @@ class _BinaryStream(io.RawIOBase):
         return len(raw)
 
 
-class LambdaLogHandler(logging.Handler):
-    """The root logger's handler, as awslambdaric's: each record formatted in Lambda's layout (a formatter the user
-    sets instead is honoured) and written as one event; records carry ``aws_request_id`` and ``tenant_id``."""
-
-    def __init__(self, output: HandlerOutput) -> None:
-        super().__init__()
-        self._output = output
-        self.setFormatter(JsonRecordFormatter() if output.json else text_formatter())
-        self.addFilter(RequestIdFilter(output))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self._output.record(self.format(record))
-        except RecursionError:
-            raise
-        except Exception:
-            self.handleError(record)
-
-
 def _print(*values: object, sep: str | None = " ", end: str | None = "\n", file: Any = None,
            flush: bool = False) -> None:
     """``print`` as one ``write``, so that one print is one log event."""
@@ -205,26 +188,42 @@ def _print(*values: object, sep: str | None = " ", end: str | None = "\n", file:
 
 _builtin_print = builtins.print
 _MISSING: Any = object()
-_builtin_print_exception = traceback.print_exception
+#: traceback's own print_exception, kept when :func:`_print_exception` replaces it (when traceback is imported).
+_replaced: dict[str, Any] = {}
 
 
 def _print_exception(exc: Any, /, value: Any = _MISSING, tb: Any = _MISSING, limit: int | None = None,
                      file: Any = None, chain: bool = True) -> None:
     """``traceback.print_exception`` (and ``print_exc``) as one ``write`` (one log event when tagging)."""
+    import traceback  # imported already: this is its print_exception
+
     given = (exc,) if value is _MISSING and tb is _MISSING else (exc, value, tb)
     stream = sys.stderr if file is None else file
     if isinstance(stream, LogStream):
         stream.write("".join(traceback.format_exception(*given, limit=limit, chain=chain)))
     else:
-        _builtin_print_exception(*given, limit=limit, file=file, chain=chain)
+        _replaced.get("print_exception", traceback.print_exception)(*given, limit=limit, file=file, chain=chain)
+
+
+def _one_write_tracebacks(traceback: ModuleType) -> None:
+    _replaced.setdefault("print_exception", traceback.print_exception)
+    setattr(traceback, "print_exception", _print_exception)  # noqa: B010 - a module object of any kind
+
+
+def _logging_set_up(output: HandlerOutput, log_level: str) -> Callable[[ModuleType], None]:
+    def set_up(logging: ModuleType) -> None:
+        from .log_records import set_up_logging
+
+        set_up_logging(output, log_level)
+
+    return set_up
 
 
 def _unbuffer_c_stdout() -> None:
     """C code's ``printf`` would sit in libc's buffer and die with a crashing worker; make it write through."""
-    try:
-        libc = ctypes.CDLL(None)
-        libc.setvbuf(ctypes.c_void_p.in_dll(libc, "stdout"), None, 2, 0)  # 2: _IONBF
-    except (OSError, AttributeError, ValueError):
+    try:  # noqa: SIM105 - not contextlib: one import less at every start
+        libc.call("setvbuf", libc.c_variable(libc.CPointer, "stdout"), None, 2, 0)  # 2: _IONBF
+    except (OSError, ValueError):
         pass
 
 
@@ -238,13 +237,9 @@ def install(log_format: str, log_level: str, *, tag_output: bool = False) -> Han
     sys.stdout = LogStream(output, "INFO", "stdout", 1)
     sys.stderr = LogStream(output, "ERROR", "stderr", 2)
     builtins.print = _print
-    traceback.print_exception = _print_exception
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    logging.Formatter.converter = time.gmtime  # as awslambdaric: the user's formatters write UTC times too
-    root.addHandler(LambdaLogHandler(output))
-    level = LEVELS.get(log_level.upper()) if log_level else (logging.INFO if output.json else None)
-    if level is not None:
-        root.setLevel(level)
+    # logging and traceback are set up as awslambdaric sets them up, but only once something imports them (most
+    # often the user's code: then before its import statement returns), so that a function that never uses them
+    # does not pay for them (see on_import.py)
+    when_imported("traceback", _one_write_tracebacks)
+    when_imported("logging", _logging_set_up(output, log_level))
     return output

@@ -17,11 +17,17 @@ configuration, as everywhere else in this runtime.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar, overload
 
-from .serialisers import Deserialiser, Serialiser
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple, TypeVar, overload
 
-F = TypeVar("F", bound=Callable[..., Any])
+    from .serialisers import Deserialiser, Serialiser
+
+    F = TypeVar("F", bound=Callable[..., Any])
+else:
+    from lambda_supervisor.shared.named_tuple import NamedTuple
+
 OPTIONS_ATTRIBUTE = "__lambda_supervisor_options__"
 
 
@@ -35,18 +41,19 @@ class HandlerOptions(NamedTuple):
     http: bool | None = None
 
 
-@overload
-def lambda_handler(function: F, /) -> F: ...
+if TYPE_CHECKING:  # typing.overload is for the type checker only
+    @overload
+    def lambda_handler(function: F, /) -> F: ...
 
 
-@overload
-def lambda_handler(
-    *,
-    serialiser: Serialiser | None = None,
-    deserialiser: Deserialiser | None = None,
-    decode_base64: bool | None = None,
-    http: bool | None = None,
-) -> Callable[[F], F]: ...
+    @overload
+    def lambda_handler(
+        *,
+        serialiser: Serialiser | None = None,
+        deserialiser: Deserialiser | None = None,
+        decode_base64: bool | None = None,
+        http: bool | None = None,
+    ) -> Callable[[F], F]: ...
 
 
 def lambda_handler(

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def decode_base64_body(event: dict[str, Any]) -> None:

@@ -12,19 +12,21 @@ posted as the response unchanged. :func:`identity` as both means "raw string in,
 from __future__ import annotations
 
 import importlib
-import math
 import os
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
 
 import simplejson
 
 from lambda_supervisor.shared.protocol import BYTES_CONTENT_TYPE, JSON_CONTENT_TYPE
 
-Serialiser = Callable[[Any], Any]  # returns str or bytes (checked per invocation: user code may not keep promises)
-Deserialiser = Callable[[str], Any]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Serialiser = Callable[[Any], Any]  # returns str or bytes (checked per invocation: user code may not keep promises)
+    Deserialiser = Callable[[str], Any]
 #: The short name accepted in the environment variables for :func:`identity`.
 IDENTITY_NAME = "identity"
 
@@ -46,6 +48,9 @@ def escapes_non_ascii(environ: Mapping[str, str]) -> bool:
     return match is None or int(match[1]) < 12
 
 
+_NAN = float("nan")  # math.nan, without importing math
+
+
 class _ResultEncoder(simplejson.JSONEncoder):
     """simplejson, configured as awslambdaric's marshaller: a ``Decimal`` is written as its exact digits
     (``Decimal("1.10")`` stays ``1.10``), a NaN ``Decimal`` as ``NaN``; namedtuples become objects."""
@@ -55,7 +60,7 @@ class _ResultEncoder(simplejson.JSONEncoder):
 
     def default(self, o: Any) -> Any:
         if isinstance(o, Decimal):
-            return math.nan if o.is_nan() else simplejson.RawJSON(str(o))
+            return _NAN if o.is_nan() else simplejson.RawJSON(str(o))
         return super().default(o)
 
 

@@ -9,13 +9,20 @@ like the supervisor's settings do.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
 
 from lambda_supervisor.shared.errors import ErrorType, error_object
 
-from .handler_loader import Handler, InitFailure
+from .handler_loader import InitFailure
 from .registration import HandlerOptions, registered_options
 from .serialisers import ResolveError, resolve_callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+
+    from .handler_loader import Handler
+else:
+    from lambda_supervisor.shared.named_tuple import NamedTuple
 
 HTTP = "LAMBDA_SUPERVISOR_HTTP"
 TAG_OUTPUT = "LAMBDA_SUPERVISOR_TAG_OUTPUT"

@@ -32,8 +32,8 @@ RUNTIME_FORBIDDEN = {"dataclasses", "inspect"}
 #: supervisor/ imports it only under TYPE_CHECKING, and nothing else on its path imports it (see
 #: test_the_supervisor_does_not_import_typing_before_its_first_next).
 SUPERVISOR_TOP_LEVEL = {
-    "array", "collections", "copyreg", "ctypes", "enum", "errno", "fcntl", "json", "math",
-    "mmap", "re", "resource", "select", "selectors", "signal", "socket", "struct", "threading",
+    "array", "collections", "copyreg", "enum", "errno", "fcntl", "json", "math",
+    "mmap", "re", "select", "selectors", "signal", "socket", "struct", "threading",
 }
 SOURCE = Path(__file__).resolve().parents[2]
 #: Everything the bootstrap imports before it starts the first worker, beyond what a bare interpreter imports.
@@ -45,12 +45,16 @@ BEFORE_THE_FIRST_WORKER = {
 #: Our own modules in a worker serving a plain (sync) handler: a new one is a decision, not an accident.
 WORKER_MODULES = {"lambda_supervisor", "lambda_supervisor.shared", "lambda_supervisor.worker"} | {
     f"lambda_supervisor.shared.{name}" for name in (
-        "cpu_handoff", "errors", "logline", "payload_region", "prctl", "printable", "protocol", "rlimits",
-        "worker_args", "worker_env", "xray")} | {
+        "cpu_handoff", "errors", "libc", "named_tuple", "payload_region", "prctl", "printable", "protocol",
+        "rlimits", "worker_args", "worker_env")} | {
     f"lambda_supervisor.worker.{name}" for name in (
-        "async_runner", "context", "cpu_affinity", "error_log", "error_report", "event_source", "handler_loader",
-        "http", "http_shaping", "init_leftovers", "invocation", "log_records", "main", "output", "registration",
-        "request_body", "serialisers", "serving", "settings", "soft_timeout")}
+        "async_runner", "context", "cpu_affinity", "event_source", "handler_loader", "init_leftovers", "invocation",
+        "main", "on_import", "output", "registration", "serialisers", "serving", "settings", "soft_timeout")}
+#: Never imported by a worker before the user's code, nor by a trivial invocation: what its own start would pay for
+#: every function. typing (~5 ms and ~0.6 MB: shared/named_tuple.py stands in for typing.NamedTuple); logging and
+#: traceback (~6 ms and ~1.3 MB: set up when something imports them, worker/on_import.py); http and base64 (the HTTP
+#: helpers, used only by handlers that import them); runpy (the worker starts with -c).
+BEFORE_USER_CODE_FORBIDDEN = {"typing", "logging", "traceback", "http", "base64", "runpy"}
 #: Never in a worker that serves a plain handler (on top of FORBIDDEN_IMPORTS).
 WORKER_FORBIDDEN = {"argparse", "dataclasses", "inspect", "pathlib", "subprocess", "email", "urllib", "uuid",
                     "datetime"}
@@ -125,6 +129,19 @@ def test_the_worker_imports_exactly_these_modules_of_ours(regular_install: Path)
     assert {name for name in modules if name.startswith("lambda_supervisor")} == WORKER_MODULES
     assert forbidden(modules) == set()
     assert {name.partition(".")[0] for name in modules} & WORKER_FORBIDDEN == set()
+    assert forbidden(modules, BEFORE_USER_CODE_FORBIDDEN) == set()
+
+
+def test_the_worker_imports_no_typing_logging_or_traceback_before_the_users_code(start_runtime: StartRuntime) -> None:
+    """The user's init sees none of them in sys.modules (a handler that imports one itself pays for it), nor does a
+    trivial invocation import one."""
+    runtime = start_runtime("modules_at_init.handler", task_root=COLD)
+    record = runtime.invoke({})
+    assert record.outcome_kind == "response", record.describe()
+    at_init = set(record.json()["at_init"])
+    assert "lambda_supervisor.worker.main" in at_init
+    assert forbidden(at_init, BEFORE_USER_CODE_FORBIDDEN) == set()
+    assert forbidden(set(record.json()["now"]), BEFORE_USER_CODE_FORBIDDEN) == set()
 
 
 def test_the_supervisor_imports_no_argparse_urllib_or_subprocess_before_the_first_response(

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import clean_environment
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
-from lambda_supervisor.shared.worker_args import WorkerArgs, WorkerArgsError
+from lambda_supervisor.shared.worker_args import WORKER_COMMAND, WorkerArgs, WorkerArgsError
 from lambda_supervisor.supervisor import early_worker
 
 PLAIN = WorkerArgs(in_fd=5, out_fd=8, parent_pid=4242)
@@ -40,7 +40,7 @@ def test_the_held_first_workers_command_line_is_one_the_worker_reads_exactly(cpu
     """early_worker.py writes it by hand (importing typing for WorkerArgs would cost the cold start)."""
     handoff = None if cpu_handoff is None else cpu_handoff.to_argument()
     command = early_worker.worker_command(5, 8, handoff, region_fd, 13)
-    assert command[:5] == [sys.executable, "-P", "-u", "-m", "lambda_supervisor.worker"]
+    assert command[:5] == [sys.executable, *WORKER_COMMAND]
     expected = WorkerArgs(in_fd=5, out_fd=8, parent_pid=os.getpid(), cpu_handoff=cpu_handoff, region_fd=region_fd,
                           hold_fd=13)
     assert WorkerArgs.from_argv(command[5:]) == expected

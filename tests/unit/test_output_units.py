@@ -16,7 +16,8 @@ import pytest
 
 from lambda_supervisor.shared.logline import json_line, one_line, text_line, timestamp
 from lambda_supervisor.worker import output
-from lambda_supervisor.worker.output import HandlerOutput, LambdaLogHandler, LogStream
+from lambda_supervisor.worker.log_records import LambdaLogHandler
+from lambda_supervisor.worker.output import HandlerOutput, LogStream
 
 
 def test_timestamps_and_one_line_messages() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import struct
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from lambda_supervisor.shared.protocol import (
     MAGIC,
     MAX_HEADER_BYTES,
     MAX_INIT_LEFTOVERS,
-    PREFIX,
+    PREFIX_BYTES,
     ErrorMessage,
     ForkedMessage,
     ForkFailedMessage,
@@ -38,6 +39,9 @@ from lambda_supervisor.shared.protocol import (
     parse_reply,
     parse_startup,
 )
+
+#: The frame prefix as the wire format defines it, written here independently of protocol.py.
+PREFIX = struct.Struct(">4sII")
 
 
 def raw_frame(header: bytes, payload: bytes = b"", magic: bytes = MAGIC) -> bytes:
@@ -63,7 +67,7 @@ def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
 
 
 def test_prefix_is_twelve_bytes() -> None:
-    assert PREFIX.size == 12
+    assert PREFIX.size == PREFIX_BYTES == 12
     data = encode_frame({"type": "x"}, b"abc")
     assert data[:4] == MAGIC
     assert int.from_bytes(data[4:8], "big") == len(b'{"type":"x"}')

@@ -1,0 +1,36 @@
+"""The worker process's first lines, started only by the supervisor (shared/worker_args.py's ``WORKER_COMMAND``).
+
+A worker inherits the supervisor's pinning to its home CPU (see shared/cpu_handoff.py). Before anything else is
+imported it reads its command line (shared/worker_args.py) and spreads over every CPU of the hand-off again, so
+that its imports and the user's init do not queue behind the supervisor (and whatever else runs there) on that
+one CPU. It is run with ``python -c``, not ``-m``: ``runpy`` (and what it imports) is not paid for at every start.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from lambda_supervisor.shared.worker_args import WorkerArgs, WorkerArgsError
+
+#: What the user's code sees as ``sys.argv[0]``: this package's ``__main__.py``, as when the worker ran with ``-m``.
+ARGV0 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.py")
+
+
+def start() -> None:
+    """Read the command line (exit 2 if it is not one the supervisor writes), then run the worker; never returns."""
+    try:
+        arguments = WorkerArgs.from_argv(sys.argv[1:])
+    except WorkerArgsError as error:
+        print(f"lambda_supervisor.worker: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    sys.argv[0] = ARGV0
+    if arguments.cpu_handoff is not None:
+        try:  # noqa: SIM105 - not contextlib: one import less at every start
+            os.sched_setaffinity(0, arguments.cpu_handoff.cpus)
+        except OSError:
+            pass
+
+    from lambda_supervisor.worker.main import main
+
+    raise SystemExit(main(arguments))
