@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .emulator import BenchEmulator
+from .install import runtime_python
 from .runtimes import TASK_ROOT, AwsLambdaRic, Runtime, Supervisor, _spawn, awslambdaric_installed, stop
 from .scenarios import WAIT_S, Sizes, _sequential, running
 from .stats import median
@@ -145,13 +146,29 @@ def _footprint_of(emulator: BenchEmulator, runtime: Runtime, invocations: int) -
             emulator.invoke(b"{}", wait=WAIT_S)
         time.sleep(REST_S)
         processes = _descendants(runtime.pid)
+        children = [pid for pid in processes if pid != runtime.pid]
         return {"pss_mb": sum(_status_kb(pid, "Pss:", "smaps_rollup") for pid in processes) / 1024,
-                "processes": len(processes), "bootstrap_rss_mb": _status_kb(runtime.pid, "VmRSS:") / 1024}
+                "processes": len(processes), "bootstrap_rss_mb": _status_kb(runtime.pid, "VmRSS:") / 1024,
+                "worker_rss_mb": max((_status_kb(pid, "VmRSS:") for pid in children), default=0) / 1024}
+
+
+def bare_interpreter_rss_mb() -> float:
+    """RSS of the runtimes' interpreter doing nothing (``-P -u``, as a worker runs), once it is up."""
+    bare = subprocess.Popen([runtime_python(), "-P", "-u", "-c", "import time; print(flush=True); time.sleep(60)"],
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert bare.stdout is not None
+        bare.stdout.readline()
+        return _status_kb(bare.pid, "VmRSS:") / 1024
+    finally:
+        bare.kill()
+        bare.wait()
 
 
 def footprint(sizes: Sizes) -> dict[str, Any]:
     """PSS of all processes at rest, per strategy, against awslambdaric; ``bootstrap_rss_mb`` is the supervisor's
-    (or awslambdaric's single process's) own RSS."""
+    (or awslambdaric's single process's) own RSS, ``worker_rss_mb`` its largest child's (with ``fresh``: the
+    worker), to set against ``bare_interpreter_rss_mb``."""
     invocations = FOOTPRINT_INVOCATIONS if sizes.rounds > 1 else 5
     kinds: dict[str, Factory] = {"lambda-supervisor": lambda emulator, handler: Supervisor(emulator, handler)}
     for strategy in ("fresh", "spare", "fork"):
@@ -160,7 +177,10 @@ def footprint(sizes: Sizes) -> dict[str, Any]:
     if awslambdaric_installed():
         kinds["awslambdaric"] = lambda emulator, handler: AwsLambdaRic(emulator, handler)
     with BenchEmulator(function_timeout_s=60.0) as emulator:
-        return {kind: _footprint_of(emulator, factory(emulator, NOOP), invocations) for kind, factory in kinds.items()}
+        result: dict[str, Any] = {kind: _footprint_of(emulator, factory(emulator, NOOP), invocations)
+                                  for kind, factory in kinds.items()}
+    result["bare_interpreter_rss_mb"] = bare_interpreter_rss_mb()
+    return result
 
 
 BACK_TO_BACK = 10

@@ -52,6 +52,10 @@ def cold_rows(results: dict[str, Any], add: Add) -> None:
                 "<= 1.6x" if kind == FRESH else "")
         add("supervisor RSS at rest (its own process), MB", _value(footprint.get(OURS), "bootstrap_rss_mb"),
             _value(ric, "bootstrap_rss_mb"), NA, NA, "<= 12")
+        fresh, bare = footprint.get(FRESH), footprint.get("bare_interpreter_rss_mb")
+        if fresh is not None and bare is not None:
+            add(f"worker RSS at rest over a bare interpreter ({bare:.1f} MB), `fresh`, trivial handler, MB",
+                f"{fresh['worker_rss_mb'] - bare:.1f}", NA, NA, NA, "<= 3")
     _crash_and_contention_rows(results, add)
 
 
