@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import struct
+import sys
 from _socket import IPPROTO_TCP, SO_RCVTIMEO, SO_SNDTIMEO, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY, getaddrinfo
 from _socket import socket as Socket
 
@@ -39,10 +39,16 @@ class PollInterrupted(ConnectionAbortedError):
     """A long poll was ended by :meth:`HttpConnection.interrupt` before its answer began."""
 
 
+#: A C ``long`` (as ``ssize_t`` on Linux, whose ABIs are LP64 or ILP32): a ``struct timeval``'s two fields.
+_LONG_BYTES = (sys.maxsize.bit_length() + 1) // 8
+
+
 def _timeval(seconds: float) -> bytes:
-    """A ``struct timeval`` for SO_RCVTIMEO/SO_SNDTIMEO; at least 1 µs, as zero would mean no timeout at all."""
+    """A ``struct timeval`` for SO_RCVTIMEO/SO_SNDTIMEO; at least 1 µs, as zero would mean no timeout at all.
+    Written with int.to_bytes: ``struct`` would be one more module in the supervisor, for two calls at start."""
     microseconds = max(round(seconds * 1_000_000), 1)
-    return struct.pack("@ll", microseconds // 1_000_000, microseconds % 1_000_000)
+    return b"".join(field.to_bytes(_LONG_BYTES, sys.byteorder, signed=True)
+                    for field in (microseconds // 1_000_000, microseconds % 1_000_000))
 
 
 class UnsafeRequest(ValueError):

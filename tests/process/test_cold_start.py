@@ -29,11 +29,12 @@ SUPERVISOR_FORBIDDEN = {"dataclasses", "inspect", "ast", "dis", "traceback", "ra
 RUNTIME_FORBIDDEN = {"dataclasses", "inspect"}
 #: The top-level modules (leaving out private ones) the supervisor imports before its first response: a new one
 #: is memory at rest on every instance. re comes with json. Not socket (with array and errno): the Runtime API
-#: connection and the template's control socket are _socket's. Not typing (~4 ms and ~0.5 MB at each cold start):
+#: connection and the template's control socket are _socket's. Not struct (a timeval is two int.to_bytes). Not
+#: typing (~4 ms and ~0.5 MB at each cold start):
 #: supervisor/ imports it only under TYPE_CHECKING, and nothing else on its path imports it (see
 #: test_the_supervisor_does_not_import_typing_before_its_first_next).
 SUPERVISOR_TOP_LEVEL = {
-    "collections", "copyreg", "enum", "fcntl", "json", "math", "mmap", "re", "select", "selectors", "signal", "struct",
+    "collections", "copyreg", "enum", "fcntl", "json", "math", "mmap", "re", "select", "selectors", "signal",
     "threading",
 }
 SOURCE = Path(__file__).resolve().parents[2]
@@ -232,6 +233,10 @@ def test_the_supervisor_never_imports_subprocess(start_runtime: StartRuntime, tm
     assert runtime.invoke({}).outcome_kind == "response"
     if not strategy:
         wait_for(lambda: len(ready.read_text().split()) == 2, what="the template's init")
+    # nor, at rest, the C modules it used to hold for a call or two (workers import them: the supervisor's own
+    # mappings tell; where they are built in, there is nothing to see). A reaped worker's rusage imports resource.
+    maps = Path(f"/proc/{runtime.process.pid}/maps").read_text()
+    assert [name for name in ("_posixsubprocess", "resource", "_struct") if f"/{name}.cpython" in maps] == []
     assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
     assert runtime.invoke({}).outcome_kind == "response"
     assert len(ready.read_text().split()) == 2, "a worker was started after the first"

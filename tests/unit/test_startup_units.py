@@ -1,0 +1,64 @@
+"""What the supervisor computes without a module it used to import for it: a ``struct timeval`` without ``struct``,
+RLIMIT_NICE without ``resource``, fd passing without socket.py (each one module less held at rest)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import struct
+
+import pytest
+
+from lambda_supervisor.supervisor.http_connection import _timeval
+from lambda_supervisor.supervisor.priority import _nice_limit
+from lambda_supervisor.supervisor.respawn import _send_fds
+
+
+@pytest.mark.parametrize("seconds", [0.0, 1e-7, 0.000_001, 0.5, 3.0, 30.0, 900.25, 86_400.000_001])
+def test_a_timeval_is_what_struct_packs(seconds: float) -> None:
+    microseconds = max(round(seconds * 1_000_000), 1)
+    assert _timeval(seconds) == struct.pack("@ll", microseconds // 1_000_000, microseconds % 1_000_000)
+
+
+@pytest.mark.parametrize("limit", [0, 19, 20, 40, resource.RLIM_INFINITY])
+def test_the_nice_limit_is_resources(limit: int) -> None:
+    """Read in a child given that soft limit, where the hard one (or privilege) allows it."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child)
+        try:
+            try:
+                resource.setrlimit(resource.RLIMIT_NICE, (limit, limit))
+                os.write(write, str(_nice_limit()).encode())
+            except (OSError, ValueError):
+                os.write(write, b"cannot")
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    seen = os.read(read, 100)
+    os.close(read)
+    if seen == b"cannot":
+        pytest.skip("this process may not set RLIMIT_NICE so")
+    assert seen == str(None if limit == resource.RLIM_INFINITY else limit).encode()
+    soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
+    assert _nice_limit() == (None if soft == resource.RLIM_INFINITY else soft)
+
+
+def test_fds_sent_arrive_as_socket_recv_fds_reads_them() -> None:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    read, write = os.pipe()
+    try:
+        _send_fds(ours, b"fork", [read, write])  # type: ignore[arg-type]
+        message, fds, _, _ = socket.recv_fds(theirs, 100, 2)
+        assert message == b"fork" and len(fds) == 2
+        os.write(fds[1], b"x")
+        assert os.read(read, 1) == b"x"
+        for fd in fds:
+            os.close(fd)
+    finally:
+        for fd in (read, write):
+            os.close(fd)
+        ours.close()
+        theirs.close()
