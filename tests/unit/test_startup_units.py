@@ -1,15 +1,21 @@
 """What the supervisor computes without a module it used to import for it: a ``struct timeval`` without ``struct``,
-RLIMIT_NICE without ``resource``, fd passing without socket.py (each one module less held at rest)."""
+RLIMIT_NICE without ``resource``, fd passing without socket.py (each one module less held at rest), and settings
+checked without compiling a regular expression on the way to the first response."""
 
 from __future__ import annotations
 
 import os
+import re
 import resource
 import socket
 import struct
+from collections.abc import Callable
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from lambda_supervisor.supervisor.config import _namespace, _runtime_api
 from lambda_supervisor.supervisor.http_connection import _timeval
 from lambda_supervisor.supervisor.priority import _nice_limit
 from lambda_supervisor.supervisor.respawn import _send_fds
@@ -62,3 +68,45 @@ def test_fds_sent_arrive_as_socket_recv_fds_reads_them() -> None:
             os.close(fd)
         ours.close()
         theirs.close()
+
+
+RUNTIME_API_PATTERN = r"(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]):([0-9]{1,5})"
+NAMESPACE_PATTERN = r"[A-Za-z0-9._/#:\- ]{1,255}"
+ADDRESS_PIECES = st.sampled_from(["a", "Z", "9", "0", ".", "-", ":", "[", "]", "f", "G", " ", "é", "\u0661", "_",
+                                  "65535", "65536", "00080", "127.0.0.1", "[::1]", "localhost"])
+
+
+def _regex_runtime_api(text: str) -> bool:
+    match = re.fullmatch(RUNTIME_API_PATTERN, text)
+    return match is not None and 0 < int(match.group(1)) < 65536
+
+
+def _accepts(parse: Callable[[str], str], text: str) -> bool:
+    try:
+        parse(text)
+    except ValueError:
+        return False
+    return True
+
+
+@given(st.lists(ADDRESS_PIECES, max_size=8).map("".join) | st.text(max_size=12))
+@example("127.0.0.1:9001")
+@example("[::1]:80")
+@example("host:0")
+@example("host:65536")
+@example("a:b:80")
+@example("[]:80")
+@example(":80")
+@example("host:\u0661\u0662")
+def test_the_runtime_api_address_is_checked_as_the_regex_did(text: str) -> None:
+    assert _accepts(_runtime_api, text) == _regex_runtime_api(text)
+
+
+@given(st.lists(ADDRESS_PIECES, max_size=8).map("".join) | st.text(max_size=12))
+@example("LambdaSupervisor")
+@example(" ")
+@example("a" * 255)
+@example("a" * 256)
+def test_the_metrics_namespace_is_checked_as_the_regex_did(text: str) -> None:
+    expected = re.fullmatch(NAMESPACE_PATTERN, text) is not None and bool(text.strip())
+    assert _accepts(_namespace, text) == expected
