@@ -17,10 +17,10 @@ The fork template's control messages (JSON datagrams beside the frames) are here
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py: its enums cost every start (shared/signal_names.py)
 import json
 import mmap
 import os
-import signal
 
 from .errors import error_object
 from .worker_env import LAMBDA_RESPONSE_LIMIT_BYTES as LAMBDA_RESPONSE_LIMIT_BYTES  # where it was defined first

@@ -9,10 +9,10 @@ worker it tracks (the active one, a standby, the fork template) or the leftover 
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py: its enums cost every start (shared/signal_names.py)
 import contextlib
 import os
 import select
-import signal
 import threading
 
 from lambda_supervisor.shared.prctl import set_child_subreaper

@@ -7,8 +7,8 @@ the supervisor's own.
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py: its enums cost every start (shared/signal_names.py)
 import os
-import signal
 import sys
 import time
 from collections.abc import Mapping

@@ -9,12 +9,12 @@ bounded frame decoder and never trusted further than that.
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py: its enums cost every start (shared/signal_names.py)
 import contextlib
 import mmap
 import os
 import select
 import selectors
-import signal
 import threading
 import time
 from collections import deque
@@ -41,6 +41,7 @@ from lambda_supervisor.shared.protocol import (
     parse_reply,
     parse_startup,
 )
+from lambda_supervisor.shared.signal_names import signal_name
 
 from .config import Config
 from .early_worker import make_pipes
@@ -114,10 +115,7 @@ class _Abort(Exception):
 def describe_wait_status(status: int) -> str:
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
-        try:
-            return f"signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"signal {-code}"
+        return f"signal {signal_name(-code) or -code}"
     return f"exit status {code}"
 
 

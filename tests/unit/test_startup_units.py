@@ -1,12 +1,14 @@
 """What the supervisor computes without a module it used to import for it: a ``struct timeval`` without ``struct``,
-RLIMIT_NICE without ``resource``, fd passing without socket.py (each one module less held at rest), and settings
-checked without compiling a regular expression on the way to the first response."""
+RLIMIT_NICE without ``resource``, signal names without ``signal.py``, fd passing without socket.py (each one
+module less to import and hold), and settings checked without compiling a regular expression on the way to the
+first response."""
 
 from __future__ import annotations
 
 import os
 import re
 import resource
+import signal
 import socket
 import struct
 from collections.abc import Callable
@@ -15,6 +17,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from lambda_supervisor.shared.signal_names import signal_name
 from lambda_supervisor.supervisor.config import _namespace, _runtime_api
 from lambda_supervisor.supervisor.http_connection import _timeval
 from lambda_supervisor.supervisor.priority import _nice_limit
@@ -110,3 +113,12 @@ def test_the_runtime_api_address_is_checked_as_the_regex_did(text: str) -> None:
 def test_the_metrics_namespace_is_checked_as_the_regex_did(text: str) -> None:
     expected = re.fullmatch(NAMESPACE_PATTERN, text) is not None and bool(text.strip())
     assert _accepts(_namespace, text) == expected
+
+
+@pytest.mark.parametrize("number", range(0, 70))
+def test_a_signal_is_named_as_signal_signals_names_it(number: int) -> None:
+    try:
+        expected: str | None = signal.Signals(number).name
+    except ValueError:
+        expected = None
+    assert signal_name(number) == expected
