@@ -13,7 +13,7 @@ import _signal as signal  # not signal.py: its enums cost every start (shared/si
 import contextlib
 import os
 import select
-import threading
+from _thread import RLock  # not threading: its import costs every start, for a lock
 
 from lambda_supervisor.shared.prctl import set_child_subreaper
 
@@ -40,7 +40,7 @@ class Children:
         self.workers: set[int] = set()
         #: Held while a worker is being made (from its fork until it is tracked) and while orphans are hunted, so
         #: that with several slots no hunt takes another slot's newborn worker for a leftover.
-        self.lock = threading.RLock()
+        self.lock = RLock()
         #: SIGCHLDs seen so far, once they are counted (None until then). A child that was alive when the count
         #: was N is still alive while it is N, so "has it exited?" can be answered without a system call.
         self.signal_count: int | None = None

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from _socket import AF_UNIX, SCM_RIGHTS, SOCK_SEQPACKET, SOL_SOCKET, socketpair
 from _socket import socket as Socket
+from _thread import allocate_lock  # not threading: its import costs every start, for a lock
 from collections.abc import Mapping
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
@@ -245,7 +245,7 @@ class ForkFactory(WorkerFactory):
         super().__init__(config, environ, children, cpu_handoff)
         self._template: WorkerProcess | None = None
         self._control: Socket | None = None
-        self._fork_lock = threading.Lock()
+        self._fork_lock = allocate_lock()
         self._template_ready = False
         self.ahead = False
 

@@ -15,8 +15,8 @@ import mmap
 import os
 import select
 import selectors
-import threading
 import time
+from _thread import allocate_lock  # not threading: its import costs every start, for a lock
 from collections import deque
 from collections.abc import Callable, Mapping
 
@@ -177,7 +177,7 @@ class WorkerProcess:
         self._selector.register(from_worker, selectors.EVENT_READ)
         self._selector.register(self._pidfd, selectors.EVENT_READ)
         self._exited = False
-        self._reap_lock = threading.Lock()  # one reap, whichever thread (a slot's, the idle sweep's) kills first
+        self._reap_lock = allocate_lock()  # one reap, whichever thread (a slot's, the idle sweep's) kills first
         self._input_eof = False
         self._sent = 0  # bytes of the current event written to the worker
         self._served: deque[str] = deque(maxlen=REMEMBERED_REQUEST_IDS)  # request ids this worker has answered
