@@ -17,11 +17,10 @@ The fork template's control messages (JSON datagrams beside the frames) are here
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py: its enums cost every start (shared/signal_names.py)
 import json
 import mmap
 import os
-import signal
-from enum import StrEnum
 
 from .errors import error_object
 from .worker_env import LAMBDA_RESPONSE_LIMIT_BYTES as LAMBDA_RESPONSE_LIMIT_BYTES  # where it was defined first
@@ -29,9 +28,12 @@ from .worker_env import frame_payload_limit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from enum import StrEnum as _Names
     from typing import Any, NamedTuple
 else:
     from .named_tuple import NamedTuple
+
+    _Names = object  # mypy reads enums; at run time plain str constants (an enum class costs ~0.1 ms at start)
 
 MAGIC = b"LSF1"
 #: Sent by the supervisor to a worker it is about to kill at the deadline: the worker dumps its threads' stacks.
@@ -50,7 +52,7 @@ READ_BUFFER_BYTES = 1 << 20
 DEFAULT_MAX_PAYLOAD_BYTES = frame_payload_limit(LAMBDA_RESPONSE_LIMIT_BYTES)
 
 
-class MessageType(StrEnum):
+class MessageType(_Names):
     """The ``type`` of a frame header, by direction (each has its message class below)."""
 
     # worker -> supervisor
@@ -436,7 +438,7 @@ def parse_error(payload: bytes) -> dict[str, Any]:
 # -- the fork template's control messages (SOCK_SEQPACKET datagrams; the fork request carries two descriptors) -----
 
 
-class ForkMessageType(StrEnum):
+class ForkMessageType(_Names):
     FORK = "fork"  # supervisor -> template, with the new worker's two pipe ends
     FORKED = "forked"  # template -> supervisor
     FORK_FAILED = "fork_failed"  # template -> supervisor

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import socket
-import struct
+import sys
+from _socket import IPPROTO_TCP, SO_RCVTIMEO, SO_SNDTIMEO, SOCK_STREAM, SOL_SOCKET, TCP_NODELAY, getaddrinfo
+from _socket import socket as Socket
 
 from lambda_supervisor.shared.printable import is_header_safe
 
@@ -38,10 +39,16 @@ class PollInterrupted(ConnectionAbortedError):
     """A long poll was ended by :meth:`HttpConnection.interrupt` before its answer began."""
 
 
+#: A C ``long`` (as ``ssize_t`` on Linux, whose ABIs are LP64 or ILP32): a ``struct timeval``'s two fields.
+_LONG_BYTES = (sys.maxsize.bit_length() + 1) // 8
+
+
 def _timeval(seconds: float) -> bytes:
-    """A ``struct timeval`` for SO_RCVTIMEO/SO_SNDTIMEO; at least 1 µs, as zero would mean no timeout at all."""
+    """A ``struct timeval`` for SO_RCVTIMEO/SO_SNDTIMEO; at least 1 µs, as zero would mean no timeout at all.
+    Written with int.to_bytes: ``struct`` would be one more module in the supervisor, for two calls at start."""
     microseconds = max(round(seconds * 1_000_000), 1)
-    return struct.pack("@ll", microseconds // 1_000_000, microseconds % 1_000_000)
+    return b"".join(field.to_bytes(_LONG_BYTES, sys.byteorder, signed=True)
+                    for field in (microseconds // 1_000_000, microseconds % 1_000_000))
 
 
 class UnsafeRequest(ValueError):
@@ -71,7 +78,7 @@ class HttpConnection:
         self._connect_timeout_s = connect_timeout_s
         self._timeval = _timeval(io_timeout_s)
         self._fixed_headers = f"Host: {host}:{port}\r\nUser-Agent: {user_agent}\r\n".encode("latin-1")
-        self._socket: socket.socket | None = None
+        self._socket: Socket | None = None
         #: With ``interruptible``, a long poll also waits on this pipe: :meth:`interrupt` writes to it.
         self._wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC) if interruptible else None
         self._body_buffer = bytearray()  # large bodies read with ``direct_body`` land here
@@ -125,16 +132,16 @@ class HttpConnection:
             self.close()
         return response
 
-    def _connect(self) -> socket.socket:
-        sock = socket.create_connection(self._address, timeout=self._connect_timeout_s)  # type: ignore[arg-type]
+    def _connect(self) -> Socket:
+        sock = _open_connection(self._address, self._connect_timeout_s)
         sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, self._timeval)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, self._timeval)
+        sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
+        sock.setsockopt(SOL_SOCKET, SO_RCVTIMEO, self._timeval)
+        sock.setsockopt(SOL_SOCKET, SO_SNDTIMEO, self._timeval)
         self._socket = sock
         return sock
 
-    def _send(self, sock: socket.socket, method: str, path: str, body: bytes | memoryview | None,
+    def _send(self, sock: Socket, method: str, path: str, body: bytes | memoryview | None,
               headers: dict[str, str] | None) -> None:
         _refuse_unsafe(method, path, headers)
         head: list[bytes | memoryview] = [f"{method} {path} HTTP/1.1\r\n".encode("latin-1"), self._fixed_headers]
@@ -150,7 +157,7 @@ class HttpConnection:
         if body:
             sock.sendall(body)
 
-    def _receive(self, sock: socket.socket, long_poll: bool, direct_body: bool,
+    def _receive(self, sock: Socket, long_poll: bool, direct_body: bool,
                  wake_fd: int | None = None) -> Response:
         response = Response()
         parser = ResponseParser(response)
@@ -173,7 +180,7 @@ class HttpConnection:
                 response.complete = True
         return response
 
-    def _read_body(self, sock: socket.socket, start: list[bytes], length: int) -> memoryview:
+    def _read_body(self, sock: Socket, start: list[bytes], length: int) -> memoryview:
         """The rest of a ``length``-byte body whose ``start`` is in, read into the body buffer (the parser is
         left behind: it is made anew for each response)."""
         if len(self._body_buffer) < length:
@@ -194,7 +201,24 @@ class HttpConnection:
         return view
 
 
-def _await_answer(sock: socket.socket, wake_fd: int) -> None:
+def _open_connection(address: tuple[bytes, int], timeout_s: float) -> Socket:
+    """``socket.create_connection`` on the C socket type: socket.py (with selectors and its enums) stays off the
+    bootstrap's path. Each address in turn; the last one's error if none connects."""
+    error: OSError | None = None
+    for family, kind, proto, _, sockaddr in getaddrinfo(address[0], address[1], 0, SOCK_STREAM):
+        sock = Socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout_s)
+            sock.connect(sockaddr)
+        except OSError as problem:
+            sock.close()
+            error = problem
+            continue
+        return sock
+    raise error if error is not None else OSError(f"no address to connect to for {address[0]!r}")
+
+
+def _await_answer(sock: Socket, wake_fd: int) -> None:
     """Block until the socket has something to read; PollInterrupted if ``wake_fd`` is readable first (an answer
     that has arrived wins: it is read)."""
     poller = select.poll()

@@ -9,7 +9,7 @@ woken by every SIGCHLD sweeps while the loop is idle. The SIGCHLD handler only c
 from __future__ import annotations
 
 import contextlib
-import threading
+from _thread import LockType, allocate_lock, start_new_thread  # threading's import costs every start
 from collections.abc import Callable, Iterator
 
 from .events import emit
@@ -23,14 +23,15 @@ class IdleReaper:
     def __init__(self, children: Children, sweep: Callable[[], None]) -> None:
         self._children = children
         self.sweep = sweep  # replaceable before the first sweep (several slots sweep their own way)
-        self._lock = threading.Lock()
+        self._lock = allocate_lock()
         self._idle = False
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._running: LockType | None = None  # held while the thread runs (a daemon: exit does not wait for it)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="idle-reaper", daemon=True)
-        self._thread.start()
+        self._running = running = allocate_lock()
+        running.acquire()
+        start_new_thread(self._run_until_stopped, (running,))
 
     @contextlib.contextmanager
     def idle(self) -> Iterator[None]:
@@ -48,9 +49,16 @@ class IdleReaper:
         """End the thread, after the sweep under way if any."""
         self._stopping = True
         self._children.wake()
-        if self._thread is not None:
-            self._thread.join(STOP_WAIT_S)
-            self._thread = None
+        if self._running is not None:
+            if self._running.acquire(timeout=STOP_WAIT_S):
+                self._running.release()
+            self._running = None
+
+    def _run_until_stopped(self, running: LockType) -> None:
+        try:
+            self._run()
+        finally:
+            running.release()
 
     def _run(self) -> None:
         while not self._stopping:

@@ -8,11 +8,13 @@ own (slots.py) and the main thread only waits for a shutdown request, then drain
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py: its enums cost every start (shared/signal_names.py)
 import contextlib
 import os
-import signal
 from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
+
+from lambda_supervisor.shared.signal_names import signal_name
 
 from .config import Config
 from .events import emit
@@ -126,7 +128,7 @@ class Supervisor:
 
     def _install_signal_handlers(self) -> None:
         def request_shutdown(signum: int, _frame: FrameType | None) -> None:
-            emit("shutdown_requested", "shutdown requested", level="DEBUG", signal=signal.Signals(signum).name)
+            emit("shutdown_requested", "shutdown requested", level="DEBUG", signal=signal_name(signum))
             self._request_shutdown()
             # Lambda only stops a sandbox between invocations, so while idle in `next` there is nothing to lose.
             if self._idle:

@@ -10,7 +10,6 @@ priority, and only its start after the first response keeps it out of the way.
 from __future__ import annotations
 
 import os
-import resource
 
 #: RLIMIT_NICE that lets a process go back to nice 0 (the limit is 20 - nice).
 _RLIMIT_NICE_FOR_NICE_0 = 20
@@ -20,8 +19,22 @@ def can_restore() -> bool:
     """Whether a process we lower can be raised back to normal priority (root, or a generous RLIMIT_NICE)."""
     if os.geteuid() == 0:
         return True
-    soft, _ = resource.getrlimit(resource.RLIMIT_NICE)
-    return soft == resource.RLIM_INFINITY or soft >= _RLIMIT_NICE_FOR_NICE_0
+    soft = _nice_limit()
+    return soft is None or soft >= _RLIMIT_NICE_FOR_NICE_0
+
+
+def _nice_limit() -> int | None:
+    """The soft RLIMIT_NICE (None: unlimited), from /proc/self/limits: ``resource`` would be one more module held
+    by the supervisor for this one read. 0 (no raising at all) if it cannot be read."""
+    try:
+        with open("/proc/self/limits", "rb") as limits:
+            for line in limits:
+                if line.startswith(b"Max nice priority"):
+                    soft = line.split()[3]
+                    return None if soft == b"unlimited" else int(soft)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def lower_to_idle(pid: int) -> str | None:

@@ -9,11 +9,11 @@ worker it tracks (the active one, a standby, the fork template) or the leftover 
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py: its enums cost every start (shared/signal_names.py)
 import contextlib
 import os
 import select
-import signal
-import threading
+from _thread import RLock  # not threading: its import costs every start, for a lock
 
 from lambda_supervisor.shared.prctl import set_child_subreaper
 
@@ -40,7 +40,7 @@ class Children:
         self.workers: set[int] = set()
         #: Held while a worker is being made (from its fork until it is tracked) and while orphans are hunted, so
         #: that with several slots no hunt takes another slot's newborn worker for a leftover.
-        self.lock = threading.RLock()
+        self.lock = RLock()
         #: SIGCHLDs seen so far, once they are counted (None until then). A child that was alive when the count
         #: was N is still alive while it is N, so "has it exited?" can be answered without a system call.
         self.signal_count: int | None = None

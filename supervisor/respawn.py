@@ -19,9 +19,11 @@ Every strategy hands the loop a worker that is ready, or raises WorkerInitFailed
 from __future__ import annotations
 
 import os
-import socket
-import threading
+import sys
 import time
+from _socket import AF_UNIX, SCM_RIGHTS, SOCK_SEQPACKET, SOL_SOCKET, socketpair
+from _socket import socket as Socket
+from _thread import allocate_lock  # not threading: its import costs every start, for a lock
 from collections.abc import Mapping
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
@@ -72,6 +74,13 @@ def _promote(reserve: WorkerProcess) -> None:
     if not restore_normal(reserve.pid):
         emit("priority_not_restored", "a standby or template could not be given normal priority back",
              level="WARNING", pid=reserve.pid)
+
+
+def _send_fds(sock: Socket, data: bytes, fds: list[int]) -> None:
+    """``socket.send_fds`` on the C socket type (socket.py stays off the supervisor's path): ``data`` with ``fds``
+    as SCM_RIGHTS, each a C int."""
+    rights = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
+    sock.sendmsg([data], [(SOL_SOCKET, SCM_RIGHTS, rights)])
 
 
 def _reason_it_died(worker: WorkerProcess) -> str:
@@ -235,13 +244,13 @@ class ForkFactory(WorkerFactory):
                  cpu_handoff: CpuHandoff | None = None) -> None:
         super().__init__(config, environ, children, cpu_handoff)
         self._template: WorkerProcess | None = None
-        self._control: socket.socket | None = None
-        self._fork_lock = threading.Lock()
+        self._control: Socket | None = None
+        self._fork_lock = allocate_lock()
         self._template_ready = False
         self.ahead = False
 
     def _start_template(self, *, wait: bool = True) -> None:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours, theirs = socketpair(AF_UNIX, SOCK_SEQPACKET)
         try:
             template = self._spawn(template_control_fd=theirs.fileno())
         finally:
@@ -288,7 +297,7 @@ class ForkFactory(WorkerFactory):
             # from one template); a request that gets no reply in time drops the template with its late reply.
             with self._fork_lock:
                 try:
-                    socket.send_fds(self._control, [ForkRequest().encode()], theirs)
+                    _send_fds(self._control, ForkRequest().encode(), theirs)
                     self._control.settimeout(self.config.init_timeout_s)
                     reply = self._control.recv(MAX_FORK_MESSAGE_BYTES)
                 except OSError as error:

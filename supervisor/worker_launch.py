@@ -7,6 +7,7 @@ the supervisor's own.
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py: its enums cost every start (shared/signal_names.py)
 import os
 import sys
 import time
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
 
 
 class Launched(Frozen):
-    """A worker just started: its pid, its process (None when not started by ``subprocess``), the supervisor's
-    ends of its pipes and its shared-memory region, mapped (None without one)."""
+    """A worker just started: its pid, its process (always None: workers are started with ``posix_spawn``, not
+    ``subprocess``), the supervisor's ends of its pipes and its shared-memory region, mapped (None without one)."""
 
     __slots__ = ("from_read", "pid", "process", "region", "started_monotonic", "to_write")
     pid: int
@@ -83,31 +84,47 @@ def make_region(size: int) -> tuple[PayloadRegion | None, int | None]:
 
 def launch(config: Config, environ: Mapping[str, str], template_control_fd: int | None = None,
            cpu_handoff: CpuHandoff | None = None) -> Launched:
-    """Start a fresh interpreter (no fork of this threaded process) in its own session, sharing only pipes
-    (and, for the fork template, the control socket ``template_control_fd``). With ``cpu_handoff``, the
-    worker waits on the supervisor's CPU and works on all of them."""
+    """Start a fresh interpreter (no fork of this threaded process: ``posix_spawn``) in its own session, sharing only
+    pipes (and, for the fork template, the control socket ``template_control_fd``). With ``cpu_handoff``, the
+    worker waits on the supervisor's CPU and works on all of them. The worker moves to the task root itself (see
+    worker/start.py): ``posix_spawn`` has no working directory to give."""
     (to_read, to_write), (from_read, from_write) = make_pipes()
     region, region_fd = make_region(config.max_frame_payload_bytes)
     arguments = WorkerArgs(in_fd=to_read, out_fd=from_write, parent_pid=os.getpid(),
                            template_control_fd=template_control_fd, cpu_handoff=cpu_handoff, region_fd=region_fd)
     command = [sys.executable, *WORKER_COMMAND, *arguments.to_argv()]
-    import subprocess  # not before the first response: the first worker is started by early_worker.py
-
     started = time.monotonic()
     try:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            env=worker_environment(config, environ),
-            cwd=config.task_root,
-            pass_fds=arguments.inherited_fds,
-            close_fds=True,
-            start_new_session=True,
-        )
+        pid = os.posix_spawn(sys.executable, command, worker_environment(config, environ),
+                             file_actions=_file_actions(arguments.inherited_fds), setsid=True,
+                             setsigdef=RESTORED_SIGNALS)
     finally:
         for fd in (to_read, from_write) if region_fd is None else (to_read, from_write, region_fd):
             os.close(fd)
-    return Launched(process.pid, process, to_write, from_read, started, region)
+    return Launched(pid, None, to_write, from_read, started, region)
+
+
+#: Set back to their default action in a worker, as ``subprocess`` does (Python ignores SIGPIPE and SIGXFSZ; an
+#: ignored signal stays ignored across exec).
+RESTORED_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
+def _file_actions(inherited: tuple[int, ...]) -> list[tuple[int, ...] | tuple[int, int, str, int, int]]:
+    """/dev/null as stdin, ``inherited`` kept across exec (a dup2 onto itself clears close-on-exec), and any other
+    descriptor above stderr that would be inherited closed, as ``subprocess``'s ``close_fds`` would (the supervisor
+    makes its own close-on-exec, so only what it was started with can be left)."""
+    actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
+    actions.extend((os.POSIX_SPAWN_DUP2, fd, fd) for fd in inherited)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in inherited:
+            try:
+                if os.get_inheritable(fd):
+                    actions.append((os.POSIX_SPAWN_CLOSE, fd))
+            except OSError:  # the listing's own descriptor, closed by now
+                continue
+    return actions
 
 
 def claim(early: EarlyWorker, config: Config, environ: Mapping[str, str],

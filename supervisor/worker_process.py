@@ -9,14 +9,14 @@ bounded frame decoder and never trusted further than that.
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py: its enums cost every start (shared/signal_names.py)
 import contextlib
 import mmap
 import os
 import select
 import selectors
-import signal
-import threading
 import time
+from _thread import allocate_lock  # not threading: its import costs every start, for a lock
 from collections import deque
 from collections.abc import Callable, Mapping
 
@@ -41,6 +41,7 @@ from lambda_supervisor.shared.protocol import (
     parse_reply,
     parse_startup,
 )
+from lambda_supervisor.shared.signal_names import signal_name
 
 from .config import Config
 from .early_worker import make_pipes
@@ -114,10 +115,7 @@ class _Abort(Exception):
 def describe_wait_status(status: int) -> str:
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
-        try:
-            return f"signal {signal.Signals(-code).name}"
-        except ValueError:
-            return f"signal {-code}"
+        return f"signal {signal_name(-code) or -code}"
     return f"exit status {code}"
 
 
@@ -179,7 +177,7 @@ class WorkerProcess:
         self._selector.register(from_worker, selectors.EVENT_READ)
         self._selector.register(self._pidfd, selectors.EVENT_READ)
         self._exited = False
-        self._reap_lock = threading.Lock()  # one reap, whichever thread (a slot's, the idle sweep's) kills first
+        self._reap_lock = allocate_lock()  # one reap, whichever thread (a slot's, the idle sweep's) kills first
         self._input_eof = False
         self._sent = 0  # bytes of the current event written to the worker
         self._served: deque[str] = deque(maxlen=REMEMBERED_REQUEST_IDS)  # request ids this worker has answered

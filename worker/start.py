@@ -25,6 +25,11 @@ def start() -> None:
         print(f"lambda_supervisor.worker: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     sys.argv[0] = ARGV0
+    # The supervisor starts workers with posix_spawn, which cannot set their directory: the task root, as the
+    # first worker's and Lambda's own runtime's (a forked worker is there already).
+    task_root = os.environ.get("LAMBDA_TASK_ROOT")
+    if task_root:
+        os.chdir(task_root)
     if arguments.cpu_handoff is not None:
         try:  # noqa: SIM105 - not contextlib: one import less at every start
             os.sched_setaffinity(0, arguments.cpu_handoff.cpus)

@@ -122,6 +122,29 @@ def test_the_worker_holds_no_supervisor_descriptor_but_its_pipe_ends_and_its_chi
     assert sorted(child) == [0, 1, 2], f"a handler's child inherits no pipe end: {child}"
 
 
+@pytest.mark.parametrize("strategy", ["fresh", "spare"])
+def test_a_replacement_inherits_only_its_pipe_ends_and_starts_in_the_task_root(
+    start_runtime: StartRuntime, strategy: str
+) -> None:
+    """Workers after the first are started with posix_spawn, not subprocess: a descriptor the supervisor itself
+    inherited (here an inheritable /dev/null beyond stderr) is closed in them, as close_fds did, and each moves to
+    the task root itself (posix_spawn sets no working directory; the supervisor runs elsewhere)."""
+    bootstrap = [sys.executable, "-P", "-u", "-m", "lambda_supervisor.supervisor", "run"]
+    opener = ("import os, sys; fd = os.open(os.devnull, os.O_RDONLY); os.set_inheritable(fd, True); "
+              f"os.execv(sys.executable, {bootstrap!r})")
+    runtime = start_runtime("soak.handler", task_root=SOAK, env={"LAMBDA_SUPERVISOR_RESPAWN": strategy},
+                            command=[sys.executable, "-c", opener], cwd=Path(tempfile.gettempdir()))
+    first = runtime.invoke({"action": "fds"}).json()
+    assert runtime.invoke({"action": "os_exit"}).error.error_type == "Runtime.ExitError"
+    replacement = runtime.invoke({"action": "fds"}).json()
+    assert replacement["cwd"] == first["cwd"] == str(SOAK)
+    own = {int(fd): target for fd, target in replacement["own"].items()}
+    extra = {fd: target for fd, target in own.items()
+             if fd > 2 and not target.startswith("/memfd:lambda-supervisor-payload")}
+    assert len(extra) == 2 and all(target.startswith("pipe:") for target in extra.values()), own
+    assert own[0] == "/dev/null"
+
+
 # -- what the worker cannot make the supervisor do -------------------------------------------------------------
 
 

@@ -196,7 +196,7 @@ def handler(event, context):
         return {"env": dict(os.environ), "cmdline": open("/proc/self/cmdline", "rb").read().decode(errors="replace"),
                 "parent_environ": _parent_environ()}
     if action == "fds":
-        return {"own": _fd_targets("self"), "child": _child_fd_targets()}
+        return {"own": _fd_targets("self"), "child": _child_fd_targets(), "cwd": os.getcwd()}
     raise RuntimeError(f"unknown action {action!r}")
 
 
