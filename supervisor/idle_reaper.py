@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 from .events import emit
 from .process_tree import Children
+from .signal_mask import handled_signals_blocked
 
 #: How long a stop waits for a sweep under way.
 STOP_WAIT_S = 5.0
@@ -31,7 +32,8 @@ class IdleReaper:
     def start(self) -> None:
         self._running = running = allocate_lock()
         running.acquire()
-        start_new_thread(self._run_until_stopped, (running,))
+        with handled_signals_blocked():
+            start_new_thread(self._run_until_stopped, (running,))
 
     @contextlib.contextmanager
     def idle(self) -> Iterator[None]:

@@ -24,6 +24,7 @@ from .events import emit
 from .exit_codes import ExitCode
 from .process_tree import Children
 from .runtime_api import RuntimeApiClient, RuntimeApiUnavailable
+from .signal_mask import handled_signals_blocked
 from .slot import ShutdownRequested, Slot, SlotHooks
 from .soft_timeout import SoftTimeout
 from .worker_process import WorkerInitFailed, WorkerWaitInterrupted
@@ -132,8 +133,9 @@ class SlotGroup:
         failure to report."""
         threads = [threading.Thread(target=self._run_slot, args=(slot,), name=f"slot-{slot.index}", daemon=True)
                    for slot in self.slots]
-        for thread in threads:
-            thread.start()
+        with handled_signals_blocked():  # SIGTERM must reach the main thread, which waits for it below
+            for thread in threads:
+                thread.start()
         emit("slots_ready", "slots serving", level="DEBUG", slots=len(self.slots), strategy=self.factory.strategy)
         self._wait_for_shutdown_or_an_end()
         request_shutdown()

@@ -196,3 +196,31 @@ def test_an_in_flight_request_that_outlives_the_shutdown_grace_gets_one_error(
     assert len(record.posts) == 1 and record.error.error_type == "Runtime.ExitError", record.describe()
     assert "shutting down" in (record.error.error_message or "")
     assert time.monotonic() - signalled < 10, "ended at the grace, not at its deadline"
+
+
+def _blocked_signals(pid: int, tid: int) -> set[int]:
+    """The signals thread ``tid`` of ``pid`` blocks (SigBlk of its /proc status)."""
+    for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
+        if line.startswith("SigBlk:"):
+            mask = int(line.split()[1], 16)
+            return {number for number in range(1, 65) if mask >> (number - 1) & 1}
+    raise AssertionError(f"no SigBlk for thread {tid}")
+
+
+@pytest.mark.parametrize("slots", [1, 4])
+def test_only_the_main_thread_can_receive_the_signals_the_supervisor_handles(
+        start_runtime: StartRuntime, slots: int) -> None:
+    """The kernel gives a process-directed signal to any thread that does not block it, and Python runs the handler
+    only on the main thread: a SIGTERM given to a slot's (or the idle reaper's) thread was left pending while the
+    main thread waited for it, and the runtime ignored it until it was killed (a flaky shutdown under load)."""
+    runtime = start_slots(start_runtime, slots) if slots > 1 else start_runtime("slots.act", task_root=SLOTS)
+    pid = runtime.process.pid
+    handled = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+    threads = sorted(int(tid) for tid in os.listdir(f"/proc/{pid}/task"))
+    assert len(threads) == slots + 1 + (slots > 1), threads  # the idle reaper, and a thread per slot if several
+    assert _blocked_signals(pid, pid) & handled == set()
+    for tid in threads:
+        if tid != pid:
+            assert _blocked_signals(pid, tid) >= handled, f"thread {tid} may receive a handled signal"
+    runtime.process.send_signal(signal.SIGTERM)
+    assert runtime.wait_exit(30) == 0
