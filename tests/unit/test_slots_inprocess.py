@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import socket
 import threading
@@ -190,7 +189,9 @@ def run_slots(journal: Journal, shared: SharedEvents, factory: SlotFactory, slot
                 then()
         finally:
             wait_until(lambda: signal.getsignal(signal.SIGTERM) is not ours, "the supervisor's signal handler")
-            os.kill(os.getpid(), signal.SIGTERM)
+            # to the main thread: in this test process the driver's own thread does not block it, and the kernel
+            # may give a process-directed signal to any such thread (the supervisor's own threads block it)
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
 
     driver = threading.Thread(target=drive, daemon=True)
     supervisor = Supervisor(config, shared.client(), {}, factory, children,  # type: ignore[arg-type]
