@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import _signal as signal  # not signal.py: its enums cost every start (shared/signal_names.py)
 import contextlib
-import mmap
 import os
 import select
 import selectors
@@ -24,7 +23,6 @@ from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
 from lambda_supervisor.shared.payload_region import PayloadRegion
 from lambda_supervisor.shared.protocol import (
-    READ_BUFFER_BYTES,
     STACK_DUMP_SIGNAL,
     ErrorMessage,
     Frame,
@@ -170,7 +168,6 @@ class WorkerProcess:
         self._to_worker = to_worker
         self._from_worker = from_worker
         self._decoder = FrameDecoder(max_payload_bytes=limits.max_frame_payload_bytes)
-        self._read_buffer: mmap.mmap | None = None  # see _read_frames
         self._frames: deque[Frame] = deque()
         self._pidfd = os.pidfd_open(self.pid)
         self._selector = selectors.DefaultSelector()
@@ -420,7 +417,7 @@ class WorkerProcess:
         if self._input_eof:
             return None
         try:
-            frames = self._read_frames()
+            frames = self._decoder.read_from(self._from_worker)
         except BlockingIOError:
             return None
         except FrameError as error:
@@ -504,23 +501,11 @@ class WorkerProcess:
             self._selector.unregister(self._to_worker)
         return rest
 
-    def _read_frames(self) -> list[Frame] | None:
-        """One read from the worker's pipe, decoded (None at end of file): FrameDecoder.read_from, but into an
-        anonymous mapping, whose pages are memory only once a read has reached them. (read_from's zeroed
-        ``bytearray`` is 1 MiB resident per worker from its first read; replies are mostly a few hundred bytes.)"""
-        if self._read_buffer is None:
-            self._read_buffer = mmap.mmap(-1, READ_BUFFER_BYTES)
-        count = os.readv(self._from_worker, [self._read_buffer])
-        if count == 0:
-            return None
-        with memoryview(self._read_buffer) as view:
-            return self._decoder.feed(view[:count])
-
     def _read_available(self) -> None:
         """Read until a whole frame is in or the pipe is empty for now; EOF means the worker closed it or exited."""
         while not self._input_eof and not self._frames:
             try:
-                frames = self._read_frames()
+                frames = self._decoder.read_from(self._from_worker)
             except BlockingIOError:
                 return
             if frames is None:
@@ -686,7 +671,7 @@ class WorkerProcess:
         descendant that kept the pipe open could write for ever."""
         with contextlib.suppress(OSError, FrameError):  # BlockingIOError (nothing more) is an OSError
             for _ in range(LAST_WORDS_READS):
-                frames = self._read_frames() if not self._input_eof else None
+                frames = self._decoder.read_from(self._from_worker) if not self._input_eof else None
                 if frames is None:
                     return
                 self._frames.extend(frames)
