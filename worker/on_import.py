@@ -57,12 +57,8 @@ class _Pinned:
         spec = self._find_elsewhere(name)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return  # not a module we can hand out (nor set up): it is found as any other
-        if spec.origin == "built-in":  # nothing on sys.path can shadow it
-            spec.loader = _ThenSetUp(spec.loader, self)  # type: ignore[assignment]
-            self.specs[name] = spec  # for the callbacks
-            return self._first()
         spec.loader = _ThenSetUp(spec.loader, self)  # type: ignore[assignment]
-        self.specs[name] = spec
+        self.specs[name] = spec  # a built-in one for its callbacks only: nothing on sys.path can shadow it
         self._first()
 
     def _first(self) -> None:
