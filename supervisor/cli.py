@@ -8,6 +8,7 @@ of events to a function (``serve``'s endpoint, or one it starts) and summarises 
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -93,6 +94,8 @@ def run_bootstrap(handler: str | None, task_root: str | None) -> int:
     children = Children()
     factory = make_factory(config, os.environ, children, CpuHandoff.plan() if _shares_cpu(config) else None)
     factory.prelaunched = first_worker
+    gc.freeze()  # what is loaded by now lives as long as we do: no collection ever needs to sweep it
+    gc.enable()  # off while the modules loaded (__main__.py)
     return Supervisor(config, api, os.environ, factory, children,
                       make_api=lambda: RuntimeApiClient(config.runtime_api, retry_seconds=config.api_retry_s,
                                                         interruptible=True)).run()

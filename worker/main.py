@@ -8,6 +8,7 @@ reach the log at once, so that nothing a handler printed is lost if it crashes r
 
 from __future__ import annotations
 
+import gc
 import os
 
 from lambda_supervisor.shared import worker_env
@@ -42,6 +43,15 @@ def _released(hold_fd: int) -> bool:
         os.close(hold_fd)
 
 
+def _collector_on() -> None:
+    """Turn the garbage collector back on (start.py turned it off while our modules loaded), so that the user's code
+    runs under it as under awslambdaric. What was allocated so far goes straight to the oldest generation (freeze,
+    then unfreeze): the first collections do not sweep all of our modules' objects."""
+    gc.freeze()
+    gc.unfreeze()
+    gc.enable()
+
+
 def main(arguments: WorkerArgs) -> int:
     die_with_parent(arguments.parent_pid)
     # Before any user code: orphans of what the user's code starts are re-parented to this worker, not to the
@@ -67,6 +77,7 @@ def main(arguments: WorkerArgs) -> int:
             ErrorType.CONFIGURATION, f"{worker_env.RLIMITS} could not be applied: {error}")))
     if arguments.hold_fd is not None and not _released(arguments.hold_fd):
         return 0  # started ahead of the supervisor's configuration, which turned out otherwise: no user code ran
+    _collector_on()
     if arguments.template_control_fd is not None:
         from .template import run_template  # only the fork template needs it
 

@@ -8,6 +8,7 @@ one CPU. It is run with ``python -c``, not ``-m``: ``runpy`` (and what it import
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -19,6 +20,7 @@ ARGV0 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.py")
 
 def start() -> None:
     """Read the command line (exit 2 if it is not one the supervisor writes), then run the worker; never returns."""
+    gc.disable()  # no collection while our modules load (~1 ms of a cold start); on again before the user's code
     try:
         arguments = WorkerArgs.from_argv(sys.argv[1:])
     except WorkerArgsError as error:

@@ -28,15 +28,14 @@ SUPERVISOR_FORBIDDEN = {"dataclasses", "inspect", "ast", "dis", "traceback", "ra
 #: Never imported by any process of the runtime serving a trivial handler (the worker forbids more).
 RUNTIME_FORBIDDEN = {"dataclasses", "inspect"}
 #: The top-level modules (leaving out private ones) the supervisor imports before its first response: a new one
-#: is memory at rest on every instance. re comes with json. Not socket (with array and errno): the Runtime API
-#: connection and the template's control socket are _socket's. Not struct (a timeval is two int.to_bytes). Not
-#: signal (its enums; _signal has the same functions and constants, shared/signal_names.py the names). Not
-#: threading (_thread's locks; the idle reaper's thread is started with _thread). Not
-#: typing (~4 ms and ~0.5 MB at each cold start):
-#: supervisor/ imports it only under TYPE_CHECKING, and nothing else on its path imports it (see
-#: test_the_supervisor_does_not_import_typing_before_its_first_next).
+#: is memory at rest on every instance. re comes with json; gc is built in (off while the modules load). Not socket
+#: (with array and errno): the Runtime API connection and the template's control socket are _socket's. Not struct
+#: (a timeval is two int.to_bytes). Not signal (its enums; _signal has the same functions and constants,
+#: shared/signal_names.py the names). Not threading (_thread's locks; the idle reaper's thread is started with
+#: _thread). Not typing (~4 ms and ~0.5 MB at each cold start): supervisor/ imports it only under TYPE_CHECKING, and
+#: nothing else on its path imports it (see test_the_supervisor_does_not_import_typing_before_its_first_next).
 SUPERVISOR_TOP_LEVEL = {
-    "collections", "copyreg", "enum", "fcntl", "json", "math", "mmap", "re", "select", "selectors",
+    "collections", "copyreg", "enum", "fcntl", "gc", "json", "math", "mmap", "re", "select", "selectors",
 }
 SOURCE = Path(__file__).resolve().parents[2]
 #: Everything the bootstrap imports before it starts the first worker, beyond what a bare interpreter imports.
@@ -135,6 +134,25 @@ def test_the_worker_imports_exactly_these_modules_of_ours(regular_install: Path)
     assert forbidden(modules, BEFORE_USER_CODE_FORBIDDEN) == set()
 
 
+SUPERVISOR_BEFORE_ITS_FIRST_NEXT = "import " + ", ".join(
+    f"lambda_supervisor.supervisor.{name}" for name in ("cli", "loop", "runtime_api", "respawn", "metrics",
+                                                        "worker_launch"))
+
+
+def test_a_forked_worker_gets_from_the_supervisor_only_what_both_import(regular_install: Path) -> None:
+    """early_worker.SHARED_WITH_THE_WORKER (and what they import) is imported before the first worker is forked in
+    place: each is imported by a worker anyway, and by the supervisor anyway, and no shared module a worker imports
+    is left for it to import again."""
+    from lambda_supervisor.supervisor.early_worker import SHARED_WITH_THE_WORKER
+
+    preloaded = imports_of(regular_install, "; ".join(f"import {name}" for name in SHARED_WITH_THE_WORKER))
+    worker = imports_of(regular_install, "import lambda_supervisor.worker.main")
+    supervisor = imports_of(regular_install, SUPERVISOR_BEFORE_ITS_FIRST_NEXT)
+    assert preloaded - worker == set() and preloaded - supervisor == set()
+    assert {name for name in worker if name.startswith("lambda_supervisor.shared.")} - preloaded == set()
+    assert {"json", "re", "enum"} <= preloaded
+
+
 def test_the_worker_imports_no_typing_logging_or_traceback_before_the_users_code(start_runtime: StartRuntime) -> None:
     """The user's init sees none of them in sys.modules (a handler that imports one itself pays for it), nor does a
     trivial invocation import one."""
@@ -198,9 +216,7 @@ AFTER_THE_FIRST_RESPONSE = {f"lambda_supervisor.supervisor.{name}" for name in (
 
 
 def test_what_only_later_work_needs_is_imported_when_it_comes(regular_install: Path) -> None:
-    modules = imports_of(regular_install, "import lambda_supervisor.supervisor.cli, lambda_supervisor.supervisor.loop, "
-                         "lambda_supervisor.supervisor.runtime_api, lambda_supervisor.supervisor.respawn, "
-                         "lambda_supervisor.supervisor.metrics, lambda_supervisor.supervisor.worker_launch")
+    modules = imports_of(regular_install, SUPERVISOR_BEFORE_ITS_FIRST_NEXT)
     assert modules & AFTER_THE_FIRST_RESPONSE == set()
 
 

@@ -51,7 +51,7 @@ def test_the_supervisor_is_non_dumpable_before_the_forked_worker_runs_user_code(
                             command=[python, *BOOTSTRAP[1:]])
     seen = _probe(runtime)
     assert _forked_in_place(seen), seen["cmdline"]
-    assert seen["at_init"] == {"parent_environ": "PermissionError", "uid": uid}, seen["at_init"]
+    assert seen["at_init"]["parent_environ"] == "PermissionError" and seen["at_init"]["uid"] == uid, seen["at_init"]
     assert seen["dumpable"] == 1
 
 
@@ -88,6 +88,8 @@ def test_the_forked_first_worker_is_what_an_execd_worker_is(start_runtime: Start
     assert forked == execd
     assert forked["spawn"] == [None, [], 0], "a spawned process ran no __main__, and none of the supervisor's"
     assert forked["dumpable"] == 1 and forked["threads"] == 1 and forked["supervisor_modules"] == []
+    # off while our modules load (supervisor/__main__.py, worker/start.py): on, as ever, for the user's code
+    assert forked["collector"] == forked["at_init"]["collector"] == [True, [700, 10, 10], 0]
 
 
 @pytest.mark.parametrize(("command", "env"), [

@@ -3,6 +3,7 @@ interpreter with an exec'd one (tests/process/test_forked_worker.py). ``needles_
 count in this process's memory (given as hex so that the event itself does not hold them)."""
 
 import ctypes
+import gc
 import multiprocessing
 import os
 import signal
@@ -21,7 +22,12 @@ def _parent_environ():
 
 #: Tried as the user's init runs: the supervisor became non-dumpable after forking its first worker, before it
 #: released it to import this.
-AT_INIT = {"parent_environ": _parent_environ(), "uid": os.getuid()}
+def _collector():
+    """The garbage collector as user code finds it: on, default thresholds, nothing frozen (as under awslambdaric)."""
+    return [gc.isenabled(), list(gc.get_threshold()), gc.get_freeze_count()]
+
+
+AT_INIT = {"parent_environ": _parent_environ(), "uid": os.getuid(), "collector": _collector()}
 WITHHELD = ("AWS_LAMBDA_RUNTIME_API", "_LAMBDA_TELEMETRY_LOG_FD_PROVIDER_SOCKET")
 PR_GET_DUMPABLE = 3
 
@@ -144,6 +150,7 @@ def report(event, context):
         "group_leader": os.getpgrp() == os.getpid(),
         "dumpable": ctypes.CDLL(None).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0),
         "threads": len(os.listdir("/proc/self/task")),
+        "collector": _collector(),
         "fds": _fds(),
         "stdio": [type(stream).__name__ for stream in (sys.__stdin__, sys.__stdout__, sys.__stderr__)]
                  + [type(stream.buffer).__name__ for stream in (sys.__stdout__, sys.__stderr__)],
