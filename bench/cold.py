@@ -27,6 +27,7 @@ from .stats import median
 
 CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
 QUARTER_QUOTA_US, PERIOD_US = 25_000, 100_000
+QUARTER_RUNS = 15
 SLOW_INIT = "slow_init.handler"
 NOOP = "bench_app.noop"
 Factory = Callable[[BenchEmulator, str], Runtime]
@@ -116,11 +117,15 @@ def _cold_once(emulator: BenchEmulator, runtime: Runtime, prefix: list[str]) -> 
         stop(runtime.process)
 
 
-def _cold_series(runs: int, handler: str, prefix: list[str], kinds: dict[str, Factory]) -> dict[str, Any]:
+def _cold_series(runs: int, handler: str, prefix: list[str], kinds: dict[str, Factory],
+                 settle_s: float = 0.0) -> dict[str, Any]:
+    """``settle_s``: a pause before each start (under a CPU quota, so that each runtime starts with the quota of a
+    new period, not what the previous one's shutdown left of it)."""
     measured: dict[str, list[float]] = {kind: [] for kind in kinds}
     with BenchEmulator(function_timeout_s=60.0) as emulator:
         for _ in range(runs):
             for kind, factory in kinds.items():
+                time.sleep(settle_s)
                 measured[kind].append(_cold_once(emulator, factory(emulator, handler), prefix))
     return {kind: {"median_ms": median(times) * 1000, "runs_ms": [round(t * 1000, 1) for t in times]}
             for kind, times in measured.items()}
@@ -131,7 +136,9 @@ def coldstart(sizes: Sizes) -> dict[str, Any]:
     result: dict[str, Any] = {"trivial": _cold_series(runs, NOOP, [], _contenders()),
                               "init_500ms": _cold_series(runs, SLOW_INIT, [], _contenders())}
     with quarter_cpu() as (how, prefix):
-        result["quarter_cpu"] = _cold_series(max(2, runs - 2), NOOP, prefix, _contenders())
+        # More runs: each is one, two or three quota periods (~100 ms apart), and a median of few is a coin toss.
+        result["quarter_cpu"] = _cold_series(QUARTER_RUNS if sizes.rounds > 1 else 2, NOOP, prefix, _contenders(),
+                                             settle_s=2 * PERIOD_US / 1e6)
         result["quarter_cpu"]["how"] = how
     return result
 
