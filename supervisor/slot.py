@@ -11,7 +11,6 @@ stays in its slot.
 
 from __future__ import annotations
 
-import math
 import select
 import time
 from collections.abc import Callable
@@ -153,7 +152,8 @@ class Slot:
         (count - index) / count of them, so that the slots' workers never all recycle at once."""
         config = self.config
         jitter = config.max_invocations_jitter
-        share = (self.count - self.index) / self.count if self._first else 1.0
+        part, whole = (self.count - self.index, self.count) if self._first else (1, 1)
+        share = part / whole
         self._first = False
         if jitter:
             import random  # only here: without a jitter (the default) the supervisor does without it
@@ -161,7 +161,7 @@ class Slot:
             limit = config.max_invocations + random.randint(0, jitter)
         else:
             limit = config.max_invocations
-        self._invocation_limit = max(math.ceil(limit * share), 1)
+        self._invocation_limit = max(-(-limit * part // whole), 1)  # limit * share, rounded up (in integers)
         self._age_limit_s = config.max_worker_age_s * share
         return worker
 

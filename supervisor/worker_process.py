@@ -1,6 +1,6 @@
 """One worker process as the supervisor sees it: start it, wait for it, hand it an event, judge what comes back.
 
-Every wait is one ``selectors`` loop over three things: the pipe from the worker (frames), the pipe to the worker
+Every wait is one epoll loop over three things: the pipe from the worker (frames), the pipe to the worker
 (an event still being written, so a worker that stops reading cannot block us), and a pidfd that becomes readable
 the moment the worker exits. Deadlines, the memory limit and shutdown requests are checked on a short tick. So a
 crash is seen when it happens, a hang is killed at its deadline, and whatever the worker writes is decoded by a
@@ -13,7 +13,6 @@ import _signal as signal  # not signal.py: its enums cost every start (shared/si
 import contextlib
 import os
 import select
-import selectors
 import time
 from _thread import allocate_lock  # not threading: its import costs every start, for a lock
 from collections import deque
@@ -170,9 +169,9 @@ class WorkerProcess:
         self._decoder = FrameDecoder(max_payload_bytes=limits.max_frame_payload_bytes)
         self._frames: deque[Frame] = deque()
         self._pidfd = os.pidfd_open(self.pid)
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(from_worker, selectors.EVENT_READ)
-        self._selector.register(self._pidfd, selectors.EVENT_READ)
+        self._poller = select.epoll()  # not selectors: its import (with math) costs every cold start
+        self._poller.register(from_worker, select.EPOLLIN)
+        self._poller.register(self._pidfd, select.EPOLLIN)
         self._exited = False
         self._reap_lock = allocate_lock()  # one reap, whichever thread (a slot's, the idle sweep's) kills first
         self._input_eof = False
@@ -424,7 +423,7 @@ class WorkerProcess:
             return f"it wrote an invalid frame while idle ({error})"
         if frames is None:  # closed: the wait for the reply sees that, as it does for a worker that closes mid-event
             self._input_eof = True
-            self._selector.unregister(self._from_worker)
+            self._poller.unregister(self._from_worker)
             return None
         self._frames.extend(frames)
         return "it wrote a frame while idle"
@@ -453,13 +452,13 @@ class WorkerProcess:
         tick_s: float = 0.05,
         interrupt_fd: int | None = None,
     ) -> Frame:
-        # The pipe holds 1 MiB: an event is almost always written at once, without the selector. Only what did
+        # The pipe holds 1 MiB: an event is almost always written at once, without a wait. Only what did
         # not fit is written as the worker drains the pipe.
         pending = self._write_some(memoryview(outgoing), registered=False) if outgoing else memoryview(b"")
         if pending:
-            self._selector.register(self._to_worker, selectors.EVENT_WRITE)
+            self._poller.register(self._to_worker, select.EPOLLOUT)
         if interrupt_fd is not None:
-            self._selector.register(interrupt_fd, selectors.EVENT_READ)
+            self._poller.register(interrupt_fd, select.EPOLLIN)
         next_tick = time.monotonic() + tick_s
         try:
             while not self._frames:
@@ -467,14 +466,14 @@ class WorkerProcess:
                 if now >= until:
                     raise _DeadlineReached
                 timeout = until - now if tick is None else min(until - now, max(next_tick - now, 0.0))
-                for key, _ in self._selector.select(timeout):
-                    if key.fd == interrupt_fd:
+                for fd, _ in self._poller.poll(timeout):  # seconds, rounded up to whole milliseconds
+                    if fd == interrupt_fd:
                         raise _Interrupted
-                    if key.fd == self._to_worker:
+                    if fd == self._to_worker:
                         pending = self._write_some(pending)
-                    elif key.fd == self._from_worker:
+                    elif fd == self._from_worker:
                         self._read_available()
-                    elif key.fd == self._pidfd:
+                    elif fd == self._pidfd:
                         self._read_available()
                         if not self._frames:
                             raise _WorkerGone
@@ -484,9 +483,9 @@ class WorkerProcess:
             return self._frames.popleft()
         finally:
             if pending:
-                self._selector.unregister(self._to_worker)
-            if interrupt_fd is not None and not self._exited:  # a reaped worker's selector is closed
-                self._selector.unregister(interrupt_fd)
+                self._poller.unregister(self._to_worker)
+            if interrupt_fd is not None and not self._exited:  # a reaped worker's poller is closed
+                self._poller.unregister(interrupt_fd)
 
     def _write_some(self, pending: memoryview, *, registered: bool = True) -> memoryview:
         try:
@@ -498,7 +497,7 @@ class WorkerProcess:
         self._sent += written
         rest = pending[written:]
         if not rest and registered:
-            self._selector.unregister(self._to_worker)
+            self._poller.unregister(self._to_worker)
         return rest
 
     def _read_available(self) -> None:
@@ -510,7 +509,7 @@ class WorkerProcess:
                 return
             if frames is None:
                 self._input_eof = True
-                self._selector.unregister(self._from_worker)
+                self._poller.unregister(self._from_worker)
                 break
             self._frames.extend(frames)
         if not self._frames and self._input_eof:
@@ -692,7 +691,7 @@ class WorkerProcess:
                 self.process.returncode = os.waitstatus_to_exitcode(status)
             self.exit_description = describe_wait_status(status)
             self.peak_rss_bytes = max(self.peak_rss_bytes, peak_rss_bytes)
-        self._selector.close()
+        self._poller.close()
         self._region = None  # unmapped once no posted response is a view of it
         self._take_last_words()
         os.close(self._statm)

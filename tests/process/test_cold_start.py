@@ -31,11 +31,12 @@ RUNTIME_FORBIDDEN = {"dataclasses", "inspect"}
 #: is memory at rest on every instance. re comes with json; gc is built in (off while the modules load). Not socket
 #: (with array and errno): the Runtime API connection and the template's control socket are _socket's. Not struct
 #: (a timeval is two int.to_bytes). Not signal (its enums; _signal has the same functions and constants,
-#: shared/signal_names.py the names). Not threading (_thread's locks; the idle reaper's thread is started with
-#: _thread). Not typing (~4 ms and ~0.5 MB at each cold start): supervisor/ imports it only under TYPE_CHECKING, and
-#: nothing else on its path imports it (see test_the_supervisor_does_not_import_typing_before_its_first_next).
+#: shared/signal_names.py the names). Not selectors (with math): a worker's waits use select.epoll. Not threading
+#: (_thread's locks; the idle reaper's thread is started with _thread). Not typing (~4 ms and ~0.5 MB at each cold
+#: start): supervisor/ imports it only under TYPE_CHECKING, and nothing else on its path imports it (see
+#: test_the_supervisor_does_not_import_typing_before_its_first_next).
 SUPERVISOR_TOP_LEVEL = {
-    "collections", "copyreg", "enum", "fcntl", "gc", "json", "math", "mmap", "re", "select", "selectors",
+    "collections", "copyreg", "enum", "fcntl", "gc", "json", "mmap", "re", "select",
 }
 SOURCE = Path(__file__).resolve().parents[2]
 #: Everything the bootstrap imports before it starts the first worker, beyond what a bare interpreter imports.
