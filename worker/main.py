@@ -30,7 +30,8 @@ from .settings import TAG_OUTPUT, read_switch
 #: task root goes first on sys.path, so that a user's module of the same name does not replace them (on_import.py).
 IMPORTED_WHEN_NEEDED = (
     "base64", "binascii", "contextlib", "ctypes", "http", "linecache", "logging", "math", "resource", "select",
-    "string", "struct", "textwrap", "threading", "token", "tokenize", "traceback", "typing", "weakref", "_weakrefset",
+    "signal", "string", "struct", "textwrap", "threading", "token", "tokenize", "traceback", "typing", "weakref",
+    "_weakrefset",
 )
 
 

@@ -5,8 +5,8 @@ Shared by a worker started on its own (main.py) and the workers the fork templat
 
 from __future__ import annotations
 
+import _signal as signal  # not signal.py: its enums cost every start (as in the supervisor)
 import os
-import signal
 from collections import deque
 
 from lambda_supervisor.shared import libc, worker_env

@@ -10,7 +10,7 @@ that uses ``signal.alarm`` itself should leave it off.
 
 from __future__ import annotations
 
-import signal
+import _signal as signal  # not signal.py: its enums cost every start (as in the supervisor)
 import time
 from types import FrameType
 

@@ -56,8 +56,9 @@ WORKER_MODULES = {"lambda_supervisor", "lambda_supervisor.shared", "lambda_super
 #: Never imported by a worker before the user's code, nor by a trivial invocation: what its own start would pay for
 #: every function. typing (~5 ms and ~0.6 MB: shared/named_tuple.py stands in for typing.NamedTuple); logging and
 #: traceback (~6 ms and ~1.3 MB: set up when something imports them, worker/on_import.py); http and base64 (the HTTP
-#: helpers, used only by handlers that import them); runpy (the worker starts with -c).
-BEFORE_USER_CODE_FORBIDDEN = {"typing", "logging", "traceback", "http", "base64", "runpy"}
+#: helpers, used only by handlers that import them); runpy (the worker starts with -c); signal (its enums: the
+#: worker's few calls are _signal's).
+BEFORE_USER_CODE_FORBIDDEN = {"typing", "logging", "traceback", "http", "base64", "runpy", "signal"}
 #: Never in a worker that serves a plain handler (on top of FORBIDDEN_IMPORTS).
 WORKER_FORBIDDEN = {"argparse", "dataclasses", "inspect", "pathlib", "subprocess", "email", "urllib", "uuid",
                     "datetime"}

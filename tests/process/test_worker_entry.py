@@ -114,15 +114,15 @@ def test_libc_calls_work_without_ctypes() -> None:
 
 def test_user_modules_named_like_standard_ones_the_worker_imports_later_do_not_replace_them(
         start_runtime: StartRuntime) -> None:
-    """logging.py, traceback.py, http.py, base64.py, textwrap.py, typing.py and threading.py in the task root, each
-    raising on import: the worker, which imports those only when needed (after the task root went first on
-    sys.path), still gets the standard library's, as when it imported them ahead (worker/on_import.py's pin)."""
+    """logging.py, traceback.py, http.py, base64.py, textwrap.py, typing.py, threading.py and signal.py in the task
+    root, each raising on import: the worker, which imports those only when needed (after the task root went first
+    on sys.path), still gets the standard library's, as when it imported them ahead (worker/on_import.py's pin)."""
     runtime = start_runtime("app.handler", task_root=TASK_ROOTS / "shadowing_stdlib")
     record = runtime.invoke({})
     assert record.outcome_kind == "response", record.describe() + runtime.log()
     seen = record.json()
     assert seen["response"] == 200
-    assert not seen["logging"].startswith(str(TASK_ROOTS)) and not seen["traceback"].startswith(str(TASK_ROOTS))
+    assert not any(seen[name].startswith(str(TASK_ROOTS)) for name in ("logging", "traceback", "signal")), seen
     failed = runtime.invoke({"fail": True})  # error reporting: traceback, linecache, textwrap
     assert failed.error.error_type == "ValueError", failed.describe()
     assert failed.error.error is not None and failed.error.error["errorMessage"] == "as asked"
