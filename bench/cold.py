@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import subprocess
 import sys
 import time
@@ -118,14 +119,18 @@ def _cold_once(emulator: BenchEmulator, runtime: Runtime, prefix: list[str]) -> 
 
 
 def _cold_series(runs: int, handler: str, prefix: list[str], kinds: dict[str, Factory],
-                 settle_s: float = 0.0) -> dict[str, Any]:
-    """``settle_s``: a pause before each start (under a CPU quota, so that each runtime starts with the quota of a
-    new period, not what the previous one's shutdown left of it)."""
+                 period_s: float = 0.0) -> dict[str, Any]:
+    """``period_s``: under a CPU quota, its period. Each start then waits two periods, so that it finds a period's
+    whole quota (not what the previous runtime's shutdown left of it), and a random part of a third: where in a
+    period a start falls decides how soon the quota runs out, and a start that always fell at the same point would
+    favour one runtime (on Lambda, an event comes at any point)."""
     measured: dict[str, list[float]] = {kind: [] for kind in kinds}
+    phases = random.Random(0)
     with BenchEmulator(function_timeout_s=60.0) as emulator:
         for _ in range(runs):
             for kind, factory in kinds.items():
-                time.sleep(settle_s)
+                if period_s:
+                    time.sleep(period_s * (2 + phases.random()))
                 measured[kind].append(_cold_once(emulator, factory(emulator, handler), prefix))
     return {kind: {"median_ms": median(times) * 1000, "runs_ms": [round(t * 1000, 1) for t in times]}
             for kind, times in measured.items()}
@@ -138,7 +143,7 @@ def coldstart(sizes: Sizes) -> dict[str, Any]:
     with quarter_cpu() as (how, prefix):
         # More runs: each is one, two or three quota periods (~100 ms apart), and a median of few is a coin toss.
         result["quarter_cpu"] = _cold_series(QUARTER_RUNS if sizes.rounds > 1 else 2, NOOP, prefix, _contenders(),
-                                             settle_s=2 * PERIOD_US / 1e6)
+                                             period_s=PERIOD_US / 1e6)
         result["quarter_cpu"]["how"] = how
     return result
 
