@@ -121,16 +121,18 @@ def _cold_once(emulator: BenchEmulator, runtime: Runtime, prefix: list[str]) -> 
 def _cold_series(runs: int, handler: str, prefix: list[str], kinds: dict[str, Factory],
                  period_s: float = 0.0) -> dict[str, Any]:
     """``period_s``: under a CPU quota, its period. Each start then waits two periods, so that it finds a period's
-    whole quota (not what the previous runtime's shutdown left of it), and a random part of a third: where in a
-    period a start falls decides how soon the quota runs out, and a start that always fell at the same point would
-    favour one runtime (on Lambda, an event comes at any point)."""
+    whole quota (not what the previous runtime's shutdown left of it), and a part of a third: where in a period a
+    start falls decides how soon the quota runs out. Every runtime gets the same ``runs`` evenly spaced points of
+    the period, each in its own shuffled order: the same points, so that none is luckier than another; all of
+    them, since on Lambda an event comes at any point."""
     measured: dict[str, list[float]] = {kind: [] for kind in kinds}
-    phases = random.Random(0)
+    points = [(run + 0.5) / runs for run in range(runs)]
+    phases = {kind: random.sample(points, runs) for kind in kinds}
     with BenchEmulator(function_timeout_s=60.0) as emulator:
-        for _ in range(runs):
+        for run in range(runs):
             for kind, factory in kinds.items():
                 if period_s:
-                    time.sleep(period_s * (2 + phases.random()))
+                    time.sleep(period_s * (2 + phases[kind][run]))
                 measured[kind].append(_cold_once(emulator, factory(emulator, handler), prefix))
     return {kind: {"median_ms": median(times) * 1000, "runs_ms": [round(t * 1000, 1) for t in times]}
             for kind, times in measured.items()}
