@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--task-root", help="default for LAMBDA_TASK_ROOT")
         options = parser.parse_args(arguments)
         return run_bootstrap(options.handler, options.task_root)
+    gc.enable()  # off while the bootstrap's modules load (__main__.py); the local tools run with it, as ever
     from lambda_supervisor.local.cli import run_command  # the local tools: never on the bootstrap's path
 
     return run_command(command, parser, arguments)

@@ -352,3 +352,13 @@ def test_the_supervisor_at_rest_holds_little_beyond_its_modules(
     assert reference.returncode == 0, reference.stderr[-2000:]
     beyond_kb = supervisor_kb - int(reference.stdout)
     assert beyond_kb < 768, f"the supervisor holds {beyond_kb} kB beyond its modules' {reference.stdout.strip()} kB"
+
+
+def test_the_local_tools_run_with_the_collector_on() -> None:
+    """__main__.py turns the collector off while the bootstrap's modules load; a local tool started the same way
+    (``python -m lambda_supervisor.supervisor serve``) must not run without it."""
+    code = ("import gc, sys; gc.disable(); import lambda_supervisor.local.cli as local; "
+            "local.run_command = lambda *arguments: print(gc.isenabled()) or 0; "
+            "from lambda_supervisor.supervisor.cli import main; sys.exit(main(['serve']))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "True", run.stderr
