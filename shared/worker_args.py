@@ -20,7 +20,7 @@ else:
 
 #: What follows the interpreter on a worker's command line, before :meth:`WorkerArgs.to_argv`'s options. ``-P``
 #: keeps the working directory off ``sys.path`` (the worker puts the task root first itself); ``-u`` makes what the
-#: user's code prints reach the log at once. (supervisor/early_worker.py writes the same by hand.)
+#: user's code prints reach the log at once.
 WORKER_COMMAND = ("-P", "-u", "-c", "from lambda_supervisor.worker.start import start; start()")
 
 IN_FD = "--in-fd"
@@ -45,8 +45,7 @@ class WorkerArgsError(ValueError):
 
 class WorkerArgs(NamedTuple):
     """The worker's pipes (its end of each), the supervisor's pid, and the optional fork-template socket, CPU
-    hand-off plan, shared-memory region and hold pipe (the first worker's, started by early_worker.py, which writes
-    this command line by hand)."""
+    hand-off plan, shared-memory region and hold pipe (the first worker's, started by early_worker.py)."""
 
     in_fd: int
     out_fd: int

@@ -4,10 +4,11 @@ The worker is launched before the configuration is even parsed (that parse and t
 then overlap the worker's start). When the bootstrap's interpreter was started with the worker's own flags
 (``python -P -u -m``), the first worker is this interpreter forked, without exec: one interpreter start less on the
 way to the first response and in the CPU it costs (the child erases what it must not keep: worker/forked_start.py).
-Otherwise it is fork+exec'd, as every later worker is. Only ``os``, ``sys`` and ``fcntl`` are needed before the
-fork: the worker's environment (and the size of its shared-memory region) is worked out from the raw variables and
-their defaults, and the worker is *held* before it imports the user's code, until the supervisor has loaded its
-configuration and checked that the worker got exactly what :func:`.worker_launch.launch` would have given it.
+Otherwise it is fork+exec'd, as every later worker is. Only ``os``, ``sys``, ``fcntl`` and the worker's command
+line (shared/worker_args.py) are needed before the fork: the worker's environment (and the size of its
+shared-memory region) is worked out from the raw variables and their defaults, and the worker is *held* before it
+imports the user's code, until the supervisor has loaded its configuration and checked that the worker got exactly
+what :func:`.worker_launch.launch` would have given it.
 Otherwise (a value to normalise, a configuration error) the held worker is stopped before any user code ran, and the
 supervisor starts the first worker the ordinary way.
 """
@@ -22,9 +23,9 @@ import time
 from collections.abc import Mapping  # not typing's TYPE_CHECKING: importing typing costs more than the rest here
 
 from lambda_supervisor.shared import worker_env
+from lambda_supervisor.shared.cpu_handoff import CpuHandoff
+from lambda_supervisor.shared.worker_args import WORKER_COMMAND, WorkerArgs
 
-#: shared/worker_args.py's WORKER_COMMAND, written by hand (a test keeps them equal).
-WORKER_COMMAND = ("-P", "-u", "-c", "from lambda_supervisor.worker.start import start; start()")
 #: Used where a variable is unset or empty: the defaults of supervisor/config.py (a test keeps them equal).
 DEFAULTS = {
     worker_env.TASK_ROOT: ".",
@@ -93,18 +94,12 @@ def region_size(environment: Mapping[str, str]) -> int | None:
     return worker_env.frame_payload_limit(int(text))
 
 
-def worker_command(in_fd: int, out_fd: int, cpu_handoff: str | None, region_fd: int | None,
+def worker_command(in_fd: int, out_fd: int, cpu_handoff: CpuHandoff | None, region_fd: int | None,
                    hold_fd: int) -> list[str]:
-    """The held first worker's command line, as shared/worker_args.py's WorkerArgs.to_argv writes it (``cpu_handoff``
-    is a CpuHandoff's argument text); written by hand here, since importing typing costs more than the rest of this
-    module (a test keeps the two equal)."""
-    command = [sys.executable, *WORKER_COMMAND,
-               "--in-fd", str(in_fd), "--out-fd", str(out_fd), "--parent-pid", str(os.getpid())]
-    if cpu_handoff is not None:
-        command += ["--cpu-handoff", cpu_handoff]
-    if region_fd is not None:
-        command += ["--region-fd", str(region_fd)]
-    return [*command, "--hold-fd", str(hold_fd)]
+    """The held first worker's command line: worker_launch.py's, with the hold pipe."""
+    arguments = WorkerArgs(in_fd=in_fd, out_fd=out_fd, parent_pid=os.getpid(), cpu_handoff=cpu_handoff,
+                           region_fd=region_fd, hold_fd=hold_fd)
+    return [sys.executable, *WORKER_COMMAND, *arguments.to_argv()]
 
 
 class EarlyWorker:
@@ -112,7 +107,7 @@ class EarlyWorker:
     ``region_fd``: its shared-memory region (None without one), for the supervisor to map once it is claimed."""
 
     def __init__(self, pid: int, to_write: int, from_read: int, hold_write: int, region_fd: int | None,
-                 environment: dict[str, str], cpu_handoff: str | None, started_monotonic: float) -> None:
+                 environment: dict[str, str], cpu_handoff: CpuHandoff | None, started_monotonic: float) -> None:
         self.pid = pid
         self.to_write = to_write
         self.from_read = from_read
@@ -173,14 +168,6 @@ def expected_environment(environ: Mapping[str, str], updates: Mapping[str, str])
     return {**{name: value for name, value in environ.items() if name not in withheld}, **updates}
 
 
-def _cpu_handoff() -> str | None:
-    """The ``--cpu-handoff`` argument: CpuHandoff.plan()'s (shared/cpu_handoff.py), without importing ``typing``."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None
-    return f"{cpus[-1]}:{','.join(str(cpu) for cpu in cpus)}"
-
-
 def bootstrap_defaults(arguments: list[str]) -> dict[str, str] | None:
     """The defaults given by ``[run] [HANDLER] [--task-root DIR]``, or None for any other command line."""
     if arguments[:1] == ["run"]:
@@ -222,7 +209,7 @@ def start(arguments: list[str], environ: Mapping[str, str], startup_path: list[s
     updates = environment_updates(environ, defaults)
     if updates is None or not os.path.isdir(updates[worker_env.TASK_ROOT]):
         return False
-    cpu_handoff = _cpu_handoff() if share_cpu == "on" else None
+    cpu_handoff = CpuHandoff.plan() if share_cpu == "on" else None
     in_place = startup_path is not None and forks_in_place(environ)
     if in_place:
         for name in SHARED_WITH_THE_WORKER:
@@ -248,7 +235,7 @@ def forks_in_place(environ: Mapping[str, str]) -> bool:
     return not entries or all(os.path.isabs(entry) for entry in entries.split(os.pathsep))
 
 
-def _spawn(environ: Mapping[str, str], updates: dict[str, str], cpu_handoff: str | None,
+def _spawn(environ: Mapping[str, str], updates: dict[str, str], cpu_handoff: CpuHandoff | None,
            in_place_path: list[str] | None) -> EarlyWorker | None:
     """fork, then exec (no thread exists yet, and ``subprocess`` would be the largest import on this path), or with
     ``in_place_path`` go on as the worker in this interpreter: None in that child."""

@@ -131,8 +131,7 @@ def claim(early: EarlyWorker, config: Config, environ: Mapping[str, str],
           cpu_handoff: CpuHandoff | None) -> Launched | None:
     """The worker started from the bootstrap's first lines (early_worker.py), released to run the user's init if
     it was started exactly as :func:`launch` would start it now; else it is discarded (None)."""
-    if early.environment != worker_environment(config, environ) or early.cpu_handoff != (
-            cpu_handoff.to_argument() if cpu_handoff is not None else None):
+    if early.environment != worker_environment(config, environ) or early.cpu_handoff != cpu_handoff:
         early.discard()
         return None
     try:

@@ -43,7 +43,8 @@ SOURCE = Path(__file__).resolve().parents[2]
 BEFORE_THE_FIRST_WORKER = {
     "lambda_supervisor", "lambda_supervisor.supervisor", "lambda_supervisor.supervisor.import_path",
     "lambda_supervisor.supervisor.early_worker", "lambda_supervisor.shared", "lambda_supervisor.shared.worker_env",
-    "fcntl", "collections.abc", "__future__",
+    "lambda_supervisor.shared.worker_args", "lambda_supervisor.shared.cpu_handoff",
+    "lambda_supervisor.shared.named_tuple", "fcntl", "collections.abc", "__future__",
 }
 #: Our own modules in a worker serving a plain (sync) handler: a new one is a decision, not an accident.
 WORKER_MODULES = {"lambda_supervisor", "lambda_supervisor.shared", "lambda_supervisor.worker"} | {

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from conftest import TASK_ROOTS, StartRuntime, wait_for
-from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.supervisor.config import Config
 from lambda_supervisor.supervisor.early_worker import environment_updates, expected_environment, region_size
 from lambda_supervisor.supervisor.exit_codes import ExitCode
@@ -90,13 +89,6 @@ def test_a_configuration_error_runs_no_user_code(start_runtime: StartRuntime, tm
     assert runtime.emulator.wait_init_error(60).error_type == "Runtime.InvalidConfiguration"
     assert runtime.wait_exit() == ExitCode.CONFIG_ERROR
     assert not ready.exists(), "the early worker imported the user's code"
-
-
-def test_the_cpu_handoff_argument_is_the_plan(tmp_path: Path) -> None:
-    from lambda_supervisor.supervisor import early_worker
-
-    plan = CpuHandoff.plan()
-    assert early_worker._cpu_handoff() == (plan.to_argument() if plan is not None else None)
 
 
 @pytest.mark.parametrize("environ", [

@@ -37,9 +37,7 @@ def test_the_worker_inherits_its_pipe_ends_the_template_socket_and_its_region() 
 @pytest.mark.parametrize("cpu_handoff", [None, CpuHandoff(home=1, cpus=frozenset({0, 1}))])
 def test_the_held_first_workers_command_line_is_one_the_worker_reads_exactly(cpu_handoff: CpuHandoff | None,
                                                                                region_fd: int | None) -> None:
-    """early_worker.py writes it by hand (importing typing for WorkerArgs would cost the cold start)."""
-    handoff = None if cpu_handoff is None else cpu_handoff.to_argument()
-    command = early_worker.worker_command(5, 8, handoff, region_fd, 13)
+    command = early_worker.worker_command(5, 8, cpu_handoff, region_fd, 13)
     assert command[:5] == [sys.executable, *WORKER_COMMAND]
     expected = WorkerArgs(in_fd=5, out_fd=8, parent_pid=os.getpid(), cpu_handoff=cpu_handoff, region_fd=region_fd,
                           hold_fd=13)
