@@ -23,29 +23,25 @@ from .frozen import Frozen
 
 TYPE_CHECKING = False  # typing's own costs ~4 ms and ~0.5 MB at each cold start; mypy reads it as typing's
 if TYPE_CHECKING:
-    import subprocess
-
     from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 
     from .config import Config
 
 
 class Launched(Frozen):
-    """A worker just started: its pid, its process (always None: workers are started with ``posix_spawn``, not
-    ``subprocess``), the supervisor's ends of its pipes and its shared-memory region, mapped (None without one)."""
+    """A worker just started (with ``posix_spawn``, or forked by early_worker.py): its pid, the supervisor's ends of
+    its pipes and its shared-memory region, mapped (None without one)."""
 
-    __slots__ = ("from_read", "pid", "process", "region", "started_monotonic", "to_write")
+    __slots__ = ("from_read", "pid", "region", "started_monotonic", "to_write")
     pid: int
-    process: subprocess.Popen[bytes] | None
     to_write: int
     from_read: int
     started_monotonic: float
     region: PayloadRegion | None
 
-    def __init__(self, pid: int, process: subprocess.Popen[bytes] | None, to_write: int, from_read: int,
-                 started_monotonic: float, region: PayloadRegion | None = None) -> None:
-        self._set(pid=pid, process=process, to_write=to_write, from_read=from_read,
-                  started_monotonic=started_monotonic, region=region)
+    def __init__(self, pid: int, to_write: int, from_read: int, started_monotonic: float,
+                 region: PayloadRegion | None = None) -> None:
+        self._set(pid=pid, to_write=to_write, from_read=from_read, started_monotonic=started_monotonic, region=region)
 
 
 def worker_environment(config: Config, environ: Mapping[str, str]) -> dict[str, str]:
@@ -101,7 +97,7 @@ def launch(config: Config, environ: Mapping[str, str], template_control_fd: int 
     finally:
         for fd in (to_read, from_write) if region_fd is None else (to_read, from_write, region_fd):
             os.close(fd)
-    return Launched(pid, None, to_write, from_read, started, region)
+    return Launched(pid, to_write, from_read, started, region)
 
 
 #: Set back to their default action in a worker, as ``subprocess`` does (Python ignores SIGPIPE and SIGXFSZ; an
@@ -144,7 +140,7 @@ def claim(early: EarlyWorker, config: Config, environ: Mapping[str, str],
             region.close()
         early.discard()
         return None
-    return Launched(early.pid, None, early.to_write, early.from_read, early.started_monotonic, region)
+    return Launched(early.pid, early.to_write, early.from_read, early.started_monotonic, region)
 
 
 def _map_early_region(early: EarlyWorker, size: int) -> PayloadRegion | None:

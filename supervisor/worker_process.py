@@ -55,7 +55,6 @@ from .worker_limits import WorkerLimits
 TYPE_CHECKING = False  # typing's own costs ~4 ms and ~0.5 MB at each cold start; mypy reads it as typing's
 
 if TYPE_CHECKING:
-    import subprocess  # only its Popen's type: workers are started by worker_launch.py
     from typing import Any
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -148,11 +147,9 @@ class WorkerProcess:
     loop waits for an event; see idle_reaper.py)."""
 
     def __init__(self, pid: int, to_worker: int, from_worker: int, limits: WorkerLimits, children: Children,
-                 process: subprocess.Popen[bytes] | None = None, region: PayloadRegion | None = None) -> None:
+                 region: PayloadRegion | None = None) -> None:
         """Take charge of a started worker: ``pid`` must be (or be about to become) a child of this process, and
-        the two descriptors are the supervisor's ends of its pipes. ``process`` is kept for workers we spawned, so
-        that ``subprocess`` never reaps them behind our back. ``region``: the worker's shared-memory region."""
-        self.process = process
+        the two descriptors are the supervisor's ends of its pipes. ``region``: the worker's shared-memory region."""
         self.limits = limits
         self._registry = children
         self._region = region
@@ -199,17 +196,16 @@ class WorkerProcess:
     def take_over(cls, launched: Launched, limits: WorkerLimits, children: Children) -> WorkerProcess:
         """Take charge of a worker started by :func:`.worker_launch.launch` (maybe before the supervisor was
         fully imported); its init time counts from its start."""
-        worker = cls.adopt(launched.pid, launched.to_write, launched.from_read, limits, children, launched.process,
-                           launched.region)
+        worker = cls.adopt(launched.pid, launched.to_write, launched.from_read, limits, children, launched.region)
         worker.started_monotonic = launched.started_monotonic
         return worker
 
     @classmethod
     def adopt(cls, pid: int, to_write: int, from_read: int, limits: WorkerLimits, children: Children,
-              process: subprocess.Popen[bytes] | None = None, region: PayloadRegion | None = None) -> WorkerProcess:
+              region: PayloadRegion | None = None) -> WorkerProcess:
         os.set_blocking(to_write, False)
         os.set_blocking(from_read, False)
-        return cls(pid, to_write, from_read, limits, children, process, region)
+        return cls(pid, to_write, from_read, limits, children, region)
 
     make_pipes = staticmethod(make_pipes)
 
@@ -683,12 +679,8 @@ class WorkerProcess:
             self.exit_description = "exit status unknown (already reaped)"
             emit("worker_already_reaped", "a worker's exit status was taken before the supervisor reaped it",
                  level="WARNING", pid=self.pid)
-            if self.process is not None:
-                self.process.returncode = -signal.SIGKILL  # not None: subprocess must never wait for this pid
         else:
             status, peak_rss_bytes = collected
-            if self.process is not None:
-                self.process.returncode = os.waitstatus_to_exitcode(status)
             self.exit_description = describe_wait_status(status)
             self.peak_rss_bytes = max(self.peak_rss_bytes, peak_rss_bytes)
         self._poller.close()
