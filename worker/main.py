@@ -53,13 +53,12 @@ def _collector_on() -> None:
     gc.enable()
 
 
-def main(arguments: WorkerArgs) -> int:
+def main(arguments: WorkerArgs, cpu: MainThreadCpu) -> int:
+    """Run the worker; ``cpu``: its main thread's CPUs, already spread over all of them (start.py)."""
     die_with_parent(arguments.parent_pid)
     # Before any user code: orphans of what the user's code starts are re-parented to this worker, not to the
     # supervisor, so the worker's process tree is exactly what it is answerable for (supervisor/process_tree.py).
     set_child_subreaper(True)
-    cpu = MainThreadCpu(arguments.cpu_handoff)
-    cpu.release()  # we inherited the supervisor's pinning: undo it before any user code runs
     region = PayloadRegion.attach(arguments.region_fd) if arguments.region_fd is not None else None
     channel = Channel(arguments.in_fd, arguments.out_fd, cpu, region)
     environ = dict(os.environ)

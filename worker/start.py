@@ -13,6 +13,7 @@ import os
 import sys
 
 from lambda_supervisor.shared.worker_args import WorkerArgs, WorkerArgsError
+from lambda_supervisor.worker.cpu_affinity import MainThreadCpu
 
 #: What the user's code sees as ``sys.argv[0]``: this package's ``__main__.py``, as when the worker ran with ``-m``.
 ARGV0 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.py")
@@ -32,12 +33,9 @@ def start() -> None:
     task_root = os.environ.get("LAMBDA_TASK_ROOT")
     if task_root:
         os.chdir(task_root)
-    if arguments.cpu_handoff is not None:
-        try:  # noqa: SIM105 - not contextlib: one import less at every start
-            os.sched_setaffinity(0, arguments.cpu_handoff.cpus)
-        except OSError:
-            pass
+    cpu = MainThreadCpu(arguments.cpu_handoff)
+    cpu.release()  # we inherited the supervisor's pinning: undo it before our imports and any user code
 
     from lambda_supervisor.worker.main import main
 
-    raise SystemExit(main(arguments))
+    raise SystemExit(main(arguments, cpu))
