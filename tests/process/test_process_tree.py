@@ -13,7 +13,7 @@ from conftest import clean_environment
 #: A subreaper with a tree: a child forked from the main thread, one from another thread, and a grandchild whose
 #: parent exited (adopted by the subreaper, so its child again). Prints the tree as each lookup finds it.
 TREE = textwrap.dedent("""
-    import json, os, threading, time
+    import json, os, sys, threading, time
     from lambda_supervisor.shared.prctl import set_child_subreaper
     from lambda_supervisor.supervisor import process_tree
 
@@ -41,7 +41,7 @@ TREE = textwrap.dedent("""
     for _ in range(3):
         os.read(ready_read, 1)
     me = os.getpid()
-    if {sys.argv[1]!r} == "scan-only":
+    if sys.argv[1] == "scan-only":
         process_tree._KERNEL_LISTS_CHILDREN = False
     lists = process_tree.children_by_parent()
     scanned = process_tree.scan_children()
@@ -55,8 +55,7 @@ TREE = textwrap.dedent("""
 
 
 def _tree(mode: str) -> list[str]:
-    code = "import sys\n" + TREE.replace("{sys.argv[1]!r}", repr(mode))
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+    run = subprocess.run([sys.executable, "-c", TREE, mode], capture_output=True, text=True, timeout=60,
                          env=clean_environment())
     assert run.returncode == 0, run.stderr
     return run.stdout.split("\n")
