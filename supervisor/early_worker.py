@@ -8,9 +8,8 @@ Otherwise it is fork+exec'd, as every later worker is. Only ``os``, ``sys``, ``f
 line (shared/worker_args.py) are needed before the fork: the worker's environment (and the size of its
 shared-memory region) is worked out from the raw variables and their defaults, and the worker is *held* before it
 imports the user's code, until the supervisor has loaded its configuration and checked that the worker got exactly
-what :func:`.worker_launch.launch` would have given it.
-Otherwise (a value to normalise, a configuration error) the held worker is stopped before any user code ran, and the
-supervisor starts the first worker the ordinary way.
+what :func:`.worker_launch.launch` would have given it. Otherwise (a value to normalise, a configuration error) the
+held worker is stopped before any user code ran, and the supervisor starts the first worker the ordinary way.
 """
 
 from __future__ import annotations
