@@ -1,8 +1,8 @@
 """How events come in and results go out: the default JSON codec, ``identity``, and resolving dotted paths.
 
-By default the worker parses the event as JSON and encodes the result exactly as awslambdaric does (simplejson with
-its settings: ``Decimal`` exact, ``bytes`` posted raw as ``application/unknown``, non-ASCII escaped but on the
-managed Python 3.12+ runtimes, namedtuples as objects). A
+By default the worker parses the event as JSON and encodes the result exactly as awslambdaric does (its simplejson
+settings, see result_json.py: ``Decimal`` exact, ``bytes`` posted raw as ``application/unknown``, non-ASCII escaped
+but on the managed Python 3.12+ runtimes, namedtuples as objects). A
 function may choose its own codec instead (``LAMBDA_SUPERVISOR_DESERIALISER`` / ``LAMBDA_SUPERVISOR_SERIALISER``,
 or :func:`~lambda_supervisor.worker.registration.lambda_handler`): a deserialiser takes the event body as text and
 returns what the handler receives; a serialiser takes what the handler returned and gives ``str`` or ``bytes``,
@@ -15,11 +15,10 @@ import importlib
 import os
 import re
 from collections.abc import Callable, Mapping
-from decimal import Decimal
-
-import simplejson
 
 from lambda_supervisor.shared.protocol import BYTES_CONTENT_TYPE, JSON_CONTENT_TYPE
+
+from .result_json import ResultEncoder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,24 +47,8 @@ def escapes_non_ascii(environ: Mapping[str, str]) -> bool:
     return match is None or int(match[1]) < 12
 
 
-_NAN = float("nan")  # math.nan, without importing math
-
-
-class _ResultEncoder(simplejson.JSONEncoder):
-    """simplejson, configured as awslambdaric's marshaller: a ``Decimal`` is written as its exact digits
-    (``Decimal("1.10")`` stays ``1.10``), a NaN ``Decimal`` as ``NaN``; namedtuples become objects."""
-
-    def __init__(self, ensure_ascii: bool) -> None:
-        super().__init__(use_decimal=False, ensure_ascii=ensure_ascii, allow_nan=True)
-
-    def default(self, o: Any) -> Any:
-        if isinstance(o, Decimal):
-            return _NAN if o.is_nan() else simplejson.RawJSON(str(o))
-        return super().default(o)
-
-
 #: Made once, from the environment the worker started with.
-_ENCODER = _ResultEncoder(ensure_ascii=escapes_non_ascii(os.environ))
+_ENCODER = ResultEncoder(ensure_ascii=escapes_non_ascii(os.environ))
 
 
 def to_json(value: Any) -> str:

@@ -53,13 +53,16 @@ WORKER_MODULES = {"lambda_supervisor", "lambda_supervisor.shared", "lambda_super
         "rlimits", "worker_args", "worker_env")} | {
     f"lambda_supervisor.worker.{name}" for name in (
         "async_runner", "context", "cpu_affinity", "event_source", "handler_loader", "init_leftovers", "invocation",
-        "main", "on_import", "output", "registration", "serialisers", "serving", "settings", "soft_timeout")}
+        "main", "on_import", "output", "registration", "result_json", "serialisers", "serving", "settings",
+        "soft_timeout")}
 #: Never imported by a worker before the user's code, nor by a trivial invocation: what its own start would pay for
 #: every function. typing (~5 ms and ~0.6 MB: shared/named_tuple.py stands in for typing.NamedTuple); logging and
 #: traceback (~6 ms and ~1.3 MB: set up when something imports them, worker/on_import.py); http and base64 (the HTTP
 #: helpers, used only by handlers that import them); runpy (the worker starts with -c); signal (its enums: the
-#: worker's few calls are _signal's).
-BEFORE_USER_CODE_FORBIDDEN = {"typing", "logging", "traceback", "http", "base64", "runpy", "signal"}
+#: worker's few calls are _signal's); simplejson and decimal (~2.3 ms: a plain result is written by json,
+#: worker/result_json.py).
+BEFORE_USER_CODE_FORBIDDEN = {"typing", "logging", "traceback", "http", "base64", "runpy", "signal", "simplejson",
+                              "decimal"}
 #: Never in a worker that serves a plain handler (on top of FORBIDDEN_IMPORTS).
 WORKER_FORBIDDEN = {"argparse", "dataclasses", "inspect", "pathlib", "subprocess", "email", "urllib", "uuid",
                     "datetime"}

@@ -1,0 +1,87 @@
+"""Results as JSON, written byte for byte as awslambdaric writes them, without loading simplejson for plain data.
+
+awslambdaric encodes with simplejson (a ``Decimal`` exact, namedtuples as objects). simplejson and the ``decimal``
+module it loads cost ~2.3 ms of CPU before the first response of every cold start (README, "Cold start"). For plain
+data (exact dicts with ``str`` keys, lists, tuples, ``str``, ``int``, ``float``, ``bool``, ``None``, of bounded
+size and depth) the standard library's ``json``, loaded before the fork and shared with the supervisor, writes the
+same text; tests/unit/test_result_json.py checks that against awslambdaric's own encoder. Anything else, or more,
+goes to simplejson, loaded on that first need and used from then on.
+"""
+
+from __future__ import annotations
+
+import json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+#: Past this many containers' members, or this deep, a result is not worth checking: simplejson encodes it.
+MAX_PLAIN_MEMBERS = 1000
+MAX_PLAIN_DEPTH = 64
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_SEQUENCES = frozenset({list, tuple})
+
+
+def is_plain(value: Any) -> bool:
+    """Whether ``value`` is plain data, small enough to check: every container an exact dict (``str`` keys), list
+    or tuple, every other value of an exact scalar type. Subclasses (a namedtuple, an IntEnum) are not plain."""
+    budget = MAX_PLAIN_MEMBERS
+    level: list[Any] = [value]
+    for _ in range(MAX_PLAIN_DEPTH):
+        below: list[Any] = []
+        for item in level:
+            kind = type(item)
+            if kind in _SCALARS:
+                continue
+            if kind is dict:
+                if any(type(key) is not str for key in item):
+                    return False
+                below.extend(item.values())
+            elif kind in _SEQUENCES:
+                below.extend(item)
+            else:
+                return False
+        budget -= len(below)
+        if budget < 0:
+            return False
+        if not below:
+            return True
+        level = below
+    return False
+
+
+class ResultEncoder:
+    """``encode(value) -> str``, as awslambdaric's marshaller would, with ``ensure_ascii`` as it sets it."""
+
+    def __init__(self, ensure_ascii: bool) -> None:
+        self._ensure_ascii = ensure_ascii
+        self._plain = json.JSONEncoder(ensure_ascii=ensure_ascii, allow_nan=True).encode
+        self._full: Callable[[Any], str] | None = None  # simplejson's, once a result needed it
+
+    def encode(self, value: Any) -> str:
+        if self._full is None:
+            if is_plain(value):
+                return self._plain(value)
+            self._full = _simplejson_encoder(self._ensure_ascii)
+        return self._full(value)
+
+
+def _simplejson_encoder(ensure_ascii: bool) -> Callable[[Any], str]:
+    """simplejson, configured as awslambdaric's marshaller: a ``Decimal`` is written as its exact digits
+    (``Decimal("1.10")`` stays ``1.10``), a NaN ``Decimal`` as ``NaN``; namedtuples become objects."""
+    from decimal import Decimal
+
+    import simplejson
+
+    nan = float("nan")  # math.nan, without importing math
+
+    class _Encoder(simplejson.JSONEncoder):
+        def default(self, o: Any) -> Any:
+            if isinstance(o, Decimal):
+                return nan if o.is_nan() else simplejson.RawJSON(str(o))
+            return super().default(o)
+
+    return _Encoder(use_decimal=False, ensure_ascii=ensure_ascii, allow_nan=True).encode
