@@ -5,7 +5,8 @@ module it loads cost ~2.3 ms of CPU before the first response of every cold star
 data (exact dicts with ``str`` keys, lists, tuples, ``str``, ``int``, ``float``, ``bool``, ``None``, of bounded
 size and depth) the standard library's ``json``, loaded before the fork and shared with the supervisor, writes the
 same text; tests/unit/test_result_json.py checks that against awslambdaric's own encoder. Anything else, or more,
-goes to simplejson, loaded on that first need and used from then on.
+goes to simplejson, loaded on that first need (or ahead of it with :meth:`ResultEncoder.load`) and used from then
+on.
 """
 
 from __future__ import annotations
@@ -61,11 +62,17 @@ class ResultEncoder:
         self._plain = json.JSONEncoder(ensure_ascii=ensure_ascii, allow_nan=True).encode
         self._full: Callable[[Any], str] | None = None  # simplejson's, once a result needed it
 
+    def load(self) -> None:
+        """Load simplejson now, where init is not on a request's path, so that no invocation pays for it."""
+        if self._full is None:
+            self._full = _simplejson_encoder(self._ensure_ascii)
+
     def encode(self, value: Any) -> str:
         if self._full is None:
             if is_plain(value):
                 return self._plain(value)
-            self._full = _simplejson_encoder(self._ensure_ascii)
+            self.load()
+        assert self._full is not None
         return self._full(value)
 
 

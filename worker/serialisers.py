@@ -47,8 +47,21 @@ def escapes_non_ascii(environ: Mapping[str, str]) -> bool:
     return match is None or int(match[1]) < 12
 
 
+def init_off_the_request_path(environ: Mapping[str, str]) -> bool:
+    """Whether this environment was initialised ahead of its requests (provisioned concurrency, SnapStart,
+    Managed Instances), rather than on demand for the request that waits for it (or locally: unset)."""
+    return environ.get("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand") != "on-demand"
+
+
 #: Made once, from the environment the worker started with.
 _ENCODER = ResultEncoder(ensure_ascii=escapes_non_ascii(os.environ))
+if init_off_the_request_path(os.environ):
+    _ENCODER.load()  # as awslambdaric does: at init, which no request waits for
+
+
+def load_encoder() -> None:
+    """Load simplejson now (the fork template: every worker forked from it has it then)."""
+    _ENCODER.load()
 
 
 def to_json(value: Any) -> str:

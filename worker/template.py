@@ -36,6 +36,7 @@ from lambda_supervisor.shared.rlimits import RLimit
 from .handler_loader import InitFailure
 from .log_stream import connect_log_stream
 from .output import HandlerOutput
+from .serialisers import load_encoder
 from .serving import Channel, UserFunction, die_with_parent, report_init_failure, serve
 
 #: How long a new worker waits to be adopted by the supervisor after the intermediate exits (it takes microseconds).
@@ -126,6 +127,7 @@ def run_template(channel: Channel, control_fd: int, supervisor_pid: int, output:
         function = UserFunction.initialise(output, limits)
     except InitFailure as failure:
         return report_init_failure(channel, failure, output)
+    load_encoder()  # once here, rather than in each forked worker at its first result that needs simplejson
     channel.announce_ready(own_fds=(control_fd,))
     while True:
         message, fds, _flags, _address = socket.recv_fds(control, MAX_FORK_MESSAGE_BYTES, 3)

@@ -171,6 +171,22 @@ def test_the_worker_imports_no_typing_logging_or_traceback_before_the_users_code
     assert forbidden(set(record.json()["now"]), BEFORE_USER_CODE_FORBIDDEN) == set()
 
 
+@pytest.mark.parametrize(("initialization", "strategy", "at_init", "at_first_result"), [
+    ("on-demand", "fresh", False, False),  # the cold start's request waits: a plain result never loads it
+    ("provisioned-concurrency", "fresh", True, True),  # init ahead of requests: loaded before your code, as ever
+    ("snap-start", "fresh", True, True),
+    ("on-demand", "fork", False, True),  # the template loads it once after your init, for every forked worker
+])
+def test_simplejson_is_loaded_at_init_only_where_no_request_waits_for_it(
+        start_runtime: StartRuntime, initialization: str, strategy: str, at_init: bool, at_first_result: bool) -> None:
+    runtime = start_runtime("modules_at_init.handler", task_root=COLD, env={
+        "AWS_LAMBDA_INITIALIZATION_TYPE": initialization, "LAMBDA_SUPERVISOR_RESPAWN": strategy})
+    record = runtime.invoke({})
+    assert record.outcome_kind == "response", record.describe()
+    assert ("simplejson" in record.json()["at_init"]) is at_init
+    assert ("simplejson" in record.json()["now"]) is at_first_result
+
+
 def test_the_supervisor_imports_no_argparse_urllib_or_subprocess_before_the_first_response(
         regular_install: Path) -> None:
     """argparse (with the help formatter it builds, which imports shutil and the compression modules) is for the
