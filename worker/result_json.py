@@ -18,35 +18,37 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-#: Past this many containers' members, or this deep, a result is not worth checking: simplejson encodes it.
+#: Past this many containers' members, or this deep, a result is not worth checking: simplejson encodes it. The
+#: check costs ~0.1 us a member, and json encodes containers faster than simplejson by about as much.
 MAX_PLAIN_MEMBERS = 1000
 MAX_PLAIN_DEPTH = 64
+#: Past this many characters of string values, simplejson encodes it: it escapes long strings to ASCII ~15 % faster.
+MAX_PLAIN_CHARS = 4096
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-_SEQUENCES = frozenset({list, tuple})
+_OTHER_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def is_plain(value: Any) -> bool:
     """Whether ``value`` is plain data, small enough to check: every container an exact dict (``str`` keys), list
     or tuple, every other value of an exact scalar type. Subclasses (a namedtuple, an IntEnum) are not plain."""
-    budget = MAX_PLAIN_MEMBERS
+    members, chars = MAX_PLAIN_MEMBERS, MAX_PLAIN_CHARS
     level: list[Any] = [value]
     for _ in range(MAX_PLAIN_DEPTH):
         below: list[Any] = []
         for item in level:
             kind = type(item)
-            if kind in _SCALARS:
-                continue
-            if kind is dict:
+            if kind is str:
+                chars -= len(item)
+            elif kind is dict:
                 if any(type(key) is not str for key in item):
                     return False
                 below.extend(item.values())
-            elif kind in _SEQUENCES:
+            elif kind is list or kind is tuple:
                 below.extend(item)
-            else:
+            elif kind not in _OTHER_SCALARS:
                 return False
-        budget -= len(below)
-        if budget < 0:
+        members -= len(below)
+        if members < 0 or chars < 0:
             return False
         if not below:
             return True

@@ -18,7 +18,13 @@ from awslambdaric import lambda_runtime_marshaller
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lambda_supervisor.worker.result_json import MAX_PLAIN_DEPTH, MAX_PLAIN_MEMBERS, ResultEncoder, is_plain
+from lambda_supervisor.worker.result_json import (
+    MAX_PLAIN_CHARS,
+    MAX_PLAIN_DEPTH,
+    MAX_PLAIN_MEMBERS,
+    ResultEncoder,
+    is_plain,
+)
 
 #: AWS_EXECUTION_ENV values: awslambdaric escapes non-ASCII characters on the first, and not on the second.
 ESCAPING, NOT_ESCAPING = "AWS_Lambda_python3.11", "AWS_Lambda_python3.12"
@@ -64,7 +70,7 @@ def our_encode(value: Any, execution_env: str) -> tuple[str, str]:
 
 #: Any code point, lone surrogates and U+2028/U+2029 included, and the ASCII range on its own (escapes, controls).
 characters = st.characters(exclude_categories=()) | st.characters(max_codepoint=0x7F) | st.sampled_from("\u2028\u2029")
-texts = st.text(characters)
+texts = st.text(characters, max_size=50)  # 40 leaves of them stay under MAX_PLAIN_CHARS
 scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=-(10**40), max_value=10**40)
            | st.floats(allow_nan=True, allow_infinity=True) | texts)
 plain = st.recursive(scalars, lambda inner: st.lists(inner, max_size=5) | st.lists(inner, max_size=5).map(tuple)
@@ -118,12 +124,15 @@ def test_large_deep_and_circular_results_go_to_simplejson() -> None:
     MAX_PLAIN_MEMBERS members, and json's and simplejson's recursion limits and errors never come into it."""
     assert is_plain(list(range(MAX_PLAIN_MEMBERS)))
     assert not is_plain(list(range(MAX_PLAIN_MEMBERS + 1)))
+    assert is_plain(["x" * (MAX_PLAIN_CHARS - 1), "y"]) and not is_plain(["x" * MAX_PLAIN_CHARS, "y"])
+    assert not is_plain("x" * (1 << 20))  # a 1 MiB result: simplejson escapes it faster
     assert is_plain(nested(MAX_PLAIN_DEPTH - 1)) and not is_plain(nested(MAX_PLAIN_DEPTH))
     circular: list[Any] = []
     circular.append(circular)
     assert not is_plain(circular)
     too_long = [10**5000]  # plain, but past int-to-str's digit limit: the same ValueError either way
-    for value in (list(range(MAX_PLAIN_MEMBERS + 1)), nested(5000), circular, {"a": circular}, too_long):
+    for value in (list(range(MAX_PLAIN_MEMBERS + 1)), nested(5000), circular, {"a": circular}, too_long,
+                  "\u00e9" * (MAX_PLAIN_CHARS + 1)):
         for execution_env in (ESCAPING, NOT_ESCAPING):
             assert our_encode(value, execution_env) == awslambdaric_encode(value, execution_env)
 
