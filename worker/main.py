@@ -25,13 +25,14 @@ from .output import install as install_output
 from .serving import Channel, UserFunction, die_with_parent, report_init_failure, serve
 from .settings import TAG_OUTPUT, read_switch
 
-#: Standard modules the worker used to import before the user's code and now imports only when needed (logging and
-#: traceback on first use, the HTTP helpers', error reporting's), with theirs: still found where they are before the
-#: task root goes first on sys.path, so that a user's module of the same name does not replace them (on_import.py).
+#: Modules the worker used to import before the user's code and now imports only when needed (logging and
+#: traceback on first use, the HTTP helpers', error reporting's, simplejson for the first result that is not plain
+#: data), with theirs: still found where they are before the task root goes first on sys.path, so that a user's
+#: module of the same name does not replace them (on_import.py).
 IMPORTED_WHEN_NEEDED = (
     "base64", "binascii", "contextlib", "ctypes", "http", "linecache", "logging", "math", "resource", "select",
     "signal", "string", "struct", "textwrap", "threading", "token", "tokenize", "traceback", "typing", "weakref",
-    "_weakrefset",
+    "_weakrefset", "simplejson", "decimal", "_decimal", "numbers",
 )
 
 

@@ -116,7 +116,9 @@ def test_user_modules_named_like_standard_ones_the_worker_imports_later_do_not_r
         start_runtime: StartRuntime) -> None:
     """logging.py, traceback.py, http.py, base64.py, textwrap.py, typing.py, threading.py and signal.py in the task
     root, each raising on import: the worker, which imports those only when needed (after the task root went first
-    on sys.path), still gets the standard library's, as when it imported them ahead (worker/on_import.py's pin)."""
+    on sys.path), still gets the standard library's, as when it imported them ahead (worker/on_import.py's pin).
+    The same for simplejson and what it imports (decimal, _decimal, numbers): the first result that is not plain
+    data loads them (worker/result_json.py)."""
     runtime = start_runtime("app.handler", task_root=TASK_ROOTS / "shadowing_stdlib")
     record = runtime.invoke({})
     assert record.outcome_kind == "response", record.describe() + runtime.log()
@@ -126,5 +128,8 @@ def test_user_modules_named_like_standard_ones_the_worker_imports_later_do_not_r
     failed = runtime.invoke({"fail": True})  # error reporting: traceback, linecache, textwrap
     assert failed.error.error_type == "ValueError", failed.describe()
     assert failed.error.error is not None and failed.error.error["errorMessage"] == "as asked"
-    assert "instead of the standard library" not in runtime.log()
+    exact = runtime.invoke({"decimal": True})
+    assert exact.outcome_kind == "response", exact.describe() + runtime.log()
+    assert exact.response == b'{"price": 1.10}', exact.describe()
+    assert "instead of the" not in runtime.log()
     assert re.search(r"^\[WARNING\]\t\S+Z\t\tinit warning$", runtime.log(), re.MULTILINE)
