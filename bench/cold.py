@@ -2,7 +2,8 @@
 
 - ``coldstart``: process start -> first response posted, the event waiting before the process starts; median of
   interleaved runs, for a trivial handler and one whose init takes 500 ms, then again with the runtime held to a
-  quarter of one CPU (a cgroup v1 CPU quota where we may make one, else one CPU shared with a busy loop).
+  quarter of one CPU (a cgroup v1 CPU quota where we may make one, over the default 100 ms period and over a 20 ms
+  one; else one CPU shared with a busy loop).
 - ``footprint``: PSS of all of a runtime's processes, and the supervisor's own RSS, at rest after 20 invocations.
 - ``crashes``: 10 crashes in a row (500 ms init), each followed at once by a request: error posted -> next served.
 - ``contention``: the no-op warm path while a busy loop runs, with the CPU hand-off on and off.
@@ -28,6 +29,9 @@ from .stats import median
 
 CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
 QUARTER_QUOTA_US, PERIOD_US = 25_000, 100_000
+#: A shorter quota period, the same quarter: Lambda does not say which period it uses, and with a cold start of a few
+#: tens of ms, whether it ends within its first period's quota decides the 100 ms result.
+SHORT_PERIOD_US = 20_000
 QUARTER_RUNS = 15
 SLOW_INIT = "slow_init.handler"
 NOOP = "bench_app.noop"
@@ -67,13 +71,13 @@ def _status_kb(pid: int, field: str, path: str = "status") -> int:
 
 
 @contextlib.contextmanager
-def quarter_cpu() -> Iterator[tuple[str, list[str]]]:
+def quarter_cpu(period_us: int = PERIOD_US) -> Iterator[tuple[str, list[str]]]:
     """(how the CPU is limited, a command prefix that runs a command so limited)."""
     group = CGROUP_CPU / f"lambda-supervisor-bench-{os.getpid()}"
     try:
         group.mkdir()
-        (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-        (group / "cpu.cfs_quota_us").write_text(str(QUARTER_QUOTA_US))
+        (group / "cpu.cfs_period_us").write_text(str(period_us))
+        (group / "cpu.cfs_quota_us").write_text(str(period_us * QUARTER_QUOTA_US // PERIOD_US))
     except OSError:
         with contextlib.suppress(OSError):
             group.rmdir()
@@ -82,7 +86,8 @@ def quarter_cpu() -> Iterator[tuple[str, list[str]]]:
         return
     try:
         enter = f'echo $$ > {group / "cgroup.procs"} && exec "$@"'
-        yield "cgroup v1 cpu.cfs_quota_us = 1/4 CPU", ["sh", "-c", enter, "sh"]
+        period = "" if period_us == PERIOD_US else f" per {period_us // 1000} ms period"
+        yield f"cgroup v1 cpu.cfs_quota_us = 1/4 CPU{period}", ["sh", "-c", enter, "sh"]
     finally:
         for _ in range(50):  # the group can only go once its last process has
             with contextlib.suppress(OSError):
@@ -147,6 +152,11 @@ def coldstart(sizes: Sizes) -> dict[str, Any]:
         result["quarter_cpu"] = _cold_series(QUARTER_RUNS if sizes.rounds > 1 else 2, NOOP, prefix, _contenders(),
                                              period_s=PERIOD_US / 1e6)
         result["quarter_cpu"]["how"] = how
+    if how.startswith("cgroup"):  # a busy loop's share has no period
+        with quarter_cpu(SHORT_PERIOD_US) as (how, prefix):
+            result["quarter_cpu_short_period"] = _cold_series(QUARTER_RUNS if sizes.rounds > 1 else 2, NOOP, prefix,
+                                                              _contenders(), period_s=SHORT_PERIOD_US / 1e6)
+            result["quarter_cpu_short_period"]["how"] = how
     return result
 
 
