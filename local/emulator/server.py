@@ -85,7 +85,8 @@ class RuntimeApiEmulator:
         on_timeout: Callable[[InvocationRecord], None] | None = None,
     ) -> None:
         """``on_timeout`` is called (in a thread of its own) when an invocation's deadline passes without a post,
-        as Lambda resets the execution environment then: give it a function that kills and restarts the runtime."""
+        as Lambda resets the execution environment then: give it a function that kills and restarts the runtime.
+        Until it returns, no invocation is handed out: the runtime being reset must not take the next one."""
         self.function_timeout_s = function_timeout_s
         self.function_name = function_name
         self.no_response_grace_s = no_response_grace_s
@@ -97,6 +98,7 @@ class RuntimeApiEmulator:
         self._init_failures = 0  # init errors ever posted, including those a retry cleared
         self._last_init_error: PostedError | None = None
         self._deadline_timers: dict[str, threading.Timer] = {}  # handed out, not answered yet
+        self._resets_under_way = 0  # on_timeout calls not yet returned: no hand-out meanwhile
         self._cond = threading.Condition()
         self._records: dict[str, InvocationRecord] = {}  # insertion order is submit order
         self._queue: deque[str] = deque()  # submitted, not yet handed out
@@ -461,6 +463,8 @@ class RuntimeApiEmulator:
         message = f"RequestId: {record.request_id} Error: Task timed out after {record.timeout_s:.2f} seconds"
         record.timed_out = PostedError.parse(
             json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": message}).encode(), None)
+        if self.on_timeout is not None:  # from now until the reset is done (_reset_runtime), as one step
+            self._resets_under_way += 1
         self._cond.notify_all()
         return True
 
@@ -476,7 +480,17 @@ class RuntimeApiEmulator:
         logger.debug("invocation {} timed out at its deadline; resetting the runtime", record.request_id)
         hook = self.on_timeout
         if hook is not None:
-            threading.Thread(target=hook, args=(record,), name="emulator-reset", daemon=True).start()
+            threading.Thread(target=self._run_reset, args=(hook, record), name="emulator-reset", daemon=True).start()
+
+    def _run_reset(self, hook: Callable[[InvocationRecord], None], record: InvocationRecord) -> None:
+        """The reset, then hand-outs again: a poll of the runtime that timed out, made before it was killed, would
+        otherwise take the next invocation with it."""
+        try:
+            hook(record)
+        finally:
+            with self._cond:
+                self._resets_under_way -= 1
+                self._cond.notify_all()
 
     def _next_invocation(self, alive: Callable[[], bool]) -> Reply | None:
         with self._cond:
@@ -491,7 +505,7 @@ class RuntimeApiEmulator:
                     if not alive() or self._generation != generation:
                         logger.debug("a runtime left GET /next before it got an invocation")
                         return None
-                    if self._queue:
+                    if self._queue and not self._resets_under_way:
                         record = self._records[self._queue.popleft()]
                         record.handed_out = True
                         self._start_deadline_locked(record)

@@ -340,6 +340,30 @@ def test_a_post_after_the_deadline_is_refused_and_the_runtime_reset(pool: Thread
         assert resets == [request_id], "one reset per timed-out invocation"
 
 
+def test_no_invocation_is_handed_out_while_a_reset_is_under_way(pool: ThreadPoolExecutor) -> None:
+    """The runtime being reset may poll again before it is killed (after posting its late answer, say): it must not
+    take the next invocation, which it would take down with it. That invocation goes to the runtime polling once
+    the reset is done, as Lambda gives it to the new environment."""
+    in_reset, release = threading.Event(), threading.Event()
+
+    def reset(_record: Any) -> None:
+        in_reset.set()
+        release.wait(10)
+
+    with RuntimeApiEmulator(function_timeout_s=0.3, no_response_grace_s=5, on_timeout=reset) as emu:
+        old = FakeRuntime(emu)
+        pool.submit(old.next)
+        assert http_post(emu.invoke_url, b"{}").json()["errorType"] == "Sandbox.Timedout"
+        assert in_reset.wait(5)
+        request_id = emu.submit(b"{}")
+        stale = pool.submit(old.next)
+        emu.wait_polls_waiting(1, timeout=5)  # the old runtime's poll is in, with an invocation queued
+        assert not stale.done() and not emu.record(request_id).handed_out
+        release.set()  # the reset is done; in this test the "old" runtime lives on, and now gets it
+        handed = stale.result(timeout=5)
+        assert handed.headers["Lambda-Runtime-Aws-Request-Id"] == request_id
+
+
 def test_a_post_in_time_cancels_the_deadline(pool: ThreadPoolExecutor) -> None:
     resets: list[Any] = []
     with RuntimeApiEmulator(function_timeout_s=0.3, on_timeout=resets.append) as emu:
