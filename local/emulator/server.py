@@ -99,6 +99,7 @@ class RuntimeApiEmulator:
         self._last_init_error: PostedError | None = None
         self._deadline_timers: dict[str, threading.Timer] = {}  # handed out, not answered yet
         self._resets_under_way = 0  # on_timeout calls not yet returned: no hand-out meanwhile
+        self._reset_hooks: dict[str, Callable[[InvocationRecord], None]] = {}  # expired, its reset not started yet
         self._cond = threading.Condition()
         self._records: dict[str, InvocationRecord] = {}  # insertion order is submit order
         self._queue: deque[str] = deque()  # submitted, not yet handed out
@@ -463,8 +464,10 @@ class RuntimeApiEmulator:
         message = f"RequestId: {record.request_id} Error: Task timed out after {record.timeout_s:.2f} seconds"
         record.timed_out = PostedError.parse(
             json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": message}).encode(), None)
-        if self.on_timeout is not None:  # from now until the reset is done (_reset_runtime), as one step
+        hook = self.on_timeout
+        if hook is not None:  # from now until the reset is done (_reset_runtime), as one step
             self._resets_under_way += 1
+            self._reset_hooks[record.request_id] = hook
         self._cond.notify_all()
         return True
 
@@ -478,7 +481,8 @@ class RuntimeApiEmulator:
     def _reset_runtime(self, record: InvocationRecord) -> None:
         """Lambda resets the execution environment after a timeout: hand that to ``on_timeout``, off this thread."""
         logger.debug("invocation {} timed out at its deadline; resetting the runtime", record.request_id)
-        hook = self.on_timeout
+        with self._cond:
+            hook = self._reset_hooks.pop(record.request_id, None)  # the one counted when it expired
         if hook is not None:
             threading.Thread(target=self._run_reset, args=(hook, record), name="emulator-reset", daemon=True).start()
 
