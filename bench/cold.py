@@ -6,7 +6,8 @@
   one; else one CPU shared with a busy loop).
 - ``footprint``: PSS of all of a runtime's processes, and the supervisor's own RSS, at rest after 20 invocations.
 - ``crashes``: 10 crashes in a row (500 ms init), each followed at once by a request: error posted -> next served.
-- ``contention``: the no-op warm path while a busy loop runs, with the CPU hand-off on and off.
+- ``contention``: the no-op warm path while a busy loop runs, with the CPU hand-off on and off; the loop pinned to
+  the hand-off's home CPU, to another CPU, and unpinned.
 """
 
 from __future__ import annotations
@@ -239,20 +240,37 @@ def crashes(sizes: Sizes) -> dict[str, Any]:
     return result
 
 
+#: Where ``contention``'s busy loop runs: on the CPU the hand-off waits on (shared/cpu_handoff.py: the highest one the
+#: process may use), on another one, or wherever the scheduler puts it. On this bench the emulator, which on Lambda
+#: runs outside the sandbox, competes for the CPUs too: a loop on another CPU slows it more than the runtime.
+PLACEMENTS = ("the home CPU", "another CPU", "any CPU")
+
+
+def _loop_cpu(placement: str) -> int | None:
+    cpus = sorted(os.sched_getaffinity(0))
+    return {"the home CPU": cpus[-1], "another CPU": cpus[0]}.get(placement)
+
+
 def contention(sizes: Sizes) -> dict[str, Any]:
-    """The no-op warm path with a busy loop in the background, the CPU hand-off on and off, rounds interleaved."""
+    """The no-op warm path with a busy loop in the background, the CPU hand-off on and off, rounds interleaved; once
+    per placement of the loop (PLACEMENTS)."""
     from .scenarios import SHARE_CPU_OFF, _runtime
 
     kinds = ["lambda-supervisor", SHARE_CPU_OFF] + (["awslambdaric"] if awslambdaric_installed() else [])
-    rounds: dict[str, list[float]] = {kind: [] for kind in kinds}
 
     def check(response: bytes) -> bool:
         return response.strip() == b"{}"
 
-    with BenchEmulator(function_timeout_s=60.0) as emulator, _busy_loop():
-        for _ in range(sizes.rounds):
-            for kind in kinds:
-                with running(_runtime(kind, emulator, "noop")):
-                    _sequential(emulator, b"{}", sizes.warmup, check)
-                    rounds[kind].append(_sequential(emulator, b"{}", sizes.noop_invocations, check)["throughput_per_s"])
-    return {kind: {"throughput_per_s": median(values), "rounds": len(values)} for kind, values in rounds.items()}
+    result: dict[str, Any] = {}
+    for placement in PLACEMENTS:
+        rounds: dict[str, list[float]] = {kind: [] for kind in kinds}
+        with BenchEmulator(function_timeout_s=60.0) as emulator, _busy_loop(pinned_to=_loop_cpu(placement)):
+            for _ in range(sizes.rounds):
+                for kind in kinds:
+                    with running(_runtime(kind, emulator, "noop")):
+                        _sequential(emulator, b"{}", sizes.warmup, check)
+                        rounds[kind].append(
+                            _sequential(emulator, b"{}", sizes.noop_invocations, check)["throughput_per_s"])
+        result[placement] = {kind: {"throughput_per_s": median(values), "rounds": len(values)}
+                             for kind, values in rounds.items()}
+    return result

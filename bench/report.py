@@ -6,13 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .report_cold import cold_rows
+from .report_cold import SHARE_CPU_OFF, cold_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NA = "n/a"
 RUNTIMES = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours")
-#: lambda-supervisor again with its CPU hand-off off, measured alongside to show what the hand-off is worth.
-SHARE_CPU_OFF = "lambda-supervisor/share-cpu-off"
 UNSUPPORTED = "n/a (unsupported)"
 
 
