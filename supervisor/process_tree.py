@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import _signal as signal  # not signal.py: its enums cost every start (shared/signal_names.py)
 import contextlib
+import functools
 import os
 import select
 from _thread import RLock  # not threading: its import costs every start, for a lock
@@ -179,38 +180,24 @@ class ChildLists:
         found: list[int] = []
         for thread in threads:
             try:
-                fd = os.open(f"/proc/{pid}/task/{thread}/children", os.O_RDONLY | os.O_CLOEXEC)
+                with open(f"/proc/{pid}/task/{thread}/children", "rb") as children:
+                    listed = children.read()
             except OSError:  # the thread is gone
                 continue
-            try:
-                found += [int(child) for child in _read_all(fd).split()]
-            finally:
-                os.close(fd)
+            found += [int(child) for child in listed.split()]
         return found or default
 
 
-def _read_all(fd: int) -> bytes:
-    parts = []
-    while part := os.read(fd, 65536):
-        parts.append(part)
-    return b"".join(parts)
-
-
+@functools.cache
 def _kernel_lists_children() -> bool:
     """Whether this kernel keeps children lists (CONFIG_PROC_CHILDREN, which checkpoint/restore selects)."""
     return os.path.exists(f"/proc/self/task/{os.getpid()}/children")
 
 
-_KERNEL_LISTS_CHILDREN: bool | None = None
-
-
 def children_by_parent() -> ChildLists | dict[int, list[int]]:
     """Every process's children: the kernel's lists, or where it keeps none, one scan of /proc (psutil scans it once
     per ``children()`` call)."""
-    global _KERNEL_LISTS_CHILDREN
-    if _KERNEL_LISTS_CHILDREN is None:
-        _KERNEL_LISTS_CHILDREN = _kernel_lists_children()
-    return ChildLists() if _KERNEL_LISTS_CHILDREN else scan_children()
+    return ChildLists() if _kernel_lists_children() else scan_children()
 
 
 def scan_children() -> dict[int, list[int]]:

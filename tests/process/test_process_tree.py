@@ -42,7 +42,7 @@ TREE = textwrap.dedent("""
         os.read(ready_read, 1)
     me = os.getpid()
     if sys.argv[1] == "scan-only":
-        process_tree._KERNEL_LISTS_CHILDREN = False
+        process_tree._kernel_lists_children = lambda: False
     lists = process_tree.children_by_parent()
     scanned = process_tree.scan_children()
     print(type(lists).__name__)
