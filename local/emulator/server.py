@@ -98,8 +98,8 @@ class RuntimeApiEmulator:
         self._init_failures = 0  # init errors ever posted, including those a retry cleared
         self._last_init_error: PostedError | None = None
         self._deadline_timers: dict[str, threading.Timer] = {}  # handed out, not answered yet
-        self._resets_under_way = 0  # on_timeout calls not yet returned: no hand-out meanwhile
-        self._reset_hooks: dict[str, Callable[[InvocationRecord], None]] = {}  # expired, its reset not started yet
+        #: Resets under way, by the request that timed out: from its expiry until on_timeout returns, no hand-out.
+        self._resets: dict[str, Callable[[InvocationRecord], None]] = {}
         self._cond = threading.Condition()
         self._records: dict[str, InvocationRecord] = {}  # insertion order is submit order
         self._queue: deque[str] = deque()  # submitted, not yet handed out
@@ -464,10 +464,8 @@ class RuntimeApiEmulator:
         message = f"RequestId: {record.request_id} Error: Task timed out after {record.timeout_s:.2f} seconds"
         record.timed_out = PostedError.parse(
             json.dumps({"errorType": "Sandbox.Timedout", "errorMessage": message}).encode(), None)
-        hook = self.on_timeout
-        if hook is not None:  # from now until the reset is done (_reset_runtime), as one step
-            self._resets_under_way += 1
-            self._reset_hooks[record.request_id] = hook
+        if self.on_timeout is not None:  # from now until the reset is done (_reset_runtime), as one step
+            self._resets[record.request_id] = self.on_timeout
         self._cond.notify_all()
         return True
 
@@ -482,7 +480,7 @@ class RuntimeApiEmulator:
         """Lambda resets the execution environment after a timeout: hand that to ``on_timeout``, off this thread."""
         logger.debug("invocation {} timed out at its deadline; resetting the runtime", record.request_id)
         with self._cond:
-            hook = self._reset_hooks.pop(record.request_id, None)  # the one counted when it expired
+            hook = self._resets.get(record.request_id)  # the one held when it expired
         if hook is not None:
             threading.Thread(target=self._run_reset, args=(hook, record), name="emulator-reset", daemon=True).start()
 
@@ -493,7 +491,7 @@ class RuntimeApiEmulator:
             hook(record)
         finally:
             with self._cond:
-                self._resets_under_way -= 1
+                del self._resets[record.request_id]
                 self._cond.notify_all()
 
     def _next_invocation(self, alive: Callable[[], bool]) -> Reply | None:
@@ -509,7 +507,7 @@ class RuntimeApiEmulator:
                     if not alive() or self._generation != generation:
                         logger.debug("a runtime left GET /next before it got an invocation")
                         return None
-                    if self._queue and not self._resets_under_way:
+                    if self._queue and not self._resets:
                         record = self._records[self._queue.popleft()]
                         record.handed_out = True
                         self._start_deadline_locked(record)
