@@ -148,16 +148,14 @@ def coldstart(sizes: Sizes) -> dict[str, Any]:
     runs = 7 if sizes.rounds > 1 else 2
     result: dict[str, Any] = {"trivial": _cold_series(runs, NOOP, [], _contenders()),
                               "init_500ms": _cold_series(runs, SLOW_INIT, [], _contenders())}
-    with quarter_cpu() as (how, prefix):
-        # More runs: each is one, two or three quota periods (~100 ms apart), and a median of few is a coin toss.
-        result["quarter_cpu"] = _cold_series(QUARTER_RUNS if sizes.rounds > 1 else 2, NOOP, prefix, _contenders(),
-                                             period_s=PERIOD_US / 1e6)
-        result["quarter_cpu"]["how"] = how
-    if how.startswith("cgroup"):  # a busy loop's share has no period
-        with quarter_cpu(SHORT_PERIOD_US) as (how, prefix):
-            result["quarter_cpu_short_period"] = _cold_series(QUARTER_RUNS if sizes.rounds > 1 else 2, NOOP, prefix,
-                                                              _contenders(), period_s=SHORT_PERIOD_US / 1e6)
-            result["quarter_cpu_short_period"]["how"] = how
+    # More runs: each is one, two or three quota periods (~100 ms apart), and a median of few is a coin toss.
+    quarter_runs = QUARTER_RUNS if sizes.rounds > 1 else 2
+    for series, period_us in (("quarter_cpu", PERIOD_US), ("quarter_cpu_short_period", SHORT_PERIOD_US)):
+        with quarter_cpu(period_us) as (how, prefix):
+            result[series] = _cold_series(quarter_runs, NOOP, prefix, _contenders(), period_s=period_us / 1e6)
+            result[series]["how"] = how
+        if not how.startswith("cgroup"):  # a busy loop's share has no period: one series
+            break
     return result
 
 
