@@ -9,6 +9,7 @@ import enum
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from unittest import mock
@@ -53,19 +54,22 @@ def _awslambdaric_encoder(execution_env: str) -> lambda_runtime_marshaller.Encod
 AWSLAMBDARIC = {execution_env: _awslambdaric_encoder(execution_env) for execution_env in (ESCAPING, NOT_ESCAPING)}
 
 
-def awslambdaric_encode(value: Any, execution_env: str) -> tuple[str, str]:
-    """("ok", text) or ("error", "TypeError: ...") as awslambdaric's marshaller says it."""
+def _outcome(encode: Callable[[Any], str], value: Any) -> tuple[str, str]:
+    """("ok", text) or ("error", "TypeError: ...")."""
     try:
-        return "ok", AWSLAMBDARIC[execution_env].encode(value)
+        return "ok", encode(value)
     except Exception as error:
         return "error", f"{type(error).__name__}: {error}"
+
+
+def awslambdaric_encode(value: Any, execution_env: str) -> tuple[str, str]:
+    """What awslambdaric's marshaller says of ``value``."""
+    return _outcome(AWSLAMBDARIC[execution_env].encode, value)
 
 
 def our_encode(value: Any, execution_env: str) -> tuple[str, str]:
-    try:
-        return "ok", ResultEncoder(ensure_ascii=execution_env == ESCAPING).encode(value)
-    except Exception as error:
-        return "error", f"{type(error).__name__}: {error}"
+    """What a fresh ResultEncoder says of ``value``, escaping as awslambdaric would under ``execution_env``."""
+    return _outcome(ResultEncoder(ensure_ascii=execution_env == ESCAPING).encode, value)
 
 
 #: Any code point, lone surrogates and U+2028/U+2029 included, and the ASCII range on its own (escapes, controls).
