@@ -65,7 +65,8 @@ class ResultEncoder:
         self._full: Callable[[Any], str] | None = None  # simplejson's, once a result needed it
 
     def load(self) -> None:
-        """Load simplejson now, where init is not on a request's path, so that no invocation pays for it."""
+        """Load simplejson, once: at the first result that needs it, or ahead of it where init is not on a request's
+        path (serialisers.py, the fork template), so that no invocation pays for it."""
         if self._full is None:
             self._full = _simplejson_encoder(self._ensure_ascii)
 
