@@ -35,15 +35,14 @@ def _failed(add: Add, label: str, scenario: dict[str, Any]) -> bool:
 def cold_rows(results: dict[str, Any], add: Add) -> None:
     cold = results.get("coldstart")
     if cold is not None and not _failed(add, "cold start", cold):
-        short = cold.get("quarter_cpu_short_period", {})
         for series, label, target in (("trivial", "trivial handler", "<= 1.15x"),
                                       ("init_500ms", "500 ms init", "<= 1.15x"),
-                                      ("quarter_cpu", f"trivial, {cold['quarter_cpu'].get('how', '1/4 CPU')}",
-                                       "<= 1.3x"),
-                                      ("quarter_cpu_short_period", f"trivial, {short.get('how', '')}", "")):
+                                      ("quarter_cpu", "trivial, {how}", "<= 1.3x"),
+                                      ("quarter_cpu_100ms_period", "trivial, {how}", "")):
             if series not in cold:
                 continue
             block = cold[series]
+            label = label.format(how=block.get("how", "1/4 CPU"))
             for kind, name in ((OURS, "default strategy"), (FRESH, "`fresh`")):
                 add(f"cold start, {label}, {name}: process start -> first response posted, median ms",
                     _value(block.get(kind), "median_ms"), _value(block.get(RIC), "median_ms"), NA,
