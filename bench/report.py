@@ -10,7 +10,7 @@ from .report_cold import SHARE_CPU_OFF, cold_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NA = "n/a"
-RUNTIMES = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours")
+RUNTIMES = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours", "floor-two-processes")
 UNSUPPORTED = "n/a (unsupported)"
 
 
@@ -35,12 +35,12 @@ def ratio(ours: dict[str, Any] | None, theirs: dict[str, Any] | None, key: str) 
 
 def table(results: dict[str, Any]) -> str:
     header = ("| measure | lambda-supervisor | awslambdaric | floor: requests | floor: http.client "
-              "| floor: our client | ours / awslambdaric | target |")
-    rows = [header, "|---|---|---|---|---|---|---|---|"]
+              "| floor: our client | floor: two processes | ours / awslambdaric | target |")
+    rows = [header, "|---|---|---|---|---|---|---|---|---|"]
 
     def add(measure: str, ours: str, ric: str, floor: str, ratio: str, target: str, floor2: str = NA,
-            floor3: str = NA) -> None:
-        rows.append(f"| {measure} | {ours} | {ric} | {floor} | {floor2} | {floor3} | {ratio} | {target} |")
+            floor3: str = NA, floor4: str = NA) -> None:
+        rows.append(f"| {measure} | {ours} | {ric} | {floor} | {floor2} | {floor3} | {floor4} | {ratio} | {target} |")
 
     for name, label in (("noop", "no-op"), ("big", "1 MiB in / 1 MiB out")):
         scenario = results.get(name)
@@ -49,14 +49,14 @@ def table(results: dict[str, Any]) -> str:
         if "error" in scenario:
             add(label, "failed", "failed", "failed", NA, scenario["error"][:60], "failed")
             continue
-        ours, ric, floor, floor2, floor3 = (scenario.get(k) for k in RUNTIMES)
+        ours, ric, floor, floor2, floor3, floor4 = (scenario.get(k) for k in RUNTIMES)
         add(f"{label}: invocations/s", cell(ours, "throughput_per_s", 0), cell(ric, "throughput_per_s", 0),
             cell(floor, "throughput_per_s", 0), ratio(ours, ric, "throughput_per_s"),
             ">= 1.0x", cell(floor2, "throughput_per_s", 0),  # issue 14, for both
-            cell(floor3, "throughput_per_s", 0))
+            cell(floor3, "throughput_per_s", 0), cell(floor4, "throughput_per_s", 0))
         for key, text in (("p50_ms", "p50"), ("p99_ms", "p99")):
             add(f"{label}: {text} ms", cell(ours, key, 2), cell(ric, key, 2), cell(floor, key, 2),
-                ratio(ours, ric, key), "", cell(floor2, key, 2), cell(floor3, key, 2))
+                ratio(ours, ric, key), "", cell(floor2, key, 2), cell(floor3, key, 2), cell(floor4, key, 2))
         unshared = scenario.get(SHARE_CPU_OFF)
         if unshared is not None:
             add(f"{label}, `LAMBDA_SUPERVISOR_SHARE_CPU=off`: invocations/s", cell(unshared, "throughput_per_s", 0),

@@ -260,3 +260,11 @@ class FloorOurClient(Floor):
 
     kind = "floor-ours"
     client = "ours"
+
+
+class FloorTwoProcesses(Floor):
+    """The same connection, the handler in a second process behind a pipe, both on one CPU: the least the
+    supervisor's design costs."""
+
+    kind = "floor-two-processes"
+    client = "ours-two-processes"

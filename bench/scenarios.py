@@ -22,6 +22,7 @@ from .runtimes import (
     Floor,
     FloorHttpClient,
     FloorOurClient,
+    FloorTwoProcesses,
     Runtime,
     Supervisor,
     Unsupported,
@@ -31,7 +32,8 @@ from .stats import median, percentile
 
 WAIT_S = 30.0
 MiB = 1024 * 1024
-RUNTIME_KINDS = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours", SHARE_CPU_OFF)
+RUNTIME_KINDS = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
+                 "floor-two-processes", SHARE_CPU_OFF)
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ def _runtime(kind: str, emulator: BenchEmulator, handler: str) -> Runtime:
         return FloorHttpClient(emulator, f"bench_app.{handler}")
     if kind == "floor-ours":
         return FloorOurClient(emulator, f"bench_app.{handler}")
+    if kind == "floor-two-processes":
+        return FloorTwoProcesses(emulator, f"bench_app.{handler}")
     return Floor(emulator, f"bench_app.{handler}")
 
 

@@ -27,7 +27,7 @@ def test_quick_noop_bench_reports_positive_numbers(tmp_path: Path) -> None:
     data = json.loads(output.read_text())
     assert {"date", "cpu", "cores", "python"} <= data["machine"].keys()
     for runtime in ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
-                    "lambda-supervisor/share-cpu-off"):
+                    "floor-two-processes", "lambda-supervisor/share-cpu-off"):
         measured = data["noop"][runtime]
         for key in ("throughput_per_s", "p50_ms", "p99_ms"):
             assert measured[key] > 0, (runtime, key, measured)
