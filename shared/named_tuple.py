@@ -86,8 +86,8 @@ def _getnewargs(self: Any) -> tuple[Any, ...]:
 
 def _tuple_class(name: str, fields: tuple[str, ...], defaults: list[object], module: str) -> type:
     """What ``collections.namedtuple(name, fields, defaults=defaults, module=module)`` returns."""
-    if len(fields) >= len(_NEW_BY_FIELD_COUNT):
-        from collections import namedtuple
+    if len(fields) >= len(_NEW_BY_FIELD_COUNT) or any(field.startswith("_") for field in fields):
+        from collections import namedtuple  # also for its error on a name of its own (``_fields``, ``_cls``)
 
         make: Callable[..., type] = namedtuple  # by name: mypy reads ``namedtuple(...)`` as a class of its own
         return make(name, fields, defaults=defaults, module=module)

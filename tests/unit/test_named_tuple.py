@@ -120,3 +120,9 @@ def test_a_class_behaves_as_namedtuples_class_does(count: int, default_count: in
     assert _outcome(setattr, mine, "other", 1)[0] is _outcome(setattr, reference, "other", 1)[0]  # type: ignore[index]
     for copied in (pickle.loads(pickle.dumps(mine)), copy.copy(mine), copy.deepcopy(mine)):
         assert copied == mine and type(copied) is ours
+
+
+def test_a_field_named_like_namedtuples_own_attributes_is_refused_as_namedtuple_refuses_it() -> None:
+    fields = ("name", "_cls")
+    assert _outcome(named_tuple._tuple_class, "Clash", fields, [], __name__) == _outcome(
+        collections.namedtuple, "Clash", fields)
