@@ -10,7 +10,8 @@ from .report_cold import SHARE_CPU_OFF, cold_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NA = "n/a"
-RUNTIMES = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours", "floor-two-processes")
+#: The floors (bench/floor.py), in the table's order.
+FLOORS = ("floor", "floor-http.client", "floor-ours", "floor-two-processes")
 UNSUPPORTED = "n/a (unsupported)"
 
 
@@ -38,9 +39,9 @@ def table(results: dict[str, Any]) -> str:
               "| floor: our client | floor: two processes | ours / awslambdaric | target |")
     rows = [header, "|---|---|---|---|---|---|---|---|---|"]
 
-    def add(measure: str, ours: str, ric: str, floor: str, ratio: str, target: str, floor2: str = NA,
-            floor3: str = NA, floor4: str = NA) -> None:
-        rows.append(f"| {measure} | {ours} | {ric} | {floor} | {floor2} | {floor3} | {floor4} | {ratio} | {target} |")
+    def add(measure: str, ours: str, ric: str, floor: str, ratio: str, target: str, *other_floors: str) -> None:
+        floors = (floor, *other_floors, *[NA] * (len(FLOORS) - 1 - len(other_floors)))
+        rows.append(f"| {measure} | {ours} | {ric} | {' | '.join(floors)} | {ratio} | {target} |")
 
     for name, label in (("noop", "no-op"), ("big", "1 MiB in / 1 MiB out")):
         scenario = results.get(name)
@@ -49,14 +50,13 @@ def table(results: dict[str, Any]) -> str:
         if "error" in scenario:
             add(label, "failed", "failed", "failed", NA, scenario["error"][:60], "failed")
             continue
-        ours, ric, floor, floor2, floor3, floor4 = (scenario.get(k) for k in RUNTIMES)
-        add(f"{label}: invocations/s", cell(ours, "throughput_per_s", 0), cell(ric, "throughput_per_s", 0),
-            cell(floor, "throughput_per_s", 0), ratio(ours, ric, "throughput_per_s"),
-            ">= 1.0x", cell(floor2, "throughput_per_s", 0),  # issue 14, for both
-            cell(floor3, "throughput_per_s", 0), cell(floor4, "throughput_per_s", 0))
-        for key, text in (("p50_ms", "p50"), ("p99_ms", "p99")):
-            add(f"{label}: {text} ms", cell(ours, key, 2), cell(ric, key, 2), cell(floor, key, 2),
-                ratio(ours, ric, key), "", cell(floor2, key, 2), cell(floor3, key, 2), cell(floor4, key, 2))
+        ours, ric = scenario.get("lambda-supervisor"), scenario.get("awslambdaric")
+        floors = [scenario.get(kind) for kind in FLOORS]
+        for key, text, digits, target in (("throughput_per_s", "invocations/s", 0, ">= 1.0x"),  # issue 14, for both
+                                          ("p50_ms", "p50 ms", 2, ""), ("p99_ms", "p99 ms", 2, "")):
+            first, *others = (cell(floor, key, digits) for floor in floors)
+            add(f"{label}: {text}", cell(ours, key, digits), cell(ric, key, digits), first, ratio(ours, ric, key),
+                target, *others)
         unshared = scenario.get(SHARE_CPU_OFF)
         if unshared is not None:
             add(f"{label}, `LAMBDA_SUPERVISOR_SHARE_CPU=off`: invocations/s", cell(unshared, "throughput_per_s", 0),
