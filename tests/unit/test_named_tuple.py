@@ -108,7 +108,7 @@ def test_a_class_behaves_as_namedtuples_class_does(count: int, default_count: in
         assert _outcome(ours, *arguments, **keywords) == _outcome(theirs, *arguments, **keywords)
     mine, reference = ours(*values), theirs(*values)
     assert mine == reference == tuple(values) and hash(mine) == hash(reference)
-    assert repr(mine).replace(name, "X") == repr(reference).replace(name, "X")
+    assert repr(mine) == repr(reference)
     assert mine._asdict() == reference._asdict()
     for changes in ({}, {"f0": "new"}, {"nope": 1}):
         assert _outcome(mine._replace, **changes) == _outcome(reference._replace, **changes)
