@@ -8,9 +8,8 @@ woken by every SIGCHLD sweeps while the loop is idle. The SIGCHLD handler only c
 
 from __future__ import annotations
 
-import contextlib
 from _thread import LockType, allocate_lock, start_new_thread  # threading's import costs every start
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from .events import emit
 from .process_tree import Children
@@ -35,17 +34,19 @@ class IdleReaper:
         with handled_signals_blocked():
             start_new_thread(self._run_until_stopped, (running,))
 
-    @contextlib.contextmanager
-    def idle(self) -> Iterator[None]:
-        """While in this block the loop does not touch its workers, and the thread may sweep. Leaving it waits for
-        a sweep under way."""
+    def idle(self) -> IdleReaper:
+        """``with reaper.idle():`` while in this block the loop does not touch its workers, and the thread may sweep.
+        Leaving it waits for a sweep under way. The reaper is its own context manager: entered once per invocation,
+        where a generator-based one cost ~3 us more (README)."""
+        return self
+
+    def __enter__(self) -> None:
         with self._lock:
             self._idle = True
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._idle = False
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._lock:
+            self._idle = False
 
     def stop(self) -> None:
         """End the thread, after the sweep under way if any."""

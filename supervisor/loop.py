@@ -11,7 +11,7 @@ from __future__ import annotations
 import _signal as signal  # not signal.py: its enums cost every start (shared/signal_names.py)
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from types import FrameType
 
 from lambda_supervisor.shared.signal_names import signal_name
@@ -53,6 +53,7 @@ class Supervisor:
         self._idle = False  # in the Runtime API's long poll on the main thread: a SIGTERM ends it at once
         self._swept_at_signal_count: int | None = None  # no child has exited since that count: no sweep needed
         self._idle_reaper = IdleReaper(children, self._sweep_exited)
+        self._long_poll = _LongPoll(self)
         # The self-pipe: SIGTERM writes a byte, which ends any wait for a starting worker (and backoff sleeps).
         self._shutdown_read, self._shutdown_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.factory.interrupt_fd = self._shutdown_read
@@ -157,15 +158,8 @@ class Supervisor:
         emit("cpu_shared", "waiting on one CPU with the worker", level="DEBUG", home_cpu=handoff.home,
              cpus=",".join(str(cpu) for cpu in sorted(handoff.cpus)))
 
-    @contextlib.contextmanager
-    def _idle_in_next(self) -> Iterator[None]:
-        """The one slot's long poll: the idle reaper may sweep, and a SIGTERM ends the poll."""
-        with self._idle_reaper.idle():
-            self._idle = True
-            try:
-                yield
-            finally:
-                self._idle = False
+    def _idle_in_next(self) -> _LongPoll:
+        return self._long_poll
 
     def _reap_exited(self) -> None:
         """Reap workers and adopted orphans that exited, so that no zombie lingers between invocations (while the
@@ -193,3 +187,23 @@ class Supervisor:
         else:
             self.slot.stop_worker()
         self.children.kill_orphans()
+
+
+class _LongPoll:
+    """The one slot's long poll: the idle reaper may sweep, and a SIGTERM ends the poll. A class, not a generator
+    (``contextlib.contextmanager``): it is entered on every invocation's path."""
+
+    __slots__ = ("_supervisor",)
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+
+    def __enter__(self) -> None:
+        supervisor = self._supervisor
+        supervisor._idle_reaper.__enter__()
+        supervisor._idle = True  # last: a SIGTERM raises in the block only from here on
+
+    def __exit__(self, *_exc: object) -> None:
+        supervisor = self._supervisor
+        supervisor._idle = False
+        supervisor._idle_reaper.__exit__()

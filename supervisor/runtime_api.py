@@ -18,16 +18,17 @@ from enum import Enum
 from lambda_supervisor.shared.printable import error_type_header, log_safe
 from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, RESULT_CONTENT_TYPES, InvokeMessage
 
-from .frozen import Frozen
 from .http_connection import HttpConnection, ResponseParseError, UnsafeRequest
 from .logs import log
 
 TYPE_CHECKING = False  # typing's own costs ~4 ms and ~0.5 MB at each cold start; mypy reads it as typing's
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NamedTuple
 
     from tenacity import RetryCallState, Retrying
+else:
+    from lambda_supervisor.shared.named_tuple import NamedTuple
 
 API_VERSION = "2018-06-01"
 CONNECT_TIMEOUT_S = 3.0
@@ -50,20 +51,10 @@ class MalformedInvocation(Exception):
     """``next`` returned something that is not an invocation we can answer (no request id)."""
 
 
-class Invocation(Frozen):
-    """One event handed out by ``next``: its metadata and the raw, unparsed body."""
+class Invocation(NamedTuple):
+    """One event handed out by ``next``: its metadata and the raw, unparsed body. A NamedTuple (one C call to
+    build, on every invocation's path), immutable like the supervisor's other values."""
 
-    __slots__ = (
-        "body",
-        "client_context",
-        "cognito_identity",
-        "deadline_ms",
-        "invoked_function_arn",
-        "received_monotonic",
-        "request_id",
-        "tenant_id",
-        "trace_id",
-    )
     request_id: str
     deadline_ms: int
     invoked_function_arn: str
@@ -74,13 +65,6 @@ class Invocation(Frozen):
     body: bytes | memoryview
     tenant_id: str | None
     received_monotonic: float
-
-    def __init__(self, request_id: str, deadline_ms: int, invoked_function_arn: str, trace_id: str | None,
-                 client_context: str | None, cognito_identity: str | None, body: bytes | memoryview,
-                 tenant_id: str | None, received_monotonic: float) -> None:
-        self._set(request_id=request_id, deadline_ms=deadline_ms, invoked_function_arn=invoked_function_arn,
-                  trace_id=trace_id, client_context=client_context, cognito_identity=cognito_identity, body=body,
-                  tenant_id=tenant_id, received_monotonic=received_monotonic)
 
     def seconds_left(self) -> float:
         return self.deadline_ms / 1000 - time.time()

@@ -405,11 +405,15 @@ class WorkerProcess:
         return self._protocol_violation(request_id, f"reply for request {replied_to!r}")
 
     def _stray_between_invocations(self) -> str | None:
-        """Whatever the worker wrote after its last reply and before this event (one non-blocking read): the
-        fault of the invocation before, or of the init. Returns what was found, or None if the pipe is quiet."""
+        """Whatever the worker wrote after its last reply and before this event (one epoll_wait, then a read if it is
+        readable): the fault of the invocation before, or of the init. Returns what was found, or None if the pipe
+        is quiet."""
         if self._frames or self._decoder.pending_bytes:
             return "a frame was left over after the last reply"
         if self._input_eof:
+            return None
+        ready = self._poller.poll(0)  # cheaper than a read that fails with EAGAIN (an exception) on a quiet pipe
+        if not ready or all(fd != self._from_worker for fd, _ in ready):
             return None
         try:
             frames = self._decoder.read_from(self._from_worker)
