@@ -100,11 +100,31 @@ class Frame(NamedTuple):
 _HEADER_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
+def _encode_header(header: dict[str, Any]) -> str:
+    """The header as ``_HEADER_ENCODER`` writes it. Headers on every invocation's path hold only None, ints and
+    plain strings (ASCII, printable, no quote or backslash: nothing to escape): those are written directly, at about
+    a quarter of the encoder's cost in place (README); anything else goes to the encoder."""
+    keys = "".join(header)
+    if not (keys.isascii() and keys.isprintable()) or '"' in keys or "\\" in keys:
+        return _HEADER_ENCODER.encode(header)
+    parts = []
+    for key, value in header.items():
+        if value is None:
+            parts.append(f'"{key}":null')
+        elif type(value) is int:
+            parts.append(f'"{key}":{value}')
+        elif type(value) is str and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            parts.append(f'"{key}":"{value}"')
+        else:
+            return _HEADER_ENCODER.encode(header)
+    return "{" + ",".join(parts) + "}"
+
+
 def encode_frame(header: dict[str, Any], payload: bytes | memoryview = b"") -> bytes:
     """Serialise one frame. Raises ValueError if the header is too large to be accepted by any reader."""
     if not isinstance(header.get("type"), str):
         raise ValueError("a frame header needs a string 'type'")
-    header_bytes = _HEADER_ENCODER.encode(header).encode("utf-8")
+    header_bytes = _encode_header(header).encode("utf-8")
     if len(header_bytes) > MAX_HEADER_BYTES:
         raise ValueError(f"frame header of {len(header_bytes)} bytes exceeds {MAX_HEADER_BYTES} bytes")
     if len(payload) > MAX_UINT32:

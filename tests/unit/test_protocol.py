@@ -8,11 +8,13 @@ import itertools
 import json
 import struct
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lambda_supervisor.shared import protocol
 from lambda_supervisor.shared.protocol import (
     BYTES_CONTENT_TYPE,
     MAGIC,
@@ -116,6 +118,55 @@ def test_encode_frame_needs_a_string_type() -> None:
 def test_encode_frame_refuses_a_header_no_reader_accepts() -> None:
     with pytest.raises(ValueError, match="exceeds"):
         encode_frame({"type": "x", "blob": "a" * MAX_HEADER_BYTES})
+
+
+#: What a header's values may be: the plain ones the direct path writes, and everything it must leave to json.
+_HEADER_VALUES = st.one_of(
+    st.none(), st.integers(), st.booleans(), st.floats(allow_nan=True),
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E)),  # plain, unless a quote or backslash
+    st.text(), st.sampled_from(['"', "\\", "\x7f", "\n", "\u2028", "\ud800", "é", "a\"b", "a\\b"]),
+    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+def _header_bytes(header: dict[str, Any]) -> bytes | str:
+    """The header bytes encode_frame writes for ``header``, or the name of the error it raises."""
+    try:
+        frame = encode_frame(header)
+    except (ValueError, TypeError) as error:
+        return type(error).__name__
+    header_length = int.from_bytes(frame[4:8], "big")
+    return frame[PREFIX_BYTES:PREFIX_BYTES + header_length]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.one_of(st.sampled_from(["request_id", "trace_id", "deadline_ms"]), st.text(max_size=4)),
+                       _HEADER_VALUES, max_size=6))
+def test_a_header_is_written_exactly_as_the_json_encoder_writes_it(fields: dict[str, Any]) -> None:
+    """The direct path for plain headers (protocol._encode_header) against json's own encoder, whatever the keys
+    and values: the same bytes, or the same error."""
+    fields.pop("type", None)  # a frame's type must be a string: encode_frame's own check, tested above
+    header = {"type": "invoke", **fields}
+    try:
+        expected: bytes | str = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except (ValueError, TypeError) as error:
+        expected = type(error).__name__
+    if isinstance(expected, bytes) and len(expected) > MAX_HEADER_BYTES:
+        expected = "ValueError"
+    assert _header_bytes(header) == expected
+
+
+def test_the_headers_on_every_invocations_path_take_the_direct_path() -> None:
+    """An invoke frame and a result frame as Lambda's ids make them: plain, so written without the encoder."""
+    invoke = InvokeMessage("8476a536-e9f4-11e8-9739-2dfe598c3fcd", 1542409706888,
+                           "arn:aws:lambda:us-east-1:123456789012:function:f",
+                           "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1")
+    result = ResultMessage("8476a536-e9f4-11e8-9739-2dfe598c3fcd", BYTES_CONTENT_TYPE)
+    for frame in (invoke.encode(b"{}"), result.encode(b"{}")):
+        header = decode_one(frame).header
+        with mock.patch.object(protocol, "_HEADER_ENCODER") as encoder:
+            assert encode_frame(header, b"{}") == frame
+        encoder.encode.assert_not_called()
 
 
 # -- chunking --------------------------------------------------------------------------------------------------
