@@ -252,3 +252,19 @@ def test_an_unsafe_header_or_path_is_refused_before_anything_is_sent(
     assert connection.request("POST", "/ok", b"{}").status == 202
     assert len(server.requests) == 1 and server.requests[0].startswith(b"POST /ok ")
     connection.close()
+
+
+def test_a_request_without_body_or_headers_is_checked_once_then_sent_as_made(serve: type[ScriptedServer]) -> None:
+    """``next`` is the same request every time: made and checked once, then the same bytes; an unsafe one is
+    refused as any other, and never kept."""
+    server = serve([OK, OK])
+    connection = connect(server)
+    for _ in range(2):
+        with pytest.raises(UnsafeRequest):
+            connection.request("GET", "/x HTTP/1.1\r\nX-Injected: yes\r\n\r\nGET /y")
+    for _ in range(2):
+        assert connection.request("GET", "/next").status == 202
+    assert len(server.requests) == 2
+    assert server.requests[0] == server.requests[1]
+    assert server.requests[0].startswith(b"GET /next HTTP/1.1\r\nHost: ")
+    connection.close()
