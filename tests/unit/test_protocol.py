@@ -169,6 +169,37 @@ def test_the_headers_on_every_invocations_path_take_the_direct_path() -> None:
         encoder.encode.assert_not_called()
 
 
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=8,
+)
+
+
+def _loads_outcome(loads: Any, text: str) -> object:
+    """What ``loads`` returns for ``text`` (as its JSON, so that NaN compares equal), or its error's type and
+    message."""
+    try:
+        return ("value", json.dumps(loads(text)))
+    except (ValueError, RecursionError) as error:
+        return (type(error).__name__, str(error))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    _JSON_VALUES.map(lambda value: json.dumps(value, separators=(",", ":"), ensure_ascii=False)),
+    st.tuples(_JSON_VALUES, st.sampled_from(["", " ", "\n", " x", ",1", "}"]), st.sampled_from(["", " ", "\t"]))
+    .map(lambda parts: parts[2] + json.dumps(parts[0]) + parts[1]),
+    st.text(max_size=12),
+    st.sampled_from(["", " ", "[" * 5000, "NaN", "-Infinity", '{"a":1}{"b":2}', '"\\ud800"', "1e999", "01"]),
+))
+def test_headers_are_read_exactly_as_json_loads_reads_them(text: str) -> None:
+    """The scanner's direct path for frame headers (protocol._json_loads) against json.loads: the same value, or
+    the same error with the same message, for whole values, values with whitespace or garbage around them, and
+    arbitrary text."""
+    assert _loads_outcome(protocol._json_loads, text) == _loads_outcome(json.loads, text)
+
+
 # -- chunking --------------------------------------------------------------------------------------------------
 
 
