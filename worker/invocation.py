@@ -23,7 +23,7 @@ from types import CoroutineType
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
 from lambda_supervisor.shared.payload_region import PayloadRegion
-from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, ErrorMessage, InvokeMessage, ResultMessage
+from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, ErrorMessage, InvokeMessage, ResultMessage, json_loads
 
 from .async_runner import AsyncRunner, is_async_handler
 from .context import ContextUnmarshalError, FunctionInfo, LambdaContext
@@ -99,7 +99,7 @@ def decode_event(body: bytes | memoryview, deserialiser: Deserialiser | None = N
     if _is_blank(body):
         return {}
     try:
-        return json.loads(body if isinstance(body, bytes) else _json_text(body))
+        return json_loads(body if isinstance(body, bytes) else _json_text(body))  # json.loads, exactly
     except (ValueError, RecursionError) as error:
         raise _EventDecodeError(f"Unable to unmarshal input: {error}") from None
 

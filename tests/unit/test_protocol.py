@@ -37,6 +37,7 @@ from lambda_supervisor.shared.protocol import (
     ReadyMessage,
     ResultMessage,
     encode_frame,
+    json_loads,
     parse_fork_reply,
     parse_reply,
     parse_startup,
@@ -193,11 +194,15 @@ def _loads_outcome(loads: Any, text: str) -> object:
     st.text(max_size=12),
     st.sampled_from(["", " ", "[" * 5000, "NaN", "-Infinity", '{"a":1}{"b":2}', '"\\ud800"', "1e999", "01"]),
 ))
-def test_headers_are_read_exactly_as_json_loads_reads_them(text: str) -> None:
-    """The scanner's direct path for frame headers (protocol._json_loads) against json.loads: the same value, or
-    the same error with the same message, for whole values, values with whitespace or garbage around them, and
-    arbitrary text."""
-    assert _loads_outcome(protocol._json_loads, text) == _loads_outcome(json.loads, text)
+def test_json_is_read_exactly_as_json_loads_reads_it(text: str) -> None:
+    """The scanner's direct path (protocol.json_loads: frame headers, events) against json.loads: the same value,
+    or the same error with the same message, for whole values, values with whitespace or garbage around them and
+    arbitrary text, as text and as bytes in each encoding json.loads detects (a BOM too)."""
+    assert _loads_outcome(json_loads, text) == _loads_outcome(json.loads, text)
+    for encoding in ("utf-8", "utf-8-sig", "utf-16", "utf-32-be"):  # as bytes: each encoding json.loads detects
+        with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate has no UTF-8
+            data = text.encode(encoding)
+            assert _loads_outcome(json_loads, data) == _loads_outcome(json.loads, data)
 
 
 # -- chunking --------------------------------------------------------------------------------------------------
