@@ -256,6 +256,11 @@ def _request_id(header: dict[str, Any]) -> str | None:
     return request_id if type(request_id) is str else None
 
 
+#: The invoke header's fields that are written only when set, in InvokeMessage's order from its fourth field on.
+_OPTIONAL_INVOKE_FIELDS = ("trace_id", "client_context", "cognito_identity", "tenant_id", "soft_deadline_ms",
+                           "region_bytes")
+
+
 class InvokeMessage(NamedTuple):
     """Supervisor -> worker: one event's metadata, from which the worker builds ``context``; the payload is the raw
     event body."""
@@ -280,14 +285,10 @@ class InvokeMessage(NamedTuple):
             "request_id": self.request_id,
             "deadline_ms": self.deadline_ms,
             "invoked_function_arn": self.invoked_function_arn,
-            "trace_id": self.trace_id,
-            "client_context": self.client_context,
-            "cognito_identity": self.cognito_identity,
-            "tenant_id": self.tenant_id,
-            "soft_deadline_ms": self.soft_deadline_ms,
         }
-        if self.region_bytes is not None:
-            header["region_bytes"] = self.region_bytes
+        for name, value in zip(_OPTIONAL_INVOKE_FIELDS, self[3:], strict=True):
+            if value is not None:  # absent means None (``parse``): most are, on most events
+                header[name] = value
         return encode_frame(header, body)
 
     @classmethod
