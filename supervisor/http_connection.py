@@ -149,12 +149,22 @@ class HttpConnection:
         if body is None and not headers:  # ``next``: the same bytes every time, made and checked once
             request = self._bare_requests.get((method, path))
             if request is None:
-                _refuse_unsafe(method, path, None)
-                request = f"{method} {path} HTTP/1.1\r\n".encode("latin-1") + self._fixed_headers + b"\r\n"
+                request = b"".join(self._head(method, path, None, None))
                 if len(self._bare_requests) < MAX_BARE_REQUESTS:
                     self._bare_requests[(method, path)] = request
             sock.sendall(request)
             return
+        head = self._head(method, path, body, headers)
+        if body is not None and len(body) <= COALESCE_BYTES:
+            head.append(body)
+            body = None
+        sock.sendall(b"".join(head))
+        if body:
+            sock.sendall(body)
+
+    def _head(self, method: str, path: str, body: bytes | memoryview | None,
+              headers: dict[str, str] | None) -> list[bytes | memoryview]:
+        """The request line and headers, to the blank line that ends them; UnsafeRequest if any cannot be sent."""
         _refuse_unsafe(method, path, headers)
         head: list[bytes | memoryview] = [f"{method} {path} HTTP/1.1\r\n".encode("latin-1"), self._fixed_headers]
         if headers:
@@ -162,12 +172,7 @@ class HttpConnection:
         if body is not None:
             head.append(b"Content-Length: %d\r\n" % len(body))
         head.append(b"\r\n")
-        if body is not None and len(body) <= COALESCE_BYTES:
-            head.append(body)
-            body = None
-        sock.sendall(b"".join(head))
-        if body:
-            sock.sendall(body)
+        return head
 
     def _receive(self, sock: Socket, long_poll: bool, direct_body: bool,
                  wake_fd: int | None = None) -> Response:
