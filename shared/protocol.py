@@ -256,11 +256,6 @@ def _request_id(header: dict[str, Any]) -> str | None:
     return request_id if type(request_id) is str else None
 
 
-#: The invoke header's fields that are written only when set, in InvokeMessage's order from its fourth field on.
-_OPTIONAL_INVOKE_FIELDS = ("trace_id", "client_context", "cognito_identity", "tenant_id", "soft_deadline_ms",
-                           "region_bytes")
-
-
 class InvokeMessage(NamedTuple):
     """Supervisor -> worker: one event's metadata, from which the worker builds ``context``; the payload is the raw
     event body."""
@@ -286,7 +281,7 @@ class InvokeMessage(NamedTuple):
             "deadline_ms": self.deadline_ms,
             "invoked_function_arn": self.invoked_function_arn,
         }
-        for name, value in zip(_OPTIONAL_INVOKE_FIELDS, self[3:], strict=True):
+        for name, value in zip(self._fields[3:], self[3:], strict=True):  # the optional ones, after the arn
             if value is not None:  # absent means None (``parse``): most are, on most events
                 header[name] = value
         return encode_frame(header, body)
