@@ -105,19 +105,24 @@ def _encode_header(header: dict[str, Any]) -> str:
     """The header as ``_HEADER_ENCODER`` writes it. Headers on every invocation's path hold only None, ints and
     plain strings (ASCII, printable, no quote or backslash: nothing to escape): those are written directly, at about
     half the encoder's cost in place (README); anything else goes to the encoder."""
-    keys = "".join(header)
-    if not (keys.isascii() and keys.isprintable()) or '"' in keys or "\\" in keys:
-        return _HEADER_ENCODER.encode(header)
+    texts = list(header)  # the keys, and below the string values: checked at once for anything to escape
     parts = []
     for key, value in header.items():
         if value is None:
             parts.append(f'"{key}":null')
         elif type(value) is int:
             parts.append(f'"{key}":{value}')
-        elif type(value) is str and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        elif type(value) is str:
             parts.append(f'"{key}":"{value}"')
+            texts.append(value)
         else:
             return _HEADER_ENCODER.encode(header)
+    try:
+        text = "".join(texts)
+    except TypeError:  # a key that is not a string, which the encoder writes its own way
+        return _HEADER_ENCODER.encode(header)
+    if not (text.isascii() and text.isprintable()) or '"' in text or "\\" in text:
+        return _HEADER_ENCODER.encode(header)
     return "{" + ",".join(parts) + "}"
 
 

@@ -141,7 +141,8 @@ def _header_bytes(header: dict[str, Any]) -> bytes | str:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.dictionaries(st.one_of(st.sampled_from(["request_id", "trace_id", "deadline_ms"]), st.text(max_size=4)),
+@given(st.dictionaries(st.one_of(st.sampled_from(["request_id", "trace_id", "deadline_ms"]), st.text(max_size=4),
+                                 st.integers(), st.none()),
                        _HEADER_VALUES, max_size=6))
 def test_a_header_is_written_exactly_as_the_json_encoder_writes_it(fields: dict[str, Any]) -> None:
     """The direct path for plain headers (protocol._encode_header) against json's own encoder, whatever the keys
