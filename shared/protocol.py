@@ -167,11 +167,19 @@ class FrameDecoder:
     def feed(self, data: bytes | memoryview) -> list[Frame]:
         if self._failed is not None:
             raise self._failed
-        self._buffer += data
         frames: list[Frame] = []
         try:
-            while (frame := self._next_frame()) is not None:
+            if self._buffer:  # the rest of a frame begun in an earlier read
+                self._buffer += data
+                data = self._buffer
+            at = 0
+            while (cut := self._cut_frame(data, at)) is not None:
+                frame, at = cut
                 frames.append(frame)
+            if data is self._buffer:
+                del self._buffer[:at]
+            elif at < len(data):
+                self._buffer += data[at:]
         except FrameError as error:
             self._failed = error
             self._buffer.clear()
@@ -183,24 +191,26 @@ class FrameDecoder:
         """Bytes of an incomplete frame still waiting for the rest (nonzero at EOF means a truncated frame)."""
         return len(self._buffer)
 
-    def _next_frame(self) -> Frame | None:
-        if len(self._buffer) < PREFIX_BYTES:
+    def _cut_frame(self, data: bytes | bytearray | memoryview, at: int) -> tuple[Frame, int] | None:
+        """The frame that starts at ``at`` in ``data`` and where it ends, or None if it is not all there yet. Cut
+        from whatever holds it: a read that brings whole frames (nearly every one) is never copied into the
+        buffer."""
+        if len(data) - at < PREFIX_BYTES:
             return None
-        if self._buffer[:4] != MAGIC:
-            raise FrameError(f"bad frame prefix {bytes(self._buffer[:PREFIX_BYTES])!r}")
-        lengths = int.from_bytes(self._buffer[4:PREFIX_BYTES], "big")
+        if data[at:at + 4] != MAGIC:
+            raise FrameError(f"bad frame prefix {bytes(data[at:at + PREFIX_BYTES])!r}")
+        lengths = int.from_bytes(data[at + 4:at + PREFIX_BYTES], "big")
         header_len, payload_len = lengths >> 32, lengths & MAX_UINT32
         if header_len > self.max_header_bytes:
             raise FrameTooLarge("header", header_len, self.max_header_bytes)
         if payload_len > self.max_payload_bytes:
             raise FrameTooLarge("payload", payload_len, self.max_payload_bytes)
-        end = PREFIX_BYTES + header_len + payload_len
-        if len(self._buffer) < end:
+        payload_at = at + PREFIX_BYTES + header_len
+        end = payload_at + payload_len
+        if len(data) < end:
             return None
-        header = _parse_header(bytes(self._buffer[PREFIX_BYTES : PREFIX_BYTES + header_len]))
-        payload = bytes(self._buffer[PREFIX_BYTES + header_len : end])
-        del self._buffer[:end]
-        return Frame(header, payload)
+        header = _parse_header(bytes(data[at + PREFIX_BYTES:payload_at]))
+        return Frame(header, bytes(data[payload_at:end])), end
 
 
 #: json's own scanner, as ``json.loads`` runs it: what it returns for a whole text is what ``json.loads`` returns.
