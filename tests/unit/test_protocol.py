@@ -36,6 +36,7 @@ from lambda_supervisor.shared.protocol import (
     MessageType,
     ReadyMessage,
     ResultMessage,
+    _encoding,
     encode_frame,
     json_loads,
     parse_fork_reply,
@@ -207,6 +208,14 @@ def test_json_is_read_exactly_as_json_loads_reads_it(text: str) -> None:
 
 
 # -- chunking --------------------------------------------------------------------------------------------------
+
+
+def test_the_encoding_of_json_bytes_is_detected_as_json_detects_it() -> None:
+    """The shortcut for text that can only be UTF-8 answers as ``json.detect_encoding`` does, for every start made of
+    the bytes that matter to it (zero, the byte order marks' bytes) and a few others, up to five bytes long."""
+    alphabet = [0x00, 0x01, 0x20, 0x7B, 0xBB, 0xBF, 0xEF, 0xFE, 0xFF]
+    starts = [bytes(start) for length in range(6) for start in itertools.product(alphabet, repeat=length)]
+    assert [_encoding(start) for start in starts] == [json.detect_encoding(start) for start in starts]
 
 
 def test_frames_fed_one_byte_at_a_time() -> None:
