@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,22 @@ def ratio(ours: dict[str, Any] | None, theirs: dict[str, Any] | None, key: str) 
         return NA
 
 
+def _lean_rows(lean: dict[str, Any] | None, add: Callable[..., None]) -> None:
+    """The no-op warm path against the lean Runtime API (bench/lean_api.py): what each runtime itself costs."""
+    if lean is None:
+        return
+    label = "no-op against a Runtime API that answers at once"
+    if "error" in lean:
+        add(label, "failed", "failed", "failed", NA, lean["error"][:60], "failed")
+        return
+    ours, ric = lean.get("lambda-supervisor"), lean.get("awslambdaric")
+    floors = [lean.get(kind) for kind in FLOORS]
+    for key, text, digits in (("throughput_per_s", "invocations/s", 0), ("us_per_invocation", "us per invocation", 0)):
+        first, *others = (cell(floor, key, digits) for floor in floors)
+        add(f"{label}: {text}", cell(ours, key, digits), cell(ric, key, digits), first, ratio(ours, ric, key), "",
+            *others)
+
+
 def table(results: dict[str, Any]) -> str:
     header = ("| measure | lambda-supervisor | awslambdaric | floor: requests | floor: http.client "
               "| floor: our client | floor: two processes | ours / awslambdaric | target |")
@@ -61,6 +78,7 @@ def table(results: dict[str, Any]) -> str:
         if unshared is not None:
             add(f"{label}, `LAMBDA_SUPERVISOR_SHARE_CPU=off`: invocations/s", cell(unshared, "throughput_per_s", 0),
                 cell(ric, "throughput_per_s", 0), NA, ratio(unshared, ric, "throughput_per_s"), "")
+    _lean_rows(results.get("lean"), add)
     crash = results.get("crash")
     if crash is not None and "error" not in crash:
         ric = crash.get("awslambdaric")

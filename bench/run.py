@@ -24,6 +24,7 @@ from .runtimes import stop_all
 SCENARIOS: dict[str, Callable[[scenarios.Sizes], dict[str, Any]]] = {
     "noop": lambda sizes: scenarios.throughput(sizes, big=False),
     "big": lambda sizes: scenarios.throughput(sizes, big=True),
+    "lean": scenarios.lean,  # the no-op warm path against a Runtime API that answers at once
     "crash": scenarios.crash,
     "hang": scenarios.hang,
     "memory": scenarios.memory,

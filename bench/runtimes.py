@@ -15,8 +15,22 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 
-from .emulator import BenchEmulator
 from .install import runtime_python
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class RuntimeApiHost(Protocol):
+        """What a runtime under test is started against: the bench emulator, or the lean Runtime API."""
+
+        @property
+        def address(self) -> str: ...
+
+        @property
+        def next_poll_count(self) -> int: ...
+
+        def wait_next_polled(self, count: int = 1, timeout: float = 30.0) -> None: ...
 
 BENCH_DIR = Path(__file__).resolve().parent
 TASK_ROOT = BENCH_DIR / "task_root"
@@ -105,7 +119,7 @@ class Runtime:
 
     kind = "?"
 
-    def __init__(self, emulator: BenchEmulator, handler: str) -> None:
+    def __init__(self, emulator: RuntimeApiHost, handler: str) -> None:
         self.emulator = emulator
         self.handler = handler
         self.process: subprocess.Popen[bytes] | None = None
@@ -155,7 +169,7 @@ class Runtime:
 class Supervisor(Runtime):
     kind = "lambda-supervisor"
 
-    def __init__(self, emulator: BenchEmulator, handler: str, strategy: str | None = None,
+    def __init__(self, emulator: RuntimeApiHost, handler: str, strategy: str | None = None,
                  extra_env: Mapping[str, str] | None = None) -> None:
         super().__init__(emulator, handler)
         self.strategy = strategy
@@ -189,7 +203,7 @@ class AwsLambdaRic(Runtime):
 
     kind = "awslambdaric"
 
-    def __init__(self, emulator: BenchEmulator, handler: str, *, restart: bool = False) -> None:
+    def __init__(self, emulator: RuntimeApiHost, handler: str, *, restart: bool = False) -> None:
         super().__init__(emulator, handler)
         self.restart = restart
         self.restarts = 0

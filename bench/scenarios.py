@@ -1,4 +1,5 @@
-"""The five scenarios. Each starts its runtimes, measures, stops them, and returns plain data for the report.
+"""The warm-path, crash, hang and memory scenarios. Each starts its runtimes, measures, stops them, and returns
+plain data for the report.
 
 All waits are bounded (``WAIT_S``), every runtime is stopped in a ``finally``, and nothing leaves loopback.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .emulator import BenchEmulator
+from .lean_api import LeanRuntimeApi
 from .report import SHARE_CPU_OFF
 from .runtimes import (
     STRATEGIES,
@@ -29,6 +31,10 @@ from .runtimes import (
     awslambdaric_installed,
 )
 from .stats import median, percentile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .runtimes import RuntimeApiHost
 
 WAIT_S = 30.0
 MiB = 1024 * 1024
@@ -46,17 +52,18 @@ class Sizes:
     hang_repeats: int
     memory_invocations: int
     oom_repeats: int
+    lean_invocations: int  # per round, against the lean Runtime API
 
 
 #: 11 rounds: awslambdaric's own rounds move by up to 13 % within one run on a 2-vCPU machine, and the median of 5
 #: moved a ratio near 1.0 by several points between runs (README, "Cold start, footprint and the warm path").
 FULL = Sizes(rounds=11, noop_invocations=2000, big_invocations=150, warmup=200, crash_repeats=10, hang_repeats=10,
-             memory_invocations=10_000, oom_repeats=5)
+             memory_invocations=10_000, oom_repeats=5, lean_invocations=3000)
 QUICK = Sizes(rounds=1, noop_invocations=300, big_invocations=20, warmup=30, crash_repeats=2, hang_repeats=2,
-              memory_invocations=500, oom_repeats=1)
+              memory_invocations=500, oom_repeats=1, lean_invocations=300)
 
 
-def _runtime(kind: str, emulator: BenchEmulator, handler: str) -> Runtime:
+def _runtime(kind: str, emulator: RuntimeApiHost, handler: str) -> Runtime:
     if kind == "lambda-supervisor":
         return Supervisor(emulator, f"bench_app.{handler}")
     if kind == SHARE_CPU_OFF:
@@ -125,6 +132,23 @@ def throughput(sizes: Sizes, *, big: bool) -> dict[str, Any]:
     if not awslambdaric_installed():
         result["awslambdaric"] = {"unsupported": "awslambdaric is not installed (pip install -e '.[bench]')"}
     return result
+
+
+def lean(sizes: Sizes) -> dict[str, Any]:
+    """The no-op warm path against a Runtime API that answers at once (bench/lean_api.py): each runtime's own cost
+    per invocation, without the emulator's. Every runtime and floor of the no-op scenario, rounds interleaved,
+    medians of rounds."""
+    kinds = [kind for kind in RUNTIME_KINDS if kind != "awslambdaric" or awslambdaric_installed()]
+    rounds: dict[str, list[float]] = {kind: [] for kind in kinds}
+    with LeanRuntimeApi() as api:
+        for _ in range(sizes.rounds):
+            for kind in kinds:
+                with running(_runtime(kind, api, "noop")):
+                    api.run(sizes.warmup)
+                    rounds[kind].append(sizes.lean_invocations / api.run(sizes.lean_invocations))
+    return {kind: {"throughput_per_s": median(values), "us_per_invocation": 1e6 / median(values),
+                   "rounds": len(values), "invocations_per_round": sizes.lean_invocations}
+            for kind, values in rounds.items()}
 
 
 SETTLE_AFTER_CRASH_S = 0.8

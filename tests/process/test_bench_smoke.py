@@ -33,3 +33,21 @@ def test_quick_noop_bench_reports_positive_numbers(tmp_path: Path) -> None:
             assert measured[key] > 0, (runtime, key, measured)
     assert "| no-op: invocations/s |" in result.stdout
     assert "| no-op, `LAMBDA_SUPERVISOR_SHARE_CPU=off`: invocations/s |" in result.stdout
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.skipif(importlib.util.find_spec("awslambdaric") is None, reason="awslambdaric is not installed")
+def test_quick_lean_bench_reports_each_runtimes_own_cost(tmp_path: Path) -> None:
+    """Against the lean Runtime API (bench/lean_api.py): every runtime and floor served every event it was handed
+    (a wrong post fails the run), and each has a positive rate and cost per invocation."""
+    output = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "lean", "--output", str(output)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=80)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lean = json.loads(output.read_text())["lean"]
+    for runtime in ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
+                    "floor-two-processes", "lambda-supervisor/share-cpu-off"):
+        measured = lean[runtime]
+        assert measured["throughput_per_s"] > 0 and measured["us_per_invocation"] > 0, (runtime, measured)
+        assert measured["rounds"] == 1 and measured["invocations_per_round"] == 300
+    assert "| no-op against a Runtime API that answers at once: us per invocation |" in result.stdout
