@@ -168,18 +168,19 @@ class FrameDecoder:
         if self._failed is not None:
             raise self._failed
         frames: list[Frame] = []
+        source: bytes | bytearray | memoryview = data
         try:
             if self._buffer:  # the rest of a frame begun in an earlier read
                 self._buffer += data
-                data = self._buffer
+                source = self._buffer
             at = 0
-            while (cut := self._cut_frame(data, at)) is not None:
+            while (cut := self._cut_frame(source, at)) is not None:
                 frame, at = cut
                 frames.append(frame)
-            if data is self._buffer:
+            if source is self._buffer:
                 del self._buffer[:at]
-            elif at < len(data):
-                self._buffer += data[at:]
+            elif at < len(source):
+                self._buffer += source[at:]
         except FrameError as error:
             self._failed = error
             self._buffer.clear()
