@@ -300,6 +300,17 @@ class RuntimeApiEmulator:
         with self._cond:
             return list(self._records.values())
 
+    def discard(self, request_id: str) -> InvocationRecord:
+        """Forget an answered invocation (its event, its posts) and return its record: a long run that never looks
+        back, as the bench's, would otherwise keep every payload it sent and received (a 1 MiB run: gigabytes). A
+        later post for it is answered as one for an unknown request id. ValueError if it has no outcome yet."""
+        with self._cond:
+            record = self._records[request_id]
+            if record.outcome is None:
+                raise ValueError(f"invocation {request_id} has no outcome yet")
+            del self._records[request_id]
+            return record
+
     @property
     def init_errors(self) -> list[PostedError]:
         with self._cond:

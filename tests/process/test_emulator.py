@@ -139,6 +139,23 @@ def test_duplicate_post_is_recorded_and_rejected(emulator: RuntimeApiEmulator, p
     assert record.outcome_kind == "response" and record.response == b"1"
 
 
+def test_an_answered_invocation_can_be_discarded_and_is_then_unknown(emulator: RuntimeApiEmulator,
+                                                                      pool: ThreadPoolExecutor) -> None:
+    runtime = FakeRuntime(emulator)
+    waiting = emulator.submit({"n": 1})
+    with pytest.raises(ValueError, match="no outcome yet"):  # not answered: kept
+        emulator.discard(waiting)
+    turn = pool.submit(serve_one, runtime, lambda n: runtime.respond(n.headers["Lambda-Runtime-Aws-Request-Id"], b"1"))
+    turn.result(timeout=5)
+    record = emulator.discard(waiting)
+    assert record.request_id == waiting and record.response == b"1"
+    assert emulator.records() == []
+    late = runtime.respond(waiting, b"2")
+    assert late.status_code == 400 and late.json()["errorType"] == "InvalidRequestID"
+    with pytest.raises(KeyError):
+        emulator.discard(waiting)
+
+
 def test_unknown_ids_paths_and_bad_bodies(emulator: RuntimeApiEmulator) -> None:
     runtime = FakeRuntime(emulator)
     unknown = runtime.respond("no-such-id", b"x")
