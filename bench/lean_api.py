@@ -10,7 +10,8 @@ this loop's few microseconds.
 
 Events are handed out only during :meth:`LeanRuntimeApi.run`; a ``next`` that comes before waits, as a runtime's
 first poll does while the bench starts it. Each event has its own request id, trace id and a deadline a minute
-away, as Lambda's have.
+away, as Lambda's have. With ``pause_us``, each event is handed out that long after its ``next`` arrives (the
+server sleeps meanwhile): the CPUs idle between events, as they do when events are not queued.
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ class _Connection:
 class _Server:
     """The server's state, in its own process: events left to hand out, posts counted."""
 
-    def __init__(self, listener: socket.socket, control: IO[str], answers: IO[str]) -> None:
+    def __init__(self, listener: socket.socket, control: IO[str], answers: IO[str], pause_s: float = 0.0) -> None:
         self.listener = listener
+        self.pause_s = pause_s
         self.control = control
         self.answers = answers
         self.selector = selectors.DefaultSelector()
@@ -133,6 +135,8 @@ class _Server:
         connection.sock.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
 
     def _hand_out(self, connection: _Connection) -> None:
+        if self.pause_s:
+            time.sleep(self.pause_s)
         self.to_hand_out -= 1
         self.handed_out += 1
         number = self.handed_out
@@ -167,10 +171,12 @@ def _take_request(connection: _Connection) -> tuple[bytes, bytes, bytes] | None:
 
 
 def main() -> None:
+    """``python -m bench.lean_api [PAUSE_US]``"""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
-    server = _Server(listener, sys.stdin, sys.stdout)
+    pause_us = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    server = _Server(listener, sys.stdin, sys.stdout, pause_us / 1_000_000)
     server._tell("port", listener.getsockname()[1])
     server.serve()
 
@@ -179,14 +185,15 @@ class LeanRuntimeApi:
     """The server's process, as a context manager; ``address`` is what runtimes are given. It has the two members
     the bench's runtimes wait on at start (``next_poll_count``, ``wait_next_polled``)."""
 
-    def __init__(self, python: str = sys.executable) -> None:
+    def __init__(self, python: str = sys.executable, *, pause_us: int = 0) -> None:
         self._python = python
+        self._pause_us = pause_us
         self._process: subprocess.Popen[str] | None = None
         self.address = ""
 
     def __enter__(self) -> LeanRuntimeApi:
-        self._process = subprocess.Popen([self._python, "-m", "bench.lean_api"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, text=True, cwd=REPOSITORY)
+        self._process = subprocess.Popen([self._python, "-m", "bench.lean_api", str(self._pause_us)],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY)
         self.address = f"127.0.0.1:{self._ask(None, 'port')}"
         return self
 

@@ -36,19 +36,24 @@ def ratio(ours: dict[str, Any] | None, theirs: dict[str, Any] | None, key: str) 
 
 
 def _lean_rows(lean: dict[str, Any] | None, add: Callable[..., None]) -> None:
-    """The no-op warm path against the lean Runtime API (bench/lean_api.py): what each runtime itself costs."""
+    """The no-op warm path against the lean Runtime API (bench/lean_api.py): what each runtime itself costs, with
+    events back to back and with a pause before each."""
     if lean is None:
         return
-    label = "no-op against a Runtime API that answers at once"
     if "error" in lean:
-        add(label, "failed", "failed", "failed", NA, lean["error"][:60], "failed")
+        add("no-op against the lean Runtime API", "failed", "failed", "failed", NA, lean["error"][:60], "failed")
         return
-    ours, ric = lean.get("lambda-supervisor"), lean.get("awslambdaric")
-    floors = [lean.get(kind) for kind in FLOORS]
-    for key, text, digits in (("throughput_per_s", "invocations/s", 0), ("us_per_invocation", "us per invocation", 0)):
-        first, *others = (cell(floor, key, digits) for floor in floors)
-        add(f"{label}: {text}", cell(ours, key, digits), cell(ric, key, digits), first, ratio(ours, ric, key), "",
-            *others)
+    for block in lean.values():
+        label = ("no-op against a Runtime API that answers at once" if not block["pause_us"] else
+                 f"no-op against a Runtime API that hands out each event {block['pause_us']} us after its next")
+        ours, ric = block.get("lambda-supervisor"), block.get("awslambdaric")
+        floors = [block.get(kind) for kind in FLOORS]
+        unshared = block.get(SHARE_CPU_OFF)
+        for key, text in (("throughput_per_s", "invocations/s"), ("us_per_invocation", "us per invocation")):
+            first, *others = (cell(floor, key, 0) for floor in floors)
+            add(f"{label}: {text}", cell(ours, key, 0), cell(ric, key, 0), first, ratio(ours, ric, key), "", *others)
+        add(f"{label}, `LAMBDA_SUPERVISOR_SHARE_CPU=off`: us per invocation", cell(unshared, "us_per_invocation", 0),
+            cell(ric, "us_per_invocation", 0), NA, ratio(unshared, ric, "us_per_invocation"), "")
 
 
 def table(results: dict[str, Any]) -> str:

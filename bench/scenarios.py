@@ -135,21 +135,30 @@ def throughput(sizes: Sizes, *, big: bool) -> dict[str, Any]:
     return result
 
 
+#: How long the lean Runtime API's second series waits before handing out each event (bench/lean_api.py).
+LEAN_PAUSE_US = 300
+
+
 def lean(sizes: Sizes) -> dict[str, Any]:
     """The no-op warm path against a Runtime API that answers at once (bench/lean_api.py): each runtime's own cost
     per invocation, without the emulator's. Every runtime and floor of the no-op scenario, rounds interleaved,
-    medians of rounds."""
+    medians of rounds; then the same with each event handed out LEAN_PAUSE_US after its ``next`` (``paused``),
+    the CPUs idle meanwhile."""
     kinds = [kind for kind in RUNTIME_KINDS if kind != "awslambdaric" or awslambdaric_installed()]
-    rounds: dict[str, list[float]] = {kind: [] for kind in kinds}
-    with LeanRuntimeApi() as api:
-        for _ in range(sizes.rounds):
-            for kind in kinds:
-                with running(_runtime(kind, api, "noop")):
-                    api.run(sizes.warmup)
-                    rounds[kind].append(sizes.lean_invocations / api.run(sizes.lean_invocations))
-    return {kind: {"throughput_per_s": median(values), "us_per_invocation": 1e6 / median(values),
-                   "rounds": len(values), "invocations_per_round": sizes.lean_invocations}
-            for kind, values in rounds.items()}
+    result: dict[str, Any] = {}
+    for series, pause_us in (("back_to_back", 0), ("paused", LEAN_PAUSE_US)):
+        rounds: dict[str, list[float]] = {kind: [] for kind in kinds}
+        with LeanRuntimeApi(pause_us=pause_us) as api:
+            for _ in range(sizes.rounds):
+                for kind in kinds:
+                    with running(_runtime(kind, api, "noop")):
+                        api.run(sizes.warmup)
+                        rounds[kind].append(sizes.lean_invocations / api.run(sizes.lean_invocations))
+        result[series] = {kind: {"throughput_per_s": median(values), "us_per_invocation": 1e6 / median(values),
+                                 "rounds": len(values), "invocations_per_round": sizes.lean_invocations}
+                          for kind, values in rounds.items()}
+        result[series]["pause_us"] = pause_us
+    return result
 
 
 SETTLE_AFTER_CRASH_S = 0.8

@@ -45,9 +45,15 @@ def test_quick_lean_bench_reports_each_runtimes_own_cost(tmp_path: Path) -> None
                             cwd=ROOT, capture_output=True, text=True, timeout=80)
     assert result.returncode == 0, result.stdout + result.stderr
     lean = json.loads(output.read_text())["lean"]
-    for runtime in ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
-                    "floor-two-processes", "lambda-supervisor/share-cpu-off"):
-        measured = lean[runtime]
-        assert measured["throughput_per_s"] > 0 and measured["us_per_invocation"] > 0, (runtime, measured)
-        assert measured["rounds"] == 1 and measured["invocations_per_round"] == 300
+    assert (lean["back_to_back"]["pause_us"], lean["paused"]["pause_us"]) == (0, 300)
+    for series in ("back_to_back", "paused"):
+        for runtime in ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
+                        "floor-two-processes", "lambda-supervisor/share-cpu-off"):
+            measured = lean[series][runtime]
+            assert measured["throughput_per_s"] > 0 and measured["us_per_invocation"] > 0, (runtime, measured)
+            assert measured["rounds"] == 1 and measured["invocations_per_round"] == 300
+        # each event waits 300 us after its next: no runtime can take less than that per invocation
+        assert min(lean["paused"][kind]["us_per_invocation"] for kind in lean["paused"] if kind != "pause_us") > 300
     assert "| no-op against a Runtime API that answers at once: us per invocation |" in result.stdout
+    assert "| no-op against a Runtime API that hands out each event 300 us after its next: us per invocation |" \
+        in result.stdout
