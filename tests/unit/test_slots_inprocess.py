@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import socket
 import threading
@@ -31,6 +32,7 @@ from lambda_supervisor.supervisor.memory_budget import MemoryBudget
 from lambda_supervisor.supervisor.outcome import Outcome, Response
 from lambda_supervisor.supervisor.runtime_api import Invocation, PostResult, RuntimeApiUnavailable
 from lambda_supervisor.supervisor.slot import Slot, SlotHooks
+from lambda_supervisor.supervisor.slots import SlotGroup
 from lambda_supervisor.supervisor.soft_timeout import SoftTimeout
 from lambda_supervisor.supervisor.worker_process import WorkerInitFailed
 
@@ -468,3 +470,24 @@ def test_an_unexpected_error_before_the_post_gets_the_request_one_error_and_the_
     assert posts(journal) == {"a": [("error", "a", "Runtime.ExitError")], "b": [("response", "b", b'"ok"')],
                               "c": [("response", "c", b'"ok"')]}
     assert [entry[1:3] for entry in journal if entry[0] == "replaced"] == [("supervisor-error", "a")]
+
+
+def test_the_main_threads_wait_for_shutdown_looks_again_without_a_wake_up(journal: Journal) -> None:
+    """A shutdown requested while nothing writes the shutdown pipe (a SIGTERM whose handler the interpreter has not
+    run yet) still ends the main thread's wait, within its recheck period (slots.SHUTDOWN_RECHECK_MS)."""
+    requested: list[bool] = []
+    shutdown_read, shutdown_write = os.pipe()
+    children = InertChildren()
+    group = SlotGroup(config_for(2), SharedEvents(journal, []).client(),  # type: ignore[arg-type]
+                      SharedEvents(journal, []).client, SlotFactory(journal), children,  # type: ignore[arg-type]
+                      SoftTimeout(0, {}), shutdown_read, lambda: bool(requested))
+    waiter = threading.Thread(target=group._wait_for_shutdown_or_an_end, daemon=True)
+    try:
+        waiter.start()
+        requested.append(True)  # the flag only: no byte in the pipe
+        waiter.join(slots_module.SHUTDOWN_RECHECK_MS / 1000 * 5)
+        assert not waiter.is_alive(), "the wait did not look at the flag again"
+    finally:
+        os.close(shutdown_read)
+        os.close(shutdown_write)
+        children.close()
