@@ -17,6 +17,7 @@ server sleeps meanwhile): the CPUs idle between events, as they do when events a
 from __future__ import annotations
 
 import json
+import select
 import selectors
 import socket
 import subprocess
@@ -31,8 +32,10 @@ FUNCTION_ARN = b"arn:aws:lambda:us-east-1:000000000000:function:bench"
 EVENT = b"{}"
 ACCEPTED = b'{"status":"OK"}\n'
 REPOSITORY = __file__.rsplit("/bench/", 1)[0]
-#: How long the parent waits for the server's process to end.
+#: How long the parent waits for the server's process to end, or for an answer to a control line.
 CONTROL_TIMEOUT_S = 10.0
+#: How long a run of events may take before the bench gives up on it (a runtime that died mid-run).
+RUN_TIMEOUT_S = 120.0
 
 
 class _Connection:
@@ -84,7 +87,7 @@ class _Server:
 
     def _control(self) -> bool:
         words = self.control.readline().split()
-        if not words or words[0] == "stop":
+        if not words:  # the parent closed its end
             return False
         if words[0] == "polls":
             self._tell("polls", self.polls)
@@ -194,7 +197,7 @@ class LeanRuntimeApi:
     def __enter__(self) -> LeanRuntimeApi:
         self._process = subprocess.Popen([self._python, "-m", "bench.lean_api", str(self._pause_us)],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY)
-        self.address = f"127.0.0.1:{self._ask(None, 'port')}"
+        self.address = f"127.0.0.1:{self._ask(None, 'port', CONTROL_TIMEOUT_S)}"
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -208,13 +211,16 @@ class LeanRuntimeApi:
                 process.kill()
                 process.wait()
 
-    def _ask(self, line: str | None, answer: str) -> str:
-        """Send ``line`` (if any) and return the rest of the answer line that starts with ``answer``."""
+    def _ask(self, line: str | None, answer: str, timeout_s: float) -> str:
+        """Send ``line`` (if any) and return the rest of the answer line that starts with ``answer``; TimeoutError
+        after ``timeout_s`` without one (each answer is one line, read whole: nothing waits in the pipe's buffer)."""
         process = self._process
         assert process is not None and process.stdin is not None and process.stdout is not None
         if line is not None:
             process.stdin.write(line + "\n")
             process.stdin.flush()
+        if not select.select([process.stdout], [], [], timeout_s)[0]:
+            raise TimeoutError(f"the lean Runtime API gave no {answer!r} answer within {timeout_s} s")
         reply = process.stdout.readline()
         word, _, rest = reply.partition(" ")
         if word != answer:
@@ -223,7 +229,7 @@ class LeanRuntimeApi:
 
     @property
     def next_poll_count(self) -> int:
-        return int(self._ask("polls", "polls"))
+        return int(self._ask("polls", "polls", CONTROL_TIMEOUT_S))
 
     def wait_next_polled(self, count: int = 1, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -232,10 +238,11 @@ class LeanRuntimeApi:
                 raise TimeoutError(f"GET /next was not called {count} time(s) within {timeout} s")
             time.sleep(0.01)
 
-    def run(self, count: int) -> float:
+    def run(self, count: int, timeout_s: float = RUN_TIMEOUT_S) -> float:
         """Hand out ``count`` no-op events one after the other (the runtime polls for each); the seconds from the
-        first hand-out to the last post. RuntimeError if a post was not the expected response."""
-        elapsed, _, unexpected = self._ask(f"run {count}", "done").partition(" ")
+        first hand-out to the last post. RuntimeError if a post was not the expected response, TimeoutError if the
+        posts stop coming."""
+        elapsed, _, unexpected = self._ask(f"run {count}", "done", timeout_s).partition(" ")
         if json.loads(unexpected):
             raise RuntimeError(f"unexpected requests or posts: {unexpected}")
         return float(elapsed)

@@ -70,3 +70,9 @@ def test_a_post_that_is_not_the_expected_response_fails_the_run(api: LeanRuntime
     with pytest.raises(RuntimeError, match="unexpected"):
         api.run(2)
     runtime.join(10)
+
+
+def test_a_run_whose_posts_stop_coming_times_out(api: LeanRuntimeApi) -> None:
+    """No runtime polls: nothing is handed out, no post comes, and the bench is told so instead of waiting forever."""
+    with pytest.raises(TimeoutError, match="no 'done' answer"):
+        api.run(1, timeout_s=0.3)
