@@ -224,7 +224,7 @@ def json_loads(data: str | bytes) -> Any:
     json.loads' own steps: in place, in a worker just woken, that is about a third less (README). Anything else
     (whitespace around the value, an error) is handed to ``json.loads`` as it came. Used for frame headers and, in
     the worker, for events."""
-    text = data if isinstance(data, str) else data.decode(_encoding(data), "surrogatepass")
+    text = data if isinstance(data, str) else json_text(data)
     try:
         value, end = _SCAN_JSON(text, 0)
     except StopIteration:
@@ -239,11 +239,18 @@ def json_loads(data: str | bytes) -> Any:
 _NOT_UTF8_STARTS = (b"\x00", b"\xef", b"\xfe", b"\xff")
 
 
-def _encoding(data: bytes) -> str:
-    """``json.detect_encoding(data)``, without its steps for the usual event (README: what that is worth)."""
+def json_text(data: bytes | memoryview) -> str:
+    """The text ``json.loads`` reads from these bytes: the encoding it detects, lone surrogates passed through. A
+    view (a large event in the worker's region) is decoded where it is, without a copy of its bytes first."""
+    return str(data, _encoding(data), "surrogatepass")
+
+
+def _encoding(data: bytes | memoryview) -> str:
+    """``json.detect_encoding(data)``, without its steps for the usual event (README: what that is worth). It looks
+    at four bytes at most, which are all it is given."""
     if data[:1] not in _NOT_UTF8_STARTS and data[1:2] != b"\x00":
         return "utf-8"
-    return json.detect_encoding(data)
+    return json.detect_encoding(bytes(data[:4]))
 
 
 def _parse_header(raw: bytes) -> dict[str, Any]:

@@ -23,7 +23,14 @@ from types import CoroutineType
 
 from lambda_supervisor.shared.errors import ErrorType, error_object, response_size_message
 from lambda_supervisor.shared.payload_region import PayloadRegion
-from lambda_supervisor.shared.protocol import JSON_CONTENT_TYPE, ErrorMessage, InvokeMessage, ResultMessage, json_loads
+from lambda_supervisor.shared.protocol import (
+    JSON_CONTENT_TYPE,
+    ErrorMessage,
+    InvokeMessage,
+    ResultMessage,
+    json_loads,
+    json_text,
+)
 
 from .async_runner import AsyncRunner, is_async_handler
 from .context import ContextUnmarshalError, FunctionInfo, LambdaContext
@@ -99,7 +106,7 @@ def decode_event(body: bytes | memoryview, deserialiser: Deserialiser | None = N
     if _is_blank(body):
         return {}
     try:
-        return json_loads(body if isinstance(body, bytes) else _json_text(body))  # json.loads, exactly
+        return json_loads(body if isinstance(body, bytes) else json_text(body))  # json.loads, exactly
     except (ValueError, RecursionError) as error:
         raise _EventDecodeError(f"Unable to unmarshal input: {error}") from None
 
@@ -112,11 +119,6 @@ def _is_blank(body: bytes | memoryview) -> bool:
     if isinstance(body, bytes):
         return not body.strip()
     return not body or (body[0] in _BLANK and not bytes(body).strip())
-
-
-def _json_text(body: memoryview) -> str:
-    """The text ``json.loads`` reads from these bytes: the encoding it detects, lone surrogates passed through."""
-    return str(body, json.detect_encoding(bytes(body[:4])), "surrogatepass")
 
 
 def encode_result(result: Any, serialiser: Serialiser | None = None) -> tuple[bytes, str]:

@@ -215,7 +215,9 @@ def test_the_encoding_of_json_bytes_is_detected_as_json_detects_it() -> None:
     the bytes that matter to it (zero, the byte order marks' bytes) and a few others, up to five bytes long."""
     alphabet = [0x00, 0x01, 0x20, 0x7B, 0xBB, 0xBF, 0xEF, 0xFE, 0xFF]
     starts = [bytes(start) for length in range(6) for start in itertools.product(alphabet, repeat=length)]
-    assert [_encoding(start) for start in starts] == [json.detect_encoding(start) for start in starts]
+    expected = [json.detect_encoding(start) for start in starts]
+    assert [_encoding(start) for start in starts] == expected
+    assert [_encoding(memoryview(start)) for start in starts] == expected  # a large event in the region is a view
 
 
 def test_frames_fed_one_byte_at_a_time() -> None:
