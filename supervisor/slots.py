@@ -153,7 +153,7 @@ class SlotGroup:
         """Until SIGTERM's handler has run or a slot has ended. The handler's pipe ends the wait; the wait also ends
         every SHUTDOWN_RECHECK_MS, as gunicorn's arbiter does, so that a SIGTERM whose handler the interpreter has
         not run yet is handled within a second: under load, one sent to this thread as it waited was seen only when
-        something else woke it (about one run in 30 of test_slots_inprocess.py beside a busy loop)."""
+        something else woke it (README, "Since 23:47")."""
         poller = select.poll()
         poller.register(self.slots[0].hooks.shutdown_fd, select.POLLIN)
         poller.register(self._done_read, select.POLLIN)
