@@ -25,7 +25,7 @@ from typing import Any
 from .emulator import BenchEmulator
 from .install import runtime_python
 from .runtimes import TASK_ROOT, AwsLambdaRic, Runtime, Supervisor, _spawn, awslambdaric_installed, stop
-from .scenarios import WAIT_S, Sizes, _sequential, running
+from .scenarios import WAIT_S, Sizes, _sequential, interleaved_rounds, running
 from .stats import median
 
 CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
@@ -261,7 +261,7 @@ def _loop_cpu(placement: str) -> int | None:
 def contention(sizes: Sizes) -> dict[str, Any]:
     """The no-op warm path with a busy loop in the background, the CPU hand-off on and off, rounds interleaved; once
     per placement of the loop (PLACEMENTS)."""
-    from .scenarios import SHARE_CPU_OFF, _runtime
+    from .scenarios import SHARE_CPU_OFF
 
     kinds = ["lambda-supervisor", SHARE_CPU_OFF] + (["awslambdaric"] if awslambdaric_installed() else [])
 
@@ -270,14 +270,12 @@ def contention(sizes: Sizes) -> dict[str, Any]:
 
     result: dict[str, Any] = {}
     for placement in PLACEMENTS:
-        rounds: dict[str, list[float]] = {kind: [] for kind in kinds}
         with BenchEmulator(function_timeout_s=60.0) as emulator, _busy_loop(pinned_to=_loop_cpu(placement)):
-            for _ in range(sizes.rounds):
-                for kind in kinds:
-                    with running(_runtime(kind, emulator, "noop")):
-                        _sequential(emulator, b"{}", sizes.warmup, check)
-                        rounds[kind].append(
-                            _sequential(emulator, b"{}", sizes.noop_invocations, check)["throughput_per_s"])
+            def measure() -> float:
+                _sequential(emulator, b"{}", sizes.warmup, check)
+                return float(_sequential(emulator, b"{}", sizes.noop_invocations, check)["throughput_per_s"])
+
+            rounds = interleaved_rounds(emulator, kinds, sizes.rounds, "noop", measure)
         result[placement] = {kind: {"throughput_per_s": median(values), "rounds": len(values)}
                              for kind, values in rounds.items()}
     return result

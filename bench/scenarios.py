@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .emulator import BenchEmulator
 from .lean_api import LeanRuntimeApi
@@ -36,6 +36,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .runtimes import RuntimeApiHost
 
+T = TypeVar("T")
 WAIT_S = 30.0
 MiB = 1024 * 1024
 RUNTIME_KINDS = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
@@ -87,6 +88,23 @@ def running(runtime: Runtime) -> Iterator[Runtime]:
         runtime.stop()
 
 
+def interleaved_rounds(host: RuntimeApiHost, kinds: list[str], rounds: int, handler: str,
+                       measure: Callable[[], T]) -> dict[str, list[T]]:
+    """``rounds`` rounds; in each, every kind in turn is started against ``host``, measured once by ``measure``
+    (its warm-up included) and stopped. Each kind's measurements, in round order."""
+    measured: dict[str, list[T]] = {kind: [] for kind in kinds}
+    for _ in range(rounds):
+        for kind in kinds:
+            with running(_runtime(kind, host, handler)):
+                measured[kind].append(measure())
+    return measured
+
+
+def _compared_kinds() -> list[str]:
+    """Every runtime and floor the warm-path scenarios compare (awslambdaric when it is installed)."""
+    return [kind for kind in RUNTIME_KINDS if kind != "awslambdaric" or awslambdaric_installed()]
+
+
 def _sequential(emulator: BenchEmulator, body: bytes, count: int, check: Callable[[bytes], bool]) -> dict[str, Any]:
     """``count`` invocations one after the other; client-side latency is submit -> outcome seen."""
     latencies: list[float] = []
@@ -118,14 +136,13 @@ def throughput(sizes: Sizes, *, big: bool) -> dict[str, Any]:
 
         def check(response: bytes) -> bool:
             return bool(json.loads(response) == {})
-    kinds = [kind for kind in RUNTIME_KINDS if kind != "awslambdaric" or awslambdaric_installed()]
-    rounds: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    warmup = sizes.warmup if not big else max(5, sizes.warmup // 10)
     with BenchEmulator(function_timeout_s=60.0) as emulator:
-        for _ in range(sizes.rounds):
-            for kind in kinds:
-                with running(_runtime(kind, emulator, handler)):
-                    _sequential(emulator, body, sizes.warmup if not big else max(5, sizes.warmup // 10), check)
-                    rounds[kind].append(_sequential(emulator, body, count, check))
+        def measure() -> dict[str, Any]:
+            _sequential(emulator, body, warmup, check)
+            return _sequential(emulator, body, count, check)
+
+        rounds = interleaved_rounds(emulator, _compared_kinds(), sizes.rounds, handler, measure)
     result: dict[str, Any] = {}
     for kind, measured in rounds.items():
         result[kind] = {key: median([m[key] for m in measured]) for key in ("throughput_per_s", "p50_ms", "p99_ms")}
@@ -144,16 +161,14 @@ def lean(sizes: Sizes) -> dict[str, Any]:
     per invocation, without the emulator's. Every runtime and floor of the no-op scenario, rounds interleaved,
     medians of rounds; then the same with each event handed out LEAN_PAUSE_US after its ``next`` (``paused``),
     the CPUs idle meanwhile."""
-    kinds = [kind for kind in RUNTIME_KINDS if kind != "awslambdaric" or awslambdaric_installed()]
     result: dict[str, Any] = {}
     for series, pause_us in (("back_to_back", 0), ("paused", LEAN_PAUSE_US)):
-        rounds: dict[str, list[float]] = {kind: [] for kind in kinds}
         with LeanRuntimeApi(pause_us=pause_us) as api:
-            for _ in range(sizes.rounds):
-                for kind in kinds:
-                    with running(_runtime(kind, api, "noop")):
-                        api.run(sizes.warmup)
-                        rounds[kind].append(sizes.lean_invocations / api.run(sizes.lean_invocations))
+            def measure() -> float:
+                api.run(sizes.warmup)
+                return sizes.lean_invocations / api.run(sizes.lean_invocations)
+
+            rounds = interleaved_rounds(api, _compared_kinds(), sizes.rounds, "noop", measure)
         result[series] = {kind: {"throughput_per_s": median(values), "us_per_invocation": 1e6 / median(values),
                                  "rounds": len(values), "invocations_per_round": sizes.lean_invocations}
                           for kind, values in rounds.items()}
