@@ -3,7 +3,8 @@
 Requests are written directly and responses parsed by http_response.py (instead of ``http.client`` or
 ``requests``, which cost several times more per call; figures in the README). Timeouts are the socket's kernel
 timeouts, set once per connection, so no call costs an extra system call. Any failure closes the connection, so
-the next call starts on a clean one; the caller decides whether to retry.
+the next call starts on a clean one; the caller decides whether to retry. A bare GET may be pipelined behind a
+request (HTTP/1.1 answers in order): the bytes of its answer that arrive with the first answer are kept for it.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class HttpConnection:
     """A persistent connection to ``host:port`` with TCP_NODELAY, opened on first use and after any failure.
 
     A send or receive that makes no progress for ``io_timeout_s`` raises TimeoutError, except while a long poll
-    waits for its answer to begin."""
+    waits for its answer to begin. ``unanswered`` counts the requests sent whose answers are still to be read."""
 
     def __init__(self, host: str, port: int, *, connect_timeout_s: float, io_timeout_s: float,
                  user_agent: str, interruptible: bool = False) -> None:
@@ -85,6 +86,8 @@ class HttpConnection:
         self._wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC) if interruptible else None
         self._body_buffer = bytearray()  # large bodies read with ``direct_body`` land here
         self._bare_requests: dict[tuple[str, str], bytes] = {}  # requests without body or headers, made once
+        self.unanswered = 0
+        self._surplus = b""  # what came after the last answer read: the start of a pipelined request's answer
 
     def interrupt(self) -> None:
         """From another thread: end a long poll whose answer has not begun (PollInterrupted); one whose answer has
@@ -94,6 +97,8 @@ class HttpConnection:
                 os.write(self._wake[1], b"x")
 
     def close(self) -> None:
+        self.unanswered = 0
+        self._surplus = b""
         if self._socket is not None:
             self._socket.close()
             self._socket = None
@@ -107,11 +112,13 @@ class HttpConnection:
         return self.receive(long_poll=long_poll, direct_body=direct_body)
 
     def send(self, method: str, path: str, body: bytes | memoryview | None = None,
-             headers: dict[str, str] | None = None) -> None:
-        """Send a request; read its answer with :meth:`receive`. A send only waits when the peer stops reading."""
+             headers: dict[str, str] | None = None, *, then_get: str | None = None) -> None:
+        """Send a request, and with ``then_get`` a bare GET of that path behind it in the same write; read each
+        answer, in order, with :meth:`receive`. A send only waits when the peer stops reading."""
         sock = self._socket if self._socket is not None else self._connect()
         try:
-            self._send(sock, method, path, body, headers)
+            self._send(sock, method, path, body, headers, then_get)
+            self.unanswered += 1 if then_get is None else 2
         except BlockingIOError:  # SO_SNDTIMEO: the peer stopped reading
             self.close()
             raise TimeoutError("the Runtime API stopped reading the request") from None
@@ -131,6 +138,12 @@ class HttpConnection:
         except BaseException:
             self.close()
             raise
+        self.unanswered = max(self.unanswered - 1, 0)
+        if response.surplus:
+            if self.unanswered:
+                self._surplus = response.surplus  # the next answer has begun
+            else:
+                response.keep_alive = False  # bytes nobody asked for: the connection is not used again
         if not response.keep_alive:
             self.close()
         return response
@@ -145,22 +158,33 @@ class HttpConnection:
         return sock
 
     def _send(self, sock: Socket, method: str, path: str, body: bytes | memoryview | None,
-              headers: dict[str, str] | None) -> None:
-        if body is None and not headers:  # ``next``: the same bytes every time, made and checked once
-            request = self._bare_requests.get((method, path))
-            if request is None:
-                request = b"".join(self._head(method, path, None, None))
-                if len(self._bare_requests) < MAX_BARE_REQUESTS:
-                    self._bare_requests[(method, path)] = request
-            sock.sendall(request)
+              headers: dict[str, str] | None, then_get: str | None) -> None:
+        following = self._bare("GET", then_get) if then_get is not None else b""
+        if body is None and not headers:  # ``next``
+            request = self._bare(method, path)
+            sock.sendall(request + following if following else request)
             return
         head = self._head(method, path, body, headers)
         if body is not None and len(body) <= COALESCE_BYTES:
             head.append(body)
             body = None
+        if not body:
+            head.append(following)
+            following = b""
         sock.sendall(b"".join(head))
         if body:
             sock.sendall(body)
+        if following:
+            sock.sendall(following)
+
+    def _bare(self, method: str, path: str) -> bytes:
+        """A request without body or headers (``next``): the same bytes every time, made and checked once."""
+        request = self._bare_requests.get((method, path))
+        if request is None:
+            request = b"".join(self._head(method, path, None, None))
+            if len(self._bare_requests) < MAX_BARE_REQUESTS:
+                self._bare_requests[(method, path)] = request
+        return request
 
     def _head(self, method: str, path: str, body: bytes | memoryview | None,
               headers: dict[str, str] | None) -> list[bytes | memoryview]:
@@ -179,6 +203,10 @@ class HttpConnection:
         response = Response()
         parser = ResponseParser(response)
         waiting = long_poll
+        if self._surplus:  # this answer began with the last one
+            surplus, self._surplus = self._surplus, b""
+            waiting = False
+            self._feed(sock, parser, response, surplus, direct_body)
         while not response.complete:
             if waiting and wake_fd is not None:
                 _await_answer(sock, wake_fd)
@@ -191,11 +219,15 @@ class HttpConnection:
             waiting = False
             if not data:
                 raise IncompleteResponse("the Runtime API closed the connection before the response was complete")
-            parser.feed(data)
-            if direct_body and (length := response.direct_body_length(DIRECT_BODY_BYTES)) is not None:
-                response.direct_body = self._read_body(sock, response.chunks, length)
-                response.complete = True
+            self._feed(sock, parser, response, data, direct_body)
         return response
+
+    def _feed(self, sock: Socket, parser: ResponseParser, response: Response, data: bytes,
+              direct_body: bool) -> None:
+        parser.feed(data)
+        if direct_body and (length := response.direct_body_length(DIRECT_BODY_BYTES)) is not None:
+            response.direct_body = self._read_body(sock, response.chunks, length)
+            response.complete = True
 
     def _read_body(self, sock: Socket, start: list[bytes], length: int) -> memoryview:
         """The rest of a ``length``-byte body whose ``start`` is in, read into the body buffer (the parser is

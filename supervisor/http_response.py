@@ -38,7 +38,7 @@ class ResponseParseError(Exception):
 class Response:
     """A whole response: status, headers by lower-case name (values decoded as Latin-1, as HTTP defines), body."""
 
-    __slots__ = ("chunks", "complete", "direct_body", "headers", "keep_alive", "status")
+    __slots__ = ("chunks", "complete", "direct_body", "headers", "keep_alive", "status", "surplus")
 
     def __init__(self) -> None:
         self.status = 0
@@ -48,6 +48,8 @@ class Response:
         self.keep_alive = False
         #: The body, when it was read into the connection's body buffer (see HttpConnection.receive).
         self.direct_body: memoryview | None = None
+        #: Bytes that came after the end of the response: the start of the next one's, if another was asked for.
+        self.surplus = b""
 
     def __repr__(self) -> str:
         return f"Response(status={self.status}, headers={self.headers!r}, complete={self.complete})"
@@ -68,7 +70,8 @@ class Response:
 
 class ResponseParser:
     """Fills ``response`` from the bytes :meth:`feed` is given, until ``response.complete``. Bytes after the end
-    of the response (which nobody asked for) clear ``keep_alive``, so the connection is not used again."""
+    of the response are kept in ``response.surplus``: the connection decides whether they are the next answer's
+    start (a request was pipelined behind this one) or bytes nobody asked for."""
 
     __slots__ = ("_body_bytes", "_pending", "_remaining", "_response", "_state")
 
@@ -85,7 +88,7 @@ class ResponseParser:
             self._pending = b""
         while data:
             if self._state == _DONE:
-                self._response.keep_alive = False
+                self._response.surplus += data
                 return
             rest = self._step(data)
             if rest is None:  # a line-based part is not complete yet

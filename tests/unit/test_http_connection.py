@@ -13,7 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from conftest import wait_for
 from lambda_supervisor.supervisor.http_connection import (
+    COALESCE_BYTES,
     DIRECT_BODY_BYTES,
     HttpConnection,
     IncompleteResponse,
@@ -268,3 +270,58 @@ def test_a_request_without_body_or_headers_is_checked_once_then_sent_as_made(ser
     assert server.requests[0] == server.requests[1]
     assert server.requests[0].startswith(b"GET /next HTTP/1.1\r\nHost: ")
     connection.close()
+
+
+EVENT = b"HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: r2\r\nContent-Length: 7\r\n\r\n{\"n\":2}"
+
+
+@pytest.mark.parametrize("body_bytes", [2, COALESCE_BYTES + 1, DIRECT_BODY_BYTES + 1])
+def test_a_get_pipelined_behind_a_post_reaches_the_server_before_the_posts_answer_is_read(
+        serve: type[ScriptedServer], body_bytes: int) -> None:
+    """Both answers in one write of the server's (the case a fast Runtime API makes): the first read brings the
+    start of the second answer, which the second ``receive`` is given, over the same connection."""
+    server = serve([OK + EVENT, b""])
+    connection = connect(server)
+    connection.send("POST", "/r/1/response", b"x" * body_bytes, then_get="/next")
+    assert connection.unanswered == 2
+    wait_for(lambda: len(server.requests) == 2, what="the pipelined GET to reach the server")
+    assert server.requests[1].startswith(b"GET /next HTTP/1.1\r\n")
+    assert server.requests[0].endswith(b"x" * body_bytes)
+    first = connection.receive()
+    assert (first.status, first.body, connection.unanswered) == (202, b'{"status":"OK"}', 1)
+    second = connection.receive(long_poll=True, direct_body=True)
+    assert (second.status, second.headers["lambda-runtime-aws-request-id"], bytes(second.body)) == (
+        200, "r2", b'{"n":2}')
+    assert (connection.unanswered, server.connections) == (0, 1)
+
+
+def test_a_pipelined_get_whose_answer_comes_later_is_long_polled(serve: type[ScriptedServer]) -> None:
+    server = serve([OK, Late(EVENT), OK])
+    connection = HttpConnection("127.0.0.1", server.port, connect_timeout_s=3, io_timeout_s=IO_TIMEOUT_S,
+                                user_agent="test-agent")
+    connection.send("POST", "/r/1/response", b"{}", then_get="/next")
+    assert connection.receive().status == 202
+    assert connection.receive(long_poll=True).headers["lambda-runtime-aws-request-id"] == "r2"  # after LATE_S
+    assert connection.request("POST", "/r/2/response", b"{}").status == 202
+    assert server.connections == 1
+
+
+def test_bytes_nobody_asked_for_close_the_connection(serve: type[ScriptedServer]) -> None:
+    server = serve([OK + b"HTTP/1.1 200 OK\r\n", OK])
+    connection = connect(server)
+    response = connection.request("POST", "/r/1/response", b"{}")
+    assert response.status == 202 and not response.keep_alive
+    assert connection.request("POST", "/r/2/response", b"{}").status == 202
+    assert server.connections == 2
+
+
+def test_a_first_answer_that_closes_the_connection_drops_the_pipelined_request(serve: type[ScriptedServer]) -> None:
+    """Nothing is left to read for the pipelined GET: ``unanswered`` tells the caller to ask again."""
+    closing = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}"
+    server = serve([Close(closing), EVENT])
+    connection = connect(server)
+    connection.send("POST", "/r/1/response", b"{}", then_get="/next")
+    assert connection.receive().status == 503
+    assert connection.unanswered == 0
+    assert connection.request("GET", "/next").headers["lambda-runtime-aws-request-id"] == "r2"
+    assert server.connections == 2

@@ -87,9 +87,12 @@ def test_values_are_trimmed_names_lower_cased_and_latin_1_decoded() -> None:
     assert response.headers["x-odd"] == "caf\xe9"
 
 
-def test_bytes_after_the_response_close_the_connection() -> None:
+def test_bytes_after_the_response_are_kept_apart_for_the_connection_to_judge() -> None:
+    """The start of a pipelined request's answer, or bytes nobody asked for: the connection knows which."""
     response = parse(OK + b"HTTP/1.1 200 OK\r\n")
-    assert response.complete and response.body == b'{"status":"OK"}' and not response.keep_alive
+    assert response.complete and response.body == b'{"status":"OK"}' and response.keep_alive
+    assert response.surplus == b"HTTP/1.1 200 OK\r\n"
+    assert parse(OK).surplus == b""
 
 
 @pytest.mark.parametrize("message", [
