@@ -1,11 +1,16 @@
-"""Client of the Lambda Runtime API, over one keep-alive HTTP/1.1 connection (http_connection.py). Retrying is
-tenacity's, imported and entered only after a first failure.
+"""Client of the Lambda Runtime API, over one keep-alive HTTP/1.1 connection (http_connection.py; a second one
+only for a post retried while ``next`` waits on the first). Retrying is tenacity's, imported and entered only
+after a first failure.
 
 Transient faults (connection refused or reset, timeouts, 5xx) are retried with jittered exponential backoff for
 at most ``retry_seconds``; only after that is the Runtime API considered gone, which is the one reason the
 supervisor exits on its own. A 4xx on a response or error post is the Runtime API refusing that one post (an
 unknown or already-answered request, a payload too large): it is logged and the loop goes on. "Already answered"
 (403 ``InvalidStateTransition``) is told apart: when our first attempt gets it, someone else answered the request.
+
+A post may ask for the next event in the same write (``ask_next``): the Runtime API answers both in order, and
+the long poll begins without waiting for the post's answer to reach us and a request to go back. Should that post
+be retried, the retry goes over a second connection, so that it never queues behind the long poll.
 """
 
 from __future__ import annotations
@@ -161,6 +166,10 @@ class RuntimeApiClient:
         self._connection = HttpConnection(host.strip("[]"), int(port), connect_timeout_s=CONNECT_TIMEOUT_S,
                                           io_timeout_s=POST_READ_TIMEOUT_S, user_agent=user_agent,
                                           interruptible=interruptible)
+        self._host_port = (host.strip("[]"), int(port))
+        self._user_agent = user_agent
+        self._side_connection: HttpConnection | None = None  # for a post retried while a long poll is pipelined
+        self._next_path = f"{self.base_path}/invocation/next"
         self._retry_seconds = retry_seconds
         self._retrying_policy: Retrying | None = None
         self._polling_stopped = False
@@ -181,6 +190,15 @@ class RuntimeApiClient:
 
     def close(self) -> None:
         self._connection.close()
+        if self._side_connection is not None:
+            self._side_connection.close()
+
+    def _side(self) -> HttpConnection:
+        """The second connection, made on first use: a retried post goes there while ``next`` waits on the first."""
+        if self._side_connection is None:
+            self._side_connection = HttpConnection(*self._host_port, connect_timeout_s=CONNECT_TIMEOUT_S,
+                                                   io_timeout_s=POST_READ_TIMEOUT_S, user_agent=self._user_agent)
+        return self._side_connection
 
     def stop_polling(self) -> None:
         """From another thread, at shutdown: end a long poll under way whose answer has not begun, and refuse every
@@ -230,10 +248,13 @@ class RuntimeApiClient:
         )
 
     def _get_next(self) -> tuple[dict[str, str], bytes | memoryview]:
-        if self._polling_stopped:  # checked on every attempt: a retry after stop_polling sends nothing
+        connection = self._connection
+        if connection.unanswered:  # asked for with the last post: its answer is all there is to read
+            response = connection.receive(long_poll=True, direct_body=True)
+        elif self._polling_stopped:  # checked on every attempt: a retry after stop_polling sends nothing
             raise RuntimeApiUnavailable("no more polling: the supervisor is shutting down")
-        response = self._connection.request("GET", f"{self.base_path}/invocation/next", long_poll=True,
-                                            direct_body=True)
+        else:
+            response = connection.request("GET", self._next_path, long_poll=True, direct_body=True)
         if response.status != 200:
             raise TransientApiError(f"next answered {response.status}: {bytes(response.body[:200])!r}")
         return response.headers, response.body
@@ -241,18 +262,20 @@ class RuntimeApiClient:
     # -- posts --------------------------------------------------------------------------------------------------
 
     def post_response(self, request_id: str, body: bytes | memoryview, *, content_type: str = JSON_CONTENT_TYPE,
-                      meanwhile: Callable[[], None] | None = None) -> PostResult:
+                      meanwhile: Callable[[], None] | None = None, ask_next: bool = False) -> PostResult:
         """Post a result, as ``content_type`` (one of RESULT_CONTENT_TYPES). ``meanwhile`` runs once, while the
         Runtime API handles the post (the bookkeeping of an invocation, such as its REPORT line, then costs no time
-        between two invocations); it runs whatever becomes of the post."""
+        between two invocations); it runs whatever becomes of the post. ``ask_next``: ``next`` is asked in the
+        same write (see the module's docstring); :meth:`next_invocation` then reads its answer."""
         if content_type not in RESULT_CONTENT_TYPES:
             raise ValueError(f"not a result content type: {content_type[:64]!r}")
         headers = {} if content_type == JSON_CONTENT_TYPE else {"Content-Type": content_type}
-        return self._post_overlapped(_invocation_path(request_id, "response"), body, headers, meanwhile)
+        return self._post_overlapped(_invocation_path(request_id, "response"), body, headers, meanwhile, ask_next)
 
     def post_error(self, request_id: str, error: dict[str, Any], *, xray_cause: object = None,
-                   meanwhile: Callable[[], None] | None = None) -> PostResult:
-        """Post an error, with its X-Ray cause (``xray_cause``: the worker's, untrusted; see xray_cause.py)."""
+                   meanwhile: Callable[[], None] | None = None, ask_next: bool = False) -> PostResult:
+        """Post an error, with its X-Ray cause (``xray_cause``: the worker's, untrusted; see xray_cause.py);
+        ``meanwhile`` and ``ask_next`` as for :meth:`post_response`."""
         from .xray_cause import XRAY_ERROR_CAUSE_HEADER, xray_error_cause  # errors only: off the first response's way
 
         body = _error_body(request_id, error)
@@ -260,10 +283,10 @@ class RuntimeApiClient:
         cause = xray_error_cause(xray_cause, error)
         if cause is not None:
             headers[XRAY_ERROR_CAUSE_HEADER] = cause
-        return self._post_overlapped(_invocation_path(request_id, "error"), body, headers, meanwhile)
+        return self._post_overlapped(_invocation_path(request_id, "error"), body, headers, meanwhile, ask_next)
 
     def _post_overlapped(self, path: str, body: bytes | memoryview, headers: dict[str, str],
-                         meanwhile: Callable[[], None] | None) -> PostResult:
+                         meanwhile: Callable[[], None] | None, ask_next: bool) -> PostResult:
         pending = [meanwhile] if meanwhile is not None else []
         failures: list[Exception] = []
         attempts = [0]
@@ -277,7 +300,7 @@ class RuntimeApiClient:
                     failures.append(error)
 
         try:
-            result: PostResult = self._call(self._post, path, body, headers, run_pending, attempts)
+            result: PostResult = self._call(self._post, path, body, headers, run_pending, attempts, ask_next)
             return result
         finally:
             run_pending()  # if no attempt got as far as sending
@@ -288,19 +311,23 @@ class RuntimeApiClient:
         return bool(self._call(self._post, "init/error", _error_body("", error), _error_headers(error)))
 
     def _post(self, path: str, body: bytes | memoryview, headers: dict[str, str],
-              while_waiting: Callable[[], None] | None = None, attempts: list[int] | None = None) -> PostResult:
+              while_waiting: Callable[[], None] | None = None, attempts: list[int] | None = None,
+              ask_next: bool = False) -> PostResult:
         attempts = attempts if attempts is not None else [0]
         sent_before = attempts[0]  # earlier attempts that were sent, and so may have reached the API
+        connection = self._connection
+        if connection.unanswered:  # an earlier attempt's ``next`` waits there: this one must not queue behind it
+            connection, ask_next = self._side(), False
         try:
-            self._connection.send("POST", f"{self.base_path}/{path}", body,
-                                  {"Content-Type": "application/json", **headers})
+            connection.send("POST", f"{self.base_path}/{path}", body, {"Content-Type": "application/json", **headers},
+                            then_get=self._next_path if ask_next else None)
         except UnsafeRequest as error:  # not retried: it would be refused again
             log("ERROR", f"post not sent: path={log_safe(path)} error={error}")
             return PostResult.REFUSED
         attempts[0] += 1
         if while_waiting is not None:
             while_waiting()
-        response = self._connection.receive()
+        response = connection.receive()
         status, answer = response.status, bytes(response.body)
         if status >= 500:
             raise TransientApiError(f"POST {path} answered {status}: {answer[:200]!r}")

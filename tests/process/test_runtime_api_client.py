@@ -98,3 +98,37 @@ def test_already_answered_on_a_retry_is_our_own_earlier_attempt(emulator: Runtim
     emulator.inject(RESPONSE, LostAnswer(), times=1)
     assert client.post_response(invocation.request_id, b"1") is PostResult.ACCEPTED
     assert emulator.record(request_id).posts == [("response", b"1"), ("response", b"1")]
+
+
+def test_next_asked_with_a_post_is_polling_before_the_next_call_and_delivers_the_next_event(
+        emulator: RuntimeApiEmulator, client: RuntimeApiClient) -> None:
+    first = emulator.submit({"n": 1})
+    invocation = client.next_invocation()
+    polls = emulator.next_poll_count
+    assert client.post_response(invocation.request_id, b'"one"', ask_next=True)
+    emulator.wait_next_polled(polls + 1, timeout=10)  # asked before next_invocation is called
+    assert emulator.wait_outcome(first).posts == [("response", b'"one"')]
+    second = emulator.submit({"n": 2})
+    following = client.next_invocation()
+    assert (following.request_id, bytes(following.body)) == (second, b'{"n": 2}')
+    assert emulator.next_poll_count == polls + 1, "the event came to the pipelined next: no other was asked"
+
+
+@pytest.mark.parametrize("fault", [Status(500), Reset()], ids=["500", "reset"])
+def test_a_post_with_next_pipelined_is_retried_without_queueing_behind_the_long_poll(
+        emulator: RuntimeApiEmulator, client: RuntimeApiClient, fault: Status | Reset) -> None:
+    """500: the long poll stays asked on the first connection and the retry goes over a second one (behind the
+    poll it would wait for the next event). A reset takes the poll with it: the retry asks again."""
+    first = emulator.submit({"n": 1})
+    invocation = client.next_invocation()
+    injection = emulator.inject(RESPONSE, fault, times=1)
+    assert client.post_response(invocation.request_id, b'"one"', ask_next=True)  # no event is pending now
+    assert injection.fired == 1
+    assert emulator.wait_outcome(first).posts == [("response", b'"one"')]
+    second = emulator.submit({"n": 2})
+    assert client.next_invocation().request_id == second
+    third = emulator.submit({"n": 3})
+    after = client.next_invocation()  # the client goes on as usual
+    assert after.request_id == third
+    assert client.post_response(after.request_id, b'"three"')
+    assert emulator.wait_outcome(third).posts == [("response", b'"three"')]
