@@ -293,6 +293,10 @@ SETTINGS: tuple[Setting, ...] = (
             "With several vCPUs, the supervisor and the idle worker wait on one CPU, so handing an event over and "
             "back needs no cross-CPU wake-up; handlers (and their threads) still run on every vCPU. `off`: no CPU "
             "affinity is set. Never with several slots."),
+    Setting("pipeline_next", "LAMBDA_SUPERVISOR_PIPELINE_NEXT", _switch, "on",
+            "`on`: after a handler's answer, `next` is asked in the same write as the post (HTTP/1.1 pipelining), "
+            "unless the worker is then to be replaced; awslambdaric waits for the post's answer first. `off`: "
+            "`next` is asked once the post is answered and the worker's upkeep is done."),
     Setting("report", "LAMBDA_SUPERVISOR_REPORT", _switch, "off",
             "`on`: a REPORT line per invocation (duration, worker, peak RSS, outcome) and, with metrics on, its "
             "per-invocation metrics (Invocations, Errors, Faults, Duration). `off`: only what Lambda cannot see is "
@@ -331,6 +335,7 @@ class Config(Frozen):
         "memory_size_mb",
         "metrics",
         "metrics_namespace",
+        "pipeline_next",
         "recycle_rss_mb",
         "report",
         "respawn",
@@ -372,6 +377,7 @@ class Config(Frozen):
     rlimits: tuple[RLimit, ...]
     log_level: str
     share_cpu: bool
+    pipeline_next: bool
     report: bool
     metrics: bool
     metrics_namespace: str

@@ -147,6 +147,11 @@ class WorkerFactory:
     def maintain(self) -> None:
         """Between invocations: repair whatever the strategy keeps in reserve."""
 
+    def upkeep_due(self) -> bool:
+        """Whether :meth:`maintain` has something to do now (a reserve to start or to bury): the slot then asks for
+        ``next`` only after it, so that no reserve is started while Lambda may already freeze the sandbox."""
+        return False
+
     def reserves(self) -> list[WorkerProcess]:
         """The workers kept besides the active one (a standby, the template)."""
         return []
@@ -197,6 +202,10 @@ class SpareFactory(WorkerFactory):
             self._spare = None
         if self._spare is None and time.monotonic() >= self._next_spare_at:
             self._spare = self._spawn_standby()
+
+    def upkeep_due(self) -> bool:
+        spare = self._spare
+        return spare.has_exited() if spare is not None else time.monotonic() >= self._next_spare_at
 
     def _spawn_standby(self) -> WorkerProcess:
         from .priority import lower_to_idle  # a standby starts after the first response
@@ -374,6 +383,10 @@ class ForkFactory(WorkerFactory):
         if self.ahead and self._template is None:
             self._start_template(wait=False)
 
+    def upkeep_due(self) -> bool:
+        template = self._template
+        return template.has_exited() if template is not None else self.ahead
+
     def reserves(self) -> list[WorkerProcess]:
         return [self._template] if self._template is not None else []
 
@@ -447,6 +460,9 @@ class AutoFactory(WorkerFactory):
     def maintain(self) -> None:
         if self._chosen is not None:
             self._chosen.maintain()
+
+    def upkeep_due(self) -> bool:
+        return self._chosen is not None and self._chosen.upkeep_due()
 
     def _factory(self, strategy: str) -> WorkerFactory:
         return self._equip(FACTORIES[strategy](self.config, self.environ, self.children, self.cpu_handoff))

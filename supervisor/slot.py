@@ -315,9 +315,19 @@ class Slot:
             self._posted = True
             raise
 
+    def _stays_for_the_next(self, worker: Worker, outcome: Outcome) -> bool:
+        """Whether ``next`` may be asked with this outcome's post: the worker serves the next event as it is and
+        the strategy has no reserve to start, as far as can be told before the post (the worker's memory is read
+        while the post is in flight; should that, or an exit right after replying, call for a new worker, the
+        replacement then runs while ``next`` is asked)."""
+        return (self.config.pipeline_next and outcome.fault is None and not self.hooks.shutdown_requested()
+                and not worker.has_exited() and self._recycle_reason(worker) is None
+                and not self.factory.upkeep_due())
+
     def _post_outcome(self, invocation: Invocation, worker: Worker, outcome: Outcome) -> PostResult:
         """Post the one response or error; the invocation's bookkeeping is done while the Runtime API handles it."""
         finished = time.monotonic()
+        ask_next = self._stays_for_the_next(worker, outcome)
 
         def report() -> None:  # done while the Runtime API handles the post, not between two invocations
             worker.own_rss_bytes()  # one /proc read serves the REPORT line and recycling
@@ -329,13 +339,13 @@ class Slot:
 
         if isinstance(outcome, Response):
             result = self.api.post_response(invocation.request_id, outcome.body, content_type=outcome.content_type,
-                                            meanwhile=report)
+                                            meanwhile=report, ask_next=ask_next)
         else:
             # a handler's own error is logged by the worker, as awslambdaric does; a fault only the supervisor saw
             emit("invocation_failed", "invocation failed", level="INFO" if outcome.fault else "DEBUG",
                  request_id=invocation.request_id, error_type=outcome.error_type, fault=outcome.fault or "none",
                  **self.labels)
             result = self.api.post_error(invocation.request_id, outcome.error, xray_cause=outcome.xray_cause,
-                                         meanwhile=report)
+                                         meanwhile=report, ask_next=ask_next)
         self._posted = True
         return result

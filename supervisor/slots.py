@@ -86,6 +86,10 @@ class LockedSource:
         with self._lock:
             self._source.maintain()
 
+    def upkeep_due(self) -> bool:
+        with self._lock:
+            return self._source.upkeep_due()
+
     def reserves(self) -> Sequence[Worker]:
         with self._lock:
             return list(self._source.reserves())

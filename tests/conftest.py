@@ -8,6 +8,7 @@ read. Teardown stops the runtime with SIGTERM (SIGKILL if it does not go) and th
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -120,8 +121,10 @@ class Runtime:
             self.resets.append(record.request_id)  # last: a test that sees it sees the new process too
 
     def invoke(self, event: Any = b"", wait: float = 60.0, **kwargs: Any) -> InvocationRecord:
-        """Invoke and wait until the runtime is idle again (it has polled ``next`` once more), so that whatever it
-        does after posting (respawn, recycle, log lines) has happened when this returns."""
+        """Invoke and wait until the runtime has polled ``next`` once more. Whatever it does before it asks is
+        done when this returns: a respawn after a fault, a recycle that was due. With ``next`` pipelined into the
+        post (the default), what it does while the post is in flight and after (the REPORT line, a recycle found
+        by the memory read then) may still be under way: wait for those with :meth:`wait_log`."""
         polls = self.emulator.next_poll_count
         record = self.emulator.invoke(event, wait=wait, **kwargs)
         self.emulator.wait_next_polled(polls + 1, timeout=wait)
@@ -131,6 +134,14 @@ class Runtime:
     def log(self) -> str:
         """The runtime's output as written: a "\r" inside a line stays (no universal-newline translation)."""
         return self.log_path.read_bytes().decode(errors="replace")
+
+    def wait_log(self, pattern: str, timeout: float = 30.0) -> str:
+        """The log, once ``pattern`` (a regular expression, multi-line) is found in it."""
+        def found() -> str:
+            log = self.log()
+            return log if re.search(pattern, log, re.MULTILINE) else ""
+
+        return str(wait_for(found, timeout, what=f"{pattern!r} in the runtime's log"))
 
     def alive(self) -> bool:
         return self.process.poll() is None

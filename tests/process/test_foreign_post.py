@@ -30,8 +30,9 @@ def test_a_response_posted_behind_the_supervisors_back_is_detected_and_the_worke
     assert isinstance(supervisor_post[1], bytes)
     handler_result = json.loads(supervisor_post[1])
     assert handler_result["handler_post_status"] == 202
-    emulator.wait_next_polled(polls + 1, timeout=60)  # the worker has been replaced by now
-    log = runtime.log()
+    emulator.wait_next_polled(polls + 1, timeout=60)
+    # found once the post is answered, after ``next`` was asked with it: waited for, as the replacement it leads to
+    log = runtime.wait_log(f"worker replaced: reason=foreign-post request_id={record.request_id}")
     assert "SECURITY: the Runtime API says this request was already answered" in log
     assert f"request_id={record.request_id}" in log.split("SECURITY:", 1)[1].splitlines()[0]
     assert f"worker replaced: reason=foreign-post request_id={record.request_id}" in log
@@ -54,7 +55,7 @@ def test_a_retried_post_refused_as_already_answered_is_not_taken_for_a_foreign_o
     assert record.json() == pid
     emulator.wait_next_polled(polls + 1, timeout=60)
     assert lost.fired == 1 and len(record.posts) == 2, record.describe()
+    assert runtime.invoke({}).json() == pid  # served after all that followed the post before it: its lines are in
     log = runtime.log()
     assert "an earlier attempt of this post reached it" in log
     assert "SECURITY" not in log and "worker replaced" not in log
-    assert runtime.invoke({}).json() == pid

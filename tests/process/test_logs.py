@@ -170,7 +170,7 @@ def test_json_format_for_logging_records_and_supervisor_events(start_runtime: St
     runtime = start_runtime("logs.talk", task_root=LOGS, env={"AWS_LAMBDA_LOG_FORMAT": "JSON",
                                                               "LAMBDA_SUPERVISOR_REPORT": "on"})
     record = runtime.invoke({"n": 4})
-    report = next(o for o in json_lines(runtime.log()) if o.get("event") == "invocation")
+    report = next(o for o in json_lines(runtime.wait_log('"event": "invocation"')) if o.get("event") == "invocation")
     assert report["requestId"] == record.request_id
     assert report["message"].startswith(f"REPORT RequestId: {record.request_id}\tDuration: ")
     assert report["fields"]["outcome"] == "success" and report["fields"]["fault"] is None
@@ -193,13 +193,13 @@ def test_the_report_line_in_text(start_runtime: StartRuntime) -> None:
     record = runtime.invoke()
     pattern = (rf"\tINFO\tlambda-supervisor\tREPORT RequestId: {record.request_id}\tDuration: [\d.]+ ms\t"
                r"Worker PID: (\d+)\tMax RSS: ([\d.]+) MB\tOutcome: RuntimeError$")
-    match = re.search(pattern, runtime.log(), re.MULTILINE)
+    match = re.search(pattern, runtime.wait_log("REPORT RequestId: "), re.MULTILINE)
     assert match, runtime.log()
     assert float(match.group(2)) > 1
     crash = start_runtime("logs.print_then_exit", task_root=LOGS, env={"LAMBDA_SUPERVISOR_REPORT": "on"})
     record = crash.invoke()
     assert re.search(rf"REPORT RequestId: {record.request_id}\t.*\tOutcome: Runtime.ExitError\tFault: crash$",
-                     crash.log(), re.MULTILINE)
+                     crash.wait_log("REPORT RequestId: "), re.MULTILINE)
 
 
 @pytest.mark.parametrize(("variable", "value"), [("AWS_LAMBDA_LOG_FORMAT", "xml"), ("AWS_LAMBDA_LOG_LEVEL", "LOUD")])
@@ -220,7 +220,7 @@ def test_a_supervisor_line_starts_on_its_own_line_after_a_childs_partial_line(st
                             env={"AWS_LAMBDA_LOG_FORMAT": log_format, "LAMBDA_SUPERVISOR_REPORT": "on"})
     record = runtime.invoke()
     assert record.json() == "ok"
-    log = runtime.log()
+    log = runtime.wait_log(f"REPORT RequestId: {record.request_id}")
     assert "downloading 10%\r" in log
     report = [line for line in lines(log) if f"REPORT RequestId: {record.request_id}" in line]
     assert len(report) == 1, log

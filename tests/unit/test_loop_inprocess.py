@@ -102,6 +102,7 @@ class FakeFactory:
         self.scripts = list(scripts or [])
         self.workers: list[FakeWorker] = []
         self.first_started_ago_s = first_started_ago_s
+        self.upkeep: list[str] = []  # what maintain() has to do, one item a call (a standby to start, say)
 
     def _make(self) -> FakeWorker:
         worker = FakeWorker(f"w{len(self.workers) + 1}", self.journal, self.scripts.pop(0) if self.scripts else [])
@@ -119,7 +120,11 @@ class FakeFactory:
         return worker
 
     def maintain(self) -> None:
-        pass
+        if self.upkeep:
+            self.journal.append(("maintain", self.upkeep.pop(0)))
+
+    def upkeep_due(self) -> bool:
+        return bool(self.upkeep)
 
     def reserves(self) -> list[FakeWorker]:
         return []
@@ -130,13 +135,15 @@ class FakeFactory:
 
 class FakeRuntimeApi:
     """Hands out the scripted events (running each one's ``before`` first, as if it happened while the loop was
-    idle in ``next``), records every post, and is gone once the events run out."""
+    idle in ``next``), records every post (and, in ``asked_next``, the posts that asked for ``next`` with them),
+    and is gone once the events run out."""
 
     def __init__(self, journal: Journal, events: list[str | tuple[str, Callable[[], None]]],
                  post_results: dict[str, PostResult] | None = None) -> None:
         self.journal = journal
         self.events = list(events)
         self.post_results = post_results or {}
+        self.asked_next: list[str] = []
 
     def next_invocation(self) -> Invocation:
         if not self.events:
@@ -149,15 +156,18 @@ class FakeRuntimeApi:
                           b"{}", None, time.monotonic())
 
     def post_response(self, request_id: str, body: bytes, *, content_type: str = "",
-                      meanwhile: Callable[[], None] | None = None) -> PostResult:
-        return self._post(("response", request_id, body), request_id, meanwhile)
+                      meanwhile: Callable[[], None] | None = None, ask_next: bool = False) -> PostResult:
+        return self._post(("response", request_id, body), request_id, meanwhile, ask_next)
 
     def post_error(self, request_id: str, error: dict[str, Any], *, xray_cause: object = None,
-                   meanwhile: Callable[[], None] | None = None) -> PostResult:
-        return self._post(("error", request_id, error["errorType"]), request_id, meanwhile)
+                   meanwhile: Callable[[], None] | None = None, ask_next: bool = False) -> PostResult:
+        return self._post(("error", request_id, error["errorType"]), request_id, meanwhile, ask_next)
 
-    def _post(self, entry: tuple[Any, ...], request_id: str, meanwhile: Callable[[], None] | None) -> PostResult:
+    def _post(self, entry: tuple[Any, ...], request_id: str, meanwhile: Callable[[], None] | None,
+              ask_next: bool = False) -> PostResult:
         self.journal.append(entry)
+        if ask_next:
+            self.asked_next.append(request_id)
         if meanwhile is not None:
             meanwhile()
         return self.post_results.get(request_id, PostResult.ACCEPTED)
@@ -345,6 +355,47 @@ def test_a_response_with_a_stray_frame_after_it_stands_and_the_worker_is_replace
         ("replacement", "w2"),
         ("replaced", "stray-frame", "a"),
     ]
+
+
+def test_next_is_asked_with_a_post_only_when_the_worker_serves_the_next_event_as_it_is(journal: Journal) -> None:
+    """Pipelined: after a response, and after the handler's own error (the worker is fine). Not: after a fault,
+    nor when the worker is due for recycling (each is replaced before ``next`` is asked, as without pipelining)."""
+    def handler_error(request_id: str) -> Outcome:
+        return failure("ValueError", request_id, "bad input")
+
+    api = FakeRuntimeApi(journal, ["a", "b", "c", "d"])
+    run(journal, api, FakeFactory(journal, [[lambda _: OK, handler_error]]), max_invocations=3)
+    assert [entry for entry in journal if entry[0] in ("invoke", "replaced")] == [
+        ("invoke", "w1", "a"), ("invoke", "w1", "b"), ("invoke", "w1", "c"),
+        ("replaced", "recycle-max-invocations", "c"), ("invoke", "w2", "d"),
+    ]
+    assert posts_for(journal, "b") == [("error", "b", "ValueError")]
+    assert api.asked_next == ["a", "b", "d"]
+
+
+def test_a_crash_is_posted_without_asking_for_next(journal: Journal) -> None:
+    api = FakeRuntimeApi(journal, ["a", "b", "c"])
+    run(journal, api, FakeFactory(journal, [[lambda _: OK, crash]]))
+    assert ("replaced", "crash", "b") in journal
+    assert api.asked_next == ["a", "c"]
+
+
+def test_next_is_asked_only_after_the_strategy_has_started_its_reserve(journal: Journal) -> None:
+    """A standby (or a fork template) due after the first response is started before ``next`` is asked, as
+    without pipelining: Lambda may freeze the sandbox once it is asked."""
+    api = FakeRuntimeApi(journal, ["a", "b"])
+    factory = FakeFactory(journal)
+    factory.upkeep.append("standby")
+    run(journal, api, factory)
+    assert journal.index(("response", "a", b'"ok"')) < journal.index(("maintain", "standby"))
+    assert api.asked_next == ["b"]
+
+
+def test_with_pipelining_off_no_post_asks_for_next(journal: Journal) -> None:
+    api = FakeRuntimeApi(journal, ["a", "b"])
+    run(journal, api, FakeFactory(journal), pipeline_next=False)
+    assert posts_for(journal, "b") == [("response", "b", b'"ok"')]
+    assert api.asked_next == []
 
 
 def test_an_init_failure_is_reported_and_nothing_is_served(journal: Journal) -> None:

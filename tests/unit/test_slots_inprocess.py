@@ -87,6 +87,9 @@ class SlotFactory:
     def maintain(self) -> None:
         pass
 
+    def upkeep_due(self) -> bool:
+        return False
+
     def reserves(self) -> list[SlotWorker]:
         return []
 
@@ -132,11 +135,11 @@ class SlotClient:
             self.shared.cond.notify_all()
 
     def post_response(self, request_id: str, body: bytes, *, content_type: str = "",
-                      meanwhile: Callable[[], None] | None = None) -> PostResult:
+                      meanwhile: Callable[[], None] | None = None, ask_next: bool = False) -> PostResult:
         return self._post(("response", request_id, body), meanwhile)
 
     def post_error(self, request_id: str, error: dict[str, Any], *, xray_cause: object = None,
-                   meanwhile: Callable[[], None] | None = None) -> PostResult:
+                   meanwhile: Callable[[], None] | None = None, ask_next: bool = False) -> PostResult:
         return self._post(("error", request_id, error["errorType"]), meanwhile)
 
     def _post(self, entry: tuple[Any, ...], meanwhile: Callable[[], None] | None) -> PostResult:
