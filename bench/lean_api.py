@@ -186,7 +186,10 @@ def main() -> None:
 
 class LeanRuntimeApi:
     """The server's process, as a context manager; ``address`` is what runtimes are given. It has the two members
-    the bench's runtimes wait on at start (``next_poll_count``, ``wait_next_polled``)."""
+    the bench's runtimes wait on at start (``next_poll_count``, ``wait_next_polled``). Another server that speaks
+    the same control protocol is driven by overriding :meth:`command` (bench/go_api.py)."""
+
+    name = "the lean Runtime API"
 
     def __init__(self, python: str = sys.executable, *, pause_us: int = 0) -> None:
         self._python = python
@@ -194,9 +197,12 @@ class LeanRuntimeApi:
         self._process: subprocess.Popen[str] | None = None
         self.address = ""
 
+    def command(self) -> list[str]:
+        return [self._python, "-m", "bench.lean_api", str(self._pause_us)]
+
     def __enter__(self) -> LeanRuntimeApi:
-        self._process = subprocess.Popen([self._python, "-m", "bench.lean_api", str(self._pause_us)],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPOSITORY)
+        self._process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                         cwd=REPOSITORY)
         self.address = f"127.0.0.1:{self._ask(None, 'port', CONTROL_TIMEOUT_S)}"
         return self
 
@@ -220,11 +226,11 @@ class LeanRuntimeApi:
             process.stdin.write(line + "\n")
             process.stdin.flush()
         if not select.select([process.stdout], [], [], timeout_s)[0]:
-            raise TimeoutError(f"the lean Runtime API gave no {answer!r} answer within {timeout_s} s")
+            raise TimeoutError(f"{self.name} gave no {answer!r} answer within {timeout_s} s")
         reply = process.stdout.readline()
         word, _, rest = reply.partition(" ")
         if word != answer:
-            raise RuntimeError(f"the lean Runtime API answered {reply!r}, not {answer!r}")
+            raise RuntimeError(f"{self.name} answered {reply!r}, not {answer!r}")
         return rest.strip()
 
     @property

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .report_cold import SHARE_CPU_OFF, cold_rows
+from .report_cold import PIPELINE_OFF, SHARE_CPU_OFF, cold_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NA = "n/a"
@@ -35,17 +35,19 @@ def ratio(ours: dict[str, Any] | None, theirs: dict[str, Any] | None, key: str) 
         return NA
 
 
-def _lean_rows(lean: dict[str, Any] | None, add: Callable[..., None]) -> None:
-    """The no-op warm path against the lean Runtime API (bench/lean_api.py): what each runtime itself costs, with
-    events back to back and with a pause before each."""
+def _lean_rows(lean: dict[str, Any] | None, add: Callable[..., None], server: str = "a Runtime API") -> None:
+    """The no-op warm path against the lean Runtime API (bench/lean_api.py) or the Go one (bench/go_api.py): what
+    each runtime itself costs, with events back to back and (lean) with a pause before each."""
     if lean is None:
         return
-    if "error" in lean:
-        add("no-op against the lean Runtime API", "failed", "failed", "failed", NA, lean["error"][:60], "failed")
+    if "error" in lean or "unsupported" in lean:
+        reason = lean.get("error") or lean["unsupported"]
+        add(f"no-op against {server} that answers at once", "failed" if "error" in lean else UNSUPPORTED,
+            NA, NA, NA, reason[:60])
         return
     for block in lean.values():
-        label = ("no-op against a Runtime API that answers at once" if not block["pause_us"] else
-                 f"no-op against a Runtime API that hands out each event {block['pause_us']} us after its next")
+        label = (f"no-op against {server} that answers at once" if not block["pause_us"] else
+                 f"no-op against {server} that hands out each event {block['pause_us']} us after its next")
         ours, ric = block.get("lambda-supervisor"), block.get("awslambdaric")
         floors = [block.get(kind) for kind in FLOORS]
         unshared = block.get(SHARE_CPU_OFF)
@@ -54,6 +56,10 @@ def _lean_rows(lean: dict[str, Any] | None, add: Callable[..., None]) -> None:
             add(f"{label}: {text}", cell(ours, key, 0), cell(ric, key, 0), first, ratio(ours, ric, key), "", *others)
         add(f"{label}, `LAMBDA_SUPERVISOR_SHARE_CPU=off`: us per invocation", cell(unshared, "us_per_invocation", 0),
             cell(ric, "us_per_invocation", 0), NA, ratio(unshared, ric, "us_per_invocation"), "")
+        unpipelined = block.get(PIPELINE_OFF)
+        add(f"{label}, `LAMBDA_SUPERVISOR_PIPELINE_NEXT=off`: us per invocation",
+            cell(unpipelined, "us_per_invocation", 0), cell(ric, "us_per_invocation", 0), NA,
+            ratio(unpipelined, ric, "us_per_invocation"), "")
 
 
 def table(results: dict[str, Any]) -> str:
@@ -79,11 +85,13 @@ def table(results: dict[str, Any]) -> str:
             first, *others = (cell(floor, key, digits) for floor in floors)
             add(f"{label}: {text}", cell(ours, key, digits), cell(ric, key, digits), first, ratio(ours, ric, key),
                 target, *others)
-        unshared = scenario.get(SHARE_CPU_OFF)
-        if unshared is not None:
-            add(f"{label}, `LAMBDA_SUPERVISOR_SHARE_CPU=off`: invocations/s", cell(unshared, "throughput_per_s", 0),
-                cell(ric, "throughput_per_s", 0), NA, ratio(unshared, ric, "throughput_per_s"), "")
+        for kind, setting in ((SHARE_CPU_OFF, "SHARE_CPU"), (PIPELINE_OFF, "PIPELINE_NEXT")):
+            variant = scenario.get(kind)
+            if variant is not None:
+                add(f"{label}, `LAMBDA_SUPERVISOR_{setting}=off`: invocations/s", cell(variant, "throughput_per_s", 0),
+                    cell(ric, "throughput_per_s", 0), NA, ratio(variant, ric, "throughput_per_s"), "")
     _lean_rows(results.get("lean"), add)
+    _lean_rows(results.get("go"), add, "a Runtime API on Go's net/http")
     crash = results.get("crash")
     if crash is not None and "error" not in crash:
         ric = crash.get("awslambdaric")

@@ -10,6 +10,8 @@ Add = Callable[..., None]
 OURS, FRESH, RIC = "lambda-supervisor", "lambda-supervisor/fresh", "awslambdaric"
 #: lambda-supervisor again with its CPU hand-off off, measured alongside to show what the hand-off is worth.
 SHARE_CPU_OFF = "lambda-supervisor/share-cpu-off"
+#: lambda-supervisor again with ``next`` asked only once the post is answered, to show what pipelining is worth.
+PIPELINE_OFF = "lambda-supervisor/pipeline-off"
 
 
 def _value(block: dict[str, Any] | None, key: str, digits: int = 1) -> str:

@@ -25,6 +25,7 @@ SCENARIOS: dict[str, Callable[[scenarios.Sizes], dict[str, Any]]] = {
     "noop": lambda sizes: scenarios.throughput(sizes, big=False),
     "big": lambda sizes: scenarios.throughput(sizes, big=True),
     "lean": scenarios.lean,  # the no-op warm path against a Runtime API that answers at once
+    "go": scenarios.go,  # the same against a Runtime API on Go's net/http, as Lambda's own is (needs Go)
     "crash": scenarios.crash,
     "hang": scenarios.hang,
     "memory": scenarios.memory,

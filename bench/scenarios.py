@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .emulator import BenchEmulator
+from .go_api import GoRuntimeApi, go_available
 from .lean_api import LeanRuntimeApi
-from .report import SHARE_CPU_OFF
+from .report_cold import PIPELINE_OFF, SHARE_CPU_OFF
 from .runtimes import (
     STRATEGIES,
     AwsLambdaRic,
@@ -40,7 +41,7 @@ T = TypeVar("T")
 WAIT_S = 30.0
 MiB = 1024 * 1024
 RUNTIME_KINDS = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
-                 "floor-two-processes", SHARE_CPU_OFF)
+                 "floor-two-processes", SHARE_CPU_OFF, PIPELINE_OFF)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ def _runtime(kind: str, emulator: RuntimeApiHost, handler: str) -> Runtime:
         return Supervisor(emulator, f"bench_app.{handler}")
     if kind == SHARE_CPU_OFF:
         return Supervisor(emulator, f"bench_app.{handler}", extra_env={"LAMBDA_SUPERVISOR_SHARE_CPU": "off"})
+    if kind == PIPELINE_OFF:
+        return Supervisor(emulator, f"bench_app.{handler}", extra_env={"LAMBDA_SUPERVISOR_PIPELINE_NEXT": "off"})
     if kind == "awslambdaric":
         return AwsLambdaRic(emulator, f"bench_app.{handler}")
     if kind == "floor-http.client":
@@ -164,16 +167,31 @@ def lean(sizes: Sizes) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for series, pause_us in (("back_to_back", 0), ("paused", LEAN_PAUSE_US)):
         with LeanRuntimeApi(pause_us=pause_us) as api:
-            def measure() -> float:
-                api.run(sizes.warmup)
-                return sizes.lean_invocations / api.run(sizes.lean_invocations)
-
-            rounds = interleaved_rounds(api, _compared_kinds(), sizes.rounds, "noop", measure)
-        result[series] = {kind: {"throughput_per_s": median(values), "us_per_invocation": 1e6 / median(values),
-                                 "rounds": len(values), "invocations_per_round": sizes.lean_invocations}
-                          for kind, values in rounds.items()}
+            result[series] = _answering_at_once(api, sizes)
         result[series]["pause_us"] = pause_us
     return result
+
+
+def go(sizes: Sizes) -> dict[str, Any]:
+    """The no-op warm path against a Runtime API on Go's net/http (bench/go_api.py), events back to back, as
+    :func:`lean` measures it; the server also refuses a ``next`` while an event is unanswered, and the run then
+    fails. Without Go: unsupported."""
+    if not go_available():
+        return {"unsupported": "Go is not installed (apt-get install golang-go)"}
+    with GoRuntimeApi() as api:
+        return {"back_to_back": {**_answering_at_once(api, sizes), "pause_us": 0}}
+
+
+def _answering_at_once(api: LeanRuntimeApi, sizes: Sizes) -> dict[str, Any]:
+    """Every kind of the no-op scenario against ``api``, rounds interleaved: medians of rounds."""
+    def measure() -> float:
+        api.run(sizes.warmup)
+        return sizes.lean_invocations / api.run(sizes.lean_invocations)
+
+    rounds = interleaved_rounds(api, _compared_kinds(), sizes.rounds, "noop", measure)
+    return {kind: {"throughput_per_s": median(values), "us_per_invocation": 1e6 / median(values),
+                   "rounds": len(values), "invocations_per_round": sizes.lean_invocations}
+            for kind, values in rounds.items()}
 
 
 SETTLE_AFTER_CRASH_S = 0.8

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,12 +28,13 @@ def test_quick_noop_bench_reports_positive_numbers(tmp_path: Path) -> None:
     data = json.loads(output.read_text())
     assert {"date", "cpu", "cores", "python"} <= data["machine"].keys()
     for runtime in ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
-                    "floor-two-processes", "lambda-supervisor/share-cpu-off"):
+                    "floor-two-processes", "lambda-supervisor/share-cpu-off", "lambda-supervisor/pipeline-off"):
         measured = data["noop"][runtime]
         for key in ("throughput_per_s", "p50_ms", "p99_ms"):
             assert measured[key] > 0, (runtime, key, measured)
     assert "| no-op: invocations/s |" in result.stdout
     assert "| no-op, `LAMBDA_SUPERVISOR_SHARE_CPU=off`: invocations/s |" in result.stdout
+    assert "| no-op, `LAMBDA_SUPERVISOR_PIPELINE_NEXT=off`: invocations/s |" in result.stdout
 
 
 @pytest.mark.timeout(90)
@@ -48,7 +50,7 @@ def test_quick_lean_bench_reports_each_runtimes_own_cost(tmp_path: Path) -> None
     assert (lean["back_to_back"]["pause_us"], lean["paused"]["pause_us"]) == (0, 300)
     for series in ("back_to_back", "paused"):
         for runtime in ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
-                        "floor-two-processes", "lambda-supervisor/share-cpu-off"):
+                        "floor-two-processes", "lambda-supervisor/share-cpu-off", "lambda-supervisor/pipeline-off"):
             measured = lean[series][runtime]
             assert measured["throughput_per_s"] > 0 and measured["us_per_invocation"] > 0, (runtime, measured)
             assert measured["rounds"] == 1 and measured["invocations_per_round"] == 300
@@ -57,3 +59,23 @@ def test_quick_lean_bench_reports_each_runtimes_own_cost(tmp_path: Path) -> None
     assert "| no-op against a Runtime API that answers at once: us per invocation |" in result.stdout
     assert "| no-op against a Runtime API that hands out each event 300 us after its next: us per invocation |" \
         in result.stdout
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(importlib.util.find_spec("awslambdaric") is None, reason="awslambdaric is not installed")
+def test_quick_go_bench_reports_each_runtimes_own_cost_or_says_go_is_missing(tmp_path: Path) -> None:
+    """Against the Runtime API on Go's net/http (bench/go_api.py): as the lean rows, or one row saying why not."""
+    output = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "go", "--output", str(output)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert result.returncode == 0, result.stdout + result.stderr
+    go = json.loads(output.read_text())["go"]
+    if shutil.which("go") is None:
+        assert go == {"unsupported": "Go is not installed (apt-get install golang-go)"}
+        assert "| no-op against a Runtime API on Go's net/http that answers at once | n/a (unsupported) |" \
+            in result.stdout
+        return
+    for runtime in ("lambda-supervisor", "awslambdaric", "lambda-supervisor/pipeline-off"):
+        measured = go["back_to_back"][runtime]
+        assert measured["us_per_invocation"] > 0 and measured["invocations_per_round"] == 300, (runtime, measured)
+    assert "| no-op against a Runtime API on Go's net/http that answers at once: us per invocation |" in result.stdout

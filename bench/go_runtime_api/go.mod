@@ -1,0 +1,3 @@
+module lambda-supervisor/bench/go_runtime_api
+
+go 1.19
