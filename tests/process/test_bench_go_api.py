@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -64,19 +65,29 @@ def _in_background(api: GoRuntimeApi, count: int) -> tuple[threading.Thread, lis
     return thread, outcome
 
 
+@contextmanager
+def _handed_the_first_event(api: GoRuntimeApi, count: int) -> Iterator[
+        tuple[socket.socket, _Reader, dict[bytes, bytes], list[BaseException | float]]]:
+    """A bare-socket runtime handed the first of a run of ``count`` events (the run goes on in a thread): its
+    socket, its reader, the event's headers, and the run's outcome (filled once the block has ended)."""
+    host, _, port = api.address.rpartition(":")
+    thread, outcome = _in_background(api, count)
+    with socket.create_connection((host, int(port))) as sock:
+        reader = _Reader(sock)
+        sock.sendall(NEXT)
+        status, headers, _ = reader.response()
+        assert status.startswith(b"HTTP/1.1 200")
+        yield sock, reader, headers, outcome
+    thread.join(30)
+
+
 def test_the_supervisor_is_served_and_timed(api: GoRuntimeApi) -> None:
     with running(Supervisor(api, "bench_app.noop")):
         assert api.run(200) > 0  # run() raises if any next came early or any post was unexpected
 
 
 def test_a_post_and_a_next_in_one_write_are_answered_in_order(api: GoRuntimeApi) -> None:
-    host, _, port = api.address.rpartition(":")
-    thread, outcome = _in_background(api, 2)
-    with socket.create_connection((host, int(port))) as sock:
-        reader = _Reader(sock)
-        sock.sendall(NEXT)
-        status, headers, _ = reader.response()
-        assert status.startswith(b"HTTP/1.1 200")
+    with _handed_the_first_event(api, 2) as (sock, reader, headers, outcome):
         sock.sendall(_post(headers[b"lambda-runtime-aws-request-id"]) + NEXT)
         assert reader.response()[0].startswith(b"HTTP/1.1 202")
         status, second, _ = reader.response()
@@ -84,21 +95,14 @@ def test_a_post_and_a_next_in_one_write_are_answered_in_order(api: GoRuntimeApi)
         assert second[b"lambda-runtime-aws-request-id"] != headers[b"lambda-runtime-aws-request-id"]
         sock.sendall(_post(second[b"lambda-runtime-aws-request-id"]))
         assert reader.response()[0].startswith(b"HTTP/1.1 202")
-    thread.join(30)
     assert len(outcome) == 1 and isinstance(outcome[0], float), outcome
 
 
 def test_a_next_while_an_event_is_unanswered_fails_the_run(api: GoRuntimeApi) -> None:
-    host, _, port = api.address.rpartition(":")
-    thread, outcome = _in_background(api, 1)
-    with socket.create_connection((host, int(port))) as sock:
-        reader = _Reader(sock)
-        sock.sendall(NEXT)
-        _, headers, _ = reader.response()
+    with _handed_the_first_event(api, 1) as (sock, reader, headers, outcome):
         sock.sendall(NEXT)  # before the post: out of order
         assert reader.response()[0].startswith(b"HTTP/1.1 403")
         sock.sendall(_post(headers[b"lambda-runtime-aws-request-id"]))
         assert reader.response()[0].startswith(b"HTTP/1.1 202")
-    thread.join(30)
     assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError), outcome
     assert "was unanswered" in str(outcome[0])
