@@ -295,8 +295,8 @@ SETTINGS: tuple[Setting, ...] = (
             "affinity is set. Never with several slots."),
     Setting("pipeline_next", "LAMBDA_SUPERVISOR_PIPELINE_NEXT", _switch, "on",
             "`on`: after a handler's answer, `next` is asked in the same write as the post (HTTP/1.1 pipelining), "
-            "unless the worker is then to be replaced; awslambdaric waits for the post's answer first. `off`: "
-            "`next` is asked once the post is answered and the worker's upkeep is done."),
+            "unless the worker is then to be replaced or a standby or fork template started; awslambdaric waits "
+            "for the post's answer first. `off`: `next` is asked once the post is answered and the upkeep is done."),
     Setting("report", "LAMBDA_SUPERVISOR_REPORT", _switch, "off",
             "`on`: a REPORT line per invocation (duration, worker, peak RSS, outcome) and, with metrics on, its "
             "per-invocation metrics (Invocations, Errors, Faults, Duration). `off`: only what Lambda cannot see is "
