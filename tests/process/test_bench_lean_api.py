@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bare_http import Messages
 from bench.lean_api import LeanRuntimeApi
 
 
@@ -18,34 +19,22 @@ def api() -> Iterator[LeanRuntimeApi]:
         yield running
 
 
-def _read_response(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes], bytes]:
-    """(status line, headers by lower-case name, body) of one response."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    status, *lines = head.split(b"\r\n")
-    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(b":") for line in lines)}
-    while len(body) < int(headers[b"content-length"]):
-        body += sock.recv(65536)
-    return status, headers, body
-
-
 def _serve(address: str, invocations: int, post: bytes = b"{}", kind: str = "response") -> list[bytes]:
     """A runtime: ``invocations`` times GET next, then POST ``post``; the request ids it was handed."""
     host, _, port = address.rpartition(":")
     ids = []
     with socket.create_connection((host, int(port))) as sock:
+        responses = Messages(sock)
         for _ in range(invocations):
             sock.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n")
-            status, headers, body = _read_response(sock)
+            status, headers, body = responses.next()
             assert status.startswith(b"HTTP/1.1 200") and body == b"{}"
             assert int(headers[b"lambda-runtime-deadline-ms"]) > 0 and headers[b"lambda-runtime-trace-id"]
             request_id = headers[b"lambda-runtime-aws-request-id"]
             ids.append(request_id)
             sock.sendall(b"POST /2018-06-01/runtime/invocation/%s/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
                          b"\r\n%s" % (request_id, kind.encode(), len(post), post))
-            status, _, _ = _read_response(sock)
+            status, _, _ = responses.next()
             assert status.startswith(b"HTTP/1.1 202")
     return ids
 

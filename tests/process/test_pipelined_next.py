@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from bare_http import Messages
 from conftest import FAULTS, clean_environment
 
 NEXT_PATH = "/2018-06-01/runtime/invocation/next"
@@ -19,29 +20,12 @@ ACCEPTED = b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-
 READ_TIMEOUT_S = 20.0
 
 
-class _Requests:
-    """The requests one connection brings, read one by one (bytes of the next one kept)."""
+class _Requests(Messages):
+    """The requests the supervisor's connection brings: (method, path, body) each."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.data = b""
-
-    def _more(self) -> None:
-        data = self.sock.recv(65536)
-        assert data, "the supervisor closed the connection"
-        self.data += data
-
-    def next(self) -> tuple[str, str, bytes]:
-        while b"\r\n\r\n" not in self.data:
-            self._more()
-        head, _, self.data = self.data.partition(b"\r\n\r\n")
-        request_line, *lines = head.decode("latin-1").split("\r\n")
-        method, path, _ = request_line.split(" ")
-        length = next((int(value) for name, _, value in (line.partition(":") for line in lines)
-                       if name.strip().lower() == "content-length"), 0)
-        while len(self.data) < length:
-            self._more()
-        body, self.data = self.data[:length], self.data[length:]
+    def request(self) -> tuple[str, str, bytes]:
+        start, _, body = self.next()
+        method, path, _ = start.decode("latin-1").split(" ")
         return method, path, body
 
 
@@ -80,17 +64,17 @@ def _supervisor_connected(**settings: str) -> Iterator[_Requests]:
 def _serve(requests: _Requests, number: int) -> None:
     """Hand out event ``number`` and read its response post."""
     requests.sock.sendall(_event(f"r{number}", json.dumps({"n": number}).encode()))
-    method, path, body = requests.next()
+    method, path, body = requests.request()
     assert (method, path) == ("POST", f"/2018-06-01/runtime/invocation/r{number}/response")
     assert json.loads(body)["event"] == {"n": number}
 
 
 def test_next_is_written_behind_each_response_post_before_its_answer() -> None:
     with _supervisor_connected(LAMBDA_SUPERVISOR_RESPAWN="fresh") as requests:  # no reserve to start, ever
-        assert requests.next()[:2] == ("GET", NEXT_PATH)  # init is done
+        assert requests.request()[:2] == ("GET", NEXT_PATH)  # init is done
         for number in (1, 2, 3):
             _serve(requests, number)
-            assert requests.next()[:2] == ("GET", NEXT_PATH), "next came before the post was answered"
+            assert requests.request()[:2] == ("GET", NEXT_PATH), "next came before the post was answered"
             requests.sock.sendall(ACCEPTED)
 
 
@@ -98,21 +82,21 @@ def test_next_waits_for_the_post_while_a_standby_is_to_be_started() -> None:
     """``spare`` starts its standby after the first response: ``next`` comes only once that is done (the 202 is
     read first); from then on it is pipelined."""
     with _supervisor_connected(LAMBDA_SUPERVISOR_RESPAWN="spare") as requests:
-        assert requests.next()[:2] == ("GET", NEXT_PATH)
+        assert requests.request()[:2] == ("GET", NEXT_PATH)
         _serve(requests, 1)
         assert requests.data == b"", "nothing came with the first post"
         requests.sock.sendall(ACCEPTED)
-        assert requests.next()[:2] == ("GET", NEXT_PATH)
+        assert requests.request()[:2] == ("GET", NEXT_PATH)
         _serve(requests, 2)
-        assert requests.next()[:2] == ("GET", NEXT_PATH), "next came before the second post was answered"
+        assert requests.request()[:2] == ("GET", NEXT_PATH), "next came before the second post was answered"
         requests.sock.sendall(ACCEPTED)
 
 
 def test_with_pipelining_off_next_waits_for_the_posts_answer() -> None:
     with _supervisor_connected(LAMBDA_SUPERVISOR_PIPELINE_NEXT="off") as requests:
-        assert requests.next()[:2] == ("GET", NEXT_PATH)
+        assert requests.request()[:2] == ("GET", NEXT_PATH)
         requests.sock.sendall(_event("r1", b"{}"))
-        assert requests.next()[:2] == ("POST", "/2018-06-01/runtime/invocation/r1/response")
+        assert requests.request()[:2] == ("POST", "/2018-06-01/runtime/invocation/r1/response")
         assert requests.data == b"", "nothing came with the post"
         requests.sock.sendall(ACCEPTED)
-        assert requests.next()[:2] == ("GET", NEXT_PATH)
+        assert requests.request()[:2] == ("GET", NEXT_PATH)
