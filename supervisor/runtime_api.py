@@ -163,11 +163,9 @@ class RuntimeApiClient:
         self.base_path = f"/{API_VERSION}/runtime"
         self.address = address
         host, _, port = address.rpartition(":")
-        self._connection = HttpConnection(host.strip("[]"), int(port), connect_timeout_s=CONNECT_TIMEOUT_S,
-                                          io_timeout_s=POST_READ_TIMEOUT_S, user_agent=user_agent,
-                                          interruptible=interruptible)
         self._host_port = (host.strip("[]"), int(port))
         self._user_agent = user_agent
+        self._connection = self._open(interruptible=interruptible)
         self._side_connection: HttpConnection | None = None  # for a post retried while a long poll is pipelined
         self._next_path = f"{self.base_path}/invocation/next"
         self._retry_seconds = retry_seconds
@@ -193,11 +191,14 @@ class RuntimeApiClient:
         if self._side_connection is not None:
             self._side_connection.close()
 
+    def _open(self, *, interruptible: bool = False) -> HttpConnection:
+        return HttpConnection(*self._host_port, connect_timeout_s=CONNECT_TIMEOUT_S, io_timeout_s=POST_READ_TIMEOUT_S,
+                              user_agent=self._user_agent, interruptible=interruptible)
+
     def _side(self) -> HttpConnection:
         """The second connection, made on first use: a retried post goes there while ``next`` waits on the first."""
         if self._side_connection is None:
-            self._side_connection = HttpConnection(*self._host_port, connect_timeout_s=CONNECT_TIMEOUT_S,
-                                                   io_timeout_s=POST_READ_TIMEOUT_S, user_agent=self._user_agent)
+            self._side_connection = self._open()
         return self._side_connection
 
     def stop_polling(self) -> None:
