@@ -37,5 +37,8 @@ class GoRuntimeApi(LeanRuntimeApi):
 
     name = "the Go Runtime API"
 
+    def __init__(self) -> None:
+        super().__init__()  # no pause: the Go server hands each event out as soon as it is asked for
+
     def command(self) -> list[str]:
         return [str(build())]
