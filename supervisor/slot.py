@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 
 from lambda_supervisor.shared.errors import ErrorType, error_object
 
+from . import short_slice
 from .config import Config
 from .events import emit
 from .outcome import Failure, Outcome, Response
@@ -86,6 +87,9 @@ class Slot:
 
     def serve_until_shutdown(self) -> None:
         """Serve events until shutdown is requested (or the Runtime API is gone: RuntimeApiUnavailable)."""
+        if self.config.short_slice:
+            emit("short_slice", "asked for a short scheduler slice", level="DEBUG", granted=short_slice.shorten(),
+                 slice_us=short_slice.SHORT_SLICE_NS // 1000, **self.labels)
         while not self.hooks.shutdown_requested():
             invocation: Invocation | None = None
             try:
@@ -163,6 +167,8 @@ class Slot:
             limit = config.max_invocations
         self._invocation_limit = max(-(-limit * part // whole), 1)  # limit * share, rounded up (in integers)
         self._age_limit_s = config.max_worker_age_s * share
+        if config.short_slice and worker.pid > 0:  # 0 would name this thread
+            short_slice.shorten(worker.pid)  # its main thread; a standby's, now that it is back at normal priority
         return worker
 
     def _replacement(self) -> Worker:

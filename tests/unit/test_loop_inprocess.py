@@ -41,6 +41,9 @@ def stray_frame_from(guilty: str, request_id: str) -> Failure:
     return failure(ErrorType.INVALID_WORKER_MESSAGE, request_id, "worker sent an invalid message",
                    ReplacementReason.STRAY_FRAME, delivered=False, blame=guilty)
 
+#: The slice is asked of real threads (the test runner's, here): tests/process/test_short_slice.py covers it.
+NO_SHORT_SLICE = {"short_slice": False}
+
 
 class FakeWorker:
     """A ready worker that answers each event with the next outcome of its script (a response once it runs out)."""
@@ -215,7 +218,7 @@ def journal(monkeypatch: pytest.MonkeyPatch) -> Iterator[Journal]:
 def run(journal: Journal, api: FakeRuntimeApi, factory: FakeFactory, **settings: Any) -> ExitCode:
     environ = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", "_HANDLER": "app.handler",
                "LAMBDA_TASK_ROOT": str(Path(__file__).parent)}
-    config = Config.load(environ).replace(**settings)
+    config = Config.load(environ).replace(**{**NO_SHORT_SLICE, **settings})
     children = InertChildren()
     try:
         return Supervisor(config, api, environ, factory, children).run()  # type: ignore[arg-type]

@@ -1,0 +1,85 @@
+"""A short scheduler slice for the threads that wait on every invocation's path: the supervisor's slot threads and
+each active worker's main thread (Linux's EEVDF custom slices, ``sched_setattr(2)``'s ``sched_runtime``).
+
+Why: a thread that wakes (the event has come, the worker has answered) on a CPU where another thread is running
+waits until the kernel preempts that one; with the default slice (0.7-3 ms) that may be after the other thread's
+whole burst. A thread with a shorter slice has an earlier deadline, so its wake-up preempts at once. What the
+threads do when woken is a few tens of microseconds, well within the shortest slice the kernel allows (0.1 ms).
+Measured: README, "Since 03:13".
+
+Kernels before 6.12 accept the call and ignore the slice; ``shorten`` reads it back to tell. Threads and processes
+started afterwards inherit the slice, a handler's among them: SCHED_FLAG_RESET_ON_FORK would stop that, but a
+handler would then read its policy back with that flag set (``os.sched_getscheduler``), unlike under awslambdaric. A
+thread whose policy is not SCHED_OTHER (a standby at idle priority, a handler that chose its own) is left as it is.
+Linux only (x86_64 and aarch64); elsewhere ``shorten`` changes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from _ctypes import _SimpleCData, get_errno
+
+from lambda_supervisor.shared import libc
+
+#: The shortest slice the kernel accepts (its sysctl_sched_base_slice clamp), in nanoseconds.
+SHORT_SLICE_NS = 100_000
+#: The system call numbers of sched_setattr and sched_getattr.
+_SYSCALLS = {"x86_64": (314, 315), "aarch64": (274, 275)}
+#: SCHED_ATTR_SIZE_VER0: size, policy, flags, nice, priority, runtime, deadline, period.
+_ATTR_BYTES = 48
+_SCHED_OTHER = 0
+
+
+class _Long(_SimpleCData):  # type: ignore[type-arg]
+    """``ctypes.c_long``: syscall(2) reads each argument as a long."""
+
+    _type_ = "l"
+
+
+class _Char(_SimpleCData):  # type: ignore[type-arg]
+    _type_ = "c"
+
+
+#: Room for a ``struct sched_attr`` the kernel fills in.
+_AttrBuffer = _Char * _ATTR_BYTES
+
+
+def _attr(policy: int, flags: int, nice: int, runtime_ns: int) -> bytes:
+    order = sys.byteorder
+    return b"".join((_ATTR_BYTES.to_bytes(4, order), policy.to_bytes(4, order), flags.to_bytes(8, order),
+                     nice.to_bytes(4, order, signed=True), bytes(4), runtime_ns.to_bytes(8, order), bytes(16)))
+
+
+def _syscall(number: int, *arguments: object) -> None:
+    """Raises OSError with the call's errno when it fails."""
+    longs = [_Long(argument) if isinstance(argument, int) else argument for argument in arguments]
+    if libc.call("syscall", _Long(number), *longs) != 0:
+        errno = get_errno()
+        raise OSError(errno, os.strerror(errno))
+
+
+def current_slice_ns(tid: int = 0) -> int:
+    """The slice the kernel gives thread ``tid`` (0: the calling one), as sched_getattr(2) reports it: 0 on kernels
+    without custom slices. Raises OSError where it cannot be read."""
+    numbers = _SYSCALLS.get(os.uname().machine)
+    if numbers is None:
+        raise OSError(f"no sched_getattr number known for {os.uname().machine}")
+    buffer = _AttrBuffer()
+    _syscall(numbers[1], tid, buffer, _ATTR_BYTES, 0)
+    return int.from_bytes(bytes(buffer)[24:32], sys.byteorder)
+
+
+def shorten(tid: int = 0) -> bool:
+    """Give thread ``tid`` (0: the calling one; a process's pid names its main thread) the short slice, keeping its
+    nice value; whether the kernel now gives it that slice. False, and nothing changed, where the thread is not
+    SCHED_OTHER, the kernel refuses, or it has no custom slices."""
+    numbers = _SYSCALLS.get(os.uname().machine)
+    try:
+        if numbers is None or os.sched_getscheduler(tid) != _SCHED_OTHER:
+            return False
+        nice = os.getpriority(os.PRIO_PROCESS, tid)
+        _syscall(numbers[0], tid, _attr(_SCHED_OTHER, 0, nice, SHORT_SLICE_NS), 0)
+        return current_slice_ns(tid) == SHORT_SLICE_NS
+    except (OSError, AttributeError):  # gone, refused, or not Linux (no os.sched_getscheduler)
+        return False

@@ -1,0 +1,68 @@
+"""The short scheduler slice (supervisor/short_slice.py, LAMBDA_SUPERVISOR_SHORT_SLICE): asked for the supervisor's
+slot thread and each active worker's main thread, replacements included; nothing of the kind with the setting off;
+and what a handler reads of its own scheduling stays as under awslambdaric."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import TASK_ROOTS, StartRuntime
+from lambda_supervisor.supervisor.short_slice import SHORT_SLICE_NS, current_slice_ns, shorten
+
+COLD = TASK_ROOTS / "cold"
+
+
+def _custom_slices() -> bool:
+    """Whether this kernel reports a slice (6.12 and later): earlier ones report 0 and ignore the request."""
+    try:
+        return current_slice_ns() > 0
+    except OSError:
+        return False
+
+
+needs_custom_slices = pytest.mark.skipif(not _custom_slices(), reason="the kernel has no custom scheduler slices")
+
+
+@needs_custom_slices
+def test_the_supervisor_and_each_worker_wait_with_the_short_slice(start_runtime: StartRuntime) -> None:
+    runtime = start_runtime("trivial.handler", task_root=COLD, env={"LAMBDA_SUPERVISOR_RESPAWN": "fresh"})
+    first = runtime.invoke({}).json()
+    assert current_slice_ns(runtime.process.pid) == SHORT_SLICE_NS
+    assert current_slice_ns(first["pid"]) == SHORT_SLICE_NS
+    assert first["policy"] == os.SCHED_OTHER, "the handler reads its policy as under awslambdaric"
+    assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
+    replacement = runtime.invoke({}).json()["pid"]
+    assert replacement != first["pid"]
+    assert current_slice_ns(replacement) == SHORT_SLICE_NS
+
+
+@needs_custom_slices
+def test_with_the_setting_off_every_process_keeps_the_default_slice(start_runtime: StartRuntime) -> None:
+    default = current_slice_ns(os.getpid())
+    assert default != SHORT_SLICE_NS, "the test runner itself must start at the default"
+    runtime = start_runtime("trivial.handler", task_root=COLD, env={"LAMBDA_SUPERVISOR_SHORT_SLICE": "off"})
+    served = runtime.invoke({}).json()["pid"]
+    assert current_slice_ns(runtime.process.pid) == default
+    assert current_slice_ns(served) == default
+
+
+@needs_custom_slices
+def test_shorten_keeps_the_nice_value_and_leaves_other_policies_alone() -> None:
+    with subprocess.Popen(["sleep", "30"]) as niced, subprocess.Popen(["sleep", "30"]) as batch:
+        try:
+            os.setpriority(os.PRIO_PROCESS, niced.pid, 5)
+            assert shorten(niced.pid)
+            assert current_slice_ns(niced.pid) == SHORT_SLICE_NS
+            assert os.getpriority(os.PRIO_PROCESS, niced.pid) == 5
+            os.sched_setscheduler(batch.pid, os.SCHED_BATCH, os.sched_param(0))
+            before = current_slice_ns(batch.pid)
+            assert not shorten(batch.pid)
+            assert current_slice_ns(batch.pid) == before
+            assert os.sched_getscheduler(batch.pid) == os.SCHED_BATCH
+        finally:
+            niced.kill()
+            batch.kill()
+    assert not shorten(niced.pid), "a process that is gone"
