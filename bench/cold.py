@@ -261,7 +261,7 @@ def _loop_cpu(placement: str) -> int | None:
 def contention(sizes: Sizes) -> dict[str, Any]:
     """The no-op warm path with a busy loop in the background, the CPU hand-off on and off, rounds interleaved; once
     per placement of the loop (PLACEMENTS)."""
-    from .scenarios import SHARE_CPU_OFF
+    from .report_cold import SHARE_CPU_OFF
 
     kinds = ["lambda-supervisor", SHARE_CPU_OFF] + (["awslambdaric"] if awslambdaric_installed() else [])
 

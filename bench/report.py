@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .report_cold import PIPELINE_OFF, SHARE_CPU_OFF, cold_rows
+from .report_cold import SETTINGS_OFF, Add, cold_rows
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NA = "n/a"
@@ -50,16 +50,20 @@ def _lean_rows(lean: dict[str, Any] | None, add: Callable[..., None], server: st
                  f"no-op against {server} that hands out each event {block['pause_us']} us after its next")
         ours, ric = block.get("lambda-supervisor"), block.get("awslambdaric")
         floors = [block.get(kind) for kind in FLOORS]
-        unshared = block.get(SHARE_CPU_OFF)
         for key, text in (("throughput_per_s", "invocations/s"), ("us_per_invocation", "us per invocation")):
             first, *others = (cell(floor, key, 0) for floor in floors)
             add(f"{label}: {text}", cell(ours, key, 0), cell(ric, key, 0), first, ratio(ours, ric, key), "", *others)
-        add(f"{label}, `LAMBDA_SUPERVISOR_SHARE_CPU=off`: us per invocation", cell(unshared, "us_per_invocation", 0),
-            cell(ric, "us_per_invocation", 0), NA, ratio(unshared, ric, "us_per_invocation"), "")
-        unpipelined = block.get(PIPELINE_OFF)
-        add(f"{label}, `LAMBDA_SUPERVISOR_PIPELINE_NEXT=off`: us per invocation",
-            cell(unpipelined, "us_per_invocation", 0), cell(ric, "us_per_invocation", 0), NA,
-            ratio(unpipelined, ric, "us_per_invocation"), "")
+        _settings_off_rows(block, label, "us_per_invocation", "us per invocation", add)
+
+
+def _settings_off_rows(block: dict[str, Any], label: str, key: str, text: str, add: Add) -> None:
+    """One row per setting turned off (SETTINGS_OFF) that ``block`` measured, against awslambdaric's figure."""
+    ric = block.get("awslambdaric")
+    for kind, setting in SETTINGS_OFF:
+        variant = block.get(kind)
+        if variant is not None:
+            add(f"{label}, `LAMBDA_SUPERVISOR_{setting}=off`: {text}", cell(variant, key, 0), cell(ric, key, 0), NA,
+                ratio(variant, ric, key), "")
 
 
 def table(results: dict[str, Any]) -> str:
@@ -85,11 +89,7 @@ def table(results: dict[str, Any]) -> str:
             first, *others = (cell(floor, key, digits) for floor in floors)
             add(f"{label}: {text}", cell(ours, key, digits), cell(ric, key, digits), first, ratio(ours, ric, key),
                 target, *others)
-        for kind, setting in ((SHARE_CPU_OFF, "SHARE_CPU"), (PIPELINE_OFF, "PIPELINE_NEXT")):
-            variant = scenario.get(kind)
-            if variant is not None:
-                add(f"{label}, `LAMBDA_SUPERVISOR_{setting}=off`: invocations/s", cell(variant, "throughput_per_s", 0),
-                    cell(ric, "throughput_per_s", 0), NA, ratio(variant, ric, "throughput_per_s"), "")
+        _settings_off_rows(scenario, label, "throughput_per_s", "invocations/s", add)
     _lean_rows(results.get("lean"), add)
     _lean_rows(results.get("go"), add, "a Runtime API on Go's net/http")
     crash = results.get("crash")

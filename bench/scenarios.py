@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from .emulator import BenchEmulator
 from .go_api import GoRuntimeApi, go_available
 from .lean_api import LeanRuntimeApi
-from .report_cold import PIPELINE_OFF, SHARE_CPU_OFF
+from .report_cold import SETTINGS_OFF
 from .runtimes import (
     STRATEGIES,
     AwsLambdaRic,
@@ -41,7 +41,7 @@ T = TypeVar("T")
 WAIT_S = 30.0
 MiB = 1024 * 1024
 RUNTIME_KINDS = ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
-                 "floor-two-processes", SHARE_CPU_OFF, PIPELINE_OFF)
+                 "floor-two-processes", *(kind for kind, _ in SETTINGS_OFF))
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,9 @@ QUICK = Sizes(rounds=1, noop_invocations=300, big_invocations=20, warmup=30, cra
 def _runtime(kind: str, emulator: RuntimeApiHost, handler: str) -> Runtime:
     if kind == "lambda-supervisor":
         return Supervisor(emulator, f"bench_app.{handler}")
-    if kind == SHARE_CPU_OFF:
-        return Supervisor(emulator, f"bench_app.{handler}", extra_env={"LAMBDA_SUPERVISOR_SHARE_CPU": "off"})
-    if kind == PIPELINE_OFF:
-        return Supervisor(emulator, f"bench_app.{handler}", extra_env={"LAMBDA_SUPERVISOR_PIPELINE_NEXT": "off"})
+    for variant, setting in SETTINGS_OFF:
+        if kind == variant:
+            return Supervisor(emulator, f"bench_app.{handler}", extra_env={f"LAMBDA_SUPERVISOR_{setting}": "off"})
     if kind == "awslambdaric":
         return AwsLambdaRic(emulator, f"bench_app.{handler}")
     if kind == "floor-http.client":

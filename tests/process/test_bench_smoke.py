@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+#: lambda-supervisor again with one setting off, beside every warm-path measurement.
+SETTINGS_OFF = ("lambda-supervisor/share-cpu-off", "lambda-supervisor/pipeline-off",
+                "lambda-supervisor/short-slice-off")
 
 
 @pytest.mark.timeout(90)
@@ -28,13 +31,13 @@ def test_quick_noop_bench_reports_positive_numbers(tmp_path: Path) -> None:
     data = json.loads(output.read_text())
     assert {"date", "cpu", "cores", "python"} <= data["machine"].keys()
     for runtime in ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
-                    "floor-two-processes", "lambda-supervisor/share-cpu-off", "lambda-supervisor/pipeline-off"):
+                    "floor-two-processes", *SETTINGS_OFF):
         measured = data["noop"][runtime]
         for key in ("throughput_per_s", "p50_ms", "p99_ms"):
             assert measured[key] > 0, (runtime, key, measured)
     assert "| no-op: invocations/s |" in result.stdout
-    assert "| no-op, `LAMBDA_SUPERVISOR_SHARE_CPU=off`: invocations/s |" in result.stdout
-    assert "| no-op, `LAMBDA_SUPERVISOR_PIPELINE_NEXT=off`: invocations/s |" in result.stdout
+    for setting in ("SHARE_CPU", "PIPELINE_NEXT", "SHORT_SLICE"):
+        assert f"| no-op, `LAMBDA_SUPERVISOR_{setting}=off`: invocations/s |" in result.stdout
 
 
 @pytest.mark.timeout(90)
@@ -50,7 +53,7 @@ def test_quick_lean_bench_reports_each_runtimes_own_cost(tmp_path: Path) -> None
     assert (lean["back_to_back"]["pause_us"], lean["paused"]["pause_us"]) == (0, 300)
     for series in ("back_to_back", "paused"):
         for runtime in ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
-                        "floor-two-processes", "lambda-supervisor/share-cpu-off", "lambda-supervisor/pipeline-off"):
+                        "floor-two-processes", *SETTINGS_OFF):
             measured = lean[series][runtime]
             assert measured["throughput_per_s"] > 0 and measured["us_per_invocation"] > 0, (runtime, measured)
             assert measured["rounds"] == 1 and measured["invocations_per_round"] == 300
@@ -75,7 +78,7 @@ def test_quick_go_bench_reports_each_runtimes_own_cost_or_says_go_is_missing(tmp
         assert "| no-op against a Runtime API on Go's net/http that answers at once | n/a (unsupported) |" \
             in result.stdout
         return
-    for runtime in ("lambda-supervisor", "awslambdaric", "lambda-supervisor/pipeline-off"):
+    for runtime in ("lambda-supervisor", "awslambdaric", *SETTINGS_OFF):
         measured = go["back_to_back"][runtime]
         assert measured["us_per_invocation"] > 0 and measured["invocations_per_round"] == 300, (runtime, measured)
     assert "| no-op against a Runtime API on Go's net/http that answers at once: us per invocation |" in result.stdout
