@@ -75,7 +75,8 @@ def table(results: dict[str, Any]) -> str:
         floors = (floor, *other_floors, *[NA] * (len(FLOORS) - 1 - len(other_floors)))
         rows.append(f"| {measure} | {ours} | {ric} | {' | '.join(floors)} | {ratio} | {target} |")
 
-    for name, label in (("noop", "no-op"), ("big", "1 MiB in / 1 MiB out")):
+    for name, label in (("noop", "no-op"), ("noop-one-write", "no-op, each answer in one write"),
+                        ("big", "1 MiB in / 1 MiB out")):
         scenario = results.get(name)
         if scenario is None:
             continue

@@ -23,6 +23,8 @@ from .runtimes import stop_all
 
 SCENARIOS: dict[str, Callable[[scenarios.Sizes], dict[str, Any]]] = {
     "noop": lambda sizes: scenarios.throughput(sizes, big=False),
+    # the same, the emulator sending each answer in one write, as Go's net/http does
+    "noop-one-write": lambda sizes: scenarios.throughput(sizes, big=False, one_write=True),
     "big": lambda sizes: scenarios.throughput(sizes, big=True),
     "lean": scenarios.lean,  # the no-op warm path against a Runtime API that answers at once
     "go": scenarios.go,  # the same against a Runtime API on Go's net/http, as Lambda's own is (needs Go)

@@ -123,8 +123,9 @@ def _sequential(emulator: BenchEmulator, body: bytes, count: int, check: Callabl
             "p99_ms": percentile(latencies, 0.99) * 1000, "invocations": count}
 
 
-def throughput(sizes: Sizes, *, big: bool) -> dict[str, Any]:
-    """Scenarios 1 (no-op) and 2 (1 MiB in, 1 MiB out): the three runtimes, rounds interleaved, medians of rounds."""
+def throughput(sizes: Sizes, *, big: bool, one_write: bool = False) -> dict[str, Any]:
+    """Scenarios 1 (no-op) and 2 (1 MiB in, 1 MiB out): every runtime and floor, rounds interleaved, medians of
+    rounds. ``one_write``: the emulator sends each answer in one write (BenchEmulator)."""
     if big:
         payload = "x" * MiB
         body = json.dumps({"data": payload}).encode()
@@ -139,7 +140,7 @@ def throughput(sizes: Sizes, *, big: bool) -> dict[str, Any]:
         def check(response: bytes) -> bool:
             return bool(json.loads(response) == {})
     warmup = sizes.warmup if not big else max(5, sizes.warmup // 10)
-    with BenchEmulator(function_timeout_s=60.0) as emulator:
+    with BenchEmulator(function_timeout_s=60.0, one_write=one_write) as emulator:
         def measure() -> dict[str, Any]:
             _sequential(emulator, body, warmup, check)
             return _sequential(emulator, body, count, check)
