@@ -298,9 +298,9 @@ SETTINGS: tuple[Setting, ...] = (
             "unless the worker is then to be replaced or a standby or fork template started; awslambdaric waits "
             "for the post's answer first. `off`: `next` is asked once the post is answered and the upkeep is done."),
     Setting("short_slice", "LAMBDA_SUPERVISOR_SHORT_SLICE", _switch, "on",
-            "`on`: the supervisor's slot threads and each worker's main thread ask Linux (6.12 or later) for its "
-            "shortest scheduler slice, 0.1 ms, so that their wake-ups preempt a busy neighbour at once; what they "
-            "start inherits it. Older kernels ignore it. `off`: the kernel's default slice."),
+            "`on`: the supervisor's slot threads ask Linux (6.12 or later) for its shortest scheduler slice, 0.1 "
+            "ms, so that their wake-ups preempt a busy neighbour at once; workers, and your code, keep the default. "
+            "Older kernels ignore it. `off`: the kernel's default slice for the supervisor too."),
     Setting("report", "LAMBDA_SUPERVISOR_REPORT", _switch, "off",
             "`on`: a REPORT line per invocation (duration, worker, peak RSS, outcome) and, with metrics on, its "
             "per-invocation metrics (Invocations, Errors, Faults, Duration). `off`: only what Lambda cannot see is "

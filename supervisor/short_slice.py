@@ -1,17 +1,17 @@
-"""A short scheduler slice for the threads that wait on every invocation's path: the supervisor's slot threads and
-each active worker's main thread (Linux's EEVDF custom slices, ``sched_setattr(2)``'s ``sched_runtime``).
+"""A short scheduler slice for the supervisor's slot threads, which wait on every invocation's path (Linux's EEVDF
+custom slices, ``sched_setattr(2)``'s ``sched_runtime``).
 
 Why: a thread that wakes (the event has come, the worker has answered) on a CPU where another thread is running
 waits until the kernel preempts that one; with the default slice (0.7-3 ms) that may be after the other thread's
-whole burst. A thread with a shorter slice has an earlier deadline, so its wake-up preempts at once. What the
-threads do when woken is a few tens of microseconds, well within the shortest slice the kernel allows (0.1 ms).
-Measured: README, "Since 03:13".
+whole burst. A thread with a shorter slice has an earlier deadline, so its wake-up preempts at once. What a slot
+thread does when woken is a few tens of microseconds, well within the shortest slice the kernel allows (0.1 ms).
+Measured: README, "Since 03:13" (where giving the worker's main thread the slice too was measured and not kept: it
+gained nothing more, and a handler would have run with it).
 
-Kernels before 6.12 accept the call and ignore the slice; ``shorten`` reads it back to tell. Threads and processes
-started afterwards inherit the slice, a handler's among them: SCHED_FLAG_RESET_ON_FORK would stop that, but a
-handler would then read its policy back with that flag set (``os.sched_getscheduler``), unlike under awslambdaric. A
-thread whose policy is not SCHED_OTHER (a standby at idle priority, a handler that chose its own) is left as it is.
-Linux only (x86_64 and aarch64); elsewhere ``shorten`` changes nothing.
+Kernels before 6.12 accept the call and ignore the slice; ``shorten`` reads it back to tell. SCHED_FLAG_RESET_ON_FORK
+keeps the slice from the threads and processes the thread starts (workers among them), which get the kernel's
+default. A thread whose policy is not SCHED_OTHER is left as it is. Linux only (x86_64 and aarch64); elsewhere
+``shorten`` changes nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ _SYSCALLS = {"x86_64": (314, 315), "aarch64": (274, 275)}
 #: SCHED_ATTR_SIZE_VER0: size, policy, flags, nice, priority, runtime, deadline, period.
 _ATTR_BYTES = 48
 _SCHED_OTHER = 0
+_SCHED_FLAG_RESET_ON_FORK = 0x01
 
 
 class _Long(_SimpleCData):  # type: ignore[type-arg]
@@ -72,14 +73,14 @@ def current_slice_ns(tid: int = 0) -> int:
 
 def shorten(tid: int = 0) -> bool:
     """Give thread ``tid`` (0: the calling one; a process's pid names its main thread) the short slice, keeping its
-    nice value; whether the kernel now gives it that slice. False, and nothing changed, where the thread is not
-    SCHED_OTHER, the kernel refuses, or it has no custom slices."""
+    nice value, and not to what it starts; whether the kernel now gives it that slice. False, and nothing changed,
+    where the thread is not SCHED_OTHER, the kernel refuses, or it has no custom slices."""
     numbers = _SYSCALLS.get(os.uname().machine)
     try:
         if numbers is None or os.sched_getscheduler(tid) != _SCHED_OTHER:
             return False
         nice = os.getpriority(os.PRIO_PROCESS, tid)
-        _syscall(numbers[0], tid, _attr(_SCHED_OTHER, 0, nice, SHORT_SLICE_NS), 0)
+        _syscall(numbers[0], tid, _attr(_SCHED_OTHER, _SCHED_FLAG_RESET_ON_FORK, nice, SHORT_SLICE_NS), 0)
         return current_slice_ns(tid) == SHORT_SLICE_NS
     except (OSError, AttributeError):  # gone, refused, or not Linux (no os.sched_getscheduler)
         return False

@@ -167,8 +167,6 @@ class Slot:
             limit = config.max_invocations
         self._invocation_limit = max(-(-limit * part // whole), 1)  # limit * share, rounded up (in integers)
         self._age_limit_s = config.max_worker_age_s * share
-        if config.short_slice and worker.pid > 0:  # 0 would name this thread
-            short_slice.shorten(worker.pid)  # its main thread; a standby's, now that it is back at normal priority
         return worker
 
     def _replacement(self) -> Worker:

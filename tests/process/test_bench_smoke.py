@@ -1,5 +1,5 @@
-"""The benchmark runs end to end: ``python -m bench --quick --only noop`` gives positive numbers for every
-runtime and floor measured. A smoke test of the harness, not a timed test: no threshold is asserted."""
+"""The benchmark runs end to end: ``python -m bench --quick --only noop noop-one-write`` gives positive numbers
+for every runtime and floor measured. A smoke test of the harness, not a timed test: no threshold is asserted."""
 
 from __future__ import annotations
 
@@ -25,19 +25,20 @@ SETTINGS_OFF = ("lambda-supervisor/share-cpu-off", "lambda-supervisor/pipeline-o
 )
 def test_quick_noop_bench_reports_positive_numbers(tmp_path: Path) -> None:
     output = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "noop", "--output", str(output)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=80)
+    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "noop", "noop-one-write",
+                             "--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=80)
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(output.read_text())
     assert {"date", "cpu", "cores", "python"} <= data["machine"].keys()
-    for runtime in ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
-                    "floor-two-processes", *SETTINGS_OFF):
-        measured = data["noop"][runtime]
-        for key in ("throughput_per_s", "p50_ms", "p99_ms"):
-            assert measured[key] > 0, (runtime, key, measured)
-    assert "| no-op: invocations/s |" in result.stdout
-    for setting in ("SHARE_CPU", "PIPELINE_NEXT", "SHORT_SLICE"):
-        assert f"| no-op, `LAMBDA_SUPERVISOR_{setting}=off`: invocations/s |" in result.stdout
+    for scenario, label in (("noop", "no-op"), ("noop-one-write", "no-op, each answer in one write")):
+        for runtime in ("lambda-supervisor", "awslambdaric", "floor", "floor-http.client", "floor-ours",
+                        "floor-two-processes", *SETTINGS_OFF):
+            measured = data[scenario][runtime]
+            for key in ("throughput_per_s", "p50_ms", "p99_ms"):
+                assert measured[key] > 0, (scenario, runtime, key, measured)
+        assert f"| {label}: invocations/s |" in result.stdout
+        for setting in ("SHARE_CPU", "PIPELINE_NEXT", "SHORT_SLICE"):
+            assert f"| {label}, `LAMBDA_SUPERVISOR_{setting}=off`: invocations/s |" in result.stdout
 
 
 @pytest.mark.timeout(90)

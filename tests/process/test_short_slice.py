@@ -1,6 +1,6 @@
-"""The short scheduler slice (supervisor/short_slice.py, LAMBDA_SUPERVISOR_SHORT_SLICE): asked for the supervisor's
-slot thread and each active worker's main thread, replacements included; nothing of the kind with the setting off;
-and what a handler reads of its own scheduling stays as under awslambdaric."""
+"""The short scheduler slice (supervisor/short_slice.py, LAMBDA_SUPERVISOR_SHORT_SLICE): the supervisor's slot thread
+has it, and none of what it starts (workers, replacements, a handler's own processes) inherits it or sees a trace of
+it; with the setting off, nothing changes at all."""
 
 from __future__ import annotations
 
@@ -27,16 +27,19 @@ needs_custom_slices = pytest.mark.skipif(not _custom_slices(), reason="the kerne
 
 
 @needs_custom_slices
-def test_the_supervisor_and_each_worker_wait_with_the_short_slice(start_runtime: StartRuntime) -> None:
+def test_the_supervisor_waits_with_the_short_slice_and_its_workers_do_not(start_runtime: StartRuntime) -> None:
+    default = current_slice_ns(os.getpid())
+    assert default != SHORT_SLICE_NS, "the test runner itself must start at the default"
     runtime = start_runtime("trivial.handler", task_root=COLD, env={"LAMBDA_SUPERVISOR_RESPAWN": "fresh"})
     first = runtime.invoke({}).json()
     assert current_slice_ns(runtime.process.pid) == SHORT_SLICE_NS
-    assert current_slice_ns(first["pid"]) == SHORT_SLICE_NS
+    assert current_slice_ns(first["pid"]) == default
     assert first["policy"] == os.SCHED_OTHER, "the handler reads its policy as under awslambdaric"
     assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
-    replacement = runtime.invoke({}).json()["pid"]
-    assert replacement != first["pid"]
-    assert current_slice_ns(replacement) == SHORT_SLICE_NS
+    replacement = runtime.invoke({}).json()  # started by the supervisor after it took the short slice
+    assert replacement["pid"] != first["pid"]
+    assert current_slice_ns(replacement["pid"]) == default, "the slice is not inherited"
+    assert replacement["policy"] == os.SCHED_OTHER, "nor is the reset-on-fork flag that keeps it so"
 
 
 @needs_custom_slices
