@@ -30,6 +30,8 @@ _SYSCALLS = {"x86_64": (314, 315), "aarch64": (274, 275)}
 _ATTR_BYTES = 48
 _SCHED_OTHER = 0
 _SCHED_FLAG_RESET_ON_FORK = 0x01
+#: How sched_getscheduler(2) reports that flag, OR-ed into the policy (os.SCHED_RESET_ON_FORK).
+_SCHED_FLAG_RESET_ON_FORK_POLICY = 0x40000000
 
 
 class _Long(_SimpleCData):  # type: ignore[type-arg]
@@ -77,7 +79,7 @@ def shorten(tid: int = 0) -> bool:
     where the thread is not SCHED_OTHER, the kernel refuses, or it has no custom slices."""
     numbers = _SYSCALLS.get(os.uname().machine)
     try:
-        if numbers is None or os.sched_getscheduler(tid) != _SCHED_OTHER:
+        if numbers is None or os.sched_getscheduler(tid) & ~_SCHED_FLAG_RESET_ON_FORK_POLICY != _SCHED_OTHER:
             return False
         nice = os.getpriority(os.PRIO_PROCESS, tid)
         _syscall(numbers[0], tid, _attr(_SCHED_OTHER, _SCHED_FLAG_RESET_ON_FORK, nice, SHORT_SLICE_NS), 0)

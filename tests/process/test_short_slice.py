@@ -59,6 +59,7 @@ def test_shorten_keeps_the_nice_value_and_leaves_other_policies_alone() -> None:
             os.setpriority(os.PRIO_PROCESS, niced.pid, 5)
             assert shorten(niced.pid)
             assert current_slice_ns(niced.pid) == SHORT_SLICE_NS
+            assert shorten(niced.pid), "asked again, with its reset-on-fork flag set by the first time"
             assert os.getpriority(os.PRIO_PROCESS, niced.pid) == 5
             os.sched_setscheduler(batch.pid, os.SCHED_BATCH, os.sched_param(0))
             before = current_slice_ns(batch.pid)
