@@ -1,5 +1,5 @@
 """A short scheduler slice for the supervisor's slot threads, which wait on every invocation's path (Linux's EEVDF
-custom slices, ``sched_setattr(2)``'s ``sched_runtime``).
+custom slices, ``sched_setattr(2)``'s ``sched_runtime``); each asks once its first post is in flight (slot.py).
 
 Why: a thread that wakes (the event has come, the worker has answered) on a CPU where another thread is running
 waits until the kernel preempts that one; with the default slice (0.7-3 ms) that may be after the other thread's

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import TASK_ROOTS, StartRuntime
+from conftest import TASK_ROOTS, StartRuntime, wait_for
 from lambda_supervisor.supervisor.short_slice import SHORT_SLICE_NS, current_slice_ns, shorten
 
 COLD = TASK_ROOTS / "cold"
@@ -31,8 +31,10 @@ def test_the_supervisor_waits_with_the_short_slice_and_its_workers_do_not(start_
     default = current_slice_ns(os.getpid())
     assert default != SHORT_SLICE_NS, "the test runner itself must start at the default"
     runtime = start_runtime("trivial.handler", task_root=COLD, env={"LAMBDA_SUPERVISOR_RESPAWN": "fresh"})
+    assert current_slice_ns(runtime.process.pid) == default, "not on the way to the first response"
     first = runtime.invoke({}).json()
-    assert current_slice_ns(runtime.process.pid) == SHORT_SLICE_NS
+    wait_for(lambda: current_slice_ns(runtime.process.pid) == SHORT_SLICE_NS,
+             what="the short slice, asked while the first post is in flight")
     assert current_slice_ns(first["pid"]) == default
     assert first["policy"] == os.SCHED_OTHER, "the handler reads its policy as under awslambdaric"
     assert runtime.invoke({"action": "crash"}).error.error_type == "Runtime.ExitError"
@@ -48,6 +50,7 @@ def test_with_the_setting_off_every_process_keeps_the_default_slice(start_runtim
     assert default != SHORT_SLICE_NS, "the test runner itself must start at the default"
     runtime = start_runtime("trivial.handler", task_root=COLD, env={"LAMBDA_SUPERVISOR_SHORT_SLICE": "off"})
     served = runtime.invoke({}).json()["pid"]
+    assert runtime.invoke({}).json()["pid"] == served  # a second post: the first one's upkeep is over
     assert current_slice_ns(runtime.process.pid) == default
     assert current_slice_ns(served) == default
 
