@@ -76,10 +76,12 @@ def current_slice_ns(tid: int = 0) -> int:
 def shorten(tid: int = 0) -> bool:
     """Give thread ``tid`` (0: the calling one; a process's pid names its main thread) the short slice, keeping its
     nice value, and not to what it starts; whether the kernel now gives it that slice. False, and nothing changed,
-    where the thread is not SCHED_OTHER, the kernel refuses, or it has no custom slices."""
+    where the thread is not SCHED_OTHER, the kernel has no custom slices (it reports none), or it refuses."""
     numbers = _SYSCALLS.get(os.uname().machine)
     try:
         if numbers is None or os.sched_getscheduler(tid) & ~_SCHED_FLAG_RESET_ON_FORK_POLICY != _SCHED_OTHER:
+            return False
+        if current_slice_ns(tid) == 0:  # before 6.12: the slice would be ignored, and only the flag would change
             return False
         nice = os.getpriority(os.PRIO_PROCESS, tid)
         _syscall(numbers[0], tid, _attr(_SCHED_OTHER, _SCHED_FLAG_RESET_ON_FORK, nice, SHORT_SLICE_NS), 0)
