@@ -8,10 +8,10 @@ thread does when woken is a few tens of microseconds, well within the shortest s
 Measured: README, "Since 03:13" (where giving the worker's main thread the slice too was measured and not kept: it
 gained nothing more, and a handler would have run with it).
 
-Kernels before 6.12 accept the call and ignore the slice; ``shorten`` reads it back to tell. SCHED_FLAG_RESET_ON_FORK
-keeps the slice from the threads and processes the thread starts (workers among them), which get the kernel's
-default. A thread whose policy is not SCHED_OTHER is left as it is. Linux only (x86_64 and aarch64); elsewhere
-``shorten`` changes nothing.
+Kernels before 6.12 accept the call and ignore the slice, and report none (0): ``shorten`` reads the thread's
+attributes first and leaves such a thread alone. SCHED_FLAG_RESET_ON_FORK keeps the slice from the threads and
+processes the thread starts (workers among them), which get the kernel's default. A thread whose policy is not
+SCHED_OTHER is left as it is. Linux only (x86_64 and aarch64); elsewhere ``shorten`` changes nothing.
 """
 
 from __future__ import annotations
@@ -24,14 +24,12 @@ from lambda_supervisor.shared import libc
 
 #: The shortest slice the kernel accepts (its sysctl_sched_base_slice clamp), in nanoseconds.
 SHORT_SLICE_NS = 100_000
-#: The system call numbers of sched_setattr and sched_getattr.
-_SYSCALLS = {"x86_64": (314, 315), "aarch64": (274, 275)}
+#: The system call numbers of sched_setattr and sched_getattr here (None: not Linux on x86_64 or aarch64).
+_SYSCALLS = {"x86_64": (314, 315), "aarch64": (274, 275)}.get(os.uname().machine) if sys.platform == "linux" else None
 #: SCHED_ATTR_SIZE_VER0: size, policy, flags, nice, priority, runtime, deadline, period.
 _ATTR_BYTES = 48
 _SCHED_OTHER = 0
 _SCHED_FLAG_RESET_ON_FORK = 0x01
-#: How sched_getscheduler(2) reports that flag, OR-ed into the policy (os.SCHED_RESET_ON_FORK).
-_SCHED_FLAG_RESET_ON_FORK_POLICY = 0x40000000
 
 
 class _Long(_SimpleCData):  # type: ignore[type-arg]
@@ -62,29 +60,35 @@ def _syscall(number: int, *arguments: object) -> None:
         raise OSError(errno, os.strerror(errno))
 
 
-def current_slice_ns(tid: int = 0) -> int:
-    """The slice the kernel gives thread ``tid`` (0: the calling one), as sched_getattr(2) reports it: 0 on kernels
-    without custom slices. Raises OSError where it cannot be read."""
-    numbers = _SYSCALLS.get(os.uname().machine)
-    if numbers is None:
-        raise OSError(f"no sched_getattr number known for {os.uname().machine}")
+def _read_attr(tid: int) -> tuple[int, int, int]:
+    """Thread ``tid``'s policy, nice value and slice in nanoseconds, as sched_getattr(2) reports them (the slice is
+    0 on kernels without custom slices). Raises OSError where they cannot be read."""
+    if _SYSCALLS is None:
+        raise OSError("sched_getattr is only called on Linux on x86_64 and aarch64")
     buffer = _AttrBuffer()
-    _syscall(numbers[1], tid, buffer, _ATTR_BYTES, 0)
-    return int.from_bytes(bytes(buffer)[24:32], sys.byteorder)
+    _syscall(_SYSCALLS[1], tid, buffer, _ATTR_BYTES, 0)
+    raw, order = bytes(buffer), sys.byteorder
+    return (int.from_bytes(raw[4:8], order), int.from_bytes(raw[16:20], order, signed=True),
+            int.from_bytes(raw[24:32], order))
+
+
+def current_slice_ns(tid: int = 0) -> int:
+    """The slice the kernel gives thread ``tid`` (0: the calling one): 0 on kernels without custom slices. Raises
+    OSError where it cannot be read."""
+    return _read_attr(tid)[2]
 
 
 def shorten(tid: int = 0) -> bool:
     """Give thread ``tid`` (0: the calling one; a process's pid names its main thread) the short slice, keeping its
     nice value, and not to what it starts; whether the kernel now gives it that slice. False, and nothing changed,
     where the thread is not SCHED_OTHER, the kernel has no custom slices (it reports none), or it refuses."""
-    numbers = _SYSCALLS.get(os.uname().machine)
+    if _SYSCALLS is None:
+        return False
     try:
-        if numbers is None or os.sched_getscheduler(tid) & ~_SCHED_FLAG_RESET_ON_FORK_POLICY != _SCHED_OTHER:
+        policy, nice, slice_ns = _read_attr(tid)
+        if policy != _SCHED_OTHER or slice_ns == 0:  # before 6.12 the slice would be ignored
             return False
-        if current_slice_ns(tid) == 0:  # before 6.12: the slice would be ignored, and only the flag would change
-            return False
-        nice = os.getpriority(os.PRIO_PROCESS, tid)
-        _syscall(numbers[0], tid, _attr(_SCHED_OTHER, _SCHED_FLAG_RESET_ON_FORK, nice, SHORT_SLICE_NS), 0)
+        _syscall(_SYSCALLS[0], tid, _attr(_SCHED_OTHER, _SCHED_FLAG_RESET_ON_FORK, nice, SHORT_SLICE_NS), 0)
         return current_slice_ns(tid) == SHORT_SLICE_NS
-    except (OSError, AttributeError):  # gone, refused, or not Linux (no os.sched_getscheduler)
+    except OSError:  # gone, or refused
         return False
