@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 from loguru import logger
 
+from .deadlines import DeadlineKeeper
 from .faults import Delay, Fault, Injection, LostAnswer, Reset, Status
 from .records import InvocationRecord, Post, PostedError
 
@@ -97,10 +98,11 @@ class RuntimeApiEmulator:
         self.on_init_retry: Callable[[], None] | None = None
         self._init_failures = 0  # init errors ever posted, including those a retry cleared
         self._last_init_error: PostedError | None = None
-        self._deadline_timers: dict[str, threading.Timer] = {}  # handed out, not answered yet
         #: Resets under way, by the request that timed out: from its expiry until on_timeout returns, no hand-out.
         self._resets: dict[str, Callable[[InvocationRecord], None]] = {}
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)
+        self._deadlines = DeadlineKeeper(lock, self._deadline_passed)  # handed out, not answered yet
         self._records: dict[str, InvocationRecord] = {}  # insertion order is submit order
         self._queue: deque[str] = deque()  # submitted, not yet handed out
         self._init_errors: list[PostedError] = []
@@ -124,6 +126,7 @@ class RuntimeApiEmulator:
             # A short poll interval keeps stop() quick: serve_forever only notices shutdown() between polls.
             self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
             self._thread.start()
+            self._deadlines.start()
         logger.debug("runtime API emulator listening on {}", self.address)
         return self
 
@@ -134,10 +137,8 @@ class RuntimeApiEmulator:
             self._closed = True
             self._cond.notify_all()  # blocked /next and invoke requests answer and end
             thread = self._thread
-            timers, self._deadline_timers = list(self._deadline_timers.values()), {}
-        for timer in timers:
-            timer.cancel()
         if thread is not None:
+            self._deadlines.stop()
             self._server.shutdown()
             thread.join()
         self._server.server_close()
@@ -455,17 +456,12 @@ class RuntimeApiEmulator:
 
     def _start_deadline_locked(self, record: InvocationRecord) -> None:
         """The deadline counts from the hand-out, as on Lambda; a timer ends the invocation when it passes."""
-        record.handed_out_at = time.monotonic()
+        record.handed_out_at = handed_out = time.monotonic()
         record.deadline_ms = int((time.time() + record.timeout_s) * 1000)
-        timer = threading.Timer(record.timeout_s, self._deadline_passed, (record.request_id,))
-        timer.daemon = True
-        self._deadline_timers[record.request_id] = timer
-        timer.start()
+        self._deadlines.arm_locked(record.request_id, handed_out + record.timeout_s)
 
     def _cancel_deadline_locked(self, request_id: str) -> None:
-        timer = self._deadline_timers.pop(request_id, None)
-        if timer is not None:
-            timer.cancel()
+        self._deadlines.cancel_locked(request_id)
 
     def _expire_locked(self, record: InvocationRecord) -> bool:
         """Answer an unanswered invocation with a timeout, as AWS does; True if this call did it."""
@@ -482,8 +478,10 @@ class RuntimeApiEmulator:
 
     def _deadline_passed(self, request_id: str) -> None:
         with self._cond:
-            record = self._records[request_id]
-            expired = not self._closed and self._expire_locked(record)
+            record = self._records.get(request_id)
+            expired = record is not None and not self._closed and self._expire_locked(record)
+        if record is None:  # answered and discarded as its deadline passed
+            return
         if expired:
             self._reset_runtime(record)
 

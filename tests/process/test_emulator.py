@@ -391,6 +391,33 @@ def test_a_post_in_time_cancels_the_deadline(pool: ThreadPoolExecutor) -> None:
         assert record.response == b"1" and record.timed_out is None and resets == []
 
 
+
+def test_a_hand_out_starts_no_thread(emulator: RuntimeApiEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each deadline used to be a ``threading.Timer``: a thread started at every hand-out while the runtime waited
+    for its event, half of a no-op cycle's cost. One keeper thread now watches every deadline."""
+    runtime = FakeRuntime(emulator)
+
+    def serve(count: int) -> None:
+        for _ in range(count):
+            turn = runtime.next()
+            runtime.respond(turn.headers["Lambda-Runtime-Aws-Request-Id"], b"1")
+
+    server = threading.Thread(target=serve, args=(21,), daemon=True)
+    server.start()
+    assert emulator.invoke(b"{}", wait=10).response == b"1"  # its connection, and that one's thread, are open
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def counting_start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    for _ in range(20):
+        assert emulator.invoke(b"{}", wait=10).response == b"1"
+    server.join(10)
+    assert not server.is_alive() and started == []
+
 # -- as AWS answers: oversized responses, invocations without a body, failed inits ---------------------------------
 
 TOO_LARGE = {"errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
