@@ -12,10 +12,8 @@ OURS, FRESH, RIC = "lambda-supervisor", "lambda-supervisor/fresh", "awslambdaric
 SHARE_CPU_OFF = "lambda-supervisor/share-cpu-off"
 #: lambda-supervisor again with ``next`` asked only once the post is answered, to show what pipelining is worth.
 PIPELINE_OFF = "lambda-supervisor/pipeline-off"
-#: lambda-supervisor again at the kernel's default scheduler slice, to show what the short slice is worth.
-SHORT_SLICE_OFF = "lambda-supervisor/short-slice-off"
 #: Each of the above, and the setting that turns it off (LAMBDA_SUPERVISOR_<name>=off).
-SETTINGS_OFF = ((SHARE_CPU_OFF, "SHARE_CPU"), (PIPELINE_OFF, "PIPELINE_NEXT"), (SHORT_SLICE_OFF, "SHORT_SLICE"))
+SETTINGS_OFF = ((SHARE_CPU_OFF, "SHARE_CPU"), (PIPELINE_OFF, "PIPELINE_NEXT"))
 
 
 def _value(block: dict[str, Any] | None, key: str, digits: int = 1) -> str:

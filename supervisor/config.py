@@ -297,10 +297,6 @@ SETTINGS: tuple[Setting, ...] = (
             "`on`: after a handler's answer, `next` is asked in the same write as the post (HTTP/1.1 pipelining), "
             "unless the worker is then to be replaced or a standby or fork template started; awslambdaric waits "
             "for the post's answer first. `off`: `next` is asked once the post is answered and the upkeep is done."),
-    Setting("short_slice", "LAMBDA_SUPERVISOR_SHORT_SLICE", _switch, "on",
-            "`on`: the supervisor's slot threads ask Linux (6.12 or later) for its shortest scheduler slice, 0.1 "
-            "ms, so that their wake-ups preempt a busy neighbour at once; workers, and your code, keep the default. "
-            "Older kernels ignore it. `off`: the kernel's default slice for the supervisor too."),
     Setting("report", "LAMBDA_SUPERVISOR_REPORT", _switch, "off",
             "`on`: a REPORT line per invocation (duration, worker, peak RSS, outcome) and, with metrics on, its "
             "per-invocation metrics (Invocations, Errors, Faults, Duration). `off`: only what Lambda cannot see is "
@@ -347,7 +343,6 @@ class Config(Frozen):
         "rlimits",
         "runtime_api",
         "share_cpu",
-        "short_slice",
         "shutdown_grace_ms",
         "soft_timeout_ms",
         "task_root",
@@ -383,7 +378,6 @@ class Config(Frozen):
     log_level: str
     share_cpu: bool
     pipeline_next: bool
-    short_slice: bool
     report: bool
     metrics: bool
     metrics_namespace: str

@@ -81,7 +81,6 @@ class Slot:
         self._first = True  # the slot's first worker: its recycling is staggered against the other slots'
         self._posted = False  # whether the request in hand has had its one post
         self._errors_in_a_row = 0  # unexpected errors since the slot last went round its loop cleanly
-        self._slice_to_ask = config.short_slice  # until the slot thread has asked for its short slice
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
@@ -325,15 +324,6 @@ class Slot:
                 and not worker.has_exited() and self._recycle_reason(worker) is None
                 and not self.factory.upkeep_due())
 
-    def _ask_for_short_slice(self) -> None:
-        """Once, from the slot's thread while its first post is in flight: the slice is for the warm path, and
-        neither its module nor its system calls are on the way to the first response."""
-        from . import short_slice
-
-        self._slice_to_ask = False
-        emit("short_slice", "asked for a short scheduler slice", level="DEBUG", granted=short_slice.shorten(),
-             slice_us=short_slice.SHORT_SLICE_NS // 1000, **self.labels)
-
     def _post_outcome(self, invocation: Invocation, worker: Worker, outcome: Outcome) -> PostResult:
         """Post the one response or error; the invocation's bookkeeping is done while the Runtime API handles it."""
         finished = time.monotonic()
@@ -346,8 +336,6 @@ class Slot:
                 from .report import report_invocation  # imported once, when first asked for
 
                 report_invocation(invocation, worker, outcome, finished)
-            if self._slice_to_ask:
-                self._ask_for_short_slice()
 
         if isinstance(outcome, Response):
             result = self.api.post_response(invocation.request_id, outcome.body, content_type=outcome.content_type,

@@ -14,8 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 #: lambda-supervisor again with one setting off, beside every warm-path measurement.
-SETTINGS_OFF = ("lambda-supervisor/share-cpu-off", "lambda-supervisor/pipeline-off",
-                "lambda-supervisor/short-slice-off")
+SETTINGS_OFF = ("lambda-supervisor/share-cpu-off", "lambda-supervisor/pipeline-off")
 
 
 @pytest.mark.timeout(90)
@@ -37,7 +36,7 @@ def test_quick_noop_bench_reports_positive_numbers(tmp_path: Path) -> None:
             for key in ("throughput_per_s", "p50_ms", "p99_ms"):
                 assert measured[key] > 0, (scenario, runtime, key, measured)
         assert f"| {label}: invocations/s |" in result.stdout
-        for setting in ("SHARE_CPU", "PIPELINE_NEXT", "SHORT_SLICE"):
+        for setting in ("SHARE_CPU", "PIPELINE_NEXT"):
             assert f"| {label}, `LAMBDA_SUPERVISOR_{setting}=off`: invocations/s |" in result.stdout
 
 

@@ -41,9 +41,6 @@ def stray_frame_from(guilty: str, request_id: str) -> Failure:
     return failure(ErrorType.INVALID_WORKER_MESSAGE, request_id, "worker sent an invalid message",
                    ReplacementReason.STRAY_FRAME, delivered=False, blame=guilty)
 
-#: The slice is asked of real threads (the test runner's, here): tests/process/test_short_slice.py covers it.
-NO_SHORT_SLICE = {"short_slice": False}
-
 
 class FakeWorker:
     """A ready worker that answers each event with the next outcome of its script (a response once it runs out)."""
@@ -218,7 +215,7 @@ def journal(monkeypatch: pytest.MonkeyPatch) -> Iterator[Journal]:
 def run(journal: Journal, api: FakeRuntimeApi, factory: FakeFactory, **settings: Any) -> ExitCode:
     environ = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", "_HANDLER": "app.handler",
                "LAMBDA_TASK_ROOT": str(Path(__file__).parent)}
-    config = Config.load(environ).replace(**{**NO_SHORT_SLICE, **settings})
+    config = Config.load(environ).replace(**settings)
     children = InertChildren()
     try:
         return Supervisor(config, api, environ, factory, children).run()  # type: ignore[arg-type]

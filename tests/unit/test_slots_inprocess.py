@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_loop_inprocess import NO_SHORT_SLICE, OK, FakeWorker, InertChildren, Journal, crash
+from test_loop_inprocess import OK, FakeWorker, InertChildren, Journal, crash
 
 from lambda_supervisor.shared.errors import ErrorType, error_object
 from lambda_supervisor.supervisor import loop as loop_module
@@ -177,7 +177,7 @@ def journal(monkeypatch: pytest.MonkeyPatch) -> Iterator[Journal]:
 def config_for(slots: int, **settings: Any) -> Config:
     environ = {"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9", "_HANDLER": "app.handler",
                "LAMBDA_TASK_ROOT": str(Path(__file__).parent), "AWS_LAMBDA_MAX_CONCURRENCY": str(slots)}
-    return Config.load(environ).replace(**{**NO_SHORT_SLICE, **settings})
+    return Config.load(environ).replace(**settings)
 
 
 def run_slots(journal: Journal, shared: SharedEvents, factory: SlotFactory, slots: int = 4,
