@@ -307,6 +307,9 @@ class InvokeMessage(NamedTuple):
     #: Set when the event body is in the worker's shared-memory region (its first ``region_bytes`` bytes) rather
     #: than in the frame's payload, which is then empty.
     region_bytes: int | None = None
+    #: The CPU the worker waits on after this event, once the supervisor has moved the hand-off's home away from a
+    #: CPU something else keeps busy (supervisor/cpu_home.py); None: the home it was started with.
+    home_cpu: int | None = None
 
     def encode(self, body: bytes | memoryview) -> bytes:
         """The frame; raises ValueError when the metadata is over the header bound (a huge client context)."""
@@ -326,13 +329,15 @@ class InvokeMessage(NamedTuple):
         header = frame.header
         request_id, deadline_ms, soft_deadline_ms = header.get("request_id"), header.get("deadline_ms"), header.get(
             "soft_deadline_ms")
+        home_cpu = header.get("home_cpu")
         if (header["type"] != MessageType.INVOKE or type(request_id) is not str or type(deadline_ms) is not int
-                or (soft_deadline_ms is not None and type(soft_deadline_ms) is not int)):
-            raise InvalidMessage("not an invoke frame with a string request_id and integer deadlines")
+                or (soft_deadline_ms is not None and type(soft_deadline_ms) is not int)
+                or (home_cpu is not None and (type(home_cpu) is not int or home_cpu < 0))):
+            raise InvalidMessage("not an invoke frame with a string request_id, integer deadlines and CPU")
         return cls(request_id, deadline_ms, _optional_text(header, "invoked_function_arn") or "",
                    _optional_text(header, "trace_id"), _optional_text(header, "client_context"),
                    _optional_text(header, "cognito_identity"), _optional_text(header, "tenant_id"), soft_deadline_ms,
-                   _region_bytes(frame, request_id))
+                   _region_bytes(frame, request_id), home_cpu)
 
 
 #: Above any count of InitLeftovers a worker reports (it caps its own): a ready frame with more is refused.

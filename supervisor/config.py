@@ -291,8 +291,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "LAMBDA_SUPERVISOR_LOG_LEVEL", _log_level, "INFO", "Level of the supervisor's own log lines."),
     Setting("share_cpu", "LAMBDA_SUPERVISOR_SHARE_CPU", _switch, "on",
             "With several vCPUs, the supervisor and the idle worker wait on one CPU, so handing an event over and "
-            "back needs no cross-CPU wake-up; handlers (and their threads) still run on every vCPU. `off`: no CPU "
-            "affinity is set. Never with several slots."),
+            "back needs no cross-CPU wake-up; handlers (and their threads) still run on every vCPU. That CPU moves "
+            "when something else keeps it busy and another is idle. `off`: no CPU affinity is set. Never with "
+            "several slots."),
     Setting("pipeline_next", "LAMBDA_SUPERVISOR_PIPELINE_NEXT", _switch, "on",
             "`on`: after a handler's answer, `next` is asked in the same write as the post (HTTP/1.1 pipelining), "
             "unless the worker is then to be replaced or a standby or fork template started; awslambdaric waits "

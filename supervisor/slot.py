@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from tenacity import RetryCallState
 
+    from .cpu_home import HomeCpu
     from .worker_handle import Worker, WorkerSource
 
 
@@ -81,6 +82,8 @@ class Slot:
         self._first = True  # the slot's first worker: its recycling is staggered against the other slots'
         self._posted = False  # whether the request in hand has had its one post
         self._errors_in_a_row = 0  # unexpected errors since the slot last went round its loop cleanly
+        self._home: HomeCpu | None = None  # the CPU hand-off's home, watched from the first post on (cpu_home.py)
+        self._watch_home = True
 
     # -- the loop -----------------------------------------------------------------------------------------------
 
@@ -280,8 +283,9 @@ class Slot:
             self._replace_dead_worker(invocation)
         worker = self.worker
         assert worker is not None
+        home = self._home.home if self._home is not None and self._home.moved else None
         outcome = worker.invoke(invocation, soft_timeout_ms=self.soft_timeout.for_invocation(invocation),
-                                shutdown_requested=self.hooks.shutdown_requested)
+                                shutdown_requested=self.hooks.shutdown_requested, home_cpu=home)
         if isinstance(outcome, Failure) and not outcome.delivered and not retried:
             self._replace_broken_worker(outcome, invocation)  # it broke before this event: not this request's fault
             self._serve(invocation, retried=True)
@@ -324,6 +328,26 @@ class Slot:
                 and not worker.has_exited() and self._recycle_reason(worker) is None
                 and not self.factory.upkeep_due())
 
+    def _look_at_home(self, worker: Worker, now: float) -> None:
+        """While a post is in flight: move the hand-off's home off a CPU something else keeps busy. Set up at the
+        first post, so that neither the module nor its /proc files are on the way to the first response."""
+        if self._home is None:
+            handoff = self.factory.cpu_handoff if self.count == 1 else None
+            if handoff is None:
+                self._watch_home = False
+                return
+            from .cpu_home import HomeCpu
+
+            try:
+                self._home = HomeCpu(handoff)
+            except OSError:  # no /proc: nothing to look at
+                self._watch_home = False
+                return
+        moved = self._home.look(now, worker.pid)
+        if moved is not None:
+            emit("cpu_home_moved", "moved the CPU hand-off's home off a CPU that something else keeps busy",
+                 level="INFO", from_cpu=moved[0], to_cpu=moved[1], **self.labels)
+
     def _post_outcome(self, invocation: Invocation, worker: Worker, outcome: Outcome) -> PostResult:
         """Post the one response or error; the invocation's bookkeeping is done while the Runtime API handles it."""
         finished = time.monotonic()
@@ -336,6 +360,8 @@ class Slot:
                 from .report import report_invocation  # imported once, when first asked for
 
                 report_invocation(invocation, worker, outcome, finished)
+            if self._watch_home:
+                self._look_at_home(worker, finished)
 
         if isinstance(outcome, Response):
             result = self.api.post_response(invocation.request_id, outcome.body, content_type=outcome.content_type,

@@ -127,11 +127,14 @@ def signal_pending(pid: int, signum: int) -> bool:
     return False
 
 
-def _event_frame(invocation: Invocation, soft_timeout_ms: int, region: PayloadRegion | None) -> bytes | Failure:
+def _event_frame(invocation: Invocation, soft_timeout_ms: int, region: PayloadRegion | None,
+                 home_cpu: int | None = None) -> bytes | Failure:
     """The invoke frame for an event, or the error to post when it cannot be framed (metadata over the frame
     header's bound, as a huge client context makes it): the event never reaches the worker, which stays warm.
     A large body goes through the worker's region, the frame only saying how large it is."""
     message, body = invocation.worker_message(soft_timeout_ms), invocation.body
+    if home_cpu is not None:
+        message = message._replace(home_cpu=home_cpu)
     try:
         if region is not None and region.fits(len(body)):
             return message._replace(region_bytes=region.put(body)).encode(b"")
@@ -250,11 +253,12 @@ class WorkerProcess:
     # -- invoking -----------------------------------------------------------------------------------------------
 
     def invoke(self, invocation: Invocation, *, soft_timeout_ms: int = 0,
-               shutdown_requested: Callable[[], bool] = lambda: False) -> Outcome:
+               shutdown_requested: Callable[[], bool] = lambda: False, home_cpu: int | None = None) -> Outcome:
         """Run one invocation to its single outcome, within the worker's :class:`WorkerLimits`. On any outcome with
         a ``fault`` the worker is dead, or, after a timeout, still dumping its stacks so that the error can be
         posted first: the caller kills it after the post.
 
+        ``home_cpu``: where the worker is to wait afterwards, once the hand-off's home has moved (cpu_home.py).
         The timeout fires ``timeout_margin_s`` before Lambda's deadline, which resets the whole environment when it
         passes unanswered (the soft timeout counts back from there). An event with less time left than that is
         answered at once and never sent."""
@@ -268,7 +272,7 @@ class WorkerProcess:
             return failure(ErrorType.TIMEOUT, request_id, f"Task timed out after {budget_s:.2f} seconds",
                            never_sent=True)
         soft_before_deadline_ms = soft_timeout_ms + round(margin_s * 1000) if soft_timeout_ms else 0
-        frame_bytes = _event_frame(invocation, soft_before_deadline_ms, self._region)
+        frame_bytes = _event_frame(invocation, soft_before_deadline_ms, self._region, home_cpu)
         if isinstance(frame_bytes, Failure):
             return frame_bytes
         self.invocations += 1

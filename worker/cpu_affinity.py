@@ -13,10 +13,12 @@ from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 
 
 class MainThreadCpu:
-    """Where the worker's main thread may run: the home CPU while it waits and replies, every CPU while it works."""
+    """Where the worker's main thread may run: the home CPU while it waits and replies, every CPU while it works.
+    The supervisor may move the home (supervisor/cpu_home.py): an event then says where, and the worker follows."""
 
     def __init__(self, handoff: CpuHandoff | None) -> None:
         self._handoff = handoff
+        self._home = handoff.home if handoff is not None else -1
         self._at_home = False
 
     def release(self) -> None:
@@ -25,10 +27,15 @@ class MainThreadCpu:
             self._set(self._handoff.cpus)
             self._at_home = False
 
-    def settle(self) -> None:
-        """The home CPU only: before waiting for an event or writing a reply, so the other side is woken here."""
-        if self._handoff is not None and not self._at_home:
-            self._set(frozenset((self._handoff.home,)))
+    def settle(self, home: int | None = None) -> None:
+        """The home CPU only: before waiting for an event or writing a reply, so the other side is woken here.
+        ``home``: the supervisor's home now, if it moved (one of the CPUs the worker was given, else ignored)."""
+        if self._handoff is None:
+            return
+        if home is not None and home != self._home and home in self._handoff.cpus:
+            self._home, self._at_home = home, False
+        if not self._at_home:
+            self._set(frozenset((self._home,)))
             self._at_home = True
 
     def _set(self, cpus: frozenset[int]) -> None:

@@ -86,8 +86,8 @@ class Channel:
         worker's descriptors besides this channel's)."""
         self.send(ReadyMessage(os.getpid(), init_leftovers((self._in_fd, self._out_fd, *own_fds))).encode())
 
-    def send(self, data: bytes) -> None:
-        self.cpu.settle()  # the supervisor waits on its CPU: wake it there
+    def send(self, data: bytes, home_cpu: int | None = None) -> None:
+        self.cpu.settle(home_cpu)  # the supervisor waits on its CPU: wake it there
         view = memoryview(data)
         while view:
             written = os.write(self._out_fd, view)
@@ -164,7 +164,7 @@ def serve(channel: Channel, function: UserFunction) -> int:
             reply = function.invoke(message, channel.event_body(message, frame))
             if os.getpid() != worker_pid:
                 os._exit(0)
-            channel.send(reply)
+            channel.send(reply, message.home_cpu)
     return 0
 
 

@@ -56,11 +56,13 @@ class FakeWorker:
         self.exited = False
         self._journal = journal
         self._script = list(script)
+        self.homes: list[int | None] = []  # the home CPU each event named (None: the one it started with)
 
     def invoke(self, invocation: Invocation, *, soft_timeout_ms: int = 0,
-               shutdown_requested: Callable[[], bool] = lambda: False) -> Outcome:
+               shutdown_requested: Callable[[], bool] = lambda: False, home_cpu: int | None = None) -> Outcome:
         assert not self.exited, f"{self.name} was handed {invocation.request_id} after it exited"
         self.invocations += 1
+        self.homes.append(home_cpu)
         self._journal.append(("invoke", self.name, invocation.request_id))
         return self._script.pop(0)(invocation.request_id) if self._script else OK
 

@@ -48,7 +48,7 @@ class SlotWorker(FakeWorker):
         self._behaviours = behaviours
 
     def invoke(self, invocation: Invocation, *, soft_timeout_ms: int = 0,
-               shutdown_requested: Callable[[], bool] = lambda: False) -> Outcome:
+               shutdown_requested: Callable[[], bool] = lambda: False, home_cpu: int | None = None) -> Outcome:
         assert not self.exited, f"{self.name} was handed {invocation.request_id} after it exited"
         self.invocations += 1
         self._journal.append(("invoke", self.name, invocation.request_id))
