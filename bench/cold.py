@@ -272,7 +272,10 @@ def contention(sizes: Sizes) -> dict[str, Any]:
     for placement in PLACEMENTS:
         with BenchEmulator(function_timeout_s=60.0) as emulator, _busy_loop(pinned_to=_loop_cpu(placement)):
             def measure() -> float:
+                settled = time.monotonic() + sizes.contention_settle_s
                 _sequential(emulator, b"{}", sizes.warmup, check)
+                while time.monotonic() < settled:
+                    _sequential(emulator, b"{}", sizes.warmup, check)
                 return float(_sequential(emulator, b"{}", sizes.noop_invocations, check)["throughput_per_s"])
 
             rounds = interleaved_rounds(emulator, kinds, sizes.rounds, "noop", measure)

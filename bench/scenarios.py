@@ -55,12 +55,15 @@ class Sizes:
     memory_invocations: int
     oom_repeats: int
     lean_invocations: int  # per round, against the lean Runtime API
+    #: Beside a busy loop, how long each runtime serves before a round is measured: a warm environment's steady
+    #: state, the supervisor having had the time it takes to move its hand-off's home (supervisor/cpu_home.py).
+    contention_settle_s: float = 0.0
 
 
 #: 11 rounds: awslambdaric's own rounds move by up to 13 % within one run on a 2-vCPU machine, and the median of 5
 #: moved a ratio near 1.0 by several points between runs (README, "Cold start, footprint and the warm path").
 FULL = Sizes(rounds=11, noop_invocations=2000, big_invocations=150, warmup=200, crash_repeats=10, hang_repeats=10,
-             memory_invocations=10_000, oom_repeats=5, lean_invocations=3000)
+             memory_invocations=10_000, oom_repeats=5, lean_invocations=3000, contention_settle_s=1.0)
 QUICK = Sizes(rounds=1, noop_invocations=300, big_invocations=20, warmup=30, crash_repeats=2, hang_repeats=2,
               memory_invocations=500, oom_repeats=1, lean_invocations=300)
 
