@@ -2,7 +2,7 @@
 
 The hand-off pays because the supervisor and the waiting worker wake each other on one CPU. When another process
 keeps that CPU busy (a busy loop, an extension), every wake-up there waits for it or preempts it, and the hand-off
-loses to no hand-off at all (README, "Since 05:29"). So, at most once a second and only while invocations come, the
+loses to no hand-off at all (README, "Since 05:29"). So, at most every 0.2 s and only while invocations come, the
 supervisor looks at how busy each CPU was (``/proc/stat``) and how much of that was its own and its worker's
 (``/proc/PID/stat``): when others kept the home busy at least half the time and another CPU was at least a quarter
 idle, that one becomes the home. The supervisor moves at once; the worker follows with the next event
@@ -15,7 +15,8 @@ import os
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 
-#: How often the CPUs are looked at, at most (the kernel counts CPU time in ticks of 10 ms: ~100 per look).
+#: How often the CPUs are looked at, at most (the kernel counts CPU time in ticks of 10 ms: ~20 per look, enough
+#: to tell a CPU kept busy from one a quarter idle; a tenth of that would be one tick).
 LOOK_S = 0.2
 #: A gap between looks longer than this (no invocations came) starts the measurement over.
 STALE_S = 3 * LOOK_S
