@@ -15,8 +15,8 @@ import os
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 
-#: How often the CPUs are looked at, at most (the kernel counts CPU time in ticks of 10 ms: ~20 per look, enough
-#: to tell a CPU kept busy from one a quarter idle; a tenth of that would be one tick).
+#: How often the CPUs are looked at, at most. The kernel counts CPU time in ticks of 10 ms: ~20 per CPU per look,
+#: enough to tell a CPU kept busy from one a quarter idle.
 LOOK_S = 0.2
 #: A gap between looks longer than this (no invocations came) starts the measurement over.
 STALE_S = 3 * LOOK_S
