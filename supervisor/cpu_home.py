@@ -6,12 +6,17 @@ loses to no hand-off at all (README, "Since 05:29"). So, at most every 0.2 s and
 supervisor looks at how busy each CPU was (``/proc/stat``) and how much of that was its own and its worker's
 (``/proc/PID/stat``): when others kept the home busy at least half the time and another CPU was at least a quarter
 idle, that one becomes the home. The supervisor moves at once; the worker follows with the next event
-(``InvokeMessage.home_cpu``). After a move it waits a while before it would move again.
+(``InvokeMessage.home_cpu``). After a move it waits a while before it would move again. The workers kept in
+reserve (a standby, the fork template) wait at idle priority where they were started; at every look once the home
+has moved, the supervisor moves their main threads to it too: left beside whatever keeps the old home busy, an
+idle-priority process barely runs, and a template would be slow to fork, or even to exit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable, Iterable
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 
@@ -85,10 +90,19 @@ class HomeCpu:
     def moved(self) -> bool:
         return self.home != self.handoff.home
 
-    def look(self, now: float, worker_pid: int) -> tuple[int, int] | None:
-        """Look, if a look is due: (from, to) when the home moved (the calling thread is now pinned there)."""
+    def look(self, now: float, worker_pid: int, reserve_pids: Callable[[], Iterable[int]]) -> tuple[int, int] | None:
+        """Look, if a look is due: (from, to) when the home moved (the calling thread is now pinned there). Once
+        the home has moved, each look also moves the reserves' main threads (``reserve_pids()``) to it."""
         if self._last is not None and now - self._last[0] < LOOK_S:
             return None
+        moved = self._decide(now, worker_pid)
+        if self.moved:
+            for pid in reserve_pids():
+                with contextlib.suppress(OSError):  # exited meanwhile: the loop replaces it
+                    os.sched_setaffinity(pid, {self.home})
+        return moved
+
+    def _decide(self, now: float, worker_pid: int) -> tuple[int, int] | None:
         try:
             ticks, own = parse_proc_stat(os.pread(self._stat, 65536, 0)), self._own_ticks(worker_pid)
         except (OSError, ValueError, IndexError):  # unreadable, or a worker gone meanwhile: look next time

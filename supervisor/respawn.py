@@ -76,6 +76,17 @@ def _promote(reserve: WorkerProcess) -> None:
              level="WARNING", pid=reserve.pid)
 
 
+def _stop_reserve(reserve: WorkerProcess, grace_s: float) -> None:
+    """Stop a standby or template at normal priority: at idle priority, beside a process that keeps its CPU busy
+    (the hand-off's old home, see cpu_home.py), it barely runs, even to handle its SIGTERM or to exit after SIGKILL,
+    and the supervisor waits for it."""
+    from .priority import restore_normal
+
+    if not reserve.has_exited():
+        restore_normal(reserve.pid)  # a refusal changes nothing here: the stop goes on as before
+    reserve.terminate(grace_s)
+
+
 def _send_fds(sock: Socket, data: bytes, fds: list[int]) -> None:
     """``socket.send_fds`` on the C socket type (socket.py stays off the supervisor's path): ``data`` with ``fds``
     as SCM_RIGHTS, each a C int."""
@@ -234,7 +245,7 @@ class SpareFactory(WorkerFactory):
 
     def close(self, grace_s: float) -> None:
         if self._spare is not None:
-            self._spare.terminate(grace_s)
+            _stop_reserve(self._spare, grace_s)
             self._spare = None
 
 
@@ -293,7 +304,7 @@ class ForkFactory(WorkerFactory):
             self._control.close()
             self._control = None
         if self._template is not None:
-            self._template.terminate(grace_s)
+            _stop_reserve(self._template, grace_s)
             self._template = None
 
     def _fork(self) -> WorkerProcess:

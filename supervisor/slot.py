@@ -343,10 +343,13 @@ class Slot:
             except OSError:  # no /proc: nothing to look at
                 self._watch_home = False
                 return
-        moved = self._home.look(now, worker.pid)
+        moved = self._home.look(now, worker.pid, self._reserve_pids)
         if moved is not None:
             emit("cpu_home_moved", "moved the CPU hand-off's home off a CPU that something else keeps busy",
                  level="INFO", from_cpu=moved[0], to_cpu=moved[1], **self.labels)
+
+    def _reserve_pids(self) -> list[int]:
+        return [reserve.pid for reserve in self.factory.reserves()]
 
     def _post_outcome(self, invocation: Invocation, worker: Worker, outcome: Outcome) -> PostResult:
         """Post the one response or error; the invocation's bookkeeping is done while the Runtime API handles it."""

@@ -85,14 +85,21 @@ class Looks:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, decision: int | None = 0) -> None:
         self.decisions: list[tuple[int, int]] = []
-        self.pinned: list[set[int]] = []
+        self.pinned: list[set[int]] = []  # the calling thread's (pid 0)
+        self.reserves_pinned: list[tuple[int, set[int]]] = []
 
         def decide(home: int, cpus: frozenset[int], before: Any, after: Any, own_ticks: int) -> int | None:
             self.decisions.append((home, own_ticks))
             return decision
 
         monkeypatch.setattr(cpu_home, "better_home", decide)
-        monkeypatch.setattr(cpu_home.os, "sched_setaffinity", lambda pid, cpus: self.pinned.append(set(cpus)))
+        def pin(pid: int, cpus: set[int]) -> None:
+            if pid == 0:
+                self.pinned.append(set(cpus))
+            else:
+                self.reserves_pinned.append((pid, set(cpus)))
+
+        monkeypatch.setattr(cpu_home.os, "sched_setaffinity", pin)
 
 
 def test_a_look_decides_only_against_a_recent_baseline_and_not_right_after_a_move(
@@ -101,21 +108,29 @@ def test_a_look_decides_only_against_a_recent_baseline_and_not_right_after_a_mov
     home = HomeCpu(CpuHandoff(home=1, cpus=TWO))
     try:
         me = os.getpid()  # any live process serves as "the worker": its ticks are read from /proc
-        assert home.look(100.0, me) is None and looks.decisions == []  # the first look is the baseline
-        assert home.look(100.0 + cpu_home.LOOK_S / 2, me) is None and looks.decisions == []  # too soon
+        reserves = lambda: [4242]  # noqa: E731 - a standby's or template's pid
+        assert home.look(100.0, me, reserves) is None and looks.decisions == []  # the first look is the baseline
+        assert home.look(100.0 + cpu_home.LOOK_S / 2, me, reserves) is None and looks.decisions == []  # too soon
+        assert looks.reserves_pinned == []  # not moved: the reserves stay where they were started
         moved_at = 100.0 + cpu_home.LOOK_S
-        assert home.look(moved_at, me) == (1, 0)
+        assert home.look(moved_at, me, reserves) == (1, 0)
         assert looks.pinned == [{0}] and home.home == 0 and home.moved
-        now = moved_at
+        assert looks.reserves_pinned == [(4242, {0})]
+        now, looks_since = moved_at, 1
         while now + cpu_home.LOOK_S < moved_at + cpu_home.SETTLE_S:  # settling after the move: looks, no decision
             now += cpu_home.LOOK_S
-            assert home.look(now, me) is None and len(looks.decisions) == 1
+            looks_since += 1
+            assert home.look(now, me, reserves) is None and len(looks.decisions) == 1
         now += cpu_home.LOOK_S * 1.5  # past the settling, within a recent baseline
         assert now >= moved_at + cpu_home.SETTLE_S
-        assert home.look(now, me) is None and len(looks.decisions) == 2  # decided: to where it already is
+        assert home.look(now, me, reserves) is None and len(looks.decisions) == 2  # decided: to where it already is
+        looks_since += 1
+        # every look since the move moved the reserves too: one started meanwhile pins itself where it was told
+        assert looks.reserves_pinned == [(4242, {0})] * looks_since
         stale = now + cpu_home.STALE_S + 1  # nothing came for a while: a new baseline, no decision
-        assert home.look(stale, me) is None and len(looks.decisions) == 2
-        assert home.look(stale + cpu_home.LOOK_S, os.getppid()) is None and len(looks.decisions) == 2  # new worker
+        assert home.look(stale, me, reserves) is None and len(looks.decisions) == 2
+        # a new worker: its ticks start a new baseline too
+        assert home.look(stale + cpu_home.LOOK_S, os.getppid(), reserves) is None and len(looks.decisions) == 2
     finally:
         home.close()
 
@@ -125,7 +140,7 @@ def test_a_look_that_finds_no_worker_decides_nothing(monkeypatch: pytest.MonkeyP
     home = HomeCpu(CpuHandoff(home=1, cpus=TWO))
     try:
         gone = 2 ** 22 + 12345  # above any pid this kernel hands out
-        assert home.look(1.0, gone) is None and home.look(1.0 + cpu_home.LOOK_S, gone) is None
+        assert home.look(1.0, gone, list) is None and home.look(1.0 + cpu_home.LOOK_S, gone, list) is None
         assert looks.decisions == [] and not home.moved
     finally:
         home.close()
@@ -188,6 +203,11 @@ class LivePidFactory(FakeFactory):
         worker.pid = os.getpid()
         return worker
 
+    def reserves(self) -> list[FakeWorker]:
+        standby = FakeWorker("standby", [], [])
+        standby.pid = 4242
+        return [standby]
+
 
 def test_the_slot_moves_its_home_while_a_post_is_in_flight_and_the_next_event_names_it(
         journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,6 +221,7 @@ def test_the_slot_moves_its_home_while_a_post_is_in_flight_and_the_next_event_na
     # a: the first post sets the baseline; b: its post moves the home; c: the event names it
     assert factory.workers[0].homes == [None, None, 0]
     assert looks.pinned == [{1}, {0}]  # the home the supervisor started on, then the move
+    assert looks.reserves_pinned[0] == (4242, {0})  # the standby follows, at every look from then on
     assert moves == [{"level": "INFO", "from_cpu": 1, "to_cpu": 0}]
 
 
@@ -209,3 +230,28 @@ def test_without_a_hand_off_the_slot_never_looks(journal: Journal, monkeypatch: 
     factory = FakeFactory(journal)  # cpu_handoff None: one CPU, sharing off, or several slots
     run(journal, FakeRuntimeApi(journal, ["a", "b", "c"]), factory)
     assert looks.decisions == [] and factory.workers[0].homes == [None, None, None]
+
+
+class Reserve:
+    """A standby or template as _stop_reserve sees it."""
+
+    def __init__(self, calls: list[tuple[Any, ...]], exited: bool = False) -> None:
+        self.pid, self.exited, self.calls = 4242, exited, calls
+
+    def has_exited(self) -> bool:
+        return self.exited
+
+    def terminate(self, grace_s: float) -> None:
+        self.calls.append(("terminate", grace_s))
+
+
+@pytest.mark.parametrize("exited", [False, True])
+def test_a_reserve_is_stopped_at_normal_priority(monkeypatch: pytest.MonkeyPatch, exited: bool) -> None:
+    """Left at idle priority beside a busy loop on the hand-off's old home, a template barely ran even to exit, and
+    the supervisor's shutdown waited for it (a 30 s hang in a suite run with a CPU hog)."""
+    from lambda_supervisor.supervisor import priority, respawn
+
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(priority, "restore_normal", lambda pid: calls.append(("normal", pid)) or True)
+    respawn._stop_reserve(Reserve(calls, exited), 0.5)  # type: ignore[arg-type]
+    assert calls == ([] if exited else [("normal", 4242)]) + [("terminate", 0.5)]
