@@ -170,7 +170,8 @@ def _drain(connection: socket.socket, into: bytearray) -> None:
 def test_with_an_init_per_slot_a_crash_is_replaced_and_the_other_slot_unaffected(
         start_runtime: StartRuntime, strategy: str) -> None:
     runtime = start_slots(start_runtime, slots=2, LAMBDA_SUPERVISOR_RESPAWN=strategy)
-    first = submit_all(runtime, [{"action": "ok"}, {"action": "ok"}])
+    # slow enough that one slot cannot serve both while the other's poll waits for the GIL in the emulator
+    first = submit_all(runtime, [{"action": "sleep", "seconds": 0.3}] * 2)
     pids = {record.json()["pid"] for record in first}
     assert len(pids) == 2, "each slot's worker is a process of its own"
     crashed, good = submit_all(runtime, [{"action": "crash"}, {"action": "sleep", "seconds": 0.5}])
