@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 
+from .process_tree import cpu_ticks
+
 #: How often the CPUs are looked at, at most. The kernel counts CPU time in ticks of 10 ms: ~20 per CPU per look,
 #: enough to tell a CPU kept busy from one a quarter idle.
 LOOK_S = 0.2
@@ -46,12 +48,6 @@ def parse_proc_stat(text: bytes) -> CpuTicks:
     return ticks
 
 
-def process_ticks(text: bytes) -> int:
-    """utime + stime of a /proc/PID/stat line (the fields after the command, which may hold spaces)."""
-    fields = text[text.rindex(b")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
-
-
 def better_home(home: int, cpus: frozenset[int], before: CpuTicks, after: CpuTicks, own_ticks: int) -> int | None:
     """The CPU to move the home to, or None to stay. ``own_ticks``: what the supervisor and its worker used over
     the same time, all of it counted against the home (so that their own work never looks like someone else's)."""
@@ -76,15 +72,9 @@ class HomeCpu:
     def __init__(self, handoff: CpuHandoff) -> None:
         self.handoff = handoff
         self.home = handoff.home
-        self._stat = os.open("/proc/stat", os.O_RDONLY | os.O_CLOEXEC)
-        self._self_stat = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
         #: At the last look: when, the CPUs' ticks, our own ticks, and the worker they include.
         self._last: tuple[float, CpuTicks, int, int] | None = None
         self._still_until = 0.0
-
-    def close(self) -> None:
-        os.close(self._stat)
-        os.close(self._self_stat)
 
     @property
     def moved(self) -> bool:
@@ -104,10 +94,15 @@ class HomeCpu:
 
     def _decide(self, now: float, worker_pid: int) -> tuple[int, int] | None:
         try:
-            ticks, own = parse_proc_stat(os.pread(self._stat, 65536, 0)), self._own_ticks(worker_pid)
-        except (OSError, ValueError, IndexError):  # unreadable, or a worker gone meanwhile: look next time
+            with open("/proc/stat", "rb") as stat:
+                ticks = parse_proc_stat(stat.read())
+        except (OSError, ValueError, IndexError):  # unreadable: look next time
+            ticks = {}
+        own, worker = cpu_ticks(os.getpid()), cpu_ticks(worker_pid)
+        if not ticks or own is None or worker is None:  # or the worker is gone meanwhile
             self._last = None
             return None
+        own += worker
         last, self._last = self._last, (now, ticks, own, worker_pid)
         if last is None or now - last[0] > STALE_S or last[3] != worker_pid or now < self._still_until:
             return None  # a new baseline: nothing came for a while, the worker was replaced, or a move is recent
@@ -120,7 +115,3 @@ class HomeCpu:
             return None
         moved, self.home, self._still_until = (self.home, target), target, now + SETTLE_S
         return moved
-
-    def _own_ticks(self, worker_pid: int) -> int:
-        with open(f"/proc/{worker_pid}/stat", "rb") as worker:
-            return process_ticks(os.pread(self._self_stat, 4096, 0)) + process_ticks(worker.read())

@@ -167,6 +167,13 @@ def parent_pid(pid: int | str) -> int | None:
     return int(fields[1]) if len(fields) > 1 else None
 
 
+def cpu_ticks(pid: int | str) -> int | None:
+    """The CPU time a process has used, all its threads (utime + stime, in clock ticks), from its /proc stat (None
+    if it is gone)."""
+    fields = _stat_after_name(pid)
+    return int(fields[11]) + int(fields[12]) if len(fields) > 12 else None
+
+
 class ChildLists:
     """Each process's children, read from the kernel's own lists (``/proc/PID/task/TID/children``, one per thread)
     when first asked for: finding a tree reads only that tree, where a scan of /proc reads every process on the

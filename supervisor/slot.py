@@ -330,7 +330,7 @@ class Slot:
 
     def _look_at_home(self, worker: Worker, now: float) -> None:
         """While a post is in flight: move the hand-off's home off a CPU something else keeps busy. Set up at the
-        first post, so that neither the module nor its /proc files are on the way to the first response."""
+        first post, so that the module is not on the way to the first response."""
         if self._home is None:
             handoff = self.factory.cpu_handoff if self.count == 1 else None
             if handoff is None:
@@ -338,11 +338,7 @@ class Slot:
                 return
             from .cpu_home import HomeCpu
 
-            try:
-                self._home = HomeCpu(handoff)
-            except OSError:  # no /proc: nothing to look at
-                self._watch_home = False
-                return
+            self._home = HomeCpu(handoff)
         moved = self._home.look(now, worker.pid, self._reserve_pids)
         if moved is not None:
             emit("cpu_home_moved", "moved the CPU hand-off's home off a CPU that something else keeps busy",

@@ -5,6 +5,8 @@ made in threads of this process (``sched_setaffinity(0, ...)`` changes only the 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +18,8 @@ from test_loop_inprocess import FakeFactory, FakeRuntimeApi, FakeWorker, Journal
 from lambda_supervisor.shared.cpu_handoff import CpuHandoff
 from lambda_supervisor.shared.protocol import Frame, FrameDecoder, InvalidMessage, InvokeMessage
 from lambda_supervisor.supervisor import cpu_home, slot
-from lambda_supervisor.supervisor.cpu_home import HomeCpu, better_home, parse_proc_stat, process_ticks
+from lambda_supervisor.supervisor.cpu_home import HomeCpu, better_home, parse_proc_stat
+from lambda_supervisor.supervisor.process_tree import cpu_ticks, parent_pid
 from lambda_supervisor.worker.cpu_affinity import MainThreadCpu
 
 TWO = frozenset({0, 1})
@@ -42,9 +45,31 @@ def test_proc_stat_gives_busy_and_all_ticks_per_cpu() -> None:
     assert parse_proc_stat(PROC_STAT) == {0: (200, 910), 1: (305, 505)}
 
 
-def test_process_ticks_read_past_a_command_with_spaces_and_parentheses() -> None:
-    line = b"4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 17 4 0 0 20 0 1 0 123 456 789\n"
-    assert process_ticks(line) == 21
+def test_cpu_ticks_read_past_a_command_with_spaces_and_parentheses() -> None:
+    """A process may name itself anything (its /proc comm): the fields are found after the name's last ")"."""
+    named = subprocess.Popen([sys.executable, "-c", "open('/proc/self/comm', 'w').write('a (b) c)');"
+                              "import sys; sys.stdout.write('named\\n'); sys.stdout.flush(); sys.stdin.read()"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert named.stdout is not None and named.stdout.readline() == b"named\n"
+        with open(f"/proc/{named.pid}/stat", "rb") as stat:
+            assert stat.read().startswith(f"{named.pid} (a (b) c)) ".encode())
+        assert parent_pid(named.pid) == os.getpid()
+        ticks = cpu_ticks(named.pid)
+        assert ticks is not None and ticks >= 0
+    finally:
+        named.communicate(b"")
+    assert cpu_ticks(named.pid) is None  # reaped: gone
+
+
+def test_cpu_ticks_agree_with_the_kernels_count_for_this_process() -> None:
+    before = os.times()
+    ticks = cpu_ticks(os.getpid())
+    after = os.times()
+    per_s = os.sysconf("SC_CLK_TCK")
+    assert ticks is not None
+    # user and system time are each rounded to a tick: their sum may be off by two
+    assert (before.user + before.system) * per_s - 2 <= ticks <= (after.user + after.system) * per_s + 2
 
 
 def test_a_home_that_others_keep_busy_moves_to_the_idle_cpu() -> None:
@@ -106,44 +131,38 @@ def test_a_look_decides_only_against_a_recent_baseline_and_not_right_after_a_mov
         monkeypatch: pytest.MonkeyPatch) -> None:
     looks = Looks(monkeypatch)
     home = HomeCpu(CpuHandoff(home=1, cpus=TWO))
-    try:
-        me = os.getpid()  # any live process serves as "the worker": its ticks are read from /proc
-        reserves = lambda: [4242]  # noqa: E731 - a standby's or template's pid
-        assert home.look(100.0, me, reserves) is None and looks.decisions == []  # the first look is the baseline
-        assert home.look(100.0 + cpu_home.LOOK_S / 2, me, reserves) is None and looks.decisions == []  # too soon
-        assert looks.reserves_pinned == []  # not moved: the reserves stay where they were started
-        moved_at = 100.0 + cpu_home.LOOK_S
-        assert home.look(moved_at, me, reserves) == (1, 0)
-        assert looks.pinned == [{0}] and home.home == 0 and home.moved
-        assert looks.reserves_pinned == [(4242, {0})]
-        now, looks_since = moved_at, 1
-        while now + cpu_home.LOOK_S < moved_at + cpu_home.SETTLE_S:  # settling after the move: looks, no decision
-            now += cpu_home.LOOK_S
-            looks_since += 1
-            assert home.look(now, me, reserves) is None and len(looks.decisions) == 1
-        now += cpu_home.LOOK_S * 1.5  # past the settling, within a recent baseline
-        assert now >= moved_at + cpu_home.SETTLE_S
-        assert home.look(now, me, reserves) is None and len(looks.decisions) == 2  # decided: to where it already is
+    me = os.getpid()  # any live process serves as "the worker": its ticks are read from /proc
+    reserves = lambda: [4242]  # noqa: E731 - a standby's or template's pid
+    assert home.look(100.0, me, reserves) is None and looks.decisions == []  # the first look is the baseline
+    assert home.look(100.0 + cpu_home.LOOK_S / 2, me, reserves) is None and looks.decisions == []  # too soon
+    assert looks.reserves_pinned == []  # not moved: the reserves stay where they were started
+    moved_at = 100.0 + cpu_home.LOOK_S
+    assert home.look(moved_at, me, reserves) == (1, 0)
+    assert looks.pinned == [{0}] and home.home == 0 and home.moved
+    assert looks.reserves_pinned == [(4242, {0})]
+    now, looks_since = moved_at, 1
+    while now + cpu_home.LOOK_S < moved_at + cpu_home.SETTLE_S:  # settling after the move: looks, no decision
+        now += cpu_home.LOOK_S
         looks_since += 1
-        # every look since the move moved the reserves too: one started meanwhile pins itself where it was told
-        assert looks.reserves_pinned == [(4242, {0})] * looks_since
-        stale = now + cpu_home.STALE_S + 1  # nothing came for a while: a new baseline, no decision
-        assert home.look(stale, me, reserves) is None and len(looks.decisions) == 2
-        # a new worker: its ticks start a new baseline too
-        assert home.look(stale + cpu_home.LOOK_S, os.getppid(), reserves) is None and len(looks.decisions) == 2
-    finally:
-        home.close()
+        assert home.look(now, me, reserves) is None and len(looks.decisions) == 1
+    now += cpu_home.LOOK_S * 1.5  # past the settling, within a recent baseline
+    assert now >= moved_at + cpu_home.SETTLE_S
+    assert home.look(now, me, reserves) is None and len(looks.decisions) == 2  # decided: to where it already is
+    looks_since += 1
+    # every look since the move moved the reserves too: one started meanwhile pins itself where it was told
+    assert looks.reserves_pinned == [(4242, {0})] * looks_since
+    stale = now + cpu_home.STALE_S + 1  # nothing came for a while: a new baseline, no decision
+    assert home.look(stale, me, reserves) is None and len(looks.decisions) == 2
+    # a new worker: its ticks start a new baseline too
+    assert home.look(stale + cpu_home.LOOK_S, os.getppid(), reserves) is None and len(looks.decisions) == 2
 
 
 def test_a_look_that_finds_no_worker_decides_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     looks = Looks(monkeypatch)
     home = HomeCpu(CpuHandoff(home=1, cpus=TWO))
-    try:
-        gone = 2 ** 22 + 12345  # above any pid this kernel hands out
-        assert home.look(1.0, gone, list) is None and home.look(1.0 + cpu_home.LOOK_S, gone, list) is None
-        assert looks.decisions == [] and not home.moved
-    finally:
-        home.close()
+    gone = 2 ** 22 + 12345  # above any pid this kernel hands out
+    assert home.look(1.0, gone, list) is None and home.look(1.0 + cpu_home.LOOK_S, gone, list) is None
+    assert looks.decisions == [] and not home.moved
 
 
 def in_a_thread(work: Callable[[], Any]) -> Any:
